@@ -1,0 +1,36 @@
+/**
+ * The in-memory 2D training set every trainer, adapter and evaluator consumes.
+ * Images are NHWC float32 (already normalised); labels are one class index per pixel.
+ */
+export interface SliceDataset {
+  /** Number of 2D slices. */
+  readonly n: number;
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  /** n * height * width * channels, NHWC. */
+  readonly images: Float32Array;
+  /** n * height * width class indices in [0, numClasses). */
+  readonly labels: Uint8Array;
+  readonly numClasses: number;
+  /** In-plane pixel spacing in mm, [row, col], used by the distance metrics. */
+  readonly spacing: readonly [number, number];
+  /** Per slice: the case (volume) it came from, so metrics can be computed per volume. */
+  readonly caseIds: readonly string[];
+}
+
+/** A copy of slices [start, end) as a new dataset (views are avoided so that callers may mutate). */
+export function sliceRange(ds: SliceDataset, start: number, end: number): SliceDataset {
+  const px = ds.height * ds.width;
+  return {
+    n: end - start,
+    height: ds.height,
+    width: ds.width,
+    channels: ds.channels,
+    images: ds.images.slice(start * px * ds.channels, end * px * ds.channels),
+    labels: ds.labels.slice(start * px, end * px),
+    numClasses: ds.numClasses,
+    spacing: ds.spacing,
+    caseIds: ds.caseIds.slice(start, end),
+  };
+}
