@@ -3,6 +3,8 @@
  * function so that this file stays a table of contents.
  */
 import { Command } from 'commander';
+import { registerSimulateCommands } from '../simulations/cli.ts';
+import { registerDataCommands } from '../site-agent/data/cli/index.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -10,6 +12,13 @@ export async function main(argv: string[]): Promise<void> {
     .name('fedsfda')
     .description('Federated, privacy-preserving medical image segmentation with source-free domain adaptation')
     .showHelpAfterError();
-  // Subsystems register here (see each module's register function).
-  await program.parseAsync(argv);
+  registerSimulateCommands(program);
+  registerDataCommands(program);
+  try {
+    await program.parseAsync(argv);
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    console.error(`fedsfda: ${e.code ? `[${e.code}] ` : ''}${e.message}`);
+    process.exitCode = 1;
+  }
 }

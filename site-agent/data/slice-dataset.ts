@@ -17,6 +17,11 @@ export interface SliceDataset {
   readonly spacing: readonly [number, number];
   /** Per slice: the case (volume) it came from, so metrics can be computed per volume. */
   readonly caseIds: readonly string[];
+  /**
+   * Distance in mm between consecutive slices of one case, when the slices are a contiguous stack.
+   * With it, metrics are computed per 3D volume; without it, per 2D slice.
+   */
+  readonly sliceThickness?: number;
 }
 
 /** A copy of slices [start, end) as a new dataset (views are avoided so that callers may mutate). */
@@ -32,5 +37,6 @@ export function sliceRange(ds: SliceDataset, start: number, end: number): SliceD
     numClasses: ds.numClasses,
     spacing: ds.spacing,
     caseIds: ds.caseIds.slice(start, end),
+    ...(ds.sliceThickness !== undefined ? { sliceThickness: ds.sliceThickness } : {}),
   };
 }

@@ -1,0 +1,184 @@
+/**
+ * `fedsfda simulate` for a federated scenario: one coordinator process and one process per site, talking
+ * socket.io over loopback with encrypted sessions, exactly as separate hospitals would.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import type { RoundRecord } from '../../coordinator/round-history.ts';
+import { Enrollment } from '../../protocol/enrollment.ts';
+import { generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
+import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { initEngine } from '../../site-agent/engine/index.ts';
+import { createUNet } from '../../site-agent/model/index.ts';
+import type { FederatedScenario } from '../scenario.ts';
+import type { SimulationJob } from './job.ts';
+import { spawnTs, type ChildEvent, type TsChild } from './spawn-ts.ts';
+import { buildSummary, type SimulationSummary } from './summary.ts';
+
+export class SimulationError extends Error {
+  override readonly name = 'SimulationError';
+  constructor(
+    readonly code: 'child-failed' | 'timeout',
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface RunFederatedOptions {
+  readonly scenarioFile: string;
+  readonly scenario: FederatedScenario;
+  readonly outDir: string;
+  /** Progress lines for a human (the CLI prints them). */
+  readonly onLog?: (line: string) => void;
+  /** Hard limit for the whole run (default: rounds x stage timeout + 2 min). */
+  readonly timeoutMs?: number;
+}
+
+/** Runs the federation to completion and writes `outDir/summary.json`. */
+export async function runFederatedSimulation(opts: RunFederatedOptions): Promise<SimulationSummary> {
+  const startedAt = new Date();
+  const log = opts.onLog ?? (() => {});
+  const s = opts.scenario;
+  const outDir = resolve(opts.outDir);
+  const keysDir = join(outDir, 'keys');
+  await mkdir(keysDir, { recursive: true });
+
+  // Identities and the coordinator's allow-list: the same files a real deployment would hold.
+  const coordinatorIdentity = generateIdentity();
+  await saveIdentity(join(keysDir, 'coordinator.json'), coordinatorIdentity);
+  const enrollment = new Enrollment();
+  const sites: SimulationJob['sites'] = [];
+  for (const [index, site] of s.sites.entries()) {
+    const id = generateIdentity();
+    const identityFile = join(keysDir, `${site.id}.json`);
+    await saveIdentity(identityFile, id);
+    enrollment.allow(site.id, id.publicKey);
+    sites.push({ id: site.id, identityFile, index });
+  }
+  const enrollmentFile = join(keysDir, 'enrollment.json');
+  await writeFile(enrollmentFile, JSON.stringify(enrollment.toJSON(), null, 2));
+
+  // The initial global model: seeded, so a scenario reproduces.
+  const engine = await initEngine();
+  const unet = createUNet(
+    { inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth },
+    s.seed,
+  );
+  const initialWeightsFile = join(outDir, 'initial-weights.bin');
+  await writeFile(initialWeightsFile, encodeWeightSet(unet.getWeights()));
+  unet.dispose();
+
+  const job: SimulationJob = {
+    scenarioFile: resolve(opts.scenarioFile),
+    outDir,
+    coordinatorIdentityFile: join(keysDir, 'coordinator.json'),
+    coordinatorPublicKey: publicKeyToString(coordinatorIdentity.publicKey),
+    enrollmentFile,
+    initialWeightsFile,
+    sites,
+  };
+  const jobFile = join(outDir, 'job.json');
+  await writeFile(jobFile, JSON.stringify(job, null, 2));
+
+  const children: TsChild[] = [];
+  const siteInfo = new Map<string, { trainSlices: number | null; valSlices: number | null }>();
+  let history: RoundRecord[] | null = null;
+  const timeoutMs = opts.timeoutMs ?? s.training.rounds * s.training.stageTimeoutMs + 120_000;
+  let timer: NodeJS.Timeout | undefined;
+
+  try {
+    const run = new Promise<void>((resolveRun, rejectRun) => {
+      let finished = false;
+      const fail = (msg: string): void => {
+        if (!finished) {
+          finished = true;
+          rejectRun(new SimulationError('child-failed', msg));
+        }
+      };
+      const coordinator = spawnTs('coordinator', new URL('./coordinator-process.ts', import.meta.url), [jobFile], {
+        onEvent: (e: ChildEvent) => {
+          switch (e.event) {
+            case 'listening':
+              log(`coordinator listening on ${String(e.url)}`);
+              for (const site of sites) startSite(site.id, String(e.url));
+              break;
+            case 'roundStarted':
+              log(`round ${String(e.round)} started with ${(e.sites as string[]).join(', ')}`);
+              break;
+            case 'roundCompleted': {
+              const r = e.record as RoundRecord;
+              const loss = r.meanTrainLoss === null ? 'n/a' : r.meanTrainLoss.toFixed(4);
+              const dice = r.evalMetrics?.dice === undefined ? 'n/a' : r.evalMetrics.dice.toFixed(3);
+              log(`round ${r.round} done in ${(r.durationMs / 1000).toFixed(1)} s: mean train loss ${loss}, mean val Dice ${dice}`);
+              break;
+            }
+            case 'siteFailed':
+              log(`site failure: ${JSON.stringify(e.failure)}`);
+              break;
+            case 'error':
+              fail(`coordinator: ${String(e.message)}`);
+              break;
+            default:
+              break;
+          }
+        },
+      });
+      children.push(coordinator);
+      void coordinator.exited.then(async (code) => {
+        if (code !== 0) return fail(`coordinator exited with code ${code}\n${coordinator.stderrTail()}`);
+        const { readFile } = await import('node:fs/promises');
+        history = JSON.parse(await readFile(join(outDir, 'history.json'), 'utf8')) as RoundRecord[];
+        finished = true;
+        resolveRun();
+      });
+
+      const startSite = (siteId: string, url: string): void => {
+        const child = spawnTs(
+          siteId,
+          new URL('./site-process.ts', import.meta.url),
+          [jobFile, siteId],
+          {
+            onEvent: (e) => {
+              if (e.event === 'ready') {
+                siteInfo.set(siteId, { trainSlices: e.trainSlices as number, valSlices: e.valSlices as number });
+                log(`${siteId}: ready on backend ${String(e.backend)}, ${String(e.trainSlices)} training / ${String(e.valSlices)} validation slices`);
+              } else if (e.event === 'error') {
+                fail(`${siteId}: ${String(e.message)}`);
+              }
+            },
+          },
+          { ...process.env, FEDSFDA_COORDINATOR_URL: url },
+        );
+        children.push(child);
+        void child.exited.then((code) => {
+          if (code !== 0) fail(`${siteId} exited with code ${code}\n${child.stderrTail()}`);
+        });
+      };
+    });
+    const deadline = new Promise<never>((_, rejectDeadline) => {
+      timer = setTimeout(() => rejectDeadline(new SimulationError('timeout', `simulation exceeded ${timeoutMs} ms`)), timeoutMs);
+    });
+    await Promise.race([run, deadline]);
+  } finally {
+    if (timer) clearTimeout(timer);
+    for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGTERM');
+  }
+
+  const summary = buildSummary({
+    scenario: s.name,
+    startedAt,
+    backend: engine.backend,
+    config: s,
+    numClasses: s.data.numClasses,
+    sites: s.sites.map((site) => ({
+      id: site.id,
+      shift: site.shift,
+      trainSlices: siteInfo.get(site.id)?.trainSlices ?? null,
+      valSlices: siteInfo.get(site.id)?.valSlices ?? null,
+    })),
+    history: history ?? [],
+  });
+  await writeFile(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  return summary;
+}

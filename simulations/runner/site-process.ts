@@ -1,0 +1,69 @@
+/**
+ * Child process: one simulated hospital. Generates its own phantom data (it never leaves this process),
+ * trains the U-Net when the coordinator asks, and reports progress as JSON event lines on stdout.
+ * Usage: site-process.ts JOB_FILE SITE_ID
+ */
+import { loadIdentity } from '../../protocol/identity.ts';
+import { runSite } from '../../site-agent/client/index.ts';
+import { initEngine } from '../../site-agent/engine/index.ts';
+import { UNetTrainer } from '../../site-agent/trainer/index.ts';
+import { loadScenarioFile, parseFederatedScenario } from '../scenario.ts';
+import { readJob } from './job.ts';
+import { buildSiteData } from './site-data.ts';
+import { emitEvent } from './spawn-ts.ts';
+
+async function main(): Promise<void> {
+  const [jobFile, siteId] = process.argv.slice(2);
+  const job = await readJob(jobFile);
+  const site = job.sites.find((s) => s.id === siteId);
+  if (!site) throw new Error(`site ${siteId} is not in the job file`);
+  const { raw } = await loadScenarioFile(job.scenarioFile);
+  const scenario = parseFederatedScenario(job.scenarioFile, raw);
+
+  const engine = await initEngine();
+  const data = buildSiteData(scenario, site.index);
+  emitEvent('ready', { siteId, backend: engine.backend, trainSlices: data.train.n, valSlices: data.val.n });
+
+  const trainer = new UNetTrainer({
+    model: {
+      inChannels: data.train.channels,
+      numClasses: scenario.data.numClasses,
+      baseChannels: scenario.model.baseChannels,
+      depth: scenario.model.depth,
+    },
+    train: data.train,
+    val: data.val,
+    batchSize: scenario.training.batchSize,
+    optimizer: scenario.training.optimizer,
+    loss: scenario.training.loss,
+    seed: scenario.seed * 31 + site.index,
+  });
+  const identity = await loadIdentity(site.identityFile);
+  const result = await runSite({
+    url: process.env.FEDSFDA_COORDINATOR_URL ?? '',
+    identity,
+    coordinatorPublicKey: job.coordinatorPublicKey,
+    siteId,
+    trainer: {
+      fit: (global, config) =>
+        trainer.fit(global, {
+          round: config.round,
+          localEpochs: config.localEpochs,
+          lr: config.lr,
+          ...(config.proximalMu !== undefined ? { proximalMu: config.proximalMu } : {}),
+          ...(config.keepLocalBatchNorm === true ? { keepLocalBatchNorm: true } : {}),
+        }),
+      evaluate: (global) => trainer.evaluate(global),
+    },
+    onProgress: (p) => emitEvent('progress', { siteId, progress: p }),
+  });
+  emitEvent('done', { siteId, ...result });
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    emitEvent('error', { message: err instanceof Error ? err.message : String(err) });
+    process.exit(1);
+  },
+);

@@ -1,0 +1,123 @@
+/**
+ * `summary.json` of a federated simulation (schema `fedsfda.simulate/v1`, documented in the README),
+ * built from the coordinator's round history, and the table printed at the end of a run.
+ */
+import Table from 'cli-table3';
+import type { RoundRecord } from '../../coordinator/round-history.ts';
+
+export interface DiceSummary {
+  /** Mean over foreground classes of the per-volume Dice, averaged over the site's validation volumes. */
+  readonly mean: number | null;
+  /** Index i = class i + 1. */
+  readonly perClass: (number | null)[];
+}
+
+export interface SiteSummary {
+  readonly id: string;
+  readonly shift: unknown;
+  readonly trainSlices: number | null;
+  readonly valSlices: number | null;
+  /** The untrained initial global model on the site's validation split (measured before round 1's training). */
+  readonly untrainedDice: DiceSummary;
+  /** The final global model after the last round. */
+  readonly dice: DiceSummary;
+  readonly iou: number | null;
+  readonly hd95Mm: number | null;
+  readonly assdMm: number | null;
+  /** Count of (volume, class, metric) entries that were infinite (empty prediction with non-empty truth). */
+  readonly infiniteDistances: number | null;
+}
+
+export interface SimulationSummary {
+  readonly schema: 'fedsfda.simulate/v1';
+  readonly scenario: string;
+  readonly startedAt: string;
+  readonly durationMs: number;
+  readonly backend: string;
+  readonly config: unknown;
+  readonly sites: SiteSummary[];
+  readonly rounds: { round: number; meanTrainLoss: number | null; meanEvalDice: number | null; durationMs: number; failures: number }[];
+  /** Unweighted means over sites. */
+  readonly meanDice: number | null;
+  readonly meanUntrainedDice: number | null;
+}
+
+const num = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
+
+function dicePart(metrics: Record<string, number> | null | undefined, prefix: string, numClasses: number): DiceSummary {
+  const m = metrics ?? {};
+  const perClass: (number | null)[] = [];
+  for (let c = 1; c < numClasses; c++) perClass.push(num(m[`${prefix}dice.class${c}`]));
+  return { mean: num(m[`${prefix}dice`]), perClass };
+}
+
+function meanOf(values: (number | null)[]): number | null {
+  const v = values.filter((x): x is number => x !== null);
+  return v.length === 0 ? null : v.reduce((a, b) => a + b, 0) / v.length;
+}
+
+export function buildSummary(args: {
+  scenario: string;
+  startedAt: Date;
+  backend: string;
+  config: unknown;
+  numClasses: number;
+  sites: { id: string; shift: unknown; trainSlices: number | null; valSlices: number | null }[];
+  history: RoundRecord[];
+}): SimulationSummary {
+  const first = args.history[0];
+  const last = args.history[args.history.length - 1];
+  const sites: SiteSummary[] = args.sites.map((s) => {
+    const initial = first?.sites.find((r) => r.siteId === s.id)?.fitMetrics;
+    const final = last?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
+    return {
+      ...s,
+      untrainedDice: dicePart(initial, 'initial.', args.numClasses),
+      dice: dicePart(final, '', args.numClasses),
+      iou: num(final?.iou),
+      hd95Mm: num(final?.hd95),
+      assdMm: num(final?.assd),
+      infiniteDistances: num(final?.infiniteDistances),
+    };
+  });
+  return {
+    schema: 'fedsfda.simulate/v1',
+    scenario: args.scenario,
+    startedAt: args.startedAt.toISOString(),
+    durationMs: Date.now() - args.startedAt.getTime(),
+    backend: args.backend,
+    config: args.config,
+    sites,
+    rounds: args.history.map((r) => ({
+      round: r.round,
+      meanTrainLoss: r.meanTrainLoss,
+      meanEvalDice: num(r.evalMetrics?.dice),
+      durationMs: r.durationMs,
+      failures: r.failures.length,
+    })),
+    meanDice: meanOf(sites.map((s) => s.dice.mean)),
+    meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
+  };
+}
+
+const fmt = (v: number | null, digits = 3): string => (v === null ? 'n/a' : v.toFixed(digits));
+
+/** The per-site results table printed at the end of `fedsfda simulate`. */
+export function formatSummaryTable(summary: SimulationSummary): string {
+  const numFg = summary.sites[0]?.dice.perClass.length ?? 0;
+  const table = new Table({
+    head: ['site', 'scanner', ...Array.from({ length: numFg }, (_, i) => `Dice c${i + 1}`), 'Dice mean', 'untrained', 'HD95 mm', 'ASSD mm'],
+  });
+  for (const s of summary.sites) {
+    table.push([
+      s.id,
+      typeof s.shift === 'string' ? s.shift : 'custom',
+      ...s.dice.perClass.map((v) => fmt(v)),
+      fmt(s.dice.mean),
+      fmt(s.untrainedDice.mean),
+      fmt(s.hd95Mm, 2),
+      fmt(s.assdMm, 2),
+    ]);
+  }
+  return table.toString();
+}

@@ -1,0 +1,1 @@
+export { evaluateVolumes, scorePredictions, groupByCase, type VolumeEvaluation, type VolumeGroup } from './evaluate-volumes.ts';

@@ -1,0 +1,1 @@
+export { UNetTrainer, type UNetTrainerOptions, type FitRequest, type FitOutcome, type EvaluateOutcome } from './unet-trainer.ts';

@@ -1,0 +1,131 @@
+/**
+ * The site's local trainer: what a site agent does with the global model in each round.
+ * It owns the site's U-Net and data; only weights and aggregate numbers leave it.
+ */
+import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
+import type { SliceDataset } from '../data/slice-dataset.ts';
+import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
+import { createUNet, type UNet, type UNetConfig } from '../model/index.ts';
+import { trainLocal, type TrainConfig } from '../train/index.ts';
+
+export interface UNetTrainerOptions {
+  readonly model: UNetConfig;
+  readonly train: SliceDataset;
+  readonly val: SliceDataset;
+  readonly batchSize: number;
+  readonly optimizer: TrainConfig['optimizer'];
+  readonly loss: TrainConfig['loss'];
+  /** Seeds the local shuffles; the round number is mixed in so rounds differ but runs repeat. */
+  readonly seed: number;
+  /**
+   * FedBN (Li et al., ICLR 2021, section 3): BN affine parameters and running statistics never leave the
+   * site; incoming global BN entries are ignored once the site has its own.
+   */
+  readonly keepBatchNormLocal?: boolean;
+  /** Called after every local step (progress reporting). */
+  readonly onStep?: (round: number, step: number, loss: number) => void;
+}
+
+export interface FitRequest {
+  readonly round: number;
+  readonly localEpochs: number;
+  readonly lr: number;
+  readonly proximalMu?: number;
+  /** Set by the FedBN strategy: keep BN local for this and later rounds. */
+  readonly keepLocalBatchNorm?: boolean;
+}
+
+export interface FitOutcome {
+  readonly weights: WeightSet;
+  readonly numExamples: number;
+  readonly metrics: Record<string, number>;
+}
+
+export interface EvaluateOutcome {
+  readonly numExamples: number;
+  readonly metrics: Record<string, number>;
+}
+
+/** Flattens a volume evaluation into the wire's metric record (finite numbers only: JSON has no NaN/Infinity). */
+function evaluationMetrics(unet: UNet, val: SliceDataset): Record<string, number> {
+  const ev = evaluateVolumes(unet, val);
+  const out: Record<string, number> = {};
+  const put = (k: string, v: number): void => {
+    if (Number.isFinite(v)) out[k] = v;
+  };
+  put('dice', ev.mean.dice.mean);
+  put('iou', ev.mean.iou.mean);
+  put('hd95', ev.mean.hd95.mean);
+  put('assd', ev.mean.assd.mean);
+  ev.perClass.forEach((m, i) => {
+    put(`dice.class${i + 1}`, m.dice.mean);
+    put(`hd95.class${i + 1}`, m.hd95.mean);
+  });
+  out.infiniteDistances = ev.infiniteCount;
+  out.volumes = ev.cases.length;
+  return out;
+}
+
+export class UNetTrainer {
+  readonly unet: UNet;
+  private hasLocalBatchNorm = false;
+
+  constructor(private readonly opts: UNetTrainerOptions) {
+    // The initial weights are overwritten by the first global model; the seed only fixes shapes' init.
+    this.unet = createUNet(opts.model, opts.seed);
+    this.keepBatchNormLocal = opts.keepBatchNormLocal === true;
+  }
+
+  private isBatchNorm(name: string): boolean {
+    const kind = this.unet.parameterKind(name);
+    return kind === 'bn-affine' || kind === 'bn-stat';
+  }
+
+  private keepBatchNormLocal: boolean;
+
+  private load(global: WeightSet): void {
+    if (this.keepBatchNormLocal && this.hasLocalBatchNorm) {
+      this.unet.setWeights(
+        global.filter((t) => !this.isBatchNorm(t.name)),
+        { partial: true },
+      );
+    } else {
+      this.unet.setWeights(global);
+    }
+  }
+
+  /** Loads the global model, trains E local epochs, returns the update (BN kept back under FedBN). */
+  async fit(global: WeightSet, req: FitRequest): Promise<FitOutcome> {
+    if (req.keepLocalBatchNorm === true) this.keepBatchNormLocal = true;
+    this.load(global);
+    const before = req.round === 1 ? evaluationMetrics(this.unet, this.opts.val) : undefined;
+    const result = await trainLocal(this.unet, this.opts.train, {
+      epochs: Math.max(1, req.localEpochs),
+      batchSize: this.opts.batchSize,
+      optimizer: this.opts.optimizer,
+      lr: req.lr,
+      loss: this.opts.loss,
+      seed: this.opts.seed * 1000 + req.round,
+      ...(req.proximalMu ? { proximalMu: req.proximalMu, globalWeights: global } : {}),
+      onStep: (step, loss) => this.opts.onStep?.(req.round, step, loss),
+    });
+    this.hasLocalBatchNorm = true;
+    let weights: NamedTensor[] = this.unet.getWeights();
+    if (this.keepBatchNormLocal) {
+      // The wire format wants every tensor; under FedBN the site echoes the global BN entries it was sent,
+      // so its own BN parameters and statistics never leave it (and the coordinator ignores these anyway).
+      const globalByName = new Map(global.map((t) => [t.name, t]));
+      weights = weights.map((t) => (this.isBatchNorm(t.name) ? (globalByName.get(t.name) ?? t) : t));
+    }
+    const metrics: Record<string, number> = { trainLoss: result.meanLoss, steps: result.steps };
+    if (before) for (const [k, v] of Object.entries(before)) metrics[`initial.${k}`] = v;
+    // FedAvg weights a site by its number of training examples (McMahan et al. 2017, Algorithm 1), not by epochs.
+    return { weights, numExamples: this.opts.train.n, metrics };
+  }
+
+  /** Loads the global model (keeping local BN under FedBN) and scores the local validation split per volume. */
+  async evaluate(global: WeightSet): Promise<EvaluateOutcome> {
+    this.load(global);
+    return { numExamples: this.opts.val.n, metrics: evaluationMetrics(this.unet, this.opts.val) };
+  }
+}
