@@ -3,13 +3,39 @@
  * config is refused before any process starts, with the path of the offending field.
  */
 import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
-export const siteSpecSchema = z.object({
-  id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'site ids are lowercase letters, digits and dashes'),
-  /** A phantom scanner preset name (simulations/phantoms) or an inline shift spec. */
-  shift: z.union([z.string(), z.record(z.string(), z.unknown())]),
-  numCases: z.number().int().min(1).max(1000),
+export const siteSpecSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/, 'site ids are lowercase letters, digits and dashes'),
+    /** Phantom sites: a scanner preset name (simulations/phantoms) or an inline shift spec. */
+    shift: ScannerShiftOrPresetSchema.optional(),
+    /** Phantom sites: number of generated volumes. */
+    numCases: z.number().int().min(1).max(1000).optional(),
+    /** Folder sites: a Decathlon / nnU-Net / plain dataset folder (relative paths are relative to the scenario file). */
+    dataDir: z.string().min(1).optional(),
+  })
+  .refine((s) => (s.dataDir === undefined) !== (s.shift === undefined && s.numCases === undefined), {
+    message: 'a site has either dataDir (a dataset folder) or shift + numCases (phantoms), not both',
+  })
+  .refine((s) => s.dataDir !== undefined || (s.shift !== undefined && s.numCases !== undefined), {
+    message: 'a phantom site needs both shift and numCases',
+  });
+
+/** Builds the datasets the folder sites use before the run, unless they already exist. */
+export const prepareSchema = z.object({
+  kind: z.literal('mricron'),
+  /** Output folder (relative to the scenario file); site i lands in `<out>/site-<i>`. */
+  out: z.string().min(1),
+  sites: z.number().int().min(1).max(64),
+  casesPerSite: z.number().int().min(1).max(1000).optional(),
+  slabSlices: z.number().int().min(1).max(512).optional(),
+  downsample: z.number().int().min(1).max(8).optional(),
+  labels: z.enum(['aal4', 'aal5', 'brain']).optional(),
+  scanners: z.array(ScannerShiftOrPresetSchema).optional(),
+  seed: z.number().int().optional(),
 });
 
 export const federatedScenarioSchema = z.object({
@@ -23,6 +49,7 @@ export const federatedScenarioSchema = z.object({
     /** Fraction of each site's cases held out for local validation (split by case, never by slice). */
     valFraction: z.number().gt(0).lt(1).default(0.25),
   }),
+  prepare: prepareSchema.optional(),
   sites: z.array(siteSpecSchema).min(1).max(64),
   model: z.object({
     baseChannels: z.number().int().min(1).max(128),
@@ -91,5 +118,12 @@ export function parseFederatedScenario(file: string, raw: unknown): FederatedSce
   if (min > parsed.data.sites.length) {
     throw new ScenarioError(file, `training.minSites (${min}) exceeds the number of sites (${parsed.data.sites.length})`);
   }
-  return parsed.data;
+  // Paths in a scenario are relative to the scenario file, so a scenario folder can be moved as a whole.
+  const base = dirname(resolve(file));
+  const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  return {
+    ...parsed.data,
+    ...(parsed.data.prepare ? { prepare: { ...parsed.data.prepare, out: abs(parsed.data.prepare.out) } } : {}),
+    sites: parsed.data.sites.map((site) => (site.dataDir ? { ...site, dataDir: abs(site.dataDir) } : site)),
+  };
 }

@@ -2,7 +2,7 @@
  * `fedsfda simulate` for a federated scenario: one coordinator process and one process per site, talking
  * socket.io over loopback with encrypted sessions, exactly as separate hospitals would.
  */
-import { mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import type { RoundRecord } from '../../coordinator/round-history.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
@@ -10,6 +10,7 @@ import { generateIdentity, publicKeyToString, saveIdentity } from '../../protoco
 import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
+import { buildMricronDatasets } from '../mricron/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import type { SimulationJob } from './job.ts';
 import { spawnTs, type ChildEvent, type TsChild } from './spawn-ts.ts';
@@ -35,6 +36,23 @@ export interface RunFederatedOptions {
   readonly timeoutMs?: number;
 }
 
+/** Builds the scenario's dataset folders (e.g. from mricron-data) unless a previous run already did. */
+async function prepareDatasets(s: FederatedScenario, log: (line: string) => void): Promise<void> {
+  const p = s.prepare;
+  if (!p) return;
+  const exists = await access(join(p.out, 'site-1', 'dataset.json')).then(
+    () => true,
+    () => false,
+  );
+  if (exists) {
+    log(`using the datasets already built in ${p.out}`);
+    return;
+  }
+  log(`building ${p.sites} ${p.kind} site datasets in ${p.out}`);
+  const { kind: _kind, ...opts } = p;
+  await buildMricronDatasets(opts);
+}
+
 /** Runs the federation to completion and writes `outDir/summary.json`. */
 export async function runFederatedSimulation(opts: RunFederatedOptions): Promise<SimulationSummary> {
   const startedAt = new Date();
@@ -43,6 +61,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   const outDir = resolve(opts.outDir);
   const keysDir = join(outDir, 'keys');
   await mkdir(keysDir, { recursive: true });
+  await prepareDatasets(s, log);
 
   // Identities and the coordinator's allow-list: the same files a real deployment would hold.
   const coordinatorIdentity = generateIdentity();
@@ -173,7 +192,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
     numClasses: s.data.numClasses,
     sites: s.sites.map((site) => ({
       id: site.id,
-      shift: site.shift,
+      shift: site.shift ?? site.dataDir,
       trainSlices: siteInfo.get(site.id)?.trainSlices ?? null,
       valSlices: siteInfo.get(site.id)?.valSlices ?? null,
     })),

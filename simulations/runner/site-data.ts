@@ -2,6 +2,7 @@
  * A simulated site's local data: phantom volumes through the site's scanner, split by case into
  * training and validation (never by slice: neighbouring slices of one volume are nearly identical).
  */
+import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
@@ -25,18 +26,35 @@ function selectCases(ds: SliceDataset, keep: Set<string>): SliceDataset {
   return { ...ds, n: idx.length, images, labels, caseIds: idx.map((i) => ds.caseIds[i]) };
 }
 
-/** Site `index` of the scenario; the seed mixes scenario seed and site index so sites see different anatomy. */
-export function buildSiteData(scenario: FederatedScenario, index: number): SiteData {
+/** The site's slices before the split: phantoms generated in-process, or a dataset folder read from disk. */
+async function loadAll(scenario: FederatedScenario, index: number): Promise<SliceDataset> {
   const site = scenario.sites[index];
-  const all = generateSiteData({
+  if (site.dataDir !== undefined) {
+    const { dataset, warnings } = await loadSiteDataset(site.dataDir, {
+      size: scenario.data.size,
+      numClasses: scenario.data.numClasses,
+      normalization: { kind: 'zscore', mask: 'nonzero' },
+      seed: scenario.seed + index,
+    });
+    for (const w of warnings) console.error(`${site.id}: ${w}`);
+    return dataset;
+  }
+  // The seed mixes scenario seed and site index so that sites see different anatomy.
+  return generateSiteData({
     seed: scenario.seed * 7919 + index * 104_729 + 17,
-    numCases: site.numCases,
+    numCases: site.numCases ?? 0,
     slicesPerCase: scenario.data.slicesPerCase,
     size: scenario.data.size,
     numClasses: scenario.data.numClasses,
-    shift: site.shift as Parameters<typeof generateSiteData>[0]['shift'],
+    shift: site.shift ?? 'none',
     caseIdPrefix: `${site.id}-case`,
   });
+}
+
+/** Site `index` of the scenario, split by case into training and validation. */
+export async function buildSiteData(scenario: FederatedScenario, index: number): Promise<SiteData> {
+  const site = scenario.sites[index];
+  const all = await loadAll(scenario, index);
   const cases = [...new Set(all.caseIds)];
   const numVal = Math.max(1, Math.min(cases.length - 1, Math.round(cases.length * scenario.data.valFraction)));
   if (cases.length < 2) throw new Error(`site ${site.id}: needs at least 2 cases to hold one out for validation`);

@@ -21,7 +21,7 @@ async function main(): Promise<void> {
   const scenario = parseFederatedScenario(job.scenarioFile, raw);
 
   const engine = await initEngine();
-  const data = buildSiteData(scenario, site.index);
+  const data = await buildSiteData(scenario, site.index);
   emitEvent('ready', { siteId, backend: engine.backend, trainSlices: data.train.n, valSlices: data.val.n });
 
   const trainer = new UNetTrainer({
