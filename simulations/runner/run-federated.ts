@@ -3,7 +3,7 @@
  * socket.io over loopback with encrypted sessions, exactly as separate hospitals would.
  */
 import { access, mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { RoundRecord } from '../../coordinator/round-history.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
@@ -192,7 +192,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
     numClasses: s.data.numClasses,
     sites: s.sites.map((site) => ({
       id: site.id,
-      shift: site.shift ?? site.dataDir,
+      shift: site.shift ?? `folder ${basename(site.dataDir ?? '')}`,
       trainSlices: siteInfo.get(site.id)?.trainSlices ?? null,
       valSlices: siteInfo.get(site.id)?.valSlices ?? null,
     })),
