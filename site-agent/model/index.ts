@@ -1,0 +1,21 @@
+export { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
+export { ModelError, type ModelErrorCode } from './model-error.ts';
+export { UNetConfigSchema, parseUNetConfig, channelsAt, type UNetConfig } from './unet-config.ts';
+export { buildLayout, type ParameterKind, type ParamSpec, type UNetLayout } from './unet-params.ts';
+export {
+  createUNet,
+  type UNet,
+  type BatchNormStats,
+  type ForwardOptions,
+  type ForwardResult,
+  type SetWeightsOptions,
+} from './unet.ts';
+export {
+  saveModel,
+  loadModel,
+  readModelManifest,
+  MODEL_FORMAT_VERSION,
+  MODEL_JSON,
+  WEIGHTS_BIN,
+  type ModelManifest,
+} from './model-io.ts';

@@ -1,0 +1,47 @@
+import { z } from 'zod';
+import { ModelError } from './model-error.ts';
+
+/**
+ * U-Net shape. `depth` is the number of 2x2 poolings, so inputs must have height and width divisible by 2^depth.
+ * Channels double at every level: level i (1-based) has baseChannels * 2^(i-1); the bottleneck has baseChannels * 2^depth.
+ */
+export const UNetConfigSchema = z
+  .object({
+    inChannels: z.number().int().min(1).max(64),
+    numClasses: z.number().int().min(2).max(255),
+    baseChannels: z.number().int().min(1).max(512),
+    depth: z.number().int().min(1).max(6),
+    /** Optional fixed input size [height, width]; when set, forward() rejects other sizes. */
+    inputSize: z.tuple([z.number().int().min(1), z.number().int().min(1)]).optional(),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.inputSize !== undefined) {
+      const f = 2 ** c.depth;
+      if (c.inputSize[0] % f !== 0 || c.inputSize[1] % f !== 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['inputSize'],
+          message: `inputSize ${c.inputSize[0]}x${c.inputSize[1]} is not divisible by 2^depth = ${f}`,
+        });
+      }
+    }
+  });
+
+export type UNetConfig = z.infer<typeof UNetConfigSchema>;
+
+/** Validates a config, throwing ModelError('INVALID_CONFIG') that names the offending field. */
+export function parseUNetConfig(raw: unknown): UNetConfig {
+  const r = UNetConfigSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    const where = issue.path.length > 0 ? issue.path.join('.') : '(root)';
+    throw new ModelError('INVALID_CONFIG', `invalid U-Net config at ${where}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+/** Channels at encoder level `level` (1-based); level depth+1 is the bottleneck. */
+export function channelsAt(config: UNetConfig, level: number): number {
+  return config.baseChannels * 2 ** (level - 1);
+}

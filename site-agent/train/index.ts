@@ -1,0 +1,16 @@
+export { TrainError, type TrainErrorCode } from './train-error.ts';
+export {
+  crossEntropyLoss,
+  softDiceLoss,
+  ceDiceLoss,
+  entropyLoss,
+  segmentationLoss,
+  DICE_SMOOTH,
+  type LossKind,
+} from './losses.ts';
+export { createOptimizer, type OptimizerConfig, type TrainOptimizer } from './optimizer.ts';
+export { makeBatch, checkDataset, checkImages } from './batches.ts';
+export { trainLocal, type TrainConfig, type TrainResult } from './train-local.ts';
+export { predict, predictProbs } from './predict.ts';
+export { evaluateDice, type DiceSummary } from './evaluate-dice.ts';
+export { profileTrainStep, type ProfileOptions, type ProfileResult, type KernelUse } from './profile-train-step.ts';

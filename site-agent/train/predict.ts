@@ -1,0 +1,49 @@
+import * as tf from '@tensorflow/tfjs-core';
+import type { UNet } from '../model/unet.ts';
+import { checkImages } from './batches.ts';
+import { TrainError } from './train-error.ts';
+
+/** Runs the model batch by batch (BN with running statistics) and hands each batch's logits to `emit`. */
+function runBatches(
+  unet: UNet,
+  images: Float32Array,
+  n: number,
+  h: number,
+  w: number,
+  c: number,
+  batchSize: number,
+  fn: string,
+  emit: (logits: tf.Tensor4D, first: number) => void,
+): void {
+  checkImages(unet, images, n, h, w, c, fn);
+  if (!Number.isInteger(batchSize) || batchSize < 1) {
+    throw new TrainError('INVALID_INPUT', `${fn}: batchSize must be a positive integer, got ${batchSize}`);
+  }
+  const img = h * w * c;
+  for (let s = 0; s < n; s += batchSize) {
+    const m = Math.min(batchSize, n - s);
+    tf.tidy(() => {
+      const x = tf.tensor4d(images.subarray(s * img, (s + m) * img), [m, h, w, c]);
+      emit(unet.forward(x, { bn: 'running', collectStats: false }).logits, s);
+    });
+  }
+}
+
+/** Per-pixel argmax labels, n*h*w, with BN in inference mode. Ties go to the lower class index. */
+export function predict(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize = 8): Uint8Array {
+  const out = new Uint8Array(n * h * w);
+  runBatches(unet, images, n, h, w, c, batchSize, 'predict', (logits, first) => {
+    out.set(tf.argMax(logits, -1).dataSync() as Int32Array, first * h * w);
+  });
+  return out;
+}
+
+/** Per-pixel softmax probabilities, n*h*w*numClasses (class axis last), with BN in inference mode. */
+export function predictProbs(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize = 8): Float32Array {
+  const k = unet.config.numClasses;
+  const out = new Float32Array(n * h * w * k);
+  runBatches(unet, images, n, h, w, c, batchSize, 'predictProbs', (logits, first) => {
+    out.set(tf.softmax(logits).dataSync() as Float32Array, first * h * w * k);
+  });
+  return out;
+}
