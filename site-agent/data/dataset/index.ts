@@ -1,0 +1,16 @@
+export { DatasetError, type DatasetErrorCode, type FileProblem, type FileProblemCode } from './dataset-error.ts';
+export { discoverDataset, type CaseFiles, type DiscoveredDataset } from './discover-dataset.ts';
+export { loadCase, loadDatasetCases, type LoadCasesOptions, type LoadedCase, type LoadedDataset } from './load-cases.ts';
+export {
+  normalizeVolume,
+  planeAxes,
+  reassembleLabelVolume,
+  volumesToSliceDataset,
+  type CaseSlices,
+  type Normalization,
+  type PreprocessOptions,
+  type PreprocessResult,
+  type VolumeCase,
+} from './preprocess.ts';
+export { loadSiteDataset, type LoadSiteDatasetOptions, type SiteDataset } from './load-site-dataset.ts';
+export { writeDecathlonDataset, type DecathlonCase, type DecathlonDatasetSpec } from './write-decathlon.ts';

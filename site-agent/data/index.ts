@@ -1,0 +1,5 @@
+export { sliceRange, type SliceDataset } from './slice-dataset.ts';
+export { resizeBilinear, resizeNearest } from './resize.ts';
+export * as nifti from './nifti/index.ts';
+export * as dataset from './dataset/index.ts';
+export { registerDataCommands } from './cli/index.ts';

@@ -1,0 +1,18 @@
+export { NiftiError, type NiftiErrorCode } from './nifti-error.ts';
+export { NIFTI_DATATYPES, type NiftiDatatype, type NiftiDatatypeName } from './datatypes.ts';
+export { applyAffine, identity44, mat44ToQuatern, quaternToMat44, type Mat44, type Quatern } from './affine.ts';
+export {
+  canonicalAffine,
+  canonicalDims,
+  computeReorientation,
+  orientationCode,
+  reorientFromCanonical,
+  reorientToCanonical,
+  type Dims3,
+  type Reorientation,
+} from './orientation.ts';
+export { geometryFromAffine, geometryFromSpacing, parseNiftiHeader, type NiftiGeometry, type NiftiHeaderInfo, type NiftiLike } from './nifti-header.ts';
+export { decodeNifti, DEFAULT_MAX_NIFTI_BYTES, readNifti, readNiftiHeader, type NiftiVolume, type ReadNiftiOptions } from './read-nifti.ts';
+export { encodeNifti, writeNifti, type WriteNiftiOptions } from './write-nifti.ts';
+export { labelValues, toLabelMap } from './label-map.ts';
+export { boundedGunzip, isGzip } from './bounded-gunzip.ts';
