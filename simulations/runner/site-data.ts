@@ -4,26 +4,13 @@
  */
 import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import { splitByCase } from '../../site-agent/trainer/split-by-case.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 
 export interface SiteData {
   readonly train: SliceDataset;
   readonly val: SliceDataset;
-}
-
-/** Keeps the slices whose case is in `keep`, in dataset order. */
-function selectCases(ds: SliceDataset, keep: Set<string>): SliceDataset {
-  const px = ds.height * ds.width;
-  const idx: number[] = [];
-  ds.caseIds.forEach((id, i) => keep.has(id) && idx.push(i));
-  const images = new Float32Array(idx.length * px * ds.channels);
-  const labels = new Uint8Array(idx.length * px);
-  idx.forEach((s, k) => {
-    images.set(ds.images.subarray(s * px * ds.channels, (s + 1) * px * ds.channels), k * px * ds.channels);
-    labels.set(ds.labels.subarray(s * px, (s + 1) * px), k * px);
-  });
-  return { ...ds, n: idx.length, images, labels, caseIds: idx.map((i) => ds.caseIds[i]) };
 }
 
 /** The site's slices before the split: phantoms generated in-process, or a dataset folder read from disk. */
@@ -55,10 +42,6 @@ async function loadAll(scenario: FederatedScenario, index: number): Promise<Slic
 export async function buildSiteData(scenario: FederatedScenario, index: number): Promise<SiteData> {
   const site = scenario.sites[index];
   const all = await loadAll(scenario, index);
-  const cases = [...new Set(all.caseIds)];
-  const numVal = Math.max(1, Math.min(cases.length - 1, Math.round(cases.length * scenario.data.valFraction)));
-  if (cases.length < 2) throw new Error(`site ${site.id}: needs at least 2 cases to hold one out for validation`);
-  const valCases = new Set(cases.slice(cases.length - numVal));
-  const trainCases = new Set(cases.slice(0, cases.length - numVal));
-  return { train: selectCases(all, trainCases), val: selectCases(all, valCases) };
+  if (new Set(all.caseIds).size < 2) throw new Error(`site ${site.id}: needs at least 2 cases to hold one out for validation`);
+  return splitByCase(all, scenario.data.valFraction);
 }

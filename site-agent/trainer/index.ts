@@ -1,1 +1,3 @@
 export { UNetTrainer, type UNetTrainerOptions, type FitRequest, type FitOutcome, type EvaluateOutcome } from './unet-trainer.ts';
+export { inferUNetConfig } from './infer-config.ts';
+export { splitByCase, selectCases } from './split-by-case.ts';

@@ -5,11 +5,13 @@
 import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
-import { createUNet, type UNet, type UNetConfig } from '../model/index.ts';
+import { createUNet, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
 import { trainLocal, type TrainConfig } from '../train/index.ts';
+import { inferUNetConfig } from './infer-config.ts';
 
 export interface UNetTrainerOptions {
-  readonly model: UNetConfig;
+  /** The architecture; when absent it is read from the first global model received (inferUNetConfig). */
+  readonly model?: UNetConfig;
   readonly train: SliceDataset;
   readonly val: SliceDataset;
   readonly batchSize: number;
@@ -67,12 +69,18 @@ function evaluationMetrics(unet: UNet, val: SliceDataset): Record<string, number
 }
 
 export class UNetTrainer {
-  readonly unet: UNet;
+  private model: UNet | undefined;
   private hasLocalBatchNorm = false;
+
+  /** The site's U-Net (created from the options, or from the first global model). */
+  get unet(): UNet {
+    if (!this.model) throw new ModelError('INVALID_CONFIG', 'the trainer has no model yet: it is created from the first global model');
+    return this.model;
+  }
 
   constructor(private readonly opts: UNetTrainerOptions) {
     // The initial weights are overwritten by the first global model; the seed only fixes shapes' init.
-    this.unet = createUNet(opts.model, opts.seed);
+    if (opts.model) this.model = createUNet(opts.model, opts.seed);
     this.keepBatchNormLocal = opts.keepBatchNormLocal === true;
   }
 
@@ -84,6 +92,7 @@ export class UNetTrainer {
   private keepBatchNormLocal: boolean;
 
   private load(global: WeightSet): void {
+    this.model ??= createUNet(inferUNetConfig(global), this.opts.seed);
     if (this.keepBatchNormLocal && this.hasLocalBatchNorm) {
       this.unet.setWeights(
         global.filter((t) => !this.isBatchNorm(t.name)),

@@ -1,0 +1,101 @@
+/**
+ * What left the building: the site agent appends one JSON line per event (what was sent, how many bytes,
+ * to whom), and `fedsfda site audit FILE` summarises it for hospital IT / security.
+ */
+import { appendFileSync, readFileSync } from 'node:fs';
+import type { SiteProgress } from '../client/index.ts';
+
+export interface AuditHeader {
+  readonly type: 'session';
+  readonly siteId: string;
+  readonly coordinatorUrl: string;
+  /** The pinned coordinator identity key (base64): the only party that can open the envelopes. */
+  readonly coordinatorKey: string;
+}
+
+export type AuditRecord = (AuditHeader | SiteProgress) & { readonly time: string };
+
+/** Appends synchronously, so that a crash never loses an already-sent event. */
+export class AuditLog {
+  constructor(private readonly file: string) {}
+
+  write(event: AuditHeader | SiteProgress): void {
+    appendFileSync(this.file, `${JSON.stringify({ time: new Date().toISOString(), ...event })}\n`);
+  }
+}
+
+export interface AuditSummary {
+  readonly sessions: { siteId: string; coordinatorUrl: string; coordinatorKey: string; time: string }[];
+  /** One entry per model update sent: the encrypted update's size and the metric names and values that went with it. */
+  readonly updates: { round: number; time: string; bytes: number; numExamples: number; metrics: Record<string, number> }[];
+  readonly evaluations: { round: number; time: string; numExamples: number; metrics: Record<string, number> }[];
+  /** Totals over connections as counted by the transport (all envelopes, including handshakes and acks). */
+  readonly bytesSent: number;
+  readonly bytesReceived: number;
+  readonly failures: { round: number; stage: string; reason: string }[];
+  readonly malformedLines: number;
+}
+
+export function summarizeAudit(file: string): AuditSummary {
+  const out = {
+    sessions: [] as AuditSummary['sessions'],
+    updates: [] as AuditSummary['updates'],
+    evaluations: [] as AuditSummary['evaluations'],
+    bytesSent: 0,
+    bytesReceived: 0,
+    failures: [] as AuditSummary['failures'],
+    malformedLines: 0,
+  };
+  for (const line of readFileSync(file, 'utf8').split('\n')) {
+    if (line.trim() === '') continue;
+    let r: AuditRecord;
+    try {
+      r = JSON.parse(line) as AuditRecord;
+    } catch {
+      out.malformedLines++;
+      continue;
+    }
+    switch (r.type) {
+      case 'session':
+        out.sessions.push({ siteId: r.siteId, coordinatorUrl: r.coordinatorUrl, coordinatorKey: r.coordinatorKey, time: r.time });
+        break;
+      case 'fit':
+        out.updates.push({ round: r.round, time: r.time, bytes: r.updateBytes, numExamples: r.numExamples, metrics: r.metrics });
+        break;
+      case 'evaluate':
+        out.evaluations.push({ round: r.round, time: r.time, numExamples: r.numExamples, metrics: r.metrics });
+        break;
+      case 'disconnected':
+        out.bytesSent += r.bytesSent;
+        out.bytesReceived += r.bytesReceived;
+        break;
+      case 'failed':
+        out.failures.push({ round: r.round, stage: r.stage, reason: r.reason });
+        break;
+      case 'connected':
+      case 'finished':
+        break;
+      default:
+        out.malformedLines++;
+    }
+  }
+  return out;
+}
+
+export function formatAudit(s: AuditSummary): string {
+  const lines: string[] = [];
+  for (const x of s.sessions) lines.push(`${x.time}  site ${x.siteId} -> ${x.coordinatorUrl} (coordinator key ${x.coordinatorKey})`);
+  for (const u of s.updates) {
+    lines.push(
+      `${u.time}  round ${u.round}: sent an encrypted model update of ${u.bytes} bytes (trained on ${u.numExamples} slices) ` +
+        `and metrics ${Object.keys(u.metrics).join(', ') || '(none)'}`,
+    );
+  }
+  for (const e of s.evaluations) {
+    lines.push(`${e.time}  round ${e.round}: sent evaluation metrics ${Object.keys(e.metrics).join(', ') || '(none)'} over ${e.numExamples} slices`);
+  }
+  for (const f of s.failures) lines.push(`round ${f.round} ${f.stage} failed: ${f.reason}`);
+  lines.push(`total on the wire: ${s.bytesSent} bytes sent, ${s.bytesReceived} bytes received (the protocol has no message type that can carry an image or a label)`);
+  if (s.malformedLines > 0) lines.push(`warning: ${s.malformedLines} unreadable line(s) in the audit log`);
+  return lines.join('\n');
+}

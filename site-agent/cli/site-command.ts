@@ -1,0 +1,151 @@
+/**
+ * `fedsfda site`: the agent a hospital runs. It connects outbound to the coordinator, trains on the local
+ * dataset folder when asked, and keeps an audit log of everything it sends.
+ *
+ * @example
+ * fedsfda site --url https://coord.example:8443 --identity site.json --coordinator-key <base64> \
+ *   --site-id hospital-a --data /data/decathlon-task --audit audit.jsonl
+ */
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { loadIdentity, parsePublicKey } from '../../protocol/identity.ts';
+import { runSite } from '../client/index.ts';
+import { loadSiteDataset } from '../data/dataset/index.ts';
+import { initEngine } from '../engine/index.ts';
+import { splitByCase, UNetTrainer } from '../trainer/index.ts';
+import { AuditLog, formatAudit, summarizeAudit } from './audit-log.ts';
+
+function int(name: string, min: number, max: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`--${name} must be an integer in [${min}, ${max}]`);
+    return n;
+  };
+}
+
+function fraction(v: string): number {
+  const n = Number(v);
+  if (!(n > 0 && n < 1)) throw new InvalidArgumentError('must be a number in (0, 1)');
+  return n;
+}
+
+/** The coordinator key may be given as base64 or as a file holding it (or an identity/public JSON with `publicKey`). */
+async function readCoordinatorKey(arg: string): Promise<string> {
+  let text = arg;
+  try {
+    text = (await readFile(arg, 'utf8')).trim();
+  } catch {
+    // not a file: the argument is the key itself
+  }
+  if (text.startsWith('{')) {
+    const parsed = JSON.parse(text) as { publicKey?: unknown };
+    if (typeof parsed.publicKey !== 'string') throw new InvalidArgumentError('--coordinator-key file has no "publicKey"');
+    text = parsed.publicKey;
+  }
+  parsePublicKey(text); // validates length and encoding, with a typed error
+  return text;
+}
+
+interface SiteOptions {
+  url: string;
+  identity: string;
+  coordinatorKey: string;
+  siteId: string;
+  data: string;
+  size: number;
+  axis: 0 | 1 | 2;
+  classes?: number;
+  valFraction: number;
+  batch: number;
+  optimizer: 'sgd' | 'adam';
+  loss: 'ce' | 'dice' | 'ce+dice';
+  seed: number;
+  skipBad?: boolean;
+  token?: string;
+  audit: string;
+  maxAttempts?: number;
+  backend?: string;
+}
+
+export function registerSiteCommands(program: Command): void {
+  const site = program
+    .command('site')
+    .description('run a site agent: connect to the coordinator, train on local data when asked, audit what is sent')
+    .option('--url <url>', 'coordinator URL')
+    .option('--identity <file>', "this site's identity file (fedsfda identity new)")
+    .option('--coordinator-key <key|file>', "the coordinator's public identity key (pinned)")
+    .option('--site-id <id>', 'this site id, as enrolled at the coordinator')
+    .option('--data <dir>', 'dataset folder (Decathlon / nnU-Net layout, or image/label pairs)')
+    .option('--size <n>', 'model input size (slices are resized)', int('size', 8, 1024), 64)
+    .option('--axis <n>', 'slice axis in canonical RAS: 0 sagittal, 1 coronal, 2 axial', int('axis', 0, 2), 2)
+    .option('--classes <n>', 'number of classes incl. background (default: from the global model)', int('classes', 2, 255))
+    .option('--val-fraction <f>', 'fraction of cases held out for local validation', fraction, 0.2)
+    .option('--batch <n>', 'batch size', int('batch', 1, 1024), 8)
+    .option('--optimizer <name>', 'sgd | adam', 'adam')
+    .option('--loss <name>', 'ce | dice | ce+dice', 'ce+dice')
+    .option('--seed <n>', 'seed for shuffling and the empty-slice choice', int('seed', 0, 2 ** 31 - 1), 0)
+    .option('--skip-bad', 'skip unusable files (listed) instead of refusing to start')
+    .option('--token <token>', 'one-time enrollment token (first connection of a site not yet on the allow-list)')
+    .option('--audit <file>', 'append-only audit log of what was sent', 'fedsfda-audit.jsonl')
+    .option('--max-attempts <n>', 'give up after this many failed connection attempts', int('max-attempts', 1, 1_000_000))
+    .option('--backend <name>', 'compute backend (also FEDSFDA_BACKEND)')
+    .action(async (o: SiteOptions) => {
+      for (const k of ['url', 'identity', 'coordinatorKey', 'siteId', 'data'] as const) {
+        if (o[k] === undefined) throw new InvalidArgumentError(`fedsfda site needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
+      }
+      if (!['sgd', 'adam'].includes(o.optimizer)) throw new InvalidArgumentError('--optimizer must be sgd or adam');
+      if (!['ce', 'dice', 'ce+dice'].includes(o.loss)) throw new InvalidArgumentError('--loss must be ce, dice or ce+dice');
+      const engine = await initEngine(o.backend !== undefined ? { backend: o.backend } : {});
+      const { dataset, warnings } = await loadSiteDataset(resolve(o.data), {
+        size: o.size,
+        axis: o.axis,
+        ...(o.classes !== undefined ? { numClasses: o.classes } : {}),
+        seed: o.seed,
+        skipBad: o.skipBad === true,
+      });
+      for (const w of warnings) console.error(`warning: ${w}`);
+      const { train, val } = splitByCase(dataset, o.valFraction);
+      console.log(`site ${o.siteId}: ${train.n} training / ${val.n} validation slices, backend ${engine.backend}`);
+
+      const coordinatorKey = await readCoordinatorKey(o.coordinatorKey);
+      const audit = new AuditLog(resolve(o.audit));
+      audit.write({ type: 'session', siteId: o.siteId, coordinatorUrl: o.url, coordinatorKey });
+      const trainer = new UNetTrainer({ train, val, batchSize: o.batch, optimizer: o.optimizer, loss: o.loss, seed: o.seed });
+      const result = await runSite({
+        url: o.url,
+        identity: await loadIdentity(o.identity),
+        coordinatorPublicKey: coordinatorKey,
+        siteId: o.siteId,
+        ...(o.token !== undefined ? { enrollmentToken: o.token } : {}),
+        ...(o.maxAttempts !== undefined ? { reconnect: { maxAttempts: o.maxAttempts } } : {}),
+        trainer: {
+          fit: (global, config) =>
+            trainer.fit(global, {
+              round: config.round,
+              localEpochs: config.localEpochs,
+              lr: config.lr,
+              ...(config.proximalMu !== undefined ? { proximalMu: config.proximalMu } : {}),
+              ...(config.keepLocalBatchNorm === true ? { keepLocalBatchNorm: true } : {}),
+            }),
+          evaluate: (global) => trainer.evaluate(global),
+        },
+        onProgress: (p) => {
+          audit.write(p);
+          if (p.type === 'fit') console.log(`round ${p.round}: sent update (${p.updateBytes} bytes), train loss ${p.metrics.trainLoss?.toFixed(4) ?? 'n/a'}`);
+          if (p.type === 'evaluate') console.log(`round ${p.round}: validation Dice ${p.metrics.dice?.toFixed(3) ?? 'n/a'}`);
+          if (p.type === 'failed') console.error(`round ${p.round} ${p.stage} failed: ${p.reason}`);
+        },
+      });
+      console.log(`finished after round ${result.lastRound}: ${result.bytesSent} bytes sent, ${result.bytesReceived} received`);
+    });
+
+  site
+    .command('audit <file>')
+    .description('summarise a site audit log: what was sent, how many bytes, to whom')
+    .option('--json', 'print the summary as JSON')
+    .action((file: string, o: { json?: boolean }) => {
+      const s = summarizeAudit(file);
+      console.log(o.json ? JSON.stringify(s, null, 2) : formatAudit(s));
+    });
+}
