@@ -1,0 +1,84 @@
+/**
+ * `fedsfda doctor` and `fedsfda bench train`: what the engine selected and how fast it trains.
+ */
+import type { Command } from 'commander';
+import { initEngine, type EngineInfo } from './select-backend.ts';
+import { runTrainBench } from './bench/train-bench.ts';
+import { EngineError } from './errors.ts';
+
+function intOption(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got "${v}"`);
+    return n;
+  };
+}
+
+export function formatEngineInfo(info: EngineInfo): string {
+  const lines = [
+    `backend:   ${info.backend} (tfjs backend '${info.tfBackend}')`,
+    `threads:   ${info.threads}`,
+    `simd:      ${info.simd ? 'yes' : 'no'} (${info.simdDetail})`,
+    'candidates:',
+    ...info.tried.map((t) => `  ${t.ok ? 'ok  ' : 'skip'} ${t.name.padEnd(15)}${t.reason ? ` ${t.reason}` : ''}`),
+    'versions:',
+    ...Object.entries(info.versions).map(([k, v]) => `  ${k}: ${v}`),
+  ];
+  return lines.join('\n');
+}
+
+export function registerEngineCommands(program: Command): void {
+  program
+    .command('doctor')
+    .description('show the compute backend chosen, why the others were skipped, threads/SIMD and versions')
+    .option('--json', 'print machine-readable JSON')
+    .option('--backend <name>', 'force a backend (also FEDSFDA_BACKEND)')
+    .action(async (o: { json?: boolean; backend?: string }) => {
+      const info = await initEngine({ probeAll: true, ...(o.backend ? { backend: o.backend } : {}) });
+      process.stdout.write(o.json ? JSON.stringify(info) + '\n' : formatEngineInfo(info) + '\n');
+    });
+
+  // Other areas may add `bench <x>` subcommands too: share one `bench` group.
+  const bench = program.commands.find((c) => c.name() === 'bench') ?? program.command('bench').description('benchmarks');
+  bench
+    .command('train')
+    .description('time training steps of the reference U-Net on the selected backend vs one step on pure-JS cpu')
+    .option('--json', 'print one JSON line')
+    .option('--warmup <n>', 'warm-up steps', intOption('warmup'), 2)
+    .option('--steps <n>', 'timed steps', intOption('steps'), 5)
+    .option('--batch <n>', 'batch size', intOption('batch'), 8)
+    .option('--size <n>', 'image height and width', intOption('size'), 64)
+    .option('--backend <name>', 'force a backend (also FEDSFDA_BACKEND)')
+    .option('--no-cpu-baseline', 'skip the (slow) one-step pure-JS cpu baseline')
+    .option('--profile', 'also profile one step per kernel (table on stderr; kernelProfile in the JSON)')
+    .option('--fused-bn', "reference model: batch norm via the engine's fused batchNormTrain")
+    .option('--model <name>', "'reference' (engine's plain-ops U-Net, ~5.5 GFLOP/step) or 'unet' (site-agent/model)", 'reference')
+    .action(async (o: { json?: boolean; warmup: number; steps: number; batch: number; size: number; backend?: string; cpuBaseline: boolean; model: string; profile?: boolean; fusedBn?: boolean }) => {
+      if (o.model !== 'reference' && o.model !== 'unet') throw new EngineError('BAD_ARGUMENT', `--model must be 'reference' or 'unet', got "${o.model}"`);
+      const r = await runTrainBench({
+        warmup: o.warmup,
+        steps: o.steps,
+        batch: o.batch,
+        size: o.size,
+        cpuBaseline: o.cpuBaseline,
+        model: o.model,
+        profile: o.profile ?? false,
+        fusedBn: o.fusedBn ?? false,
+        ...(o.backend ? { backend: o.backend } : {}),
+        onStep: o.json ? undefined : (phase, i, ms) => process.stderr.write(`${phase} step ${i + 1}: ${ms.toFixed(1)} ms\n`),
+      });
+      if (r.kernelProfile) {
+        const total = r.kernelProfile.reduce((a, k) => a + k.ms, 0);
+        process.stderr.write(`per-kernel time of one profiled step on ${r.backend} (sum ${total.toFixed(1)} ms):\n`);
+        for (const k of r.kernelProfile.slice(0, 25)) process.stderr.write(`  ${k.kernel.padEnd(28)}${k.ms.toFixed(1).padStart(10)} ms ${String(k.calls).padStart(5)} calls\n`);
+      }
+      if (o.json) {
+        process.stdout.write(JSON.stringify(r) + '\n');
+      } else {
+        process.stdout.write(
+          `backend ${r.backend}: ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step), peak RSS ${r.peakRssMb} MB\n` +
+            (r.cpuBaselineMsPerStep === null ? '' : `pure-JS cpu: ${r.cpuBaselineMsPerStep} ms/step -> speed-up ${r.speedupVsCpu}x\n`),
+        );
+      }
+    });
+}
