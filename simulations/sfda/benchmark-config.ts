@@ -1,0 +1,69 @@
+/** The SFDA benchmark scenario (simulations/scenarios/sfda-benchmark.json), validated with zod. */
+import { z } from 'zod';
+import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+
+const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
+
+export const sfdaBenchmarkSchema = z
+  .object({
+    kind: z.literal('sfda-benchmark'),
+    name: z.string().min(1),
+    seeds: z.array(z.number().int()).min(1).max(20),
+    data: z
+      .object({
+        size: z.number().int().min(8).max(256),
+        numClasses: z.number().int().min(2).max(8),
+        slicesPerCase: z.number().int().min(1).max(128),
+        sourceSites: z.array(siteSchema).min(1).max(16),
+        /** Unlabeled target cases used for adaptation, and separate labelled target cases used only for scoring. */
+        target: z.object({ shift: ScannerShiftOrPresetSchema, adaptCases: z.number().int().min(1), testCases: z.number().int().min(1) }).strict(),
+      })
+      .strict(),
+    model: z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict(),
+    federated: z
+      .object({
+        rounds: z.number().int().min(1).max(200),
+        localEpochs: z.number().int().min(1).max(50),
+        batchSize: z.number().int().min(1).max(64),
+        lr: z.number().positive(),
+      })
+      .strict(),
+    /** Upper bound: the same network trained from scratch on the labelled adaptation cases of the target. */
+    targetSupervised: z.object({ epochs: z.number().int().min(1).max(500), lr: z.number().positive() }).strict(),
+    /** Options passed to every adaptation method, then per-method overrides. */
+    adapt: z
+      .object({
+        batchSize: z.number().int().min(1).max(64),
+        common: z.record(z.string(), z.unknown()).default({}),
+        methods: z
+          .object({
+            adabn: z.record(z.string(), z.unknown()).optional(),
+            tent: z.record(z.string(), z.unknown()).optional(),
+            osuda: z.record(z.string(), z.unknown()).optional(),
+            'gmm-swd': z.record(z.string(), z.unknown()).optional(),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict(),
+  })
+  .strict();
+
+export type SfdaBenchmarkConfig = z.infer<typeof sfdaBenchmarkSchema>;
+
+export class SfdaBenchmarkError extends Error {
+  readonly code = 'BAD_BENCHMARK_CONFIG' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'SfdaBenchmarkError';
+  }
+}
+
+export function parseSfdaBenchmarkConfig(raw: unknown, where = 'sfda benchmark config'): SfdaBenchmarkConfig {
+  const r = sfdaBenchmarkSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new SfdaBenchmarkError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data;
+}

@@ -1,0 +1,13 @@
+export {
+  runSfdaBenchmark,
+  runSfdaBenchmarkFile,
+  formatMethodsTable,
+  BENCHMARK_METHODS,
+  type BenchmarkMethod,
+  type MethodRun,
+  type MethodSummary,
+  type SfdaBenchmarkResult,
+  type BenchmarkHooks,
+} from './run-benchmark.ts';
+export { parseSfdaBenchmarkConfig, sfdaBenchmarkSchema, SfdaBenchmarkError, type SfdaBenchmarkConfig } from './benchmark-config.ts';
+export { runFedAvg, weightedAverage, type FedAvgConfig } from './fedavg.ts';

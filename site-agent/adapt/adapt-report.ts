@@ -1,0 +1,13 @@
+/** What every adaptation method returns besides mutating the model in place. */
+export interface AdaptReport {
+  readonly method: string;
+  /** Optimisation (or statistics) steps taken. */
+  readonly steps: number;
+  /** Loss per optimisation step (empty for AdaBN). */
+  readonly losses: number[];
+  /** Anything the caller should know (fallbacks, skipped parts). */
+  readonly notes: string[];
+}
+
+/** Progress callback: step index (1-based), total steps, loss of this step (NaN when none). */
+export type AdaptProgress = (step: number, total: number, loss: number) => void;

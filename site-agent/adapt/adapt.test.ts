@@ -1,0 +1,117 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { UNet } from '../model/index.ts';
+import {
+  ADAPT_METHODS,
+  AdaptError,
+  adapt,
+  computeSourceStats,
+  fitSourceGmm,
+  loadSourceStats,
+  poolSourceStats,
+  saveSourceStats,
+  toUnlabeled,
+  type SourceStats,
+} from './index.ts';
+import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
+
+// One tiny source model shared by all tests (training dominates the file's run time).
+let unet: UNet;
+let source: SliceDataset;
+let target: SliceDataset;
+let stats: SourceStats;
+let sourceWeights: WeightSet;
+let unadaptedDice: number;
+
+beforeAll(async () => {
+  await tf.setBackend('cpu');
+  source = makeNestedBoxes(16, TOY_SIZE, 1);
+  // Target scanner: gain 0.3, offset +1 (intensities the source model never saw).
+  target = makeNestedBoxes(16, TOY_SIZE, 2, 0.3, 1.0);
+  unet = await trainToySource(source);
+  sourceWeights = unet.getWeights();
+  stats = computeSourceStats(unet, source);
+  unadaptedDice = meanDice(unet, toUnlabeled(target), target.labels, 3);
+}, 180_000);
+
+afterAll(() => unet?.dispose());
+
+describe('toy shifted problem', () => {
+  it('the source model works on the source and fails on the shifted target', () => {
+    expect(meanDice(unet, toUnlabeled(source), source.labels, 3)).toBeGreaterThan(0.8);
+    expect(unadaptedDice).toBeLessThan(0.6);
+  });
+
+  it.each(ADAPT_METHODS)('%s improves target Dice over no adaptation', (method) => {
+    unet.setWeights(sourceWeights);
+    const report = adapt(method, unet, toUnlabeled(target), stats, { seed: 1, epochs: 2, batchSize: 8 });
+    const dice = meanDice(unet, toUnlabeled(target), target.labels, 3);
+    expect(report.method).toBe(method);
+    expect(dice).toBeGreaterThan(unadaptedDice + 0.1);
+  });
+});
+
+describe('target labels never reach adaptation', () => {
+  it('runs identically when the dataset\'s labels throw on access', () => {
+    const poisoned = { ...target } as Record<string, unknown>;
+    Object.defineProperty(poisoned, 'labels', {
+      get() {
+        throw new Error('target labels were read');
+      },
+    });
+    const other = { ...target, labels: new Uint8Array(target.labels.length).fill(2) };
+    const run = (ds: SliceDataset): Float32Array[] => {
+      unet.setWeights(sourceWeights);
+      adapt('osuda', unet, toUnlabeled(ds), stats, { seed: 4, epochs: 2 });
+      return unet.getWeights().map((t) => t.data);
+    };
+    const a = run(poisoned as unknown as SliceDataset);
+    const b = run(other);
+    expect(a).toEqual(b);
+    // gmm-swd as well (it uses predicted proportions, not labels)
+    unet.setWeights(sourceWeights);
+    expect(() => adapt('gmm-swd', unet, toUnlabeled(poisoned as unknown as SliceDataset), stats, { seed: 4, epochs: 1 })).not.toThrow();
+  });
+});
+
+describe('source statistics package', () => {
+  it('pools by addition and round-trips through a versioned JSON file', async () => {
+    unet.setWeights(sourceWeights);
+    const half = { ...source, n: 8, images: source.images.slice(0, 8 * TOY_SIZE * TOY_SIZE), labels: source.labels.slice(0, 8 * TOY_SIZE * TOY_SIZE), caseIds: source.caseIds.slice(0, 8) };
+    const rest = { ...source, n: 8, images: source.images.slice(8 * TOY_SIZE * TOY_SIZE), labels: source.labels.slice(8 * TOY_SIZE * TOY_SIZE), caseIds: source.caseIds.slice(8) };
+    const pooled = poolSourceStats([computeSourceStats(unet, half), computeSourceStats(unet, rest)]);
+    expect(pooled.numSites).toBe(2);
+    expect(pooled.classes.map((c) => c.labelCount)).toEqual(stats.classes.map((c) => c.labelCount));
+    const layer = Object.keys(stats.bn)[0];
+    pooled.bn[layer].sum.forEach((v, i) => expect(v).toBeCloseTo(stats.bn[layer].sum[i], 1));
+    const dir = await mkdtemp(join(tmpdir(), 'fedsfda-stats-'));
+    try {
+      await saveSourceStats(pooled, join(dir, 's.json'));
+      expect(await loadSourceStats(join(dir, 's.json'))).toEqual(pooled);
+      await writeFile(join(dir, 'v2.json'), JSON.stringify({ ...pooled, version: 2 }));
+      await expect(loadSourceStats(join(dir, 'v2.json'))).rejects.toMatchObject({ code: 'STATS_VERSION' });
+      await writeFile(join(dir, 'bad.json'), JSON.stringify({ ...pooled, latentDim: 3 }));
+      await expect(loadSourceStats(join(dir, 'bad.json'))).rejects.toMatchObject({ code: 'STATS_FILE_INVALID' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('GMM fit falls back to all labelled pixels when a class has too few confident ones, and says so', () => {
+    const gmm = fitSourceGmm(stats, { minPixels: 1e9 });
+    expect(gmm.sources).toEqual(['labelled', 'labelled', 'labelled']);
+    expect(gmm.notes.join(' ')).toMatch(/class 0: only \d+ confident/);
+  });
+
+  it('refuses an unknown method and gmm-swd without statistics', () => {
+    expect(() => adapt('bogus' as never, unet, toUnlabeled(target), stats)).toThrow(AdaptError);
+    expect(() => adapt('gmm-swd', unet, toUnlabeled(target), null)).toThrow(/source statistics/);
+  });
+});

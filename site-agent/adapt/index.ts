@@ -1,0 +1,38 @@
+export { AdaptError, type AdaptErrorCode } from './adapt-error.ts';
+export type { AdaptReport, AdaptProgress } from './adapt-report.ts';
+export { toUnlabeled, validateUnlabeled, type UnlabeledSlices } from './unlabeled-slices.ts';
+export { imageBatch, epochBatches, meanEntropy, predictLabels } from './batching.ts';
+export { slicedWasserstein, randomUnitProjections } from './sliced-wasserstein.ts';
+export {
+  cholesky,
+  gaussianFromMoments,
+  sampleGaussian,
+  emptyMoments,
+  accumulateMoments,
+  symmetrizeMoments,
+  addMoments,
+  type Gaussian,
+  type LatentMoments,
+} from './gaussian.ts';
+export { emdMomentum, transferabilityWeights } from './osuda-math.ts';
+export {
+  computeSourceStats,
+  poolSourceStats,
+  saveSourceStats,
+  loadSourceStats,
+  parseSourceStats,
+  bnMeanVar,
+  classPriors,
+  checkStatsMatchModel,
+  SourceStatsSchema,
+  SOURCE_STATS_VERSION,
+  type SourceStats,
+  type SourceStatsOptions,
+} from './source-stats.ts';
+export { adaptAdaBN, type AdaBnOptions } from './adabn.ts';
+export { adaptTent, bnAffineVariables, type TentOptions } from './tent.ts';
+export { adaptOsuda, hbsLoss, type OsudaOptions } from './osuda.ts';
+export { adaptGmmSwd, fitSourceGmm, apportion, type SourceGmm, type GmmFitOptions, type GmmSwdOptions } from './gmm-swd.ts';
+export { adapt, isAdaptMethod, ADAPT_METHODS, type AdaptMethod, type AdaptOptions } from './adapt.ts';
+export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
+export { registerAdaptCommands } from './adapt-command.ts';
