@@ -5,6 +5,11 @@
 import { Command } from 'commander';
 import { registerSimulateCommands } from '../simulations/cli.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
+import { registerCoordinatorCommands } from '../coordinator/cli.ts';
+import { registerEngineCommands } from '../site-agent/engine/index.ts';
+import { registerModelCommands } from '../site-agent/model/cli.ts';
+import { registerAdaptCommands } from '../site-agent/adapt/adapt-command.ts';
+import { registerSiteCommands } from '../site-agent/cli/index.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -14,6 +19,11 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   registerSimulateCommands(program);
   registerDataCommands(program);
+  registerCoordinatorCommands(program);
+  registerEngineCommands(program);
+  registerModelCommands(program);
+  registerAdaptCommands(program);
+  registerSiteCommands(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -34,8 +34,18 @@ export function registerSimulateCommands(program: Command): void {
           );
           break;
         }
+        case 'sfda-benchmark': {
+          // Loaded on demand: the benchmark pulls in the adaptation code, which `simulate` otherwise does not need.
+          const { initEngine } = await import('../site-agent/engine/index.ts');
+          const { runSfdaBenchmarkFile } = await import('./sfda/index.ts');
+          const info = await initEngine();
+          console.log(`fedsfda simulate: source-free adaptation benchmark on backend ${info.backend} -> ${resolve(opts.out)}`);
+          const result = await runSfdaBenchmarkFile(opts.config, opts.out, (line) => console.log(line));
+          console.log(`wrote ${resolve(opts.out, 'summary.json')} (${(result.wallMs / 1000).toFixed(1)} s)`);
+          break;
+        }
         default:
-          throw new ScenarioError(opts.config, `unknown kind "${kind}" (expected "federated")`);
+          throw new ScenarioError(opts.config, `unknown kind "${kind}" (expected "federated" or "sfda-benchmark")`);
       }
     });
 }
