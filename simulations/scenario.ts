@@ -67,6 +67,21 @@ export const federatedScenarioSchema = z.object({
     minSites: z.number().int().min(1).optional(),
     /** Per-stage timeout of the coordinator's round state machine. */
     stageTimeoutMs: z.number().int().min(1000).default(600_000),
+    /**
+     * Secure aggregation (SecAgg+): the coordinator learns only the sum of the sites' weighted updates.
+     * Same fields as the coordinator's `secureAggregation` option (coordinator/secure-fit.ts).
+     */
+    secureAggregation: z
+      .object({
+        clip: z.number().positive(),
+        scaleBits: z.number().int().min(0).max(30).optional(),
+        threshold: z.number().int().min(2).optional(),
+        degree: z.number().int().min(2).optional(),
+        maxExamples: z.number().positive(),
+        metrics: z.array(z.string().min(1).max(64)).max(32).optional(),
+      })
+      .strict()
+      .optional(),
   }),
 });
 

@@ -59,6 +59,7 @@ async function main(): Promise<void> {
       evaluateMs: scenario.training.stageTimeoutMs,
     },
     checkpointDir: join(job.outDir, 'checkpoints'),
+    ...(scenario.training.secureAggregation ? { secureAggregation: scenario.training.secureAggregation } : {}),
   });
   coord.events.on('roundStarted', (round: number, sites: string[]) => emitEvent('roundStarted', { round, sites }));
   coord.events.on('siteFailed', (f: unknown) => emitEvent('siteFailed', { failure: f }));

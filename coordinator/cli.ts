@@ -1,0 +1,170 @@
+/**
+ * CLI commands of the federation's server side:
+ *   fedsfda identity new --out FILE         create an Ed25519 identity file (prints the public key)
+ *   fedsfda identity show FILE              print an identity file's public key
+ *   fedsfda coordinator --identity FILE --enroll FILE --init-weights FILE [--config FILE] [flags]
+ * The coordinator runs its rounds, prints one line per round, optionally writes the history JSON, and exits.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { Enrollment } from '../protocol/enrollment.ts';
+import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../protocol/identity.ts';
+import { decodeWeightSet } from '../protocol/tensor-codec.ts';
+import { CoordinatorError } from './round-runner.ts';
+import { startCoordinator, type CoordinatorHandle } from './start-coordinator.ts';
+import { createStrategy, strategySpecSchema, STRATEGY_NAMES } from './strategies/create-strategy.ts';
+
+/** `--config FILE` schema; command-line flags override it. */
+export const coordinatorConfigSchema = z
+  .object({
+    rounds: z.number().int().min(0).default(3),
+    minSites: z.number().int().min(1).default(1),
+    host: z.string().default('127.0.0.1'),
+    port: z.number().int().min(0).max(65535).default(8080),
+    checkpointDir: z.string().optional(),
+    strategy: strategySpecSchema.default({ name: 'fedavg' }),
+    timeouts: z
+      .object({
+        handshakeMs: z.number().positive().optional(),
+        waitForSitesMs: z.number().positive().optional(),
+        fitMs: z.number().positive().optional(),
+        evaluateMs: z.number().positive().optional(),
+        finishMs: z.number().min(0).optional(),
+      })
+      .strict()
+      .default({}),
+    /** Secure aggregation (SecAgg+): the coordinator learns only sums. See SECURITY.md. */
+    secureAggregation: z
+      .object({
+        clip: z.number().positive(),
+        scaleBits: z.number().int().min(0).max(30).optional(),
+        threshold: z.number().int().min(2).optional(),
+        degree: z.number().int().min(2).optional(),
+        maxExamples: z.number().positive(),
+        metrics: z.array(z.string().min(1).max(64)).max(32).optional(),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
+
+export interface CoordinatorCommandOptions {
+  identity: string;
+  enroll: string;
+  initWeights: string;
+  config?: string;
+  port?: string;
+  host?: string;
+  rounds?: string;
+  minSites?: string;
+  strategy?: string;
+  checkpointDir?: string;
+  historyOut?: string;
+}
+
+function int(flag: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n)) throw new CoordinatorError('bad_options', `${flag} must be an integer, got ${JSON.stringify(v)}`);
+  return n;
+}
+
+/** Load files, merge config and flags, start the coordinator. The caller awaits `handle.done` and closes it. */
+export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, log: (line: string) => void = console.log): Promise<CoordinatorHandle> {
+  let raw: unknown = {};
+  if (o.config) {
+    try {
+      raw = JSON.parse(await readFile(o.config, 'utf8'));
+    } catch (e) {
+      throw new CoordinatorError('bad_options', `cannot read --config ${o.config}: ${(e as Error).message}`);
+    }
+  }
+  const parsed = coordinatorConfigSchema.safeParse(raw);
+  if (!parsed.success) throw new CoordinatorError('bad_options', `--config ${o.config}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  const cfg = parsed.data;
+  if (o.strategy !== undefined && !(STRATEGY_NAMES as readonly string[]).includes(o.strategy)) {
+    throw new CoordinatorError('bad_options', `--strategy must be one of ${STRATEGY_NAMES.join(', ')}`);
+  }
+  const identity = await loadIdentity(o.identity);
+  const enrollment = await Enrollment.load(o.enroll);
+  const initialWeights = decodeWeightSet(new Uint8Array(await readFile(o.initWeights)));
+  const strategySpec = o.strategy ? { ...cfg.strategy, name: o.strategy as (typeof STRATEGY_NAMES)[number] } : cfg.strategy;
+  const checkpointDir = o.checkpointDir ?? cfg.checkpointDir;
+  const handle = await startCoordinator({
+    identity,
+    enrollment,
+    initialWeights,
+    rounds: int('--rounds', o.rounds) ?? cfg.rounds,
+    minSites: int('--min-sites', o.minSites) ?? cfg.minSites,
+    host: o.host ?? cfg.host,
+    port: int('--port', o.port) ?? cfg.port,
+    strategy: createStrategy(strategySpec),
+    enrollmentPath: o.enroll, // token enrollments are written back, so the spent token cannot be reused after a restart
+    timeouts: cfg.timeouts,
+    ...(checkpointDir ? { checkpointDir } : {}),
+    ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),
+  });
+  log(`coordinator listening on ${handle.url} (key ${handle.publicKey}); enrolled sites: ${enrollment.siteIds().join(', ') || '(tokens only)'}`);
+  handle.events.on('siteConnected', (id) => log(`site ${id} connected`));
+  handle.events.on('siteDisconnected', (id) => log(`site ${id} disconnected`));
+  handle.events.on('siteFailed', (f) => log(`round ${f.round}: site ${f.siteId} failed ${f.stage} (${f.code}: ${f.reason})`));
+  handle.events.on('roundCompleted', (r) => {
+    const loss = r.meanTrainLoss === null ? 'n/a' : r.meanTrainLoss.toFixed(4);
+    const ev = Object.entries(r.evalMetrics ?? {})
+      .map(([k, v]) => `${k}=${v.toFixed(4)}`)
+      .join(' ');
+    log(`round ${r.round}: ${r.aggregated ? 'aggregated' : 'kept model'} from ${r.secureAggregation ? `${r.secureAggregation.included.length} site(s) (secure sum)` : `${r.sites.filter((s) => (s.numExamples ?? 0) > 0).length} site(s)`}, mean train loss ${loss}${ev ? `, ${ev}` : ''}`);
+  });
+  return handle;
+}
+
+export function registerCoordinatorCommands(program: Command): void {
+  const identity = program.command('identity').description('Ed25519 identity files for sites and coordinators');
+  identity
+    .command('new')
+    .description('create a new identity file (owner-only permissions) and print its public key')
+    .requiredOption('--out <file>', 'where to write the identity JSON')
+    .action(async (o: { out: string }) => {
+      const id = generateIdentity();
+      await saveIdentity(o.out, id);
+      console.log(publicKeyToString(id.publicKey));
+    });
+  identity
+    .command('show <file>')
+    .description('print the public key of an identity file')
+    .action(async (file: string) => {
+      console.log(publicKeyToString((await loadIdentity(file)).publicKey));
+    });
+
+  program
+    .command('coordinator')
+    .description('run the federated coordinator (express + socket.io on one port) until all rounds are done')
+    .requiredOption('--identity <file>', 'coordinator identity file (fedsfda identity new)')
+    .requiredOption('--enroll <file>', 'enrollment JSON: {"v":1,"sites":{"site-id":"<base64 public key>"},"tokens":[{"token":"..."}]}')
+    .requiredOption('--init-weights <file>', 'initial global model as an encoded WeightSet (protocol/tensor-codec.ts)')
+    .option('--config <file>', 'JSON config (rounds, minSites, host, port, checkpointDir, strategy, timeouts)')
+    .option('--port <n>', 'port (0 = ephemeral)')
+    .option('--host <addr>', 'bind address')
+    .option('--rounds <n>', 'number of rounds')
+    .option('--min-sites <n>', 'sites needed to start a round and to aggregate')
+    .option('--strategy <name>', `one of ${STRATEGY_NAMES.join(', ')}`)
+    .option('--checkpoint-dir <dir>', 'checkpoint directory (resumed if it holds a checkpoint)')
+    .option('--history-out <file>', 'write the round history JSON here at the end')
+    .action(async (o: CoordinatorCommandOptions) => {
+      const handle = await startCoordinatorFromFiles(o);
+      const stop = (): void => void handle.close();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      try {
+        const history = await handle.done;
+        if (o.historyOut) await writeFile(o.historyOut, JSON.stringify(history, null, 2));
+        console.log(`finished ${history.length} round(s)`);
+      } finally {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        await handle.close();
+      }
+    });
+}

@@ -1,0 +1,69 @@
+/** coordinator/: the server side — sessions with sites, the round state machine, strategies, checkpoints, REST. */
+export { registerCoordinatorCommands, startCoordinatorFromFiles, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorCommandOptions } from './cli.ts';
+export { startCoordinator, type CoordinatorOptions, type CoordinatorHandle, type SiteEvents } from './start-coordinator.ts';
+export { RoundRunner, CoordinatorError, type Stage, type RoundTimeouts, type RoundEvents } from './round-runner.ts';
+export type { RoundRecord, SiteRoundRecord } from './round-history.ts';
+export { CheckpointStore, CheckpointError, type Checkpoint } from './checkpoint-store.ts';
+export { MetricsRegistry, coordinatorMetrics, type CoordinatorMetrics } from './metrics-registry.ts';
+export { createHttpApp, type CoordinatorStatus } from './http-app.ts';
+export { SiteConnection, SiteRequestError, type ConnectionState, type SecAggWireStage } from './site-connection.ts';
+export { SiteRegistry } from './site-registry.ts';
+export {
+  runSecureFit,
+  validateSecureAggregation,
+  aggregatedTensors,
+  quantFor,
+  SECURE_AGGREGATE_ID,
+  type SecureAggregationOptions,
+  type SecureFitInput,
+  type SecureFitOutcome,
+} from './secure-fit.ts';
+export { driveSecAgg, type SecAggTestHooks, type SecAggDriveInput, type SecAggDriveOutcome, type DriveFailure } from './secagg-driver.ts';
+export {
+  runStatisticsRound,
+  StatisticsRoundError,
+  type StatisticsRequest,
+  type StatisticsResult,
+  type StatisticsErrorCode,
+  type StatisticsDeps,
+} from './statistics-round.ts';
+export {
+  FedAvg,
+  FedProx,
+  FedBN,
+  FedOpt,
+  FedAdam,
+  FedYogi,
+  FedAdagrad,
+  AggregationError,
+  weightedMean,
+  weightedAverageWeightSets,
+  weightedMetricMeans,
+  checkUpdateMatches,
+  fedOptStep,
+  isBatchNormName,
+  sampleSites,
+  replyCount,
+  createStrategy,
+  strategySpecSchema,
+  STRATEGY_NAMES,
+  type StrategySpec,
+  type StrategyName,
+  type Strategy,
+  type SiteInfo,
+  type FitInstruction,
+  type EvaluateInstruction,
+  type FitResult,
+  type EvaluateResult,
+  type FailureCode,
+  type RoundFailure,
+  type AggregatedFit,
+  type FedAvgOptions,
+  type FedProxOptions,
+  type FedBNOptions,
+  type FedOptOptions,
+  type FedOptHyper,
+  type ServerOptimizer,
+  type AggregationErrorCode,
+  type WeightedUpdate,
+} from './strategies/index.ts';

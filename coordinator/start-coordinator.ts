@@ -1,0 +1,336 @@
+/**
+ * `startCoordinator`: express + socket.io on one port. Sites connect outbound, handshake, and are driven through
+ * rounds by the RoundRunner. Returns a handle with the URL, progress events, the history and `close()`.
+ *
+ * @example
+ * const coord = await startCoordinator({ identity, enrollment, initialWeights, rounds: 3, minSites: 2, port: 0 });
+ * coord.events.on('roundCompleted', (r) => console.log(r.round, r.meanTrainLoss));
+ * const history = await coord.done;
+ * await coord.close();
+ */
+import type { EventEmitter } from 'node:events';
+import { createServer, type Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Server as IoServer } from 'socket.io';
+import type { Enrollment } from '../protocol/enrollment.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../protocol/events.ts';
+import { publicKeyToString, type Identity } from '../protocol/identity.ts';
+import { silentLogger, type Logger } from '../protocol/logger.ts';
+import type { CoordinatorTransport } from '../protocol/memory-transport.ts';
+import type { WeightSet } from '../protocol/named-tensor.ts';
+import { socketIoServerTransport } from '../protocol/socketio-transport.ts';
+import { DEFAULT_MAX_ENVELOPE_BYTES } from '../protocol/secure-session.ts';
+import { TransferStore } from '../protocol/transfer-store.ts';
+import { CheckpointStore } from './checkpoint-store.ts';
+import { createHttpApp, type CoordinatorStatus } from './http-app.ts';
+import { coordinatorMetrics, type CoordinatorMetrics } from './metrics-registry.ts';
+import type { RoundRecord } from './round-history.ts';
+import { CoordinatorError, RoundRunner, type RoundEvents, type RoundTimeouts } from './round-runner.ts';
+import { SiteConnection } from './site-connection.ts';
+import { SiteRegistry } from './site-registry.ts';
+import type { SecAggTestHooks } from './secagg-driver.ts';
+import { validateSecureAggregation, type SecureAggregationOptions } from './secure-fit.ts';
+import { runStatisticsRound, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
+import { FedAvg } from './strategies/fedavg.ts';
+import type { Strategy } from './strategies/strategy.ts';
+
+export interface CoordinatorOptions {
+  identity: Identity;
+  enrollment: Enrollment;
+  /** Starting global model (ignored when a checkpoint in `checkpointDir` is resumed). */
+  initialWeights: WeightSet;
+  /** Total number of rounds. */
+  rounds: number;
+  /** Sites needed to start a round and successful fits needed to aggregate (default 1). */
+  minSites?: number;
+  /** Default: FedAvg with all sites, 1 local epoch, lr 0.01. */
+  strategy?: Strategy;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (an ephemeral port; read it back from the handle). */
+  port?: number;
+  timeouts?: Partial<RoundTimeouts & { handshakeMs: number }>;
+  /** If set, the enrollment is written back here whenever a one-time token enrolls a site (so it survives restarts). */
+  enrollmentPath?: string;
+  /** Where checkpoints go; a checkpoint found there is resumed. */
+  checkpointDir?: string;
+  logger?: Logger;
+  /** Start rounds as soon as `minSites` are connected (default true); otherwise call `handle.start()`. */
+  autoStart?: boolean;
+  /** Transfer chunk size in bytes (default 256 KiB). */
+  chunkBytes?: number;
+  /** Largest encoded update accepted from one site (default 256 MiB). */
+  maxUpdateBytes?: number;
+  /**
+   * Secure aggregation (SecAgg+): when set, every round's fit stage runs the five secagg stages and the coordinator
+   * learns only the sum of the sites' weighted updates. Validated before the first round (a quantization that could
+   * wrap around for the enrolled number of sites is refused). See SECURITY.md.
+   */
+  secureAggregation?: SecureAggregationOptions;
+  /** Test seams only (a dishonest-coordinator double, a recorder of what the coordinator receives). */
+  secAggTestHooks?: SecAggTestHooks;
+}
+
+export interface CoordinatorHandle {
+  url: string;
+  port: number;
+  /** Base64 Ed25519 public key sites must pin. */
+  publicKey: string;
+  /** Progress: 'stage', 'roundStarted', 'siteFailed', 'roundCompleted', 'finished', 'siteConnected', 'siteDisconnected'. */
+  events: EventEmitter<RoundEvents & SiteEvents>;
+  /** Resolves with the history after the last round; rejects with CoordinatorError('stopped'|'not_enough_sites'). */
+  done: Promise<RoundRecord[]>;
+  /** Start the rounds when `autoStart: false` (idempotent; returns `done`). */
+  start(): Promise<RoundRecord[]>;
+  status(): CoordinatorStatus;
+  history(): RoundRecord[];
+  connectedSites(): string[];
+  /** The current global weights (a reference; clone before mutating). */
+  weights(): WeightSet;
+  metrics: CoordinatorMetrics;
+  /**
+   * Federated statistics through secure aggregation: every connected site computes `request.name` on the current
+   * global model (`LocalTrainer.statistics`); only the element-wise sums come back. Throws StatisticsRoundError.
+   * @example const { sums, included } = await coord.runStatisticsRound({ name: 'class-histogram', clip: 1e4 });
+   */
+  runStatisticsRound(request: StatisticsRequest): Promise<StatisticsResult>;
+  /** Accept a site over any Transport (the in-memory one in unit tests). */
+  accept(transport: CoordinatorTransport): void;
+  /** Stop rounds, disconnect sites, close the HTTP server. Idempotent. */
+  close(): Promise<void>;
+}
+
+export interface SiteEvents {
+  siteConnected: [siteId: string];
+  siteDisconnected: [siteId: string];
+}
+
+export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
+  if (!Number.isInteger(opts.rounds) || opts.rounds < 0) throw new CoordinatorError('bad_options', `rounds must be a non-negative integer, got ${opts.rounds}`);
+  const minSites = opts.minSites ?? 1;
+  if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
+  const logger = opts.logger ?? silentLogger;
+  const strategy: Strategy = opts.strategy ?? new FedAvg();
+  const metrics = coordinatorMetrics();
+  const registry = new SiteRegistry();
+  const store = opts.checkpointDir ? new CheckpointStore(opts.checkpointDir) : null;
+  const timeouts: RoundTimeouts = {
+    waitForSitesMs: opts.timeouts?.waitForSitesMs ?? Infinity,
+    fitMs: opts.timeouts?.fitMs ?? 30 * 60_000,
+    evaluateMs: opts.timeouts?.evaluateMs ?? 10 * 60_000,
+    finishMs: opts.timeouts?.finishMs ?? 5_000,
+    reconnectGraceMs: opts.timeouts?.reconnectGraceMs ?? 0,
+  };
+  const handshakeMs = opts.timeouts?.handshakeMs ?? 10_000;
+  const maxUpdateBytes = opts.maxUpdateBytes ?? 256 * 1024 * 1024;
+  if (opts.secureAggregation) {
+    // The most sites that can ever be summed is the enrolled count (token enrollment can add more: every round's
+    // config is checked again for its actual number of sites).
+    try {
+      validateSecureAggregation(opts.secureAggregation, Math.max(minSites, opts.enrollment.siteIds().length));
+    } catch (e) {
+      throw new CoordinatorError('bad_options', `secureAggregation: ${(e as Error).message}`);
+    }
+  }
+
+  const checkpoint = store ? await store.load() : null;
+  if (checkpoint) {
+    if (checkpoint.strategyState) strategy.importState?.(checkpoint.strategyState);
+    logger.info({ round: checkpoint.round, dir: opts.checkpointDir }, 'resuming from checkpoint');
+  }
+  const runner = new RoundRunner(
+    {
+      strategy,
+      registry,
+      rounds: opts.rounds,
+      minSites,
+      timeouts,
+      logger,
+      metrics,
+      store,
+      maxUpdateBytes,
+      ...(opts.secureAggregation
+        ? { secure: { options: opts.secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
+        : {}),
+    },
+    checkpoint ? { weights: checkpoint.weights, lastRound: checkpoint.round, history: checkpoint.history } : { weights: opts.initialWeights, lastRound: 0, history: [] },
+  );
+  // The runner is the one emitter; connection events are added to it so callers listen in one place.
+  const siteEvents = runner as unknown as EventEmitter<SiteEvents & RoundEvents>;
+  const connections = new Set<SiteConnection>();
+  // Byte counters = sessions already closed + sessions still open, computed at scrape time.
+  const closedBytes = { in: 0, out: 0 };
+  metrics.registry.beforeRender = () => {
+    let bytesIn = closedBytes.in;
+    let bytesOut = closedBytes.out;
+    for (const c of registry.all()) {
+      bytesIn += c.stats?.bytesReceived ?? 0;
+      bytesOut += c.stats?.bytesSent ?? 0;
+    }
+    metrics.bytesIn.setTotal({}, bytesIn);
+    metrics.bytesOut.setTotal({}, bytesOut);
+  };
+  // Saves are chained (never two writers on the temp file) and awaited by close().
+  let enrollmentSaves: Promise<void> = Promise.resolve();
+  if (opts.enrollmentPath) {
+    const path = opts.enrollmentPath;
+    opts.enrollment.onEnrolled = (siteId) => {
+      logger.info({ siteId }, 'site enrolled with a one-time token');
+      enrollmentSaves = enrollmentSaves.then(() =>
+        opts.enrollment.save(path).catch((e: Error) => logger.error({ err: e.message, path }, 'could not persist enrollment')),
+      );
+    };
+  }
+  // Receive stores per site id outlive connections, so an update upload cut by a disconnect resumes by chunk index.
+  const uploadStores = new Map<string, TransferStore>();
+  const transfersFor = (siteId: string): TransferStore => {
+    let st = uploadStores.get(siteId);
+    if (!st) uploadStores.set(siteId, (st = new TransferStore({ maxChunkBytes: DEFAULT_MAX_ENVELOPE_BYTES, maxTransferBytes: maxUpdateBytes, maxPartials: 2, maxCompleted: 2 })));
+    return st;
+  };
+  let closing = false;
+
+  const accept = (transport: CoordinatorTransport): void => {
+    if (closing) {
+      transport.disconnect();
+      return;
+    }
+    const conn = new SiteConnection(transport, {
+      identity: opts.identity,
+      enrollment: opts.enrollment,
+      logger,
+      handshakeTimeoutMs: handshakeMs,
+      ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
+      transfersFor,
+      onHandshake: (outcome) => metrics.handshakes.inc({ outcome }),
+      onReject: (err) => metrics.rejected.inc({ code: err.code }),
+      onReady: (c) => {
+        registry.add(c);
+        metrics.connectedSites.set({}, registry.size);
+        logger.info({ siteId: c.siteId, peer: c.peer }, 'site connected');
+        siteEvents.emit('siteConnected', c.siteId as string);
+        if (runner.finished) c.finish('all rounds completed', runner.round);
+      },
+      onClosed: (c) => {
+        registry.remove(c);
+        connections.delete(c);
+        const s = c.stats;
+        if (s) {
+          closedBytes.in += s.bytesReceived;
+          closedBytes.out += s.bytesSent;
+        }
+        metrics.connectedSites.set({}, registry.size);
+        logger.info({ siteId: c.siteId }, 'site disconnected');
+        siteEvents.emit('siteDisconnected', c.siteId as string);
+      },
+    });
+    connections.add(conn);
+    transport.onClose(() => connections.delete(conn));
+  };
+
+  const http: HttpServer = createServer();
+  const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(http, {
+    // socket.io's default 1 MB limit is kept on purpose: models travel in acknowledged chunks (protocol/secure-channel.ts).
+    maxHttpBufferSize: 1e6,
+    serveClient: false,
+  });
+  io.on('connection', (socket) => accept(socketIoServerTransport(socket)));
+  const app = createHttpApp({
+    status: () => ({
+      stage: runner.stage,
+      round: runner.round,
+      rounds: opts.rounds,
+      minSites,
+      connectedSites: registry.ids(),
+      strategy: strategy.name,
+      coordinatorKey: publicKeyToString(opts.identity.publicKey),
+    }),
+    history: () => runner.history,
+    metrics,
+  });
+  http.on('request', app);
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
+      http.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = http.address() as AddressInfo;
+  const host = opts.host ?? '127.0.0.1';
+  const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+
+  let donePromise: Promise<RoundRecord[]> | null = null;
+  const start = (): Promise<RoundRecord[]> => {
+    if (!donePromise) {
+      donePromise = runner.run();
+      donePromise.catch((e) => logger.warn({ err: (e as Error).message }, 'rounds ended early'));
+    }
+    return donePromise;
+  };
+  let resolveDone!: (h: RoundRecord[]) => void;
+  let rejectDone!: (e: Error) => void;
+  const done = new Promise<RoundRecord[]>((res, rej) => {
+    resolveDone = res;
+    rejectDone = rej;
+  });
+  done.catch(() => {}); // callers that never await `done` must not see an unhandled rejection
+  const kick = (): void => void start().then(resolveDone, rejectDone);
+  if (opts.autoStart !== false) kick();
+
+  const statsAbort = new AbortController();
+  let closed: Promise<void> | null = null;
+  return {
+    url,
+    port: addr.port,
+    publicKey: publicKeyToString(opts.identity.publicKey),
+    events: siteEvents,
+    done,
+    start: () => {
+      kick();
+      return done;
+    },
+    status: () => ({
+      stage: runner.stage,
+      round: runner.round,
+      rounds: opts.rounds,
+      minSites,
+      connectedSites: registry.ids(),
+      strategy: strategy.name,
+      coordinatorKey: publicKeyToString(opts.identity.publicKey),
+    }),
+    history: () => runner.history,
+    connectedSites: () => registry.ids(),
+    weights: () => runner.weights,
+    metrics,
+    runStatisticsRound: (request) =>
+      runStatisticsRound(
+        {
+          registry,
+          enrollment: opts.enrollment,
+          logger,
+          stageMs: timeouts.fitMs,
+          signal: statsAbort.signal,
+          model: () => runner.currentModel(),
+          secure: opts.secureAggregation,
+          ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}),
+        },
+        request,
+      ),
+    accept,
+    close: () => {
+      if (!closed) {
+        closing = true;
+        statsAbort.abort();
+        runner.stop();
+        if (!donePromise) rejectDone(new CoordinatorError('stopped', 'coordinator closed before starting'));
+        for (const c of [...connections]) c.close();
+        closed = new Promise<void>((resolve) => {
+          io.close(() => resolve());
+          http.closeAllConnections?.();
+        }).then(() => enrollmentSaves);
+      }
+      return closed;
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * FedBN (Li et al., ICLR 2021, Algorithm 1): average everything except batch-normalization parameters and
+ * statistics, which stay local. The server keeps the global BN tensors unchanged; the fit config carries
+ * `keepLocalBatchNorm: true` so the site trainer restores its own BN tensors before training.
+ */
+import type { FitConfig } from '../../protocol/messages.ts';
+import { FedAvg, type FedAvgOptions } from './fedavg.ts';
+
+/** Default BN predicate for fedsfda's names (`enc1.bn1.gamma`, `dec2.bn.mean`, `...norm...`). */
+export function isBatchNormName(name: string): boolean {
+  return name.split('.').some((seg) => /^bn\d*$/.test(seg) || /norm/i.test(seg));
+}
+
+export interface FedBNOptions extends Omit<FedAvgOptions, 'aggregates'> {
+  isBatchNorm?: (name: string) => boolean;
+}
+
+export class FedBN extends FedAvg {
+  override readonly name: string = 'fedbn';
+
+  constructor(opts: FedBNOptions = {}) {
+    const isBn = opts.isBatchNorm ?? isBatchNormName;
+    super({ ...opts, aggregates: (name) => !isBn(name) });
+  }
+
+  protected override fitConfig(round: number): FitConfig {
+    return { ...super.fitConfig(round), keepLocalBatchNorm: true };
+  }
+}
