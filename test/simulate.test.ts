@@ -61,6 +61,36 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     }
   });
 
+  it('runs the same path with secure aggregation: the coordinator only sees sums, sites still report Dice', async () => {
+    const secure = {
+      ...scenario,
+      name: 'test: three tiny sites, secure aggregation',
+      sites: [...scenario.sites, { id: 'site-z', shift: 'scanner-c', numCases: 3 }],
+      training: { ...scenario.training, rounds: 2, secureAggregation: { clip: 8, threshold: 2, maxExamples: 100 } },
+    };
+    const config = join(dir, 'secure.json');
+    await writeFile(config, JSON.stringify(secure));
+    const out = join(dir, 'secure-out');
+    await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 240_000 });
+    const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as SimulationSummary;
+    expect(summary.rounds.map((r) => [r.round, r.failures])).toEqual([[1, 0], [2, 0]]);
+    expect(summary.rounds.every((r) => Number.isFinite(r.meanTrainLoss))).toBe(true);
+    const history = JSON.parse(await readFile(join(out, 'history.json'), 'utf8')) as {
+      sites: { numExamples: number | null; trainLoss: number | null }[];
+      secureAggregation?: { included: string[]; totalExamples: number };
+    }[];
+    for (const r of history) {
+      expect(r.secureAggregation?.included.sort()).toEqual(['site-x', 'site-y', 'site-z']);
+      expect(r.secureAggregation?.totalExamples).toBe(24);
+      // Per-site training numbers are not known to the coordinator under secure aggregation.
+      expect(r.sites.every((s) => s.numExamples === null && s.trainLoss === null)).toBe(true);
+    }
+    for (const s of summary.sites) {
+      expect(s.dice.mean).not.toBeNull();
+      expect(s.untrainedDice.mean).not.toBeNull();
+    }
+  });
+
   it('refuses a scenario with a typed error naming the bad field, before starting any process', async () => {
     const config = join(dir, 'bad.json');
     await writeFile(config, JSON.stringify({ ...scenario, training: { ...scenario.training, rounds: 0 } }));

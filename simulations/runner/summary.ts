@@ -68,7 +68,7 @@ export function buildSummary(args: {
   const first = args.history[0];
   const last = args.history[args.history.length - 1];
   const sites: SiteSummary[] = args.sites.map((s) => {
-    const initial = first?.sites.find((r) => r.siteId === s.id)?.fitMetrics;
+    const initial = first?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
     const final = last?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
     return {
       ...s,

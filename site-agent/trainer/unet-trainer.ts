@@ -71,6 +71,8 @@ function evaluationMetrics(unet: UNet, val: SliceDataset): Record<string, number
 export class UNetTrainer {
   private model: UNet | undefined;
   private hasLocalBatchNorm = false;
+  /** The untrained global model's validation scores, measured before round 1's training. */
+  private pendingInitialMetrics: Record<string, number> | undefined;
 
   /** The site's U-Net (created from the options, or from the first global model). */
   get unet(): UNet {
@@ -127,7 +129,9 @@ export class UNetTrainer {
       weights = weights.map((t) => (this.isBatchNorm(t.name) ? (globalByName.get(t.name) ?? t) : t));
     }
     const metrics: Record<string, number> = { trainLoss: result.meanLoss, steps: result.steps };
-    if (before) for (const [k, v] of Object.entries(before)) metrics[`initial.${k}`] = v;
+    // The untrained model's scores travel with the next evaluation reply: evaluation metrics are per site in
+    // every mode, while fit metrics are only summed under secure aggregation.
+    if (before) this.pendingInitialMetrics = before;
     // FedAvg weights a site by its number of training examples (McMahan et al. 2017, Algorithm 1), not by epochs.
     return { weights, numExamples: this.opts.train.n, metrics };
   }
@@ -135,6 +139,11 @@ export class UNetTrainer {
   /** Loads the global model (keeping local BN under FedBN) and scores the local validation split per volume. */
   async evaluate(global: WeightSet): Promise<EvaluateOutcome> {
     this.load(global);
-    return { numExamples: this.opts.val.n, metrics: evaluationMetrics(this.unet, this.opts.val) };
+    const metrics = evaluationMetrics(this.unet, this.opts.val);
+    if (this.pendingInitialMetrics) {
+      for (const [k, v] of Object.entries(this.pendingInitialMetrics)) metrics[`initial.${k}`] = v;
+      this.pendingInitialMetrics = undefined;
+    }
+    return { numExamples: this.opts.val.n, metrics };
   }
 }
