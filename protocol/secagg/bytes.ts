@@ -1,4 +1,5 @@
 /** Small byte helpers shared by the secagg primitives: UTF-8, length-prefixed fields, concatenation. */
+import { concatBytes as concatAll, lengthPrefixed } from '../bytes.ts';
 import { SecAggError } from './errors.ts';
 
 const enc = new TextEncoder();
@@ -8,25 +9,13 @@ export function utf8(s: string): Uint8Array {
   return enc.encode(s);
 }
 
+/** Concatenation of a list (the session layer's `concatBytes` takes the parts as arguments). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
+  return concatAll(...parts);
 }
 
 /** A field prefixed with its 4-byte little-endian length, so that concatenations are unambiguous. */
-export function lengthPrefixed(b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(4 + b.length);
-  new DataView(out.buffer).setUint32(0, b.length, true);
-  out.set(b, 4);
-  return out;
-}
+export { lengthPrefixed };
 
 /** Reads the length-prefixed fields written by `lengthPrefixed`; refuses truncated or trailing bytes. */
 export function readLengthPrefixed(b: Uint8Array, count: number): Uint8Array[] {

@@ -6,7 +6,7 @@
 import { loadIdentity } from '../../protocol/identity.ts';
 import { runSite } from '../../site-agent/client/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { UNetTrainer } from '../../site-agent/trainer/index.ts';
+import { asLocalTrainer, UNetTrainer } from '../../site-agent/trainer/index.ts';
 import { loadScenarioFile, parseFederatedScenario } from '../scenario.ts';
 import { readJob } from './job.ts';
 import { buildSiteData } from './site-data.ts';
@@ -44,17 +44,7 @@ async function main(): Promise<void> {
     identity,
     coordinatorPublicKey: job.coordinatorPublicKey,
     siteId,
-    trainer: {
-      fit: (global, config) =>
-        trainer.fit(global, {
-          round: config.round,
-          localEpochs: config.localEpochs,
-          lr: config.lr,
-          ...(config.proximalMu !== undefined ? { proximalMu: config.proximalMu } : {}),
-          ...(config.keepLocalBatchNorm === true ? { keepLocalBatchNorm: true } : {}),
-        }),
-      evaluate: (global) => trainer.evaluate(global),
-    },
+    trainer: asLocalTrainer(trainer),
     onProgress: (p) => emitEvent('progress', { siteId, progress: p }),
   });
   emitEvent('done', { siteId, ...result });

@@ -13,7 +13,7 @@ import { loadIdentity, parsePublicKey } from '../../protocol/identity.ts';
 import { runSite } from '../client/index.ts';
 import { loadSiteDataset } from '../data/dataset/index.ts';
 import { initEngine } from '../engine/index.ts';
-import { splitByCase, UNetTrainer } from '../trainer/index.ts';
+import { asLocalTrainer, splitByCase, UNetTrainer } from '../trainer/index.ts';
 import { AuditLog, formatAudit, summarizeAudit } from './audit-log.ts';
 
 function int(name: string, min: number, max: number) {
@@ -119,17 +119,7 @@ export function registerSiteCommands(program: Command): void {
         siteId: o.siteId,
         ...(o.token !== undefined ? { enrollmentToken: o.token } : {}),
         ...(o.maxAttempts !== undefined ? { reconnect: { maxAttempts: o.maxAttempts } } : {}),
-        trainer: {
-          fit: (global, config) =>
-            trainer.fit(global, {
-              round: config.round,
-              localEpochs: config.localEpochs,
-              lr: config.lr,
-              ...(config.proximalMu !== undefined ? { proximalMu: config.proximalMu } : {}),
-              ...(config.keepLocalBatchNorm === true ? { keepLocalBatchNorm: true } : {}),
-            }),
-          evaluate: (global) => trainer.evaluate(global),
-        },
+        trainer: asLocalTrainer(trainer),
         onProgress: (p) => {
           audit.write(p);
           if (p.type === 'fit') console.log(`round ${p.round}: sent update (${p.updateBytes} bytes), train loss ${p.metrics.trainLoss?.toFixed(4) ?? 'n/a'}`);
