@@ -88,6 +88,11 @@ export interface RoundRunnerOptions {
   maxUpdateBytes: number;
   /** When set, the fit stage runs through secure aggregation (secure-fit.ts): the coordinator sees only sums. */
   secure?: { options: SecureAggregationOptions; enrollment: Enrollment; hooks?: SecAggTestHooks };
+  /**
+   * Runs after the last round while the sites are still connected (e.g. a statistics round on the final model).
+   * Its failure is logged and does not undo the training.
+   */
+  afterRounds?: () => Promise<void>;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
@@ -174,6 +179,10 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
       this.emit('roundCompleted', record);
     }
     this.checkStopped();
+    if (o.afterRounds) {
+      await o.afterRounds().catch((e: Error) => o.logger.warn({ err: e.message }, 'after-rounds step failed'));
+      this.checkStopped();
+    }
     if (this.stage !== 'finished') this.enter('finished');
     for (const conn of o.registry.all()) conn.finish('all rounds completed', this.round);
     await o.registry.waitForEmpty(o.timeouts.finishMs, this.abort.signal).catch((e: Error) => {

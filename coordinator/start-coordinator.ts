@@ -55,6 +55,11 @@ export interface CoordinatorOptions {
   /** Where checkpoints go; a checkpoint found there is resumed. */
   checkpointDir?: string;
   logger?: Logger;
+  /**
+   * Called after the last round, before the sites are told to finish: the place for statistics rounds on the
+   * final model (e.g. the pooled source statistics for source-free adaptation). Failures are logged.
+   */
+  afterRounds?: (handle: CoordinatorHandle) => Promise<void>;
   /** Start rounds as soon as `minSites` are connected (default true); otherwise call `handle.start()`. */
   autoStart?: boolean;
   /** Transfer chunk size in bytes (default 256 KiB). */
@@ -138,6 +143,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     if (checkpoint.strategyState) strategy.importState?.(checkpoint.strategyState);
     logger.info({ round: checkpoint.round, dir: opts.checkpointDir }, 'resuming from checkpoint');
   }
+  // Set once the handle exists; the afterRounds hook only runs after the last round, long after that.
+  let handleRef: CoordinatorHandle | undefined;
   const runner = new RoundRunner(
     {
       strategy,
@@ -149,6 +156,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       metrics,
       store,
       maxUpdateBytes,
+      ...(opts.afterRounds
+        ? {
+            afterRounds: () => {
+              if (!handleRef) throw new CoordinatorError('bad_transition', 'afterRounds ran before the coordinator handle existed');
+              return opts.afterRounds!(handleRef);
+            },
+          }
+        : {}),
       ...(opts.secureAggregation
         ? { secure: { options: opts.secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
         : {}),
@@ -280,7 +295,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
 
   const statsAbort = new AbortController();
   let closed: Promise<void> | null = null;
-  return {
+  handleRef = {
     url,
     port: addr.port,
     publicKey: publicKeyToString(opts.identity.publicKey),
@@ -333,4 +348,5 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       return closed;
     },
   };
+  return handleRef;
 }

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimulationSummary } from '../simulations/runner/summary.ts';
+import { loadSourceStats } from '../site-agent/adapt/source-stats.ts';
+import { loadModel } from '../site-agent/model/index.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
@@ -53,6 +55,13 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     expect(losses.every(Number.isFinite)).toBe(true);
     expect(losses[2]).toBeLessThan(losses[0]);
     expect(summary.sites.map((s) => s.id)).toEqual(['site-x', 'site-y']);
+    // The final model is saved for `fedsfda adapt`. Source statistics are only ever pooled through the masked
+    // sum, which needs at least 3 sites (with 2, the sum minus one's own reveals the other's): none here.
+    expect(summary.artifacts).toEqual({ model: 'model', sourceStats: null });
+    expect(stdout).toContain('secure statistics need at least 3 connected sites');
+    const model = await loadModel(join(out, 'model'));
+    expect(model.config.numClasses).toBe(3);
+    model.dispose();
     for (const s of summary.sites) {
       expect(s.dice.perClass).toHaveLength(2);
       expect(s.dice.mean).not.toBeNull();
@@ -89,6 +98,12 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
       expect(s.dice.mean).not.toBeNull();
       expect(s.untrainedDice.mean).not.toBeNull();
     }
+    // What a new hospital needs: the final model and the source statistics pooled by masked summation.
+    expect(summary.artifacts).toEqual({ model: 'model', sourceStats: 'source-stats.json' });
+    const stats = await loadSourceStats(join(out, 'source-stats.json'));
+    expect(stats.numSites).toBe(3);
+    expect(stats.classes.reduce((n, c) => n + c.labelCount, 0)).toBe(3 * 8 * 16 * 16);
+    expect(stats.bn['enc1.bn1'].count).toBe(3 * 8 * 16 * 16);
   });
 
   it('refuses a scenario with a typed error naming the bad field, before starting any process', async () => {

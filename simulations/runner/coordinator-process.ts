@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { FedAvg, FedBN, FedProx, startCoordinator, type Strategy } from '../../coordinator/index.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../../protocol/source-stats-vectors.ts';
+import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
 import { readJob } from './job.ts';
 import { emitEvent } from './spawn-ts.ts';
@@ -36,6 +37,22 @@ function makeStrategy(s: FederatedScenario): Strategy {
   }
 }
 
+/**
+ * A public upper bound on the source pixels of the whole federation: statistics are scaled by its inverse so
+ * that counts stay <= 1 and moments stay small enough for secure aggregation's clipping range.
+ */
+function sourcePixelBound(s: FederatedScenario): number {
+  const slicesPerSite = s.sites.map((site) => (site.numCases !== undefined ? site.numCases * s.data.slicesPerCase : 4096));
+  return s.data.size * s.data.size * slicesPerSite.reduce((a, b) => a + b, 0);
+}
+
+/** The numbers of classes and latent channels, read off the model's head ([1, 1, latent, classes]). */
+function headShape(weights: ReturnType<typeof decodeWeightSet>): { latentDim: number; numClasses: number } {
+  const head = weights.find((t) => t.name === 'head.w');
+  if (!head || head.shape.length !== 4) throw new Error('the global model has no head.w of rank 4');
+  return { latentDim: head.shape[2], numClasses: head.shape[3] };
+}
+
 async function main(): Promise<void> {
   const job = await readJob(process.argv[2]);
   const { raw } = await loadScenarioFile(job.scenarioFile);
@@ -60,6 +77,22 @@ async function main(): Promise<void> {
     },
     checkpointDir: join(job.outDir, 'checkpoints'),
     ...(scenario.training.secureAggregation ? { secureAggregation: scenario.training.secureAggregation } : {}),
+    // After the last round: the final model, and the pooled source statistics package for source-free adaptation
+    // at a new hospital, computed by every site on its own data and summed (masked, under secure aggregation).
+    afterRounds: async (handle) => {
+      const final = handle.weights();
+      await writeFile(join(job.outDir, 'final-weights.fsws'), encodeWeightSet(final));
+      const scale = 1 / sourcePixelBound(scenario);
+      const confidence = 0.97;
+      try {
+        const { sums, included } = await handle.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence }, clip: 1e4 });
+        const stats = sourceStatsFromVectors(sums, { ...headShape(final), confidence, numSites: included.length, scale });
+        await writeFile(join(job.outDir, 'source-stats.json'), JSON.stringify(stats));
+        emitEvent('sourceStats', { sites: included });
+      } catch (err) {
+        emitEvent('sourceStatsFailed', { message: err instanceof Error ? err.message : String(err) });
+      }
+    },
   });
   coord.events.on('roundStarted', (round: number, sites: string[]) => emitEvent('roundStarted', { round, sites }));
   coord.events.on('siteFailed', (f: unknown) => emitEvent('siteFailed', { failure: f }));

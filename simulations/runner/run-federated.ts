@@ -2,14 +2,14 @@
  * `fedsfda simulate` for a federated scenario: one coordinator process and one process per site, talking
  * socket.io over loopback with encrypted sessions, exactly as separate hospitals would.
  */
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { RoundRecord } from '../../coordinator/round-history.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
-import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { createUNet } from '../../site-agent/model/index.ts';
+import { createUNet, saveModel } from '../../site-agent/model/index.ts';
 import { buildMricronDatasets } from '../mricron/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import type { SimulationJob } from './job.ts';
@@ -51,6 +51,27 @@ async function prepareDatasets(s: FederatedScenario, log: (line: string) => void
   log(`building ${p.sites} ${p.kind} site datasets in ${p.out}`);
   const { kind: _kind, ...opts } = p;
   await buildMricronDatasets(opts);
+}
+
+/**
+ * The final global model as a model folder (`fedsfda adapt --model`), next to the pooled source statistics
+ * (`--source-stats`) that the coordinator wrote: what a new hospital needs for source-free adaptation.
+ */
+async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<{ model: string | null; sourceStats: string | null }> {
+  const exists = (f: string): Promise<boolean> => access(f).then(() => true, () => false);
+  let model: string | null = null;
+  if (await exists(join(outDir, 'final-weights.fsws'))) {
+    const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth }, s.seed);
+    try {
+      unet.setWeights(decodeWeightSet(new Uint8Array(await readFile(join(outDir, 'final-weights.fsws')))));
+      await saveModel(unet, join(outDir, 'model'));
+      model = 'model';
+    } finally {
+      unet.dispose();
+    }
+  }
+  const sourceStats = (await exists(join(outDir, 'source-stats.json'))) ? 'source-stats.json' : null;
+  return { model, sourceStats };
 }
 
 /** Runs the federation to completion and writes `outDir/summary.json`. */
@@ -132,6 +153,12 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
               log(`round ${r.round} done in ${(r.durationMs / 1000).toFixed(1)} s: mean train loss ${loss}, mean val Dice ${dice}`);
               break;
             }
+            case 'sourceStats':
+              log(`pooled source statistics from ${(e.sites as string[]).join(', ')} -> source-stats.json`);
+              break;
+            case 'sourceStatsFailed':
+              log(`no source statistics package: ${String(e.message)}`);
+              break;
             case 'siteFailed':
               log(`site failure: ${JSON.stringify(e.failure)}`);
               break;
@@ -146,7 +173,6 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
       children.push(coordinator);
       void coordinator.exited.then(async (code) => {
         if (code !== 0) return fail(`coordinator exited with code ${code}\n${coordinator.stderrTail()}`);
-        const { readFile } = await import('node:fs/promises');
         history = JSON.parse(await readFile(join(outDir, 'history.json'), 'utf8')) as RoundRecord[];
         finished = true;
         resolveRun();
@@ -184,7 +210,9 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
     for (const c of children) if (c.process.exitCode === null) c.process.kill('SIGTERM');
   }
 
+  const artifacts = await writeArtifacts(outDir, s);
   const summary = buildSummary({
+    artifacts,
     scenario: s.name,
     startedAt,
     backend: engine.backend,

@@ -37,6 +37,8 @@ export interface SimulationSummary {
   readonly config: unknown;
   readonly sites: SiteSummary[];
   readonly rounds: { round: number; meanTrainLoss: number | null; meanEvalDice: number | null; durationMs: number; failures: number }[];
+  /** Files in the run folder a new hospital needs for `fedsfda adapt` (null when not produced). */
+  readonly artifacts: { readonly model: string | null; readonly sourceStats: string | null };
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
@@ -57,6 +59,7 @@ function meanOf(values: (number | null)[]): number | null {
 }
 
 export function buildSummary(args: {
+  artifacts: SimulationSummary['artifacts'];
   scenario: string;
   startedAt: Date;
   backend: string;
@@ -95,6 +98,7 @@ export function buildSummary(args: {
       durationMs: r.durationMs,
       failures: r.failures.length,
     })),
+    artifacts: args.artifacts,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
   };

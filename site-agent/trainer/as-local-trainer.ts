@@ -13,5 +13,6 @@ export function asLocalTrainer(trainer: UNetTrainer): LocalTrainer {
         ...(config.keepLocalBatchNorm === true ? { keepLocalBatchNorm: true } : {}),
       }),
     evaluate: (global) => trainer.evaluate(global),
+    statistics: (global, request) => trainer.statistics(global, request),
   };
 }

@@ -3,6 +3,8 @@
  * It owns the site's U-Net and data; only weights and aggregate numbers leave it.
  */
 import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
+import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
+import { computeSourceStats } from '../adapt/source-stats.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
 import { createUNet, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
@@ -134,6 +136,20 @@ export class UNetTrainer {
     if (before) this.pendingInitialMetrics = before;
     // FedAvg weights a site by its number of training examples (McMahan et al. 2017, Algorithm 1), not by epochs.
     return { weights, numExamples: this.opts.train.n, metrics };
+  }
+
+  /**
+   * Named statistics of the global model on the training split, for a federated statistics round. Only
+   * `source-stats` is known: the source statistics package (BN moments, per-class latent moments; Stan & Rostami
+   * 2024 sec. 3.2) as vectors scaled by the request's public `scale`, so that the coordinator pools it by summation.
+   */
+  async statistics(global: WeightSet, request: { name: string; config?: Record<string, number | string | boolean> }): Promise<Record<string, Float32Array>> {
+    if (request.name !== SOURCE_STATS_REQUEST) throw new ModelError('INVALID_CONFIG', `unknown statistics request "${request.name}" (this site computes "${SOURCE_STATS_REQUEST}")`);
+    const scale = Number(request.config?.scale ?? 1);
+    const confidence = Number(request.config?.confidence ?? 0.97);
+    this.load(global);
+    const stats = computeSourceStats(this.unet, this.opts.train, { confidence });
+    return sourceStatsToVectors(stats, scale);
   }
 
   /** Loads the global model (keeping local BN under FedBN) and scores the local validation split per volume. */
