@@ -28,6 +28,8 @@ export interface NativeAddon {
   slice(x: Float32Array, out: Float32Array, inShape: Int32Array, begin: Int32Array, size: Int32Array): void;
   tile(x: Float32Array, out: Float32Array, inShape: Int32Array, outShape: Int32Array): void;
   square(x: Float32Array, y: Float32Array): void;
+  /** y = e^x (tfjs Exp). */
+  exp(x: Float32Array, y: Float32Array): void;
   /** tfjs FusedBatchNorm: y = (x - mean) * scale / sqrt(variance + eps) + offset, parameters indexed i % length. */
   batchNorm(x: Float32Array, y: Float32Array, mean: Float32Array, variance: Float32Array, offset: Float32Array | null, scale: Float32Array | null, eps: number): void;
   /** Copies src [outer, inner] into out [outer, outInner] at column offset (concat building block). */

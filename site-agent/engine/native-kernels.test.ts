@@ -31,6 +31,12 @@ const convCases: Case[] = [
   ['3x3 dilation 2, same (forward)', (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, 'same', 'NHWC', 2), [s([2, 9, 8, 3], 81), s([3, 3, 3, 4], 82)], false],
   ['5x3 kernel, explicit padding', (x, w) => tf.conv2d(x as tf.Tensor4D, w as tf.Tensor4D, 1, [[0, 0], [2, 1], [0, 2], [0, 0]]), [s([1, 6, 6, 2], 11), s([5, 3, 2, 3], 12)]],
   ['conv2dTranspose 2x2 stride 2 (U-Net upsampling)', (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, 8, 6, 3], 2, 'valid'), [s([2, 4, 3, 5], 16), s([2, 2, 3, 5], 17)]],
+  // Non-overlapping windows (stride == filter) take the tiled input-gradient path: also with rows the
+  // windows never reach (9x7 output from 4x3), a 3x3 stride 3 filter, and several row blocks with a tail.
+  ['conv2dTranspose 2x2 stride 2 into 9x7 (uncovered last row/column)', (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, 9, 7, 3], 2, 'valid'), [s([2, 4, 3, 5], 83), s([2, 2, 3, 5], 84)]],
+  ['conv2dTranspose 3x3 stride 3', (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [1, 9, 6, 4], 3, 'valid'), [s([1, 3, 2, 6], 85), s([3, 3, 4, 6], 86)]],
+  ['conv2dTranspose 2x2 stride 2, 270 input pixels (several row blocks)', (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [3, 20, 18, 7], 2, 'valid'), [s([3, 10, 9, 9], 87), s([2, 2, 7, 9], 88)]],
+  ['conv2dTranspose 2x2 stride 2 same on odd output (general path)', (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [1, 7, 5, 3], 2, 'same'), [s([1, 4, 3, 5], 89), s([2, 2, 3, 5], 92)]],
   ['conv2dTranspose 3x3 stride 1 same', (x, w) => tf.conv2dTranspose(x as tf.Tensor4D, w as tf.Tensor4D, [2, 5, 4, 6], 1, 'same'), [s([2, 5, 4, 3], 18), s([3, 3, 6, 3], 19)]],
   ['fused conv2d + bias + relu', (x, w, b) => tf.fused.conv2d({ x: x as tf.Tensor4D, filter: w as tf.Tensor4D, strides: 1, pad: 'same', bias: b, activation: 'relu' }), [s([2, 5, 5, 3], 13), s([3, 3, 3, 7], 14), s([7], 15)]],
 ];
@@ -75,6 +81,8 @@ const otherCases: Case[] = [
   ['nearest upsampling (batch 1)', (x) => tf.image.resizeNearestNeighbor(x as tf.Tensor4D, [8, 6]), [s([1, 4, 3, 5], 70)]],
   ['maxPool 2x2 on a non-square input', (x) => tf.maxPool(x as tf.Tensor4D, 2, 2, 'valid'), [s([1, 4, 6, 3], 73)]],
   ['log softmax', (x) => tf.logSoftmax(x, -1), [s([2, 3, 4, 5], 71)]],
+  ['exp (odd length: vector body + scalar tail)', (x) => tf.exp(tf.mul(x, 8)), [s([3, 5, 7], 90)]],
+  ['step with alpha (odd length), times x so the gradient path is exercised', (x) => tf.mul(tf.step(x, 0.25), x), [s([3, 5, 7], 91)]],
 ];
 
 d('fedsfda-native kernels match the pure-JS cpu backend (tolerance 1e-4 * (1 + max|ref|))', () => {
@@ -194,6 +202,19 @@ d('fedsfda-native kernels match the pure-JS cpu backend (tolerance 1e-4 * (1 + m
     expect(await done).toBe(true);
     expect(mainOk).toBe(true);
     await worker.terminate();
+  });
+
+  it('step and exp keep tfjs semantics for NaN, +-0 and infinities in both the vector body and the tail', () => {
+    const addon = registerNativeBackend();
+    const special = [NaN, -0, 0, 1e-30, -1e-30, Infinity, -Infinity, 2, -2];
+    const x = Float32Array.from([...special, ...special]); // 18: two 8-wide vectors + a 2-element tail
+    const st = new Float32Array(x.length), ex = new Float32Array(x.length);
+    addon.step(x, st, 0.5);
+    addon.exp(x, ex);
+    x.forEach((v, i) => {
+      expect(st[i]).toBe(Number.isNaN(v) ? NaN : v > 0 ? 1 : 0.5);
+      expect(ex[i]).toBe(Math.fround(Math.exp(v)));
+    });
   });
 
   it('bad arguments to the addon throw a RangeError instead of crashing', () => {

@@ -165,6 +165,14 @@ Napi::Value Step(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value Exp(const Napi::CallbackInfo& info) {
+  const size_t n = length_of(info, 0);
+  float *x, *y;
+  if (!f32(info, 0, "x", n, &x) || !f32(info, 1, "y", n, &y)) return info.Env().Undefined();
+  exponential(x, y, n);
+  return info.Env().Undefined();
+}
+
 Napi::Value Square(const Napi::CallbackInfo& info) {
   const size_t n = length_of(info, 0);
   float *x, *y;
@@ -366,6 +374,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("slice", Napi::Function::New(env, Slice));
   exports.Set("tile", Napi::Function::New(env, Tile));
   exports.Set("square", Napi::Function::New(env, Square));
+  exports.Set("exp", Napi::Function::New(env, Exp));
   exports.Set("batchNorm", Napi::Function::New(env, BatchNorm));
   exports.Set("placeRows", Napi::Function::New(env, PlaceRows));
   exports.Set("bnStats", Napi::Function::New(env, BnStats));

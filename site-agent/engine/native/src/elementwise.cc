@@ -80,8 +80,27 @@ void relu(const float* x, float* y, size_t n) {
 }
 
 void step(const float* x, float* y, size_t n, float alpha) {
+  // Branch-free vector selects: the scalar form compiled to branches on the sign of x, which are
+  // unpredictable on activations (measured ~8x slower than relu on a [8,64,64,16] ReLU-gradient input).
+  typedef float v8 __attribute__((vector_size(32)));
+  typedef float v8u __attribute__((vector_size(32), aligned(4)));
+  const v8 one = {1, 1, 1, 1, 1, 1, 1, 1};
+  const v8 alp = {alpha, alpha, alpha, alpha, alpha, alpha, alpha, alpha};
   chunked(n, [&](size_t a, size_t b) {
-    for (size_t i = a; i < b; ++i) y[i] = x[i] != x[i] ? x[i] : (x[i] > 0.f ? 1.f : alpha);
+    size_t i = a;
+    for (; i + 8 <= b; i += 8) {
+      const v8 v = *reinterpret_cast<const v8u*>(x + i);
+      const v8 r = v > 0.f ? one : alp;
+      *reinterpret_cast<v8u*>(y + i) = v != v ? v : r;  // NaN passes through, as in tfjs
+    }
+    for (; i < b; ++i) y[i] = x[i] != x[i] ? x[i] : (x[i] > 0.f ? 1.f : alpha);
+  });
+}
+
+void exponential(const float* x, float* y, size_t n) {
+  // glibc expf: correctly rounded in practice (< 0.51 ULP), as tfjs cpu's Math.exp rounded to float32.
+  chunked(n, [&](size_t a, size_t b) {
+    for (size_t i = a; i < b; ++i) y[i] = std::exp(x[i]);
   });
 }
 

@@ -10,6 +10,8 @@ void relu(const float* x, float* y, size_t n);
 // y = x > 0 ? 1 : (NaN stays NaN) 0 — tfjs Step with alpha 0.
 void step(const float* x, float* y, size_t n, float alpha);
 
+// y = e^x (float expf; tfjs Exp).
+void exponential(const float* x, float* y, size_t n);
 // y = x * x.
 void square(const float* x, float* y, size_t n);
 

@@ -11,6 +11,13 @@ int pool_threads();
 // Resize the pool (n >= 1). Not thread-safe against concurrent parallel_for calls.
 void pool_set_threads(int n);
 // Run fn(task) for task in [0, n_tasks), spread over the pool; returns when all are done.
+// Tasks are handed out dynamically (whichever thread is free takes the next index), so which thread runs
+// a task depends on timing. Determinism contract for every kernel: a task's output may depend only on
+// its task index, never on `thread` (use `thread` only to pick scratch memory that the task fully
+// rewrites before reading), and tasks write disjoint outputs; reductions keep one partial per task or per
+// fixed group of tasks and combine them in index order afterwards. Task counts and partitions are derived
+// from the problem shape, not from pool_threads(), so results are also independent of the thread count
+// and identical when parallel_for falls back to running every task on the calling thread.
 void parallel_for(int n_tasks, const std::function<void(int task, int thread)>& fn);
 
 // Memory-bound kernels touching fewer than this many elements run on the calling thread: a second thread
