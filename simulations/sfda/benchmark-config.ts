@@ -1,6 +1,7 @@
 /** The SFDA benchmark scenario (simulations/scenarios/sfda-benchmark.json), validated with zod. */
 import { z } from 'zod';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+import { IntensityAugmentSchema } from './intensity-augment.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
 
@@ -26,6 +27,8 @@ export const sfdaBenchmarkSchema = z
         localEpochs: z.number().int().min(1).max(50),
         batchSize: z.number().int().min(1).max(64),
         lr: z.number().positive(),
+        /** Target-agnostic source intensity augmentation (no contrast inversion); off when absent. */
+        augment: IntensityAugmentSchema.optional(),
       })
       .strict(),
     /** Upper bound: the same network trained from scratch on the labelled adaptation cases of the target. */

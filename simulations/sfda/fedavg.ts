@@ -7,6 +7,7 @@ import type { WeightSet } from '../../protocol/named-tensor.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import type { UNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/train/index.ts';
+import { augmentDataset, type IntensityAugmentOptions } from './intensity-augment.ts';
 
 export interface FedAvgConfig {
   readonly rounds: number;
@@ -14,6 +15,8 @@ export interface FedAvgConfig {
   readonly batchSize: number;
   readonly lr: number;
   readonly seed: number;
+  /** Source-side intensity augmentation (a fresh augmented copy of every site per round); off when absent. */
+  readonly augment?: IntensityAugmentOptions;
   readonly onRound?: (round: number, meanLoss: number) => void;
 }
 
@@ -40,7 +43,8 @@ export async function runFedAvg(unet: UNet, sites: readonly SliceDataset[], cfg:
     let lossSum = 0;
     for (let s = 0; s < sites.length; s++) {
       unet.setWeights(global);
-      const res = await trainLocal(unet, sites[s], {
+      const data = cfg.augment ? augmentDataset(sites[s], cfg.augment, cfg.seed * 7919 + r * 31 + s) : sites[s];
+      const res = await trainLocal(unet, data, {
         epochs: cfg.localEpochs,
         batchSize: cfg.batchSize,
         optimizer: 'adam',

@@ -11,3 +11,4 @@ export {
 } from './run-benchmark.ts';
 export { parseSfdaBenchmarkConfig, sfdaBenchmarkSchema, SfdaBenchmarkError, type SfdaBenchmarkConfig } from './benchmark-config.ts';
 export { runFedAvg, weightedAverage, type FedAvgConfig } from './fedavg.ts';
+export { augmentDataset, augmentSlice, IntensityAugmentSchema, type IntensityAugmentOptions } from './intensity-augment.ts';

@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import type { UNet } from '../model/index.ts';
@@ -43,6 +43,44 @@ beforeAll(async () => {
 
 afterAll(() => unet?.dispose());
 
+describe('gmm-swd options', () => {
+  // The model is shared by the whole file: give it back unadapted.
+  afterEach(() => unet.setWeights(sourceWeights));
+
+  it('trainablePrefixes adapts only the named parameters, and an unmatched prefix is a typed error', () => {
+    unet.setWeights(sourceWeights);
+    const before = new Map(unet.getWeights().map((t) => [t.name, t.data]));
+    adapt('gmm-swd', unet, toUnlabeled(target), stats, { seed: 2, epochs: 1, batchSize: 8, lr: 0.01, trainablePrefixes: ['enc1.'], bnMode: 'batch' });
+    for (const t of unet.getWeights()) {
+      if (!unet.trainable.has(t.name)) continue;
+      const changed = t.data.some((v, i) => v !== before.get(t.name)![i]);
+      expect([t.name, changed]).toEqual([t.name, t.name.startsWith('enc1.')]);
+    }
+    expect(() => adapt('gmm-swd', unet, toUnlabeled(target), stats, { trainablePrefixes: ['nope.'] })).toThrow(AdaptError);
+  });
+
+  it('restarts keep the run with the lowest target SWD and say so', () => {
+    unet.setWeights(sourceWeights);
+    const report = adapt('gmm-swd', unet, toUnlabeled(target), stats, { seed: 3, epochs: 1, batchSize: 8, restarts: 2 });
+    const note = report.notes.find((n) => n.startsWith('2 restarts'));
+    expect(note).toBeDefined();
+    const swds = [...note!.matchAll(/\d+\.\d+/g)].map((m) => Number(m[0]));
+    const kept = Number(/kept restart (\d)/.exec(note!)![1]);
+    expect(swds[kept]).toBe(Math.min(...swds));
+  });
+
+  it('selfTrainEpochs adds class-balanced self-training epochs after the alignment', () => {
+    unet.setWeights(sourceWeights);
+    const report = adapt('gmm-swd', unet, toUnlabeled(target), stats, { seed: 3, epochs: 1, batchSize: 8, selfTrainEpochs: 1, pseudoLabelKeep: 0.4 });
+    expect(report.steps).toBe(2 * Math.ceil(target.n / 8));
+    const frac = Number(/pseudo-labelled fraction ([\d.]+)/.exec(report.notes.join(' '))![1]);
+    // The top 40% of each class's pixels (ties at a class threshold may add a few).
+    expect(frac).toBeGreaterThanOrEqual(0.4);
+    expect(frac).toBeLessThan(0.6);
+    expect(() => adapt('gmm-swd', unet, toUnlabeled(target), stats, { selfTrainEpochs: -1 })).toThrow(AdaptError);
+  });
+});
+
 describe('toy shifted problem', () => {
   it('the source model works on the source and fails on the shifted target', () => {
     expect(meanDice(unet, toUnlabeled(source), source.labels, 3)).toBeGreaterThan(0.8);
@@ -78,6 +116,11 @@ describe('target labels never reach adaptation', () => {
     // gmm-swd as well (it uses predicted proportions, not labels)
     unet.setWeights(sourceWeights);
     expect(() => adapt('gmm-swd', unet, toUnlabeled(poisoned as unknown as SliceDataset), stats, { seed: 4, epochs: 1 })).not.toThrow();
+    // ... including the benchmark's options: first-block alignment, then self-training on its own pseudo-labels.
+    unet.setWeights(sourceWeights);
+    const opts = { seed: 4, epochs: 1, trainablePrefixes: ['enc1.'], bnMode: 'batch', selfTrainEpochs: 2, selfTrainPrefixes: [''], pseudoLabelMemory: true, restarts: 2 } as const;
+    expect(() => adapt('gmm-swd', unet, toUnlabeled(poisoned as unknown as SliceDataset), stats, opts)).not.toThrow();
+    unet.setWeights(sourceWeights);
   });
 });
 

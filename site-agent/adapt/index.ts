@@ -32,7 +32,8 @@ export {
 export { adaptAdaBN, type AdaBnOptions } from './adabn.ts';
 export { adaptTent, bnAffineVariables, type TentOptions } from './tent.ts';
 export { adaptOsuda, hbsLoss, type OsudaOptions } from './osuda.ts';
-export { adaptGmmSwd, fitSourceGmm, apportion, type SourceGmm, type GmmFitOptions, type GmmSwdOptions } from './gmm-swd.ts';
+export { adaptGmmSwd, fitSourceGmm, apportion, type SourceGmm, type GmmFitOptions, type GmmSwdOptions, selectTrainable, targetSwd } from './gmm-swd.ts';
+export { agreeWithMemory, classBalancedPseudoLabels, classBalancedSelection, type PseudoLabels } from './pseudo-labels.ts';
 export { adapt, isAdaptMethod, ADAPT_METHODS, type AdaptMethod, type AdaptOptions } from './adapt.ts';
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';

@@ -1,0 +1,73 @@
+/**
+ * Source-side intensity augmentation for the SFDA benchmark: every FedAvg round each source site trains on a freshly
+ * augmented copy of its slices. Standard, target-agnostic intensity perturbations only — random gamma,
+ * brightness/contrast, Gaussian blur and Gaussian noise (the nnU-Net style set, Isensee et al., Nat. Methods 2021,
+ * suppl. "data augmentation") — and deliberately NOT contrast inversion: the source must not know the target's shift.
+ * Labels are unchanged (intensity-only transforms keep the geometry).
+ */
+import { z } from 'zod';
+import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import { Rng } from '../../site-agent/util/rng.ts';
+import { gaussianBlur2d } from '../phantoms/gaussian-blur.ts';
+
+export const IntensityAugmentSchema = z
+  .object({
+    /** Probability of each transform per slice. */
+    prob: z.number().min(0).max(1).default(0.5),
+    /** Gamma drawn log-uniformly in [1/gammaMax, gammaMax], applied to the slice's min-max normalised intensities. */
+    gammaMax: z.number().min(1).max(4).default(1.6),
+    /** Contrast factor uniform in [1 - contrast, 1 + contrast] about the slice mean. */
+    contrast: z.number().min(0).max(0.9).default(0.3),
+    /** Additive brightness uniform in [-brightness, brightness]. */
+    brightness: z.number().min(0).max(1).default(0.15),
+    /** Blur sigma (pixels) uniform in [0, blurMax]. */
+    blurMax: z.number().min(0).max(4).default(1),
+    /** Noise sigma uniform in [0, noiseMax]. */
+    noiseMax: z.number().min(0).max(1).default(0.05),
+  })
+  .strict();
+
+export type IntensityAugmentOptions = z.infer<typeof IntensityAugmentSchema>;
+
+/** Augments one h x w slice in place. */
+export function augmentSlice(img: Float32Array, h: number, w: number, o: IntensityAugmentOptions, rng: Rng): void {
+  const n = h * w;
+  if (rng.next() < o.prob && o.gammaMax > 1) {
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let i = 0; i < n; i++) {
+      lo = Math.min(lo, img[i]);
+      hi = Math.max(hi, img[i]);
+    }
+    const range = hi - lo;
+    if (range > 0) {
+      const g = Math.exp(rng.uniform(-Math.log(o.gammaMax), Math.log(o.gammaMax)));
+      for (let i = 0; i < n; i++) img[i] = lo + range * ((img[i] - lo) / range) ** g;
+    }
+  }
+  if (rng.next() < o.prob && (o.contrast > 0 || o.brightness > 0)) {
+    let mean = 0;
+    for (let i = 0; i < n; i++) mean += img[i] / n;
+    const c = rng.uniform(1 - o.contrast, 1 + o.contrast);
+    const b = rng.uniform(-o.brightness, o.brightness);
+    for (let i = 0; i < n; i++) img[i] = mean + c * (img[i] - mean) + b;
+  }
+  if (rng.next() < o.prob && o.blurMax > 0) {
+    const s = rng.uniform(0, o.blurMax);
+    if (s > 0.05) gaussianBlur2d(img, h, w, s);
+  }
+  if (rng.next() < o.prob && o.noiseMax > 0) {
+    const s = rng.uniform(0, o.noiseMax);
+    for (let i = 0; i < n; i++) img[i] += s * rng.normal();
+  }
+}
+
+/** A copy of `ds` whose images are independently augmented per slice (labels and metadata shared). */
+export function augmentDataset(ds: SliceDataset, o: IntensityAugmentOptions, seed: number): SliceDataset {
+  if (ds.channels !== 1) throw new RangeError(`augmentDataset: expected 1-channel images, got ${ds.channels}`);
+  const rng = new Rng(seed);
+  const images = new Float32Array(ds.images);
+  const px = ds.height * ds.width;
+  for (let s = 0; s < ds.n; s++) augmentSlice(images.subarray(s * px, (s + 1) * px), ds.height, ds.width, o, rng);
+  return { ...ds, images };
+}

@@ -1,0 +1,81 @@
+/**
+ * Tuning harness for the adaptation options, run on tuning seeds that are NOT the benchmark's reported seeds:
+ * trains the federated source model per seed (cached in --cache DIR), then adapts it with each variant and prints
+ * the target test Dice. Target test labels are used for scoring only, as in the benchmark.
+ *   npx tsx simulations/sfda/tune-adapt.ts --config simulations/scenarios/sfda-benchmark.json --seeds 101,102,103 \
+ *     --method gmm-swd --variants '[{"lr":0.003},{"lr":0.001}]' [--augment '{}' | --no-augment] [--cache /tmp/sfda-tune]
+ */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { WeightSet } from '../../protocol/named-tensor.ts';
+import { adapt, computeSourceStats, evaluateSegmentation, isAdaptMethod, poolSourceStats, toUnlabeled, type AdaptOptions } from '../../site-agent/adapt/index.ts';
+import { createUNet } from '../../site-agent/model/index.ts';
+import { generateSiteData } from '../phantoms/index.ts';
+import { parseSfdaBenchmarkConfig } from './benchmark-config.ts';
+import { runFedAvg } from './fedavg.ts';
+import { IntensityAugmentSchema } from './intensity-augment.ts';
+
+const arg = (k: string): string | undefined => {
+  const i = process.argv.indexOf(k);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+};
+const { initEngine } = await import('../../site-agent/engine/index.ts');
+await initEngine();
+const cfg = parseSfdaBenchmarkConfig(JSON.parse(await readFile(arg('--config') ?? 'simulations/scenarios/sfda-benchmark.json', 'utf8')));
+const seeds = (arg('--seeds') ?? '101,102,103').split(',').map(Number);
+const methods = (arg('--method') ?? 'gmm-swd').split(',');
+const variants = JSON.parse(arg('--variants') ?? '[{}]') as Record<string, unknown>[];
+const augment = process.argv.includes('--no-augment')
+  ? undefined
+  : arg('--augment') !== undefined
+    ? IntensityAugmentSchema.parse(JSON.parse(arg('--augment')!))
+    : cfg.federated.augment;
+const cache = arg('--cache') ?? '/tmp/sfda-tune';
+await mkdir(cache, { recursive: true });
+const d = cfg.data;
+const site = (seed: number, shift: (typeof d.target)['shift'], numCases: number, tag: string) =>
+  generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
+const results: number[][] = [];
+const key = JSON.stringify({ fed: { ...cfg.federated, augment }, model: cfg.model, data: cfg.data });
+let hash = 0;
+for (const ch of key) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
+for (const seed of seeds) {
+  const sources = d.sourceSites.map((s, i) => site(seed * 100 + i, s.shift, s.numCases, `src${i}`));
+  const targetAdapt = site(seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
+  const targetTest = site(seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
+  const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
+  const file = join(cache, `${seed}-${hash.toString(16)}.json`);
+  try {
+    const saved = JSON.parse(await readFile(file, 'utf8')) as { name: string; shape: number[]; data: number[] }[];
+    unet.setWeights(saved.map((t) => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.data) })));
+  } catch {
+    await runFedAvg(unet, sources, { ...cfg.federated, augment, seed });
+    await writeFile(file, JSON.stringify(unet.getWeights().map((t) => ({ ...t, data: Array.from(t.data) }))));
+  }
+  const federated: WeightSet = unet.getWeights();
+  const stats = poolSourceStats(sources.map((s) => computeSourceStats(unet, s)));
+  const testImages = toUnlabeled(targetTest);
+  const score = (): number => evaluateSegmentation(unet, testImages, targetTest.labels, targetTest.sliceThickness).summary.mean.dice.mean;
+  const row = [score()];
+  const srcDice = evaluateSegmentation(unet, toUnlabeled(sources[0]), sources[0].labels, sources[0].sliceThickness).summary.mean.dice.mean;
+  console.log(`seed ${seed}: source-only ${row[0].toFixed(3)} (Dice on source site 0: ${srcDice.toFixed(3)})`);
+  for (const method of methods) {
+    if (!isAdaptMethod(method)) throw new Error(`unknown method ${method}`);
+    for (const v of variants) {
+      unet.setWeights(federated);
+      const t0 = performance.now();
+      const opts = { ...cfg.adapt.common, ...(cfg.adapt.methods[method] ?? {}), batchSize: cfg.adapt.batchSize, seed, ...v } as AdaptOptions;
+      const rep = adapt(method, unet, toUnlabeled(targetAdapt), stats, opts);
+      const dice = score();
+      row.push(dice);
+      console.log(`seed ${seed}: ${method} ${JSON.stringify(v)} Dice ${dice.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, last-epoch loss ${(rep.losses.slice(-8).reduce((a, b) => a + b, 0) / Math.min(8, rep.losses.length)).toFixed(4)}) ${rep.notes.slice(-1).join('')}`);
+    }
+  }
+  results.push(row);
+  unet.dispose();
+}
+const labels = ['source-only', ...methods.flatMap((m) => variants.map((v) => `${m} ${JSON.stringify(v)}`))];
+labels.forEach((l, j) => {
+  const v = results.map((r) => r[j]);
+  console.log(`MEAN ${(v.reduce((a, b) => a + b, 0) / v.length).toFixed(3)}  ${l}  [${v.map((x) => x.toFixed(3)).join(' ')}]`);
+});
