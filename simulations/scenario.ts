@@ -20,9 +20,31 @@ export const siteSpecSchema = z
   .refine((s) => (s.dataDir === undefined) !== (s.shift === undefined && s.numCases === undefined), {
     message: 'a site has either dataDir (a dataset folder) or shift + numCases (phantoms), not both',
   })
-  .refine((s) => s.dataDir !== undefined || (s.shift !== undefined && s.numCases !== undefined), {
-    message: 'a phantom site needs both shift and numCases',
+  .refine((s) => s.dataDir === undefined || (s.shift === undefined && s.numCases === undefined), {
+    message: 'a site has either dataDir (a dataset folder) or shift (+ numCases) for phantoms, not both',
   });
+
+/**
+ * Non-IID splits of one pool of phantom cases across the sites (simulations/partition): `dirichlet` skews which
+ * classes each site sees (Dirichlet(alpha) over class presence or volume), `quantity` skews how many cases each
+ * site holds. Each site still sees the pool through its own scanner (`shift`).
+ */
+export const partitionSpecSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('dirichlet'),
+    alpha: z.number().positive(),
+    by: z.enum(['presence', 'volume']).default('presence'),
+    poolCases: z.number().int().min(2).max(10_000),
+    minCasesPerSite: z.number().int().min(2).default(2),
+  }),
+  z.object({
+    kind: z.literal('quantity'),
+    alpha: z.number().positive(),
+    poolCases: z.number().int().min(2).max(10_000),
+    minCasesPerSite: z.number().int().min(2).default(2),
+  }),
+]);
+export type PartitionSpec = z.infer<typeof partitionSpecSchema>;
 
 /** Builds the datasets the folder sites use before the run, unless they already exist. */
 export const prepareSchema = z.object({
@@ -50,6 +72,7 @@ export const federatedScenarioSchema = z.object({
     valFraction: z.number().gt(0).lt(1).default(0.25),
   }),
   prepare: prepareSchema.optional(),
+  partition: partitionSpecSchema.optional(),
   sites: z.array(siteSpecSchema).min(1).max(64),
   model: z.object({
     baseChannels: z.number().int().min(1).max(128),
@@ -128,6 +151,19 @@ export function parseFederatedScenario(file: string, raw: unknown): FederatedSce
   for (const s of parsed.data.sites) {
     if (ids.has(s.id)) throw new ScenarioError(file, `sites: duplicate site id "${s.id}"`);
     ids.add(s.id);
+  }
+  for (const [i, site] of parsed.data.sites.entries()) {
+    if (site.dataDir !== undefined && parsed.data.partition) {
+      throw new ScenarioError(file, `sites.${i}: a partitioned scenario splits one phantom pool; dataDir sites cannot take part`);
+    }
+    if (site.dataDir === undefined && site.shift === undefined) throw new ScenarioError(file, `sites.${i}: needs dataDir or shift`);
+    if (site.dataDir === undefined && !parsed.data.partition && site.numCases === undefined) {
+      throw new ScenarioError(file, `sites.${i}: a phantom site needs numCases (or a scenario-level partition)`);
+    }
+  }
+  const p = parsed.data.partition;
+  if (p && p.poolCases < p.minCasesPerSite * parsed.data.sites.length) {
+    throw new ScenarioError(file, `partition.poolCases (${p.poolCases}) < minCasesPerSite x sites (${p.minCasesPerSite * parsed.data.sites.length})`);
   }
   const min = parsed.data.training.minSites ?? parsed.data.sites.length;
   if (min > parsed.data.sites.length) {

@@ -2,6 +2,7 @@
  * What the partitioners split: cases (volumes), each with per-class pixel counts and optionally the
  * scanner it came from. Splitting by case (never by slice) keeps a patient on one site.
  */
+import { selectCases as selectCaseSet } from '../../site-agent/trainer/split-by-case.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 
 export interface PartitionItem {
@@ -39,30 +40,9 @@ export function itemsFromSliceDataset(ds: SliceDataset, scanner?: string): Parti
   return [...byCase.entries()].map(([id, classCounts]) => ({ id, classCounts, ...(scanner !== undefined ? { scanner } : {}) }));
 }
 
-/** The slices of the chosen cases, as a new dataset (case order as in `caseIds`). */
+/** The slices of the chosen cases, as a new dataset (dataset order). */
 export function selectCases(ds: SliceDataset, caseIds: readonly string[]): SliceDataset {
-  const want = new Set(caseIds);
-  const idx: number[] = [];
-  for (let s = 0; s < ds.n; s++) if (want.has(ds.caseIds[s])) idx.push(s);
-  const px = ds.height * ds.width;
-  const images = new Float32Array(idx.length * px * ds.channels);
-  const labels = new Uint8Array(idx.length * px);
-  idx.forEach((s, j) => {
-    images.set(ds.images.subarray(s * px * ds.channels, (s + 1) * px * ds.channels), j * px * ds.channels);
-    labels.set(ds.labels.subarray(s * px, (s + 1) * px), j * px);
-  });
-  return {
-    n: idx.length,
-    height: ds.height,
-    width: ds.width,
-    channels: ds.channels,
-    images,
-    labels,
-    numClasses: ds.numClasses,
-    spacing: ds.spacing,
-    caseIds: idx.map((s) => ds.caseIds[s]),
-    ...(ds.sliceThickness !== undefined ? { sliceThickness: ds.sliceThickness } : {}),
-  };
+  return selectCaseSet(ds, new Set(caseIds));
 }
 
 /** Splits a dataset into per-site datasets following a partition of `itemsFromSliceDataset(ds)`. */

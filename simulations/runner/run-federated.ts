@@ -122,7 +122,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   await writeFile(jobFile, JSON.stringify(job, null, 2));
 
   const children: TsChild[] = [];
-  const siteInfo = new Map<string, { trainSlices: number | null; valSlices: number | null }>();
+  const siteInfo = new Map<string, { trainSlices: number | null; valSlices: number | null; classHistogram: number[] | null }>();
   let history: RoundRecord[] | null = null;
   const timeoutMs = opts.timeoutMs ?? s.training.rounds * s.training.stageTimeoutMs + 120_000;
   let timer: NodeJS.Timeout | undefined;
@@ -186,8 +186,14 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
           {
             onEvent: (e) => {
               if (e.event === 'ready') {
-                siteInfo.set(siteId, { trainSlices: e.trainSlices as number, valSlices: e.valSlices as number });
-                log(`${siteId}: ready on backend ${String(e.backend)}, ${String(e.trainSlices)} training / ${String(e.valSlices)} validation slices`);
+                const hist = e.classHistogram as number[];
+                siteInfo.set(siteId, { trainSlices: e.trainSlices as number, valSlices: e.valSlices as number, classHistogram: hist });
+                const total = hist.reduce((a, b) => a + b, 0);
+                const shares = hist.map((h, c) => `c${c} ${((100 * h) / total).toFixed(1)}%`).join(' ');
+                log(
+                  `${siteId}: ready on backend ${String(e.backend)}, ${String(e.trainCases)} cases / ${String(e.trainSlices)} training and ` +
+                    `${String(e.valSlices)} validation slices; training pixels by class: ${shares}`,
+                );
               } else if (e.event === 'error') {
                 fail(`${siteId}: ${String(e.message)}`);
               }
@@ -223,6 +229,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
       shift: site.shift ?? `folder ${basename(site.dataDir ?? '')}`,
       trainSlices: siteInfo.get(site.id)?.trainSlices ?? null,
       valSlices: siteInfo.get(site.id)?.valSlices ?? null,
+      classHistogram: siteInfo.get(site.id)?.classHistogram ?? null,
     })),
     history: history ?? [],
   });

@@ -4,7 +4,8 @@
  */
 import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
-import { splitByCase } from '../../site-agent/trainer/split-by-case.ts';
+import { selectCases, splitByCase } from '../../site-agent/trainer/split-by-case.ts';
+import { itemsFromSliceDataset, partitionDirichlet, partitionQuantitySkew } from '../partition/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 
@@ -25,6 +26,25 @@ async function loadAll(scenario: FederatedScenario, index: number): Promise<Slic
     });
     for (const w of warnings) console.error(`${site.id}: ${w}`);
     return dataset;
+  }
+  const partition = scenario.partition;
+  if (partition) {
+    // Every site process draws the same pool (anatomy depends on the seed only, not on the scanner) and the same
+    // partition, then keeps its own share, seen through its own scanner.
+    const pool = generateSiteData({
+      seed: scenario.seed * 7919 + 17,
+      numCases: partition.poolCases,
+      slicesPerCase: scenario.data.slicesPerCase,
+      size: scenario.data.size,
+      numClasses: scenario.data.numClasses,
+      shift: site.shift ?? 'none',
+      caseIdPrefix: 'pool-case',
+    });
+    const items = itemsFromSliceDataset(pool);
+    const common = { numSites: scenario.sites.length, alpha: partition.alpha, seed: scenario.seed, minPerSite: partition.minCasesPerSite };
+    const shares =
+      partition.kind === 'dirichlet' ? partitionDirichlet(items, { ...common, by: partition.by }) : partitionQuantitySkew(items.length, common);
+    return selectCases(pool, new Set(shares[index].map((i) => items[i].id)));
   }
   // The seed mixes scenario seed and site index so that sites see different anatomy.
   return generateSiteData({

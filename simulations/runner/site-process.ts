@@ -9,6 +9,7 @@ import { initEngine } from '../../site-agent/engine/index.ts';
 import { asLocalTrainer, UNetTrainer } from '../../site-agent/trainer/index.ts';
 import { loadScenarioFile, parseFederatedScenario } from '../scenario.ts';
 import { readJob } from './job.ts';
+import { classHistogram } from '../partition/index.ts';
 import { buildSiteData } from './site-data.ts';
 import { emitEvent } from './spawn-ts.ts';
 
@@ -22,7 +23,14 @@ async function main(): Promise<void> {
 
   const engine = await initEngine();
   const data = await buildSiteData(scenario, site.index);
-  emitEvent('ready', { siteId, backend: engine.backend, trainSlices: data.train.n, valSlices: data.val.n });
+  emitEvent('ready', {
+    siteId,
+    backend: engine.backend,
+    trainSlices: data.train.n,
+    valSlices: data.val.n,
+    trainCases: new Set(data.train.caseIds).size,
+    classHistogram: classHistogram(data.train),
+  });
 
   const trainer = new UNetTrainer({
     model: {

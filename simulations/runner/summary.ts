@@ -17,6 +17,8 @@ export interface SiteSummary {
   readonly shift: unknown;
   readonly trainSlices: number | null;
   readonly valSlices: number | null;
+  /** Training pixels per class (index = class): the site's label distribution, for the non-IID report. */
+  readonly classHistogram: number[] | null;
   /** The untrained initial global model on the site's validation split (measured before round 1's training). */
   readonly untrainedDice: DiceSummary;
   /** The final global model after the last round. */
@@ -65,7 +67,7 @@ export function buildSummary(args: {
   backend: string;
   config: unknown;
   numClasses: number;
-  sites: { id: string; shift: unknown; trainSlices: number | null; valSlices: number | null }[];
+  sites: { id: string; shift: unknown; trainSlices: number | null; valSlices: number | null; classHistogram: number[] | null }[];
   history: RoundRecord[];
 }): SimulationSummary {
   const first = args.history[0];
