@@ -12,6 +12,11 @@ export const sfdaBenchmarkSchema = z
     seeds: z.array(z.number().int()).min(1).max(20),
     data: z
       .object({
+        /**
+         * `phantom` (default): generated phantoms. `mricron`: real T1 anatomy from Debian's mricron-data (ch2 + AAL
+         * regions grouped into 4 classes), one randomly warped slab per case, seen through each site's scanner.
+         */
+        anatomy: z.enum(['phantom', 'mricron']).default('phantom'),
         size: z.number().int().min(8).max(256),
         numClasses: z.number().int().min(2).max(8),
         slicesPerCase: z.number().int().min(1).max(128),

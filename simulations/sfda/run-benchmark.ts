@@ -6,12 +6,15 @@
  * the target's labels (the upper bound).
  *   npx tsx simulations/sfda/run-benchmark.ts --config simulations/scenarios/sfda-benchmark.json [--out DIR]
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adapt, computeSourceStats, evaluateSegmentation, poolSourceStats, toUnlabeled, type AdaptMethod, type AdaptOptions } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/train/index.ts';
+import { buildMricronDatasets } from '../mricron/index.ts';
+import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import { parseSfdaBenchmarkConfig, type SfdaBenchmarkConfig } from './benchmark-config.ts';
 import { runFedAvg } from './fedavg.ts';
@@ -58,16 +61,28 @@ function meanStd(v: number[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length) };
 }
 
-function site(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmarkConfig['data']['target']['shift'], numCases: number, tag: string): SliceDataset {
+async function site(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmarkConfig['data']['target']['shift'], numCases: number, tag: string): Promise<SliceDataset> {
   const d = cfg.data;
+  if (d.anatomy === 'mricron') {
+    // Real anatomy: a one-site Decathlon folder built from the templates, read back through the dataset loader
+    // exactly as a hospital's folder would be.
+    const dir = await mkdtemp(join(tmpdir(), `fedsfda-sfda-${tag}-`));
+    try {
+      await buildMricronDatasets({ out: dir, sites: 1, casesPerSite: numCases, slabSlices: d.slicesPerCase, scanners: [shift], seed, labels: 'aal4' });
+      const { dataset } = await loadSiteDataset(join(dir, 'site-1'), { size: d.size, numClasses: d.numClasses, normalization: { kind: 'zscore', mask: 'nonzero' }, seed });
+      return { ...dataset, caseIds: dataset.caseIds.map((id) => `${tag}-${id}`) };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
   return generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
 }
 
 async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) => void): Promise<Record<BenchmarkMethod, MethodRun>> {
   const d = cfg.data;
-  const sources = d.sourceSites.map((s, i) => site(cfg, seed * 100 + i, s.shift, s.numCases, `src${i}`));
-  const targetAdapt = site(cfg, seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
-  const targetTest = site(cfg, seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
+  const sources = await Promise.all(d.sourceSites.map((s, i) => site(cfg, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
+  const targetAdapt = await site(cfg, seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
+  const targetTest = await site(cfg, seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
   const modelCfg = { inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth };
   const testImages = toUnlabeled(targetTest);
   const score = (u: ReturnType<typeof createUNet>): { dice: number; assd: number; infiniteCount: number } => {
