@@ -87,6 +87,24 @@ describe('coordinator', () => {
     expect((await new CheckpointStore(dir).load())?.round).toBe(2);
   });
 
+  it('runs afterRounds with its handle after the last round, also when a resumed checkpoint leaves no round to run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedsfda-after-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+    const s = { id: 'site-a', identity: generateIdentity() };
+    const seen: number[] = [];
+    const afterRounds = async (h: CoordinatorHandle): Promise<void> => {
+      seen.push(h.weights()[0].data[0]);
+    };
+    const first = await coordinator([s], { checkpointDir: dir, rounds: 1, afterRounds });
+    await Promise.all([memorySite(first, s.id, s.identity, plusOneTrainer(5)), first.done]);
+    await first.close();
+    // Same directory, same number of rounds: nothing to train, the hook still gets a live handle.
+    const second = await coordinator([s], { checkpointDir: dir, rounds: 1, afterRounds });
+    const history = await second.done;
+    expect(history.map((r) => r.round)).toEqual([1]);
+    expect(seen).toEqual([1, 1]);
+  });
+
   it('times out a stuck site per stage, passes the failure to the strategy, and aggregates the rest', async () => {
     const good = { id: 'site-good', identity: generateIdentity() };
     const stuck = { id: 'site-stuck', identity: generateIdentity() };

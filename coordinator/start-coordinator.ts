@@ -291,7 +291,6 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   });
   done.catch(() => {}); // callers that never await `done` must not see an unhandled rejection
   const kick = (): void => void start().then(resolveDone, rejectDone);
-  if (opts.autoStart !== false) kick();
 
   const statsAbort = new AbortController();
   let closed: Promise<void> | null = null;
@@ -348,5 +347,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       return closed;
     },
   };
+  // Rounds start only once the handle exists, so hooks that receive it (afterRounds) can never see it missing,
+  // even when a resumed checkpoint leaves no round to run.
+  if (opts.autoStart !== false) kick();
   return handleRef;
 }

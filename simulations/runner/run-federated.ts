@@ -2,7 +2,7 @@
  * `fedsfda simulate` for a federated scenario: one coordinator process and one process per site, talking
  * socket.io over loopback with encrypted sessions, exactly as separate hospitals would.
  */
-import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { RoundRecord } from '../../coordinator/round-history.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
@@ -81,6 +81,11 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   const s = opts.scenario;
   const outDir = resolve(opts.outDir);
   const keysDir = join(outDir, 'keys');
+  // A simulation is a fresh run with fresh identities: a previous run's results and checkpoints in the same folder
+  // are replaced (a checkpoint would otherwise be resumed by the new coordinator).
+  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'final-weights.fsws', 'initial-weights.bin', 'job.json']) {
+    await rm(join(outDir, f), { recursive: true, force: true });
+  }
   await mkdir(keysDir, { recursive: true });
   await prepareDatasets(s, log);
 
