@@ -3,13 +3,19 @@
  * trains the federated source model per seed (cached in --cache DIR), then adapts it with each variant and prints
  * the target test Dice. Target test labels are used for scoring only, as in the benchmark.
  *   npx tsx simulations/sfda/tune-adapt.ts --config simulations/scenarios/sfda-benchmark.json --seeds 101,102,103 \
- *     --method gmm-swd --variants '[{"lr":0.003},{"lr":0.001}]' [--augment '{}' | --no-augment] [--cache /tmp/sfda-tune]
+ *     --method gmm-swd --variants '[{"lr":0.003},{"lr":0.001}]' [--augment '{}' | --no-augment] [--cache /tmp/sfda-tune] [--confusion]
+ * Works for `data.anatomy` 'phantom' and 'mricron' (sites built as in run-benchmark.ts). `--confusion` prints, before
+ * each score line, the row-normalised true->predicted pixel confusion of the target test set (diagnosis only).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { adapt, computeSourceStats, evaluateSegmentation, isAdaptMethod, poolSourceStats, toUnlabeled, type AdaptOptions } from '../../site-agent/adapt/index.ts';
+import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
+import { buildMricronDatasets } from '../mricron/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import { parseSfdaBenchmarkConfig } from './benchmark-config.ts';
 import { runFedAvg } from './fedavg.ts';
@@ -33,16 +39,28 @@ const augment = process.argv.includes('--no-augment')
 const cache = arg('--cache') ?? '/tmp/sfda-tune';
 await mkdir(cache, { recursive: true });
 const d = cfg.data;
-const site = (seed: number, shift: (typeof d.target)['shift'], numCases: number, tag: string) =>
-  generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
+// Same site construction as run-benchmark.ts (phantoms, or mricron anatomy read back through the dataset loader).
+const site = async (seed: number, shift: (typeof d.target)['shift'], numCases: number, tag: string): Promise<SliceDataset> => {
+  if (d.anatomy === 'mricron') {
+    const dir = await mkdtemp(join(tmpdir(), `fedsfda-tune-${tag}-`));
+    try {
+      await buildMricronDatasets({ out: dir, sites: 1, casesPerSite: numCases, slabSlices: d.slicesPerCase, scanners: [shift], seed, labels: 'aal4' });
+      const { dataset } = await loadSiteDataset(join(dir, 'site-1'), { size: d.size, numClasses: d.numClasses, normalization: { kind: 'zscore', mask: 'nonzero' }, seed });
+      return { ...dataset, caseIds: dataset.caseIds.map((id) => `${tag}-${id}`) };
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+  return generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
+};
 const results: number[][] = [];
 const key = JSON.stringify({ fed: { ...cfg.federated, augment }, model: cfg.model, data: cfg.data });
 let hash = 0;
 for (const ch of key) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
 for (const seed of seeds) {
-  const sources = d.sourceSites.map((s, i) => site(seed * 100 + i, s.shift, s.numCases, `src${i}`));
-  const targetAdapt = site(seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
-  const targetTest = site(seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
+  const sources = await Promise.all(d.sourceSites.map((s, i) => site(seed * 100 + i, s.shift, s.numCases, `src${i}`)));
+  const targetAdapt = await site(seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
+  const targetTest = await site(seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
   const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
   const file = join(cache, `${seed}-${hash.toString(16)}.json`);
   try {
@@ -55,7 +73,18 @@ for (const seed of seeds) {
   const federated: WeightSet = unet.getWeights();
   const stats = poolSourceStats(sources.map((s) => computeSourceStats(unet, s)));
   const testImages = toUnlabeled(targetTest);
-  const score = (): number => evaluateSegmentation(unet, testImages, targetTest.labels, targetTest.sliceThickness).summary.mean.dice.mean;
+  // Scoring only (target test labels never reach adapt()). With --confusion, also prints for each true class where
+  // its pixels went (row-normalised): a class swap shows as mass off the diagonal on a permuted column.
+  const score = (): number => {
+    const ev = evaluateSegmentation(unet, testImages, targetTest.labels, targetTest.sliceThickness);
+    if (process.argv.includes('--confusion')) {
+      const k = d.numClasses;
+      const m = Array.from({ length: k }, () => new Array<number>(k).fill(0));
+      ev.predictions.forEach((p, i) => m[targetTest.labels[i]][p]++);
+      console.log(`  confusion (true row -> predicted col, row %): ${m.map((r) => { const t = r.reduce((a, b) => a + b, 0) || 1; return `[${r.map((x) => ((100 * x) / t).toFixed(0)).join(' ')}]`; }).join(' ')}`);
+    }
+    return ev.summary.mean.dice.mean;
+  };
   const row = [score()];
   const srcDice = evaluateSegmentation(unet, toUnlabeled(sources[0]), sources[0].labels, sources[0].sliceThickness).summary.mean.dice.mean;
   console.log(`seed ${seed}: source-only ${row[0].toFixed(3)} (Dice on source site 0: ${srcDice.toFixed(3)})`);
