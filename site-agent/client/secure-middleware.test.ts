@@ -5,7 +5,7 @@ import type { MessageOf, SessionMessage } from '../../protocol/messages.ts';
 import { makeSecAggConfig } from '../../protocol/secagg/config.ts';
 import { instructionToWire } from '../../protocol/secagg/wire-json.ts';
 import type { SecureChannel } from '../../protocol/secure-channel.ts';
-import { handleSecAggInstruction, SiteSecAggState, type SecAggSiteContext } from './secure-middleware.ts';
+import { handleSecAggInstruction, handleStatisticsInstruction, SiteSecAggState, type SecAggSiteContext } from './secure-middleware.ts';
 
 const me = nacl.sign.keyPair();
 const b1 = nacl.sign.keyPair().publicKey;
@@ -72,5 +72,29 @@ describe('site secure-aggregation middleware: whom the site trusts', () => {
       instruction: instructionToWire({ type: 'secagg/share-keys', version: 1, roundId: 's1', keys: [] }),
     });
     expect(!reply.ok && reply.error.reason).toMatch(/wrong-stage/);
+  });
+
+  it('declines a statistics request as bad_request when its trainer has no statistics hook, without touching the model', async () => {
+    const sent: SessionMessage[] = [];
+    const ch = { isClosed: false, send: (x: SessionMessage) => sent.push(x) } as unknown as SecureChannel;
+    let modelRequested = false;
+    const ctx: SecAggSiteContext = {
+      siteId: 'a',
+      identity: me,
+      trainer: { fit: () => new Promise(() => {}), evaluate: () => new Promise(() => {}) },
+      secagg: new SiteSecAggState(),
+      getModel: () => {
+        modelRequested = true;
+        return new Promise(() => {});
+      },
+      onMasked: () => {},
+    };
+    const m = { v: 1, type: 'statsIns', sessionId: 'st1', round: 1, name: 'source-stats', config: {}, modelId: 'model-x', modelIncluded: false } as unknown as MessageOf<'statsIns'>;
+    await handleStatisticsInstruction(ch, m, ctx);
+    expect(sent).toHaveLength(1);
+    const reply = (sent[0] as MessageOf<'statsRes'>).reply;
+    expect(reply.ok).toBe(false);
+    expect(!reply.ok && reply.error.code).toBe('bad_request');
+    expect(modelRequested).toBe(false);
   });
 });

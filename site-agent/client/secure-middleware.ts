@@ -219,10 +219,15 @@ export async function handleStatisticsInstruction(ch: SecureChannel, m: MessageO
   const send = (reply: MessageOf<'statsRes'>['reply']): void => {
     if (!ch.isClosed) ch.send({ v: PROTOCOL_VERSION, type: 'statsRes', sessionId: m.sessionId, reply });
   };
+  // The hook is optional: a trainer without it declines the request as data on the wire, like any unsupported request.
+  const statistics = ctx.trainer.statistics;
+  if (!statistics) {
+    send({ ok: false, error: { code: 'bad_request', reason: 'this site computes no federated statistics (its LocalTrainer has no statistics hook)' } });
+    return;
+  }
   try {
-    if (!ctx.trainer.statistics) throw new Error('this site computes no federated statistics (LocalTrainer.statistics is not implemented)');
     const global = await ctx.getModel(m.modelId, m.modelIncluded);
-    const values = await ctx.trainer.statistics(global, { name: m.name, config: m.config });
+    const values = await statistics.call(ctx.trainer, global, { name: m.name, config: m.config });
     if (values === null || typeof values !== 'object') throw new Error('statistics must be a record of Float32Array');
     const entries = Object.keys(values)
       .sort()
