@@ -8,6 +8,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../protocol/identity.ts';
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
@@ -35,17 +36,7 @@ export const coordinatorConfigSchema = z
       .strict()
       .default({}),
     /** Secure aggregation (SecAgg+): the coordinator learns only sums. See SECURITY.md. */
-    secureAggregation: z
-      .object({
-        clip: z.number().positive(),
-        scaleBits: z.number().int().min(0).max(30).optional(),
-        threshold: z.number().int().min(2).optional(),
-        degree: z.number().int().min(2).optional(),
-        maxExamples: z.number().positive(),
-        metrics: z.array(z.string().min(1).max(64)).max(32).optional(),
-      })
-      .strict()
-      .optional(),
+    secureAggregation: secureAggregationConfigSchema.optional(),
   })
   .strict();
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;

@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
 export const siteSpecSchema = z
@@ -94,17 +95,7 @@ export const federatedScenarioSchema = z.object({
      * Secure aggregation (SecAgg+): the coordinator learns only the sum of the sites' weighted updates.
      * Same fields as the coordinator's `secureAggregation` option (coordinator/secure-fit.ts).
      */
-    secureAggregation: z
-      .object({
-        clip: z.number().positive(),
-        scaleBits: z.number().int().min(0).max(30).optional(),
-        threshold: z.number().int().min(2).optional(),
-        degree: z.number().int().min(2).optional(),
-        maxExamples: z.number().positive(),
-        metrics: z.array(z.string().min(1).max(64)).max(32).optional(),
-      })
-      .strict()
-      .optional(),
+    secureAggregation: secureAggregationConfigSchema.optional(),
   }),
 });
 
