@@ -6,6 +6,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
+import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
 export const siteSpecSchema = z
@@ -86,7 +87,7 @@ export const federatedScenarioSchema = z.object({
     lr: z.number().positive(),
     optimizer: z.enum(['sgd', 'adam']).default('adam'),
     loss: z.enum(['ce', 'dice', 'ce+dice']).default('ce+dice'),
-    strategy: z.enum(['fedavg', 'fedprox', 'fedbn']).default('fedavg'),
+    strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
     proximalMu: z.number().min(0).default(0),
     minSites: z.number().int().min(1).optional(),
     /** Per-stage timeout of the coordinator's round state machine. */

@@ -5,7 +5,8 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FedAvg, FedBN, FedProx, startCoordinator, type Strategy } from '../../coordinator/index.ts';
+import { startCoordinator, type Strategy } from '../../coordinator/index.ts';
+import { createStrategy } from '../../coordinator/strategies/create-strategy.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../../protocol/source-stats-vectors.ts';
@@ -14,27 +15,18 @@ import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from
 import { readJob } from './job.ts';
 import { emitEvent } from './spawn-ts.ts';
 
+/** The scenario's strategy through the coordinator's own factory (same spec as `fedsfda coordinator --config`). */
 function makeStrategy(s: FederatedScenario): Strategy {
   const t = s.training;
-  const common = {
+  return createStrategy({
+    name: t.strategy,
     localEpochs: t.localEpochs,
     lr: t.lr,
     minFitResults: t.minSites ?? s.sites.length,
     minEvaluateResults: t.minSites ?? s.sites.length,
     seed: s.seed,
-  };
-  switch (t.strategy) {
-    case 'fedavg':
-      return new FedAvg(common);
-    case 'fedprox':
-      return new FedProx({ ...common, proximalMu: t.proximalMu });
-    case 'fedbn':
-      return new FedBN(common);
-    default: {
-      const never: never = t.strategy;
-      throw new Error(`unknown strategy ${String(never)}`);
-    }
-  }
+    ...(t.strategy === 'fedprox' ? { proximalMu: t.proximalMu } : {}),
+  });
 }
 
 /**
