@@ -8,6 +8,7 @@
 import nacl from 'tweetnacl';
 import { ProtocolError } from './errors.ts';
 import { ReplayWindow } from './replay-window.ts';
+import { sodiumSecretbox, sodiumSecretboxOpen } from './sodium.ts';
 
 export type SessionRole = 'site' | 'coordinator';
 const ENVELOPE_VERSION = 1;
@@ -58,7 +59,9 @@ export class SecureSession {
       throw new ProtocolError('oversized', `plaintext of ${plaintext.length} bytes exceeds ${this.maxPlaintextBytes}`);
     }
     const counter = this.sendCounter++;
-    const box = nacl.secretbox(plaintext, SecureSession.nonce(this.ownDirection, counter), this.key);
+    const nonce = SecureSession.nonce(this.ownDirection, counter);
+    // libsodium when loaded (same bytes as tweetnacl, ~50x faster on large models), else tweetnacl.
+    const box = sodiumSecretbox(plaintext, nonce, this.key) ?? nacl.secretbox(plaintext, nonce, this.key);
     const env = new Uint8Array(HEADER_BYTES + box.length);
     const dv = new DataView(env.buffer);
     env[0] = ENVELOPE_VERSION;
@@ -81,7 +84,10 @@ export class SecureSession {
     if (big > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError('malformed', 'envelope counter out of range');
     const counter = Number(big);
     this.window.check(counter);
-    const plain = nacl.secretbox.open(envelope.subarray(HEADER_BYTES), SecureSession.nonce(this.peerDirection, counter), this.key);
+    const box = envelope.subarray(HEADER_BYTES);
+    const nonce = SecureSession.nonce(this.peerDirection, counter);
+    const fast = sodiumSecretboxOpen(box, nonce, this.key);
+    const plain = fast === null ? nacl.secretbox.open(box, nonce, this.key) : fast || null;
     if (plain === null) throw new ProtocolError('tampered', 'envelope failed authentication');
     this.window.record(counter);
     return plain;

@@ -1,13 +1,29 @@
 /**
- * Benchmark: one secure-aggregation round (SecAgg+, protocol/secagg) vs a plain sum of the same vectors, for
- * n simulated sites in one process. Prints one JSON line per n:
- *   {"n","params","secureMs","plainMs","bytesPerSite","modelBytes","ratio", ...extras}
- * secureMs / plainMs are compute time of the whole round (all sites + coordinator, run one after another on one
- * core), excluding the generation of the synthetic input vectors; bytesPerSite is the mean payload a site sends
- * (messageBytes: compact framing, no session envelope); ratio = bytesPerSite / modelBytes (float32 model).
+ * Benchmark: secure aggregation (SecAgg+, protocol/secagg) against plain FedAvg, in two layers. Prints JSON lines.
  *
- *   npx tsx scripts/bench-secagg.ts [--json] [--n 10,50,100] [--params 1000000]
+ * 1. kind "protocol": one SecAgg+ round over n simulated sites in one process vs a plain sum of the same vectors.
+ *    - secureMs / plainMs: total compute of the round with all n sites and the coordinator run one after another on
+ *      one core (synthetic input generation excluded; after one discarded warm-up round). Lower bound of the ratio: each site expands k + 1 XSalsa20
+ *      masks of the model's length where the plain round adds the vector once.
+ *    - criticalPathMs: the round's compute when sites work concurrently, as in a federation:
+ *      sum over stages of (slowest site's work + coordinator's work), plus the final unmasking. The plain round's
+ *      critical path is the coordinator's sum (sites do nothing extra), i.e. plainMs.
+ *    - bytesPerSite: mean payload a site sends (messageBytes: compact framing, no session envelope);
+ *      ratio = bytesPerSite / modelBytes (float32 model).
+ * 2. kind "live": the real product, a socket.io coordinator on 127.0.0.1 and n in-process sites, a model of
+ *    `params` float32 values and a trainer that does no training (adds a constant), R rounds, first with plain
+ *    FedAvg then with secureAggregation in the same run. roundMs = wall time of a round (fit + evaluate: encode,
+ *    seal, transfer, open, decode, mask, aggregate; no training), fitMs = its fit phase (where the two differ).
+ *    All n sites share this process and its 2 cores, so the round time includes every site's work serially.
+ *
+ *   npx tsx scripts/bench-secagg.ts [--json] [--n 10,50,100] [--params 1000000] [--live-n 10|none] [--live-rounds 4]
  */
+import { startCoordinator } from '../coordinator/start-coordinator.ts';
+import { Enrollment } from '../protocol/enrollment.ts';
+import { generateIdentity } from '../protocol/identity.ts';
+import type { WeightSet } from '../protocol/named-tensor.ts';
+import { symmetricBackend } from '../protocol/sodium.ts';
+import { runSite } from '../site-agent/client/run-site.ts';
 import {
   applyKeystream,
   makeSimulatedSites,
@@ -22,6 +38,9 @@ function arg(name: string, fallback: string): string {
 }
 
 const sizes = arg('n', '10,50,100').split(',').map(Number);
+const liveArg = arg('live-n', '10');
+const liveSizes = liveArg === 'none' ? [] : liveArg.split(',').map(Number);
+const liveRounds = Number(arg('live-rounds', '4'));
 const params = Number(arg('params', '1000000'));
 const jsonOnly = process.argv.includes('--json');
 
@@ -73,6 +92,16 @@ function rates(): { keystreamMsPerM: number; addMsPerM: number } {
   return { keystreamMsPerM: Math.round(keystreamMsPerM * 10) / 10, addMsPerM: Math.round(addMsPerM * 10) / 10 };
 }
 
+// Warm-up (discarded): one round at the smallest n, so that every n is measured with optimized code.
+{
+  const n = Math.min(...sizes);
+  plainRound(n);
+  await runSecAggRound(makeSimulatedSites(n, (i) => siteVector(i, params)), {
+    vectorLength: params,
+    quant: { clip: 1, scaleBits: maxSafeScaleBits(1, n) },
+  });
+}
+
 for (const n of sizes) {
   const clip = 1;
   const quant = { clip, scaleBits: maxSafeScaleBits(clip, n) };
@@ -97,6 +126,14 @@ for (const n of sizes) {
     maxAbsErr = Math.max(maxAbsErr, Math.abs(report.sum[j] - plain[j]));
     maxAbs = Math.max(maxAbs, Math.abs(plain[j]));
   }
+  // Concurrent sites: per stage the slowest site, then the coordinator; plus the final unmasking.
+  let criticalPathMs = report.coordinatorMs.finish;
+  for (const [stage, coordMs] of Object.entries(report.coordinatorMs)) {
+    if (stage === 'finish') continue;
+    let slowest = 0;
+    for (const m of report.siteMs.values()) slowest = Math.max(slowest, m[stage as keyof typeof m]);
+    criticalPathMs += slowest + coordMs;
+  }
   let sent = 0;
   let received = 0;
   for (const b of report.bytesSent.values()) sent += b;
@@ -104,10 +141,15 @@ for (const n of sizes) {
   const bytesPerSite = Math.round(sent / n);
   const modelBytes = params * 4;
   const line = {
+    kind: 'protocol',
+    symmetricBackend: symmetricBackend().name,
     n,
     params,
     secureMs: Math.round(secureMs),
     plainMs: Math.round(plainMs * 10) / 10,
+    serialRatio: Math.round((secureMs / plainMs) * 10) / 10,
+    criticalPathMs: Math.round(criticalPathMs),
+    criticalPathRatio: Math.round((criticalPathMs / plainMs) * 10) / 10,
     bytesPerSite,
     modelBytes,
     ratio: Math.round((bytesPerSite / modelBytes) * 10000) / 10000,
@@ -124,8 +166,89 @@ for (const n of sizes) {
   console.log(JSON.stringify(line));
   if (!jsonOnly) {
     console.error(
-      `n=${n}: secure ${line.secureMs} ms vs plain ${line.plainMs} ms (x${(secureMs / plainMs).toFixed(1)}), ` +
+      `n=${n}: secure ${line.secureMs} ms vs plain ${line.plainMs} ms (x${line.serialRatio}; concurrent sites ` +
+        `${line.criticalPathMs} ms, x${line.criticalPathRatio}), ` +
         `${bytesPerSite} B/site = ${line.ratio} x model, max error ${maxAbsErr.toExponential(2)} <= ${line.errBound.toExponential(2)}`,
+    );
+  }
+}
+
+/** Median of the rounds after the first (which includes warm-up: JIT, first model download). */
+function steadyMedian(xs: number[]): number {
+  const rest = (xs.length > 1 ? xs.slice(1) : xs).slice().sort((a, b) => a - b);
+  return Math.round(rest[Math.floor((rest.length - 1) / 2)]);
+}
+
+async function liveRun(n: number, secure: boolean): Promise<{ roundMs: number[]; fitMs: number[] }> {
+  const initial: WeightSet = [{ name: 'w', shape: [params], data: new Float32Array(params) }];
+  const enrollment = new Enrollment();
+  const ids = Array.from({ length: n }, (_, i) => ({ id: `site-${i}`, identity: generateIdentity() }));
+  for (const s of ids) enrollment.allow(s.id, s.identity.publicKey);
+  const coord = await startCoordinator({
+    identity: generateIdentity(),
+    enrollment,
+    initialWeights: initial,
+    rounds: liveRounds,
+    minSites: n,
+    port: 0,
+    ...(secure ? { secureAggregation: { clip: 1, maxExamples: 100 } } : {}),
+  });
+  const roundMs: number[] = [];
+  const fitMs: number[] = [];
+  let roundStart = 0;
+  let fitStart = 0;
+  coord.events.on('roundStarted', () => (roundStart = performance.now()));
+  coord.events.on('stage', (stage: string) => {
+    if (stage === 'fit') fitStart = performance.now();
+    if (stage === 'evaluate') fitMs.push(performance.now() - fitStart);
+  });
+  coord.events.on('roundCompleted', () => roundMs.push(performance.now() - roundStart));
+  await Promise.all([
+    ...ids.map((s, i) =>
+      runSite({
+        url: coord.url,
+        identity: s.identity,
+        coordinatorPublicKey: coord.publicKey,
+        siteId: s.id,
+        trainer: {
+          fit: async (g) => ({
+            weights: g.map((x) => ({ ...x, data: x.data.map((v) => v + 0.001 * (i + 1)) })),
+            numExamples: 10 + i,
+            metrics: { trainLoss: 0 },
+          }),
+          evaluate: async () => ({ numExamples: 1, metrics: { dice: 0 } }),
+        },
+      }),
+    ),
+    coord.done,
+  ]);
+  await coord.close();
+  return { roundMs, fitMs };
+}
+
+for (const n of liveSizes) {
+  const plain = await liveRun(n, false);
+  const secure = await liveRun(n, true);
+  const line = {
+    kind: 'live',
+    symmetricBackend: symmetricBackend().name,
+    n,
+    params,
+    rounds: liveRounds,
+    plainRoundMs: steadyMedian(plain.roundMs),
+    secureRoundMs: steadyMedian(secure.roundMs),
+    roundRatio: Math.round((steadyMedian(secure.roundMs) / steadyMedian(plain.roundMs)) * 100) / 100,
+    plainFitMs: steadyMedian(plain.fitMs),
+    secureFitMs: steadyMedian(secure.fitMs),
+    fitRatio: Math.round((steadyMedian(secure.fitMs) / steadyMedian(plain.fitMs)) * 100) / 100,
+    allRounds: { plain: plain.roundMs.map(Math.round), secure: secure.roundMs.map(Math.round) },
+    rssMB: Math.round(process.memoryUsage().rss / 2 ** 20),
+  };
+  console.log(JSON.stringify(line));
+  if (!jsonOnly) {
+    console.error(
+      `live n=${n}: round secure ${line.secureRoundMs} ms vs plain ${line.plainRoundMs} ms (x${line.roundRatio}); ` +
+        `fit phase ${line.secureFitMs} vs ${line.plainFitMs} ms (x${line.fitRatio})`,
     );
   }
 }

@@ -6,9 +6,8 @@
  * collect, per victim neighbour, the "dropped" kind of share from some sites and the "survived" kind from others,
  * isolating one site's vector with fewer than t colluders.
  */
-import nacl from 'tweetnacl';
 import { concatBytes, lengthPrefixed, utf8 } from './bytes.ts';
-import { ed25519Verify } from './curves.ts';
+import { ed25519Sign, ed25519Verify } from './curves.ts';
 import { SecAggError } from './errors.ts';
 import type { EnrolledIdentities } from './round-keys.ts';
 
@@ -31,7 +30,7 @@ export function survivorsMessage(roundId: string, survivors: readonly string[]):
 }
 
 export function signSurvivors(roundId: string, survivors: readonly string[], identitySecretKey: Uint8Array): Uint8Array {
-  return nacl.sign.detached(survivorsMessage(roundId, survivors), identitySecretKey);
+  return ed25519Sign(survivorsMessage(roundId, survivors), identitySecretKey);
 }
 
 /**

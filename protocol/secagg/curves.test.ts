@@ -1,9 +1,9 @@
 import nacl from 'tweetnacl';
 import { describe, expect, it } from 'vitest';
-import { boxBefore, ed25519Verify, x25519 } from './curves.ts';
+import { boxBefore, ed25519Sign, ed25519Verify, x25519, x25519Base, x25519KeyPair } from './curves.ts';
 import { SecAggError } from './errors.ts';
 
-describe('OpenSSL curves agree with tweetnacl', () => {
+describe('libsodium/OpenSSL curves agree with tweetnacl', () => {
   it('x25519 equals nacl.scalarMult and boxBefore equals nacl.box.before', () => {
     for (let i = 0; i < 5; i++) {
       const a = nacl.box.keyPair();
@@ -33,7 +33,20 @@ describe('OpenSSL curves agree with tweetnacl', () => {
     expect(ed25519Verify(msg, sig.subarray(0, 10), kp.publicKey)).toBe(false);
   });
 
-  it('refuses a low-order public key (all-zero point)', () => {
+  it('refuses a low-order public key (all-zero point and the order-8 point u=1)', () => {
     expect(() => x25519(nacl.box.keyPair().secretKey, new Uint8Array(32))).toThrow(SecAggError);
+    const one = new Uint8Array(32);
+    one[0] = 1;
+    expect(() => x25519(nacl.box.keyPair().secretKey, one)).toThrow(SecAggError);
+  });
+
+  it('key pairs, base-point multiplication and signatures equal tweetnacl byte for byte', () => {
+    const kp = x25519KeyPair();
+    expect(kp.publicKey).toEqual(nacl.scalarMult.base(kp.secretKey));
+    expect(x25519Base(kp.secretKey)).toEqual(nacl.box.keyPair.fromSecretKey(kp.secretKey).publicKey);
+    const id = nacl.sign.keyPair();
+    const msg = nacl.randomBytes(77);
+    expect(ed25519Sign(msg, id.secretKey)).toEqual(nacl.sign.detached(msg, id.secretKey));
+    expect(() => ed25519Sign(msg, id.secretKey.subarray(0, 32))).toThrow(SecAggError);
   });
 });

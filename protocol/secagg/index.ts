@@ -29,7 +29,7 @@ export {
   quantizationErrorBound,
   type QuantConfig,
 } from './quantize.ts';
-export { keystreamWords, applyKeystream, hsalsa20Bytes } from './keystream.ts';
+export { keystreamWords, applyKeystream, applyKeystreams, hsalsa20Bytes, type MaskTerm } from './keystream.ts';
 export { pairwiseSeed, pairwiseSign, PAIRWISE_MASK_NONCE, SELF_MASK_NONCE, GRAPH_NONCE } from './kdf.ts';
 export {
   generateRoundKeyPairs,

@@ -7,7 +7,11 @@
  * vectors needs the words added straight into the target. This file is the same cipher (Bernstein, "Extending
  * the Salsa20 nonce", 2008: HSalsa20 subkey from nonce[0..16], then Salsa20/20 with nonce[16..24]); its output
  * is tested byte-for-byte against tweetnacl's `crypto_stream` (keystream.test.ts).
+ * When libsodium is loaded (`../sodium.ts`), its SIMD XSalsa20 produces the same words about 5-9x faster;
+ * this loop is the fallback and the reference.
  */
+import { sodiumKeystream } from '../sodium.ts';
+import { CHUNK_WORDS, u32Folder } from './u32-simd.ts';
 import { SecAggError } from './errors.ts';
 
 const SIGMA0 = 0x61707865;
@@ -170,15 +174,58 @@ function checkSeedNonce(seed: Uint8Array, nonce: Uint8Array): void {
 export function keystreamWords(seed: Uint8Array, nonce: Uint8Array, length: number): Uint32Array {
   checkSeedNonce(seed, nonce);
   const out = new Uint32Array(length);
-  salsa20Words(hsalsa20(seed, nonce.subarray(0, 16)), nonce, out, 'set');
+  const reader = sodiumKeystream(seed, nonce);
+  if (reader) {
+    const bytes = new Uint8Array(out.buffer);
+    for (let pos = 0; pos < bytes.length; pos += 4 * CHUNK_WORDS) reader.read(bytes.subarray(pos, pos + 4 * CHUNK_WORDS));
+    reader.close();
+  } else {
+    salsa20Words(hsalsa20(seed, nonce.subarray(0, 16)), nonce, out, 'set');
+  }
   return out;
 }
 
+/** One mask to apply: + or - XSalsa20(seed, nonce). */
+export interface MaskTerm {
+  readonly seed: Uint8Array;
+  readonly nonce: Uint8Array;
+  readonly sign: 1 | -1;
+}
+
 /**
- * target <- target + sign * XSalsa20(seed, nonce) (mod 2^32), word by word, without allocating the mask.
- * This is how a pairwise mask (+ for i<j, - for i>j) or a self mask is applied and later removed.
+ * target <- target + sum_t sign_t * XSalsa20(seed_t, nonce_t) (mod 2^32), without allocating any mask.
+ * This is how a site's self mask and pairwise masks (+ for i<j, - for i>j) are applied, and how the coordinator
+ * removes them. With libsodium, chunk-major: each 64 KB chunk of the target is copied into the SIMD folder once,
+ * every term's next keystream chunk is generated into the folder and added (u32-simd.ts), and the chunk is copied
+ * back, so the target crosses main memory once however many terms there are.
  */
+export function applyKeystreams(target: Uint32Array, terms: readonly MaskTerm[]): void {
+  for (const t of terms) checkSeedNonce(t.seed, t.nonce);
+  const readers = terms.map((t) => sodiumKeystream(t.seed, t.nonce));
+  if (readers.some((r) => r === null)) {
+    for (const t of terms) salsa20Words(hsalsa20(t.seed, t.nonce.subarray(0, 16)), t.nonce, target, t.sign === 1 ? 'add' : 'sub');
+    return;
+  }
+  const f = u32Folder();
+  for (let pos = 0; pos < target.length; pos += CHUNK_WORDS) {
+    const m = Math.min(CHUNK_WORDS, target.length - pos);
+    f.acc.set(target.subarray(pos, pos + m));
+    for (let i = 0; i < terms.length; i++) {
+      readers[i]!.read(f.srcBytes.subarray(0, 4 * m));
+      f.fold(m, terms[i].sign);
+    }
+    target.set(f.acc.subarray(0, m), pos);
+  }
+  for (const r of readers) r!.close();
+}
+
+/** target <- target + sign * XSalsa20(seed, nonce) (mod 2^32): `applyKeystreams` with one term. */
 export function applyKeystream(target: Uint32Array, seed: Uint8Array, nonce: Uint8Array, sign: 1 | -1): void {
+  applyKeystreams(target, [{ seed, nonce, sign }]);
+}
+
+/** The pure-JS path of `applyKeystream`, whatever backend is loaded (tests compare the two). */
+export function applyKeystreamJs(target: Uint32Array, seed: Uint8Array, nonce: Uint8Array, sign: 1 | -1): void {
   checkSeedNonce(seed, nonce);
   salsa20Words(hsalsa20(seed, nonce.subarray(0, 16)), nonce, target, sign === 1 ? 'add' : 'sub');
 }

@@ -73,20 +73,20 @@ export function quantizationErrorBound(cfg: QuantConfig, numSites: number): numb
 
 /** q(x) for every entry: clamp, scale, round half away from zero, store mod 2^32. NaN/Infinity are refused. */
 export function quantize(v: Float32Array, cfg: QuantConfig): Uint32Array {
-  const out = new Uint32Array(v.length);
+  const out = new Int32Array(v.length); // |q| <= L < 2^31: int32 stores stay on V8's fast path
   const scale = 2 ** cfg.scaleBits;
-  const clip = cfg.clip;
+  // Scaling by a power of two is exact and monotone, so clamp(x * 2^s, clip * 2^s) = clamp(x, clip) * 2^s.
+  const lim = cfg.clip * scale;
   for (let i = 0; i < v.length; i++) {
-    const x = v[i];
-    if (!Number.isFinite(x)) {
-      throw new SecAggError('bad-input', `input vector has a non-finite value (${x}) at index ${i}`);
+    const r = v[i] * scale;
+    if (r - r !== 0) {
+      throw new SecAggError('bad-input', `input vector has a non-finite value (${v[i]}) at index ${i}`);
     }
-    const c = x > clip ? clip : x < -clip ? -clip : x;
-    const r = c * scale;
+    const c = r > lim ? lim : r < -lim ? -lim : r;
     // Math.round rounds .5 towards +inf; symmetric rounding keeps the error bound identical for +x and -x.
-    out[i] = r >= 0 ? Math.round(r) : -Math.round(-r);
+    out[i] = c >= 0 ? Math.round(c) : -Math.round(-c);
   }
-  return out;
+  return new Uint32Array(out.buffer);
 }
 
 /**

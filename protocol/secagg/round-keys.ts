@@ -7,7 +7,7 @@
  */
 import nacl from 'tweetnacl';
 import { concatBytes, isBytes, lengthPrefixed, utf8 } from './bytes.ts';
-import { ed25519Verify } from './curves.ts';
+import { ed25519Sign, ed25519Verify, x25519KeyPair } from './curves.ts';
 import { SecAggError } from './errors.ts';
 
 export interface RoundKeyPairs {
@@ -29,7 +29,7 @@ export type EnrolledIdentities = ReadonlyMap<string, Uint8Array>;
 const KEYS_DOMAIN = utf8('fedsfda/secagg/v1/round-keys');
 
 export function generateRoundKeyPairs(): RoundKeyPairs {
-  return { mask: nacl.box.keyPair(), share: nacl.box.keyPair() };
+  return { mask: x25519KeyPair(), share: x25519KeyPair() };
 }
 
 /** The exact bytes that are signed: domain, round id, site id and both public keys, each length-prefixed. */
@@ -57,7 +57,7 @@ export function signRoundKeys(
     siteId,
     maskPublicKey: keys.mask.publicKey,
     sharePublicKey: keys.share.publicKey,
-    signature: nacl.sign.detached(msg, identitySecretKey),
+    signature: ed25519Sign(msg, identitySecretKey),
   };
 }
 

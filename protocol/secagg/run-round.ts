@@ -56,8 +56,12 @@ export interface SecAggRoundReport extends SecAggResult {
   /** Payload bytes each site sent / received over the whole round (`messageBytes`). */
   readonly bytesSent: ReadonlyMap<string, number>;
   readonly bytesReceived: ReadonlyMap<string, number>;
-  /** Wall time per stage (ms), site work and coordinator work together, plus the final unmasking. */
+  /** Wall time per stage (ms), site work and coordinator work together (and hooks), plus the final unmasking. */
   readonly stageMs: Readonly<Record<SecAggStage | 'finish', number>>;
+  /** Time each site spent in `handle` per stage (ms), hooks excluded. */
+  readonly siteMs: ReadonlyMap<string, Readonly<Record<SecAggStage, number>>>;
+  /** Time the coordinator spent in `receive` + `closeStage` per stage, and in `finish` (ms), hooks excluded. */
+  readonly coordinatorMs: Readonly<Record<SecAggStage | 'finish', number>>;
   /** Site refusals observed with onSiteError = 'drop'. */
   readonly siteErrors: ReadonlyMap<string, SecAggError>;
 }
@@ -86,7 +90,10 @@ export async function runSecAggRound(
   const bytesReceived = new Map(sites.map((s) => [s.siteId, 0]));
   const siteErrors = new Map<string, SecAggError>();
   const silent = new Set<string>();
-  const stageMs = { setup: 0, 'share-keys': 0, 'collect-masked-vectors': 0, 'consistency-check': 0, unmask: 0, finish: 0 };
+  const zeroStages = () => ({ setup: 0, 'share-keys': 0, 'collect-masked-vectors': 0, 'consistency-check': 0, unmask: 0 });
+  const stageMs = { ...zeroStages(), finish: 0 };
+  const coordinatorMs = { ...zeroStages(), finish: 0 };
+  const siteMs = new Map(sites.map((s) => [s.siteId, zeroStages()]));
 
   const setup = server.setupInstruction();
   let instructions = new Map<string, SecAggInstruction>(sites.map((s) => [s.siteId, setup]));
@@ -98,8 +105,10 @@ export async function runSecAggRound(
       bytesReceived.set(to, bytesReceived.get(to)! + messageBytes(ins));
       if (silent.has(to)) continue;
       let reply: SecAggReply;
+      const ts = performance.now();
       try {
         reply = await sessions.get(to)!.handle(ins);
+        siteMs.get(to)![stage] += performance.now() - ts;
       } catch (e) {
         if (!isSecAggError(e) || (opts.onSiteError ?? 'throw') === 'throw') throw e;
         siteErrors.set(to, e);
@@ -108,15 +117,20 @@ export async function runSecAggRound(
       }
       bytesSent.set(to, bytesSent.get(to)! + messageBytes(reply));
       opts.onCoordinatorReceive?.(reply);
+      const tc = performance.now();
       server.receive(reply);
+      coordinatorMs[stage] += performance.now() - tc;
     }
+    const tc = performance.now();
     instructions = server.closeStage();
+    coordinatorMs[stage] += performance.now() - tc;
     stageMs[stage] = performance.now() - t0;
   }
   const t0 = performance.now();
   const result = await server.finish();
   stageMs.finish = performance.now() - t0;
-  return { ...result, config, bytesSent, bytesReceived, stageMs, siteErrors };
+  coordinatorMs.finish = stageMs.finish;
+  return { ...result, config, bytesSent, bytesReceived, stageMs, siteMs, coordinatorMs, siteErrors };
 }
 
 /** Makes n simulated sites with fresh identity keys, ids `site-000`, `site-001`, ... */

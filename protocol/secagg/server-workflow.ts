@@ -8,15 +8,15 @@
  * It sees: signed public keys, share ciphertexts, masked vectors, and — in the unmask stage — exactly one kind of
  * share per (holder, peer). It never sees any site's unmasked vector.
  */
-import nacl from 'tweetnacl';
 import { bytesEqual, isBytes } from './bytes.ts';
 import { validateSecAggConfig, type SecAggConfig } from './config.ts';
 import { survivorsMessage, type SurvivorSignature } from './consistency.ts';
-import { ed25519Verify } from './curves.ts';
+import { ed25519Verify, x25519Base } from './curves.ts';
 import { SecAggError } from './errors.ts';
 import { parseSecAggReply } from './schemas.ts';
 import { PAIRWISE_MASK_NONCE, SELF_MASK_NONCE, pairwiseSeed, pairwiseSign } from './kdf.ts';
-import { applyKeystream } from './keystream.ts';
+import { applyKeystreams, type MaskTerm } from './keystream.ts';
+import { foldInto } from './u32-simd.ts';
 import {
   SECAGG_VERSION,
   stageOf,
@@ -162,9 +162,8 @@ export class SecAggServerWorkflow {
         if (!(m instanceof Uint32Array) || m.length !== this.config.vectorLength) {
           throw new SecAggError('malformed-message', `masked vector of "${from}" must be a Uint32Array of ${this.config.vectorLength}`);
         }
-        // Accumulate immediately (mod 2^32 via Uint32Array stores); the individual vector is not kept.
-        const s = this.sum;
-        for (let i = 0; i < s.length; i++) s[i] += m[i];
+        // Accumulate immediately (mod 2^32, SIMD when available); the individual vector is not kept.
+        foldInto(this.sum, m, 1);
         break;
       }
       case 'secagg/survivors-signature': {
@@ -335,7 +334,7 @@ export class SecAggServerWorkflow {
       for (const i of dropped) {
         const sk = await combineShares(keyShares.get(i)!, cfg.threshold);
         // A wrong share would give a wrong key and a garbage sum; the advertised public key tells us.
-        if (!bytesEqual(nacl.scalarMult.base(sk), this.keys.get(i)!.maskPublicKey)) {
+        if (!bytesEqual(x25519Base(sk), this.keys.get(i)!.maskPublicKey)) {
           throw new SecAggError('bad-ciphertext', `reconstructed mask key of "${i}" does not match its public key`);
         }
         maskKeys.set(i, sk);
@@ -345,7 +344,7 @@ export class SecAggServerWorkflow {
     }
 
     const sum = this.sum;
-    for (const [, seed] of seeds) applyKeystream(sum, seed, SELF_MASK_NONCE, -1);
+    const terms: MaskTerm[] = [...seeds.values()].map((seed) => ({ seed, nonce: SELF_MASK_NONCE, sign: -1 as const }));
     for (const [i, sk] of maskKeys) {
       const iIdx = this.index.get(i)!;
       for (const v of this.graph.get(i)!) {
@@ -353,9 +352,10 @@ export class SecAggServerWorkflow {
         const vIdx = this.index.get(v)!;
         // v added gamma_{v,i} PRG(s_{v,i}) for the dropped neighbour i; take it back out.
         const seed = pairwiseSeed(cfg.roundId, i, iIdx, v, vIdx, sk, this.keys.get(v)!.maskPublicKey);
-        applyKeystream(sum, seed, PAIRWISE_MASK_NONCE, pairwiseSign(vIdx, iIdx) === 1 ? -1 : 1);
+        terms.push({ seed, nonce: PAIRWISE_MASK_NONCE, sign: pairwiseSign(vIdx, iIdx) === 1 ? -1 : 1 });
       }
     }
+    applyKeystreams(sum, terms);
     const included = cfg.siteIds.filter((s) => u3.has(s));
     return { sum: dequantizeSum(sum, cfg.quant), included, excluded: cfg.siteIds.filter((s) => !u3.has(s)) };
   }

@@ -12,7 +12,7 @@ import { signSurvivors, verifySurvivorSignatures } from './consistency.ts';
 import { SecAggError, isSecAggError } from './errors.ts';
 import { parseSecAggInstruction } from './schemas.ts';
 import { PAIRWISE_MASK_NONCE, SELF_MASK_NONCE, pairwiseSeed, pairwiseSign } from './kdf.ts';
-import { applyKeystream } from './keystream.ts';
+import { applyKeystreams, type MaskTerm } from './keystream.ts';
 import {
   SECAGG_VERSION,
   type AdvertiseKeysRes,
@@ -266,13 +266,14 @@ export class SecAggSiteSession {
       throw new SecAggError('bad-input', `input must be a Float32Array of length ${cfg.vectorLength}, got ${x?.length}`);
     }
     const y = quantize(x, cfg.quant);
-    applyKeystream(y, this.selfMaskSeed!, SELF_MASK_NONCE, 1);
+    const terms: MaskTerm[] = [{ seed: this.selfMaskSeed!, nonce: SELF_MASK_NONCE, sign: 1 }];
     for (const j of held.keys()) {
       const jIndex = cfg.siteIds.indexOf(j);
       const seed = pairwiseSeed(cfg.roundId, this.opts.siteId, this.index, j, jIndex, keys.mask.secretKey, this.peerKeys.get(j)!.maskPublicKey);
-      applyKeystream(y, seed, PAIRWISE_MASK_NONCE, pairwiseSign(this.index, jIndex));
-      seed.fill(0);
+      terms.push({ seed, nonce: PAIRWISE_MASK_NONCE, sign: pairwiseSign(this.index, jIndex) });
     }
+    applyKeystreams(y, terms);
+    for (const t of terms.slice(1)) t.seed.fill(0);
     this.state = 'masked-vector-sent';
     return { type: 'secagg/masked-vector', version: SECAGG_VERSION, roundId: cfg.roundId, siteId: this.opts.siteId, masked: y };
   }

@@ -5,6 +5,14 @@ import type { Command } from 'commander';
 import { initEngine, type EngineInfo } from './select-backend.ts';
 import { runTrainBench } from './bench/train-bench.ts';
 import { EngineError } from './errors.ts';
+import { symmetricBackend } from '../../protocol/sodium.ts';
+import { u32Folder } from '../../protocol/secagg/u32-simd.ts';
+
+/** The protocol's crypto path: libsodium or pure JS, and whether mask folding runs in WebAssembly SIMD. */
+export function cryptoInfo(): { backend: string; reason: string; maskFoldSimd: boolean } {
+  const b = symmetricBackend();
+  return { backend: b.name, reason: b.reason, maskFoldSimd: u32Folder().simd };
+}
 
 function intOption(name: string) {
   return (v: string): number => {
@@ -35,7 +43,13 @@ export function registerEngineCommands(program: Command): void {
     .option('--backend <name>', 'force a backend (also FEDSFDA_BACKEND)')
     .action(async (o: { json?: boolean; backend?: string }) => {
       const info = await initEngine({ probeAll: true, ...(o.backend ? { backend: o.backend } : {}) });
-      process.stdout.write(o.json ? JSON.stringify(info) + '\n' : formatEngineInfo(info) + '\n');
+      const crypto = cryptoInfo();
+      process.stdout.write(
+        o.json
+          ? JSON.stringify({ ...info, crypto }) + '\n'
+          : formatEngineInfo(info) +
+              `\ncrypto:    ${crypto.backend} (${crypto.reason}); mask folding ${crypto.maskFoldSimd ? 'WebAssembly SIMD' : 'JS loop'}\n`,
+      );
     });
 
   // Other areas may add `bench <x>` subcommands too: share one `bench` group.
