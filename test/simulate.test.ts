@@ -59,6 +59,8 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     // sum, which needs at least 3 sites (with 2, the sum minus one's own reveals the other's): none here.
     expect(summary.artifacts).toEqual({ model: 'model', sourceStats: null });
     expect(stdout).toContain('secure statistics need at least 3 connected sites');
+    expect(summary.nonIid.secure).toBeNull();
+    expect(summary.nonIid.inClear?.numSites).toBe(2);
     const model = await loadModel(join(out, 'model'));
     expect(model.config.numClasses).toBe(3);
     model.dispose();
@@ -104,6 +106,15 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     expect(stats.numSites).toBe(3);
     expect(stats.classes.reduce((n, c) => n + c.labelCount, 0)).toBe(3 * 8 * 16 * 16);
     expect(stats.bn['enc1.bn1'].count).toBe(3 * 8 * 16 * 16);
+    // The non-IID report from masked sums equals the one computed in the clear from the sites' own histograms.
+    const { secure: fromSums, inClear } = summary.nonIid;
+    expect(fromSums?.numSites).toBe(3);
+    expect(fromSums?.pooledPixels).toEqual(inClear?.pooledPixels);
+    expect(fromSums?.pooledPixels.reduce((a, b) => a + b, 0)).toBe(3 * 8 * 16 * 16);
+    inClear!.meanSiteFraction.forEach((m, k) => expect(fromSums!.meanSiteFraction[k]).toBeCloseTo(m, 6));
+    inClear!.betweenSiteStd.forEach((sd, k) => expect(fromSums!.betweenSiteStd[k]).toBeCloseTo(sd, 3));
+    expect(fromSums!.heterogeneity).toBeCloseTo(inClear!.heterogeneity, 6);
+    expect(inClear!.heterogeneity).toBeGreaterThan(0);
   });
 
   it('refuses a scenario with a typed error naming the bad field, before starting any process', async () => {

@@ -10,6 +10,7 @@ import { createStrategy } from '../../coordinator/strategies/create-strategy.ts'
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../../protocol/source-stats-vectors.ts';
+import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../../protocol/class-histogram-vectors.ts';
 import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
 import { readJob } from './job.ts';
@@ -83,6 +84,15 @@ async function main(): Promise<void> {
         emitEvent('sourceStats', { sites: included });
       } catch (err) {
         emitEvent('sourceStatsFailed', { message: err instanceof Error ? err.message : String(err) });
+      }
+      // The non-IID report: label-distribution moments over sites from masked sums (no site's histogram revealed).
+      try {
+        const { sums, included } = await handle.runStatisticsRound({ name: CLASS_HISTOGRAM_REQUEST, config: { scale }, clip: 1 });
+        const report = classHistogramFromVectors(sums, { numSites: included.length, scale });
+        await writeFile(join(job.outDir, 'class-histogram.json'), JSON.stringify({ ...report, sites: included }, null, 2));
+        emitEvent('classHistogram', { sites: included, heterogeneity: report.heterogeneity });
+      } catch (err) {
+        emitEvent('classHistogramFailed', { message: err instanceof Error ? err.message : String(err) });
       }
     },
   });

@@ -2,6 +2,7 @@
  * `fedsfda simulate` for a federated scenario: one coordinator process and one process per site, talking
  * socket.io over loopback with encrypted sessions, exactly as separate hospitals would.
  */
+import { classHistogramReportInClear, type ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import type { RoundRecord } from '../../coordinator/round-history.ts';
@@ -72,6 +73,16 @@ async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<{ m
   }
   const sourceStats = (await exists(join(outDir, 'source-stats.json'))) ? 'source-stats.json' : null;
   return { model, sourceStats };
+}
+
+/** The coordinator's non-IID report (class-histogram.json), or null when the statistics round did not run. */
+async function readSecureClassHistogram(outDir: string): Promise<ClassHistogramReport | null> {
+  try {
+    const { sites: _sites, ...report } = JSON.parse(await readFile(join(outDir, 'class-histogram.json'), 'utf8')) as ClassHistogramReport & { sites: string[] };
+    return report;
+  } catch {
+    return null;
+  }
 }
 
 /** Runs the federation to completion and writes `outDir/summary.json`. */
@@ -164,6 +175,12 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
             case 'sourceStatsFailed':
               log(`no source statistics package: ${String(e.message)}`);
               break;
+            case 'classHistogram':
+              log(`non-IID report from masked sums over ${(e.sites as string[]).join(', ')}: heterogeneity ${Number(e.heterogeneity).toFixed(5)} -> class-histogram.json`);
+              break;
+            case 'classHistogramFailed':
+              log(`no non-IID report: ${String(e.message)}`);
+              break;
             case 'siteFailed':
               log(`site failure: ${JSON.stringify(e.failure)}`);
               break;
@@ -222,8 +239,13 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   }
 
   const artifacts = await writeArtifacts(outDir, s);
+  const histograms = s.sites.map((site) => siteInfo.get(site.id)?.classHistogram ?? null);
   const summary = buildSummary({
     artifacts,
+    nonIid: {
+      secure: await readSecureClassHistogram(outDir),
+      inClear: histograms.every((h): h is number[] => h !== null) && histograms.length > 0 ? classHistogramReportInClear(histograms) : null,
+    },
     scenario: s.name,
     startedAt,
     backend: engine.backend,

@@ -4,6 +4,7 @@
  */
 import Table from 'cli-table3';
 import type { RoundRecord } from '../../coordinator/round-history.ts';
+import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 
 export interface DiceSummary {
   /** Mean over foreground classes of the per-volume Dice, averaged over the site's validation volumes. */
@@ -41,6 +42,12 @@ export interface SimulationSummary {
   readonly rounds: { round: number; meanTrainLoss: number | null; meanEvalDice: number | null; durationMs: number; failures: number }[];
   /** Files in the run folder a new hospital needs for `fedsfda adapt` (null when not produced). */
   readonly artifacts: { readonly model: string | null; readonly sourceStats: string | null };
+  /**
+   * The non-IID report (protocol/class-histogram-vectors.ts): `secure` is what the coordinator computed from masked
+   * sums (class-histogram.json; null when it did not run, e.g. fewer than 3 sites), `inClear` the same report from
+   * the sites' own histograms, which only a simulation can see (the check that the secure one is right).
+   */
+  readonly nonIid: { readonly secure: ClassHistogramReport | null; readonly inClear: ClassHistogramReport | null };
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
@@ -62,6 +69,7 @@ function meanOf(values: (number | null)[]): number | null {
 
 export function buildSummary(args: {
   artifacts: SimulationSummary['artifacts'];
+  nonIid: SimulationSummary['nonIid'];
   scenario: string;
   startedAt: Date;
   backend: string;
@@ -101,6 +109,7 @@ export function buildSummary(args: {
       failures: r.failures.length,
     })),
     artifacts: args.artifacts,
+    nonIid: args.nonIid,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
   };

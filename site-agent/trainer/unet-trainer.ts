@@ -4,6 +4,7 @@
  */
 import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
+import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../../protocol/class-histogram-vectors.ts';
 import { computeSourceStats } from '../adapt/source-stats.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
@@ -139,13 +140,23 @@ export class UNetTrainer {
   }
 
   /**
-   * Named statistics of the global model on the training split, for a federated statistics round. Only
-   * `source-stats` is known: the source statistics package (BN moments, per-class latent moments; Stan & Rostami
-   * 2024 sec. 3.2) as vectors scaled by the request's public `scale`, so that the coordinator pools it by summation.
+   * Named statistics on the training split, for a federated statistics round (summed by secure aggregation):
+   * - `source-stats`: the source statistics package of the global model (BN moments, per-class latent moments;
+   *   Stan & Rostami 2024 sec. 3.2) as vectors scaled by the request's public `scale`, pooled by summation;
+   * - `class-histogram`: labelled pixels per class and the class distribution with its squares, from which the
+   *   coordinator forms the non-IID report (protocol/class-histogram-vectors.ts); `scale` = 1 / public pixel bound.
    */
   async statistics(global: WeightSet, request: { name: string; config?: Record<string, number | string | boolean> }): Promise<Record<string, Float32Array>> {
-    if (request.name !== SOURCE_STATS_REQUEST) throw new ModelError('INVALID_CONFIG', `unknown statistics request "${request.name}" (this site computes "${SOURCE_STATS_REQUEST}")`);
     const scale = Number(request.config?.scale ?? 1);
+    if (request.name === CLASS_HISTOGRAM_REQUEST) {
+      const { labels, numClasses } = this.opts.train;
+      const pixels = new Array<number>(numClasses).fill(0);
+      for (let i = 0; i < labels.length; i++) pixels[labels[i]]++;
+      return classHistogramToVectors(pixels, scale);
+    }
+    if (request.name !== SOURCE_STATS_REQUEST) {
+      throw new ModelError('INVALID_CONFIG', `unknown statistics request "${request.name}" (this site computes "${SOURCE_STATS_REQUEST}", "${CLASS_HISTOGRAM_REQUEST}")`);
+    }
     const confidence = Number(request.config?.confidence ?? 0.97);
     this.load(global);
     const stats = computeSourceStats(this.unet, this.opts.train, { confidence });
