@@ -60,14 +60,15 @@ export class SecureSession {
     }
     const counter = this.sendCounter++;
     const nonce = SecureSession.nonce(this.ownDirection, counter);
-    // libsodium when loaded (same bytes as tweetnacl, ~50x faster on large models), else tweetnacl.
-    const box = sodiumSecretbox(plaintext, nonce, this.key) ?? nacl.secretbox(plaintext, nonce, this.key);
-    const env = new Uint8Array(HEADER_BYTES + box.length);
+    const env = new Uint8Array(HEADER_BYTES + plaintext.length + nacl.secretbox.overheadLength);
+    // libsodium seals straight into the envelope (same bytes as tweetnacl, ~6x faster); else tweetnacl and a copy.
+    if (!sodiumSecretbox(plaintext, nonce, this.key, env.subarray(HEADER_BYTES))) {
+      env.set(nacl.secretbox(plaintext, nonce, this.key), HEADER_BYTES);
+    }
     const dv = new DataView(env.buffer);
     env[0] = ENVELOPE_VERSION;
     env[1] = this.ownDirection;
     dv.setBigUint64(2, BigInt(counter), false);
-    env.set(box, HEADER_BYTES);
     return env;
   }
 

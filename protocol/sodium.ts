@@ -80,11 +80,15 @@ export function sodiumKeystream(key: Uint8Array, nonce: Uint8Array): KeystreamRe
   };
 }
 
-/** secretbox (16-byte MAC || ciphertext, the layout of nacl.secretbox), or null when libsodium is not loaded. */
-export function sodiumSecretbox(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array | null {
+/**
+ * secretbox (16-byte MAC || ciphertext, the layout of nacl.secretbox) written into `into` (message.length + 16
+ * bytes; allocated when omitted), or null when libsodium is not loaded.
+ */
+export function sodiumSecretbox(message: Uint8Array, nonce: Uint8Array, key: Uint8Array, into?: Uint8Array): Uint8Array | null {
   const s = loaded.sodium;
   if (!s) return null;
-  const out = new Uint8Array(message.length + 16);
+  const out = into ?? new Uint8Array(message.length + 16);
+  if (out.length !== message.length + 16) throw new RangeError(`secretbox output must be ${message.length + 16} bytes`);
   s.crypto_secretbox_easy(out, message, nonce, key);
   return out;
 }
