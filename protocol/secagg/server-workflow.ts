@@ -356,6 +356,7 @@ export class SecAggServerWorkflow {
       }
     }
     applyKeystreams(sum, terms);
+    for (const t of terms) t.seed.fill(0);
     const included = cfg.siteIds.filter((s) => u3.has(s));
     return { sum: dequantizeSum(sum, cfg.quant), included, excluded: cfg.siteIds.filter((s) => !u3.has(s)) };
   }
