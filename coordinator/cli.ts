@@ -2,10 +2,13 @@
  * CLI commands of the federation's server side:
  *   fedsfda identity new --out FILE         create an Ed25519 identity file (prints the public key)
  *   fedsfda identity show FILE              print an identity file's public key
- *   fedsfda coordinator --identity FILE --enroll FILE --init-weights FILE [--config FILE] [flags]
- * The coordinator runs its rounds, prints one line per round, optionally writes the history JSON, and exits.
+ *   fedsfda coordinator --identity FILE --enroll FILE --init-weights FILE [--config FILE] [--out DIR] [flags]
+ * The coordinator runs its rounds, prints one line per round, and exits. With --out it leaves the run's artifacts
+ * there (run-artifacts.ts): history.json, final-weights.fsws and, with a `statistics` config block, the pooled
+ * source statistics and the non-IID report computed by masked-sum statistics rounds after the last round.
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';
@@ -13,6 +16,7 @@ import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../protocol/identity.ts';
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
 import { CoordinatorError } from './round-runner.ts';
+import { runStatisticsSchema, writeRunArtifacts } from './run-artifacts.ts';
 import { startCoordinator, type CoordinatorHandle } from './start-coordinator.ts';
 import { createStrategy, strategySpecSchema, STRATEGY_NAMES } from './strategies/create-strategy.ts';
 
@@ -37,6 +41,8 @@ export const coordinatorConfigSchema = z
       .default({}),
     /** Secure aggregation (SecAgg+): the coordinator learns only sums. See SECURITY.md. */
     secureAggregation: secureAggregationConfigSchema.optional(),
+    /** Statistics rounds after the last round (with --out): pooled source statistics, non-IID report. */
+    statistics: runStatisticsSchema.optional(),
   })
   .strict();
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
@@ -53,6 +59,7 @@ export interface CoordinatorCommandOptions {
   strategy?: string;
   checkpointDir?: string;
   historyOut?: string;
+  out?: string;
 }
 
 function int(flag: string, v: string | undefined): number | undefined {
@@ -83,6 +90,9 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   const initialWeights = decodeWeightSet(new Uint8Array(await readFile(o.initWeights)));
   const strategySpec = o.strategy ? { ...cfg.strategy, name: o.strategy as (typeof STRATEGY_NAMES)[number] } : cfg.strategy;
   const checkpointDir = o.checkpointDir ?? cfg.checkpointDir;
+  if (o.out) await mkdir(o.out, { recursive: true });
+  if (cfg.statistics && !o.out) throw new CoordinatorError('bad_options', 'the statistics config block needs --out DIR (where its files go)');
+  const out = o.out;
   const handle = await startCoordinator({
     identity,
     enrollment,
@@ -96,6 +106,19 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     timeouts: cfg.timeouts,
     ...(checkpointDir ? { checkpointDir } : {}),
     ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),
+    ...(out
+      ? {
+          afterRounds: async (h: CoordinatorHandle) => {
+            const r = await writeRunArtifacts(h, out, cfg.statistics);
+            log(`wrote ${join(out, r.finalWeights)}`);
+            if (r.sourceStats) log(`wrote ${join(out, r.sourceStats.file)} (pooled over ${r.sourceStats.sites.join(', ')})`);
+            if (r.classHistogram) {
+              log(`wrote ${join(out, r.classHistogram.file)} (non-IID heterogeneity ${r.classHistogram.heterogeneity.toExponential(3)} over ${r.classHistogram.sites.join(', ')})`);
+            }
+            for (const f of r.failures) log(`no ${f.artifact}: ${f.reason}`);
+          },
+        }
+      : {}),
   });
   log(`coordinator listening on ${handle.url} (key ${handle.publicKey}); enrolled sites: ${enrollment.siteIds().join(', ') || '(tokens only)'}`);
   handle.events.on('siteConnected', (id) => log(`site ${id} connected`));
@@ -143,6 +166,7 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--strategy <name>', `one of ${STRATEGY_NAMES.join(', ')}`)
     .option('--checkpoint-dir <dir>', 'checkpoint directory (resumed if it holds a checkpoint)')
     .option('--history-out <file>', 'write the round history JSON here at the end')
+    .option('--out <dir>', 'run folder: history.json, final-weights.fsws, and the statistics configured under "statistics"')
     .action(async (o: CoordinatorCommandOptions) => {
       const handle = await startCoordinatorFromFiles(o);
       const stop = (): void => void handle.close();
@@ -151,6 +175,7 @@ export function registerCoordinatorCommands(program: Command): void {
       try {
         const history = await handle.done;
         if (o.historyOut) await writeFile(o.historyOut, JSON.stringify(history, null, 2));
+        if (o.out) await writeFile(join(o.out, 'history.json'), JSON.stringify(history, null, 2));
         console.log(`finished ${history.length} round(s)`);
       } finally {
         process.off('SIGINT', stop);

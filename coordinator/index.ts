@@ -20,6 +20,16 @@ export {
 } from './secure-fit.ts';
 export { driveSecAgg, type SecAggTestHooks, type SecAggDriveInput, type SecAggDriveOutcome, type DriveFailure } from './secagg-driver.ts';
 export {
+  writeRunArtifacts,
+  runStatisticsSchema,
+  FINAL_WEIGHTS_FILE,
+  SOURCE_STATS_FILE,
+  CLASS_HISTOGRAM_FILE,
+  type RunStatistics,
+  type ArtifactReport,
+  type ArtifactSource,
+} from './run-artifacts.ts';
+export {
   runStatisticsRound,
   StatisticsRoundError,
   type StatisticsRequest,

@@ -1,7 +1,8 @@
 /**
  * The deployment path a consortium would follow, through the real CLI and real processes:
- * identities -> allow-list -> initial model -> `fedsfda coordinator` -> two `fedsfda site` agents on dataset
- * folders -> `fedsfda site audit`. Tiny volumes so that it stays fast.
+ * identities -> allow-list -> initial model -> `fedsfda coordinator --out` -> three `fedsfda site` agents on dataset
+ * folders -> `fedsfda site audit` -> a new hospital runs `fedsfda adapt` on the run folder's final model and pooled
+ * source statistics. Tiny volumes so that it stays fast.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -11,7 +12,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import '@tensorflow/tfjs-backend-cpu';
 import type { AuditSummary } from '../site-agent/cli/audit-log.ts';
+import { loadModelFromPath } from '../site-agent/model/index.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
@@ -35,7 +38,7 @@ function start(args: string[], re?: RegExp): { exited: Promise<number>; firstMat
   return { exited, firstMatch, kill: () => child.kill('SIGTERM') };
 }
 
-describe('deployment CLI: coordinator + two sites as separate processes', () => {
+describe('deployment CLI: coordinator + three sites as separate processes, then adaptation at a new site', () => {
   let dir: string;
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'fedsfda-deploy-'));
@@ -44,29 +47,34 @@ describe('deployment CLI: coordinator + two sites as separate processes', () => 
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('trains two rounds and the audit log accounts for every update sent', async () => {
-    await fedsfda('data', 'build-phantoms', '--out', join(dir, 'data'), '--sites', '2', '--cases', '3', '--dims', '16,16,4', '--classes', '3');
+  it('trains two rounds, the audit log accounts for every update sent, and the run folder feeds `fedsfda adapt`', async () => {
+    const ids = ['site-1', 'site-2', 'site-3'];
+    await fedsfda('data', 'build-phantoms', '--out', join(dir, 'data'), '--sites', '3', '--cases', '3', '--dims', '16,16,4', '--classes', '3');
     const coordKey = (await fedsfda('identity', 'new', '--out', join(dir, 'coord.json'))).trim();
     const keys: Record<string, string> = {};
-    for (const s of ['site-1', 'site-2']) keys[s] = (await fedsfda('identity', 'new', '--out', join(dir, `${s}.json`))).trim();
+    for (const s of ids) keys[s] = (await fedsfda('identity', 'new', '--out', join(dir, `${s}.json`))).trim();
     await writeFile(join(dir, 'enroll.json'), JSON.stringify({ v: 1, sites: keys }));
     await fedsfda('model', 'init', '--out', join(dir, 'model'), '--classes', '3', '--base', '4', '--depth', '1', '--wire-out', join(dir, 'init.fsws'));
 
+    // 3 sites x 3 cases x 4 slices of 16x16 at most: a public bound on the federation's labelled pixels.
+    await writeFile(join(dir, 'coordinator.json'), JSON.stringify({ statistics: { pixelBound: 3 * 3 * 4 * 16 * 16 } }));
+    const run = join(dir, 'run');
     const coordinator = start(
       ['coordinator', '--identity', join(dir, 'coord.json'), '--enroll', join(dir, 'enroll.json'), '--init-weights', join(dir, 'init.fsws'),
-        '--port', '0', '--rounds', '2', '--min-sites', '2', '--history-out', join(dir, 'history.json')],
+        '--port', '0', '--rounds', '2', '--min-sites', '3', '--history-out', join(dir, 'history.json'), '--config', join(dir, 'coordinator.json'),
+        '--out', run],
       /listening on (\S+) \(key ([^)]+)\)/,
     );
     const [, url, printedKey] = await coordinator.firstMatch;
     expect(printedKey).toBe(coordKey);
-    const sites = ['site-1', 'site-2'].map((s) =>
+    const sites = ids.map((s) =>
       start(['site', '--url', url, '--identity', join(dir, `${s}.json`), '--coordinator-key', coordKey, '--site-id', s,
         '--data', join(dir, 'data', s), '--size', '16', '--batch', '4', '--val-fraction', '0.34', '--audit', join(dir, `${s}.audit.jsonl`),
         '--max-attempts', '3']),
     );
     try {
       expect(await coordinator.exited).toBe(0);
-      expect(await Promise.all(sites.map((s) => s.exited))).toEqual([0, 0]);
+      expect(await Promise.all(sites.map((s) => s.exited))).toEqual([0, 0, 0]);
     } finally {
       coordinator.kill();
       for (const s of sites) s.kill();
@@ -80,5 +88,22 @@ describe('deployment CLI: coordinator + two sites as separate processes', () => 
     for (const u of audit.updates) expect(u.bytes).toBeGreaterThan(1000);
     expect(audit.bytesSent).toBeGreaterThan(audit.updates.reduce((s, u) => s + u.bytes, 0));
     expect(audit.malformedLines).toBe(0);
+    expect(audit.statistics.map((x) => x.name).sort()).toEqual(['class-histogram', 'source-stats']);
+    for (const x of audit.statistics) expect(x.maskedBytes).toBeGreaterThan(0);
+
+    // The run folder: the final model and the statistics pooled by masked sums over all three sites.
+    expect(JSON.parse(await readFile(join(run, 'history.json'), 'utf8'))).toHaveLength(2);
+    const stats = JSON.parse(await readFile(join(run, 'source-stats.json'), 'utf8')) as { numSites: number; numClasses: number };
+    expect(stats).toMatchObject({ numSites: 3, numClasses: 3 });
+    const hist = JSON.parse(await readFile(join(run, 'class-histogram.json'), 'utf8')) as { sites: string[]; pooledPixels: number[] };
+    expect(hist.sites.sort()).toEqual(ids);
+    expect(hist.pooledPixels.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
+    // A new hospital adapts the coordinator's final weights with the pooled statistics, no source data.
+    const adaptOut = join(dir, 'adapted');
+    await fedsfda('adapt', '--model', join(run, 'final-weights.fsws'), '--source-stats', join(run, 'source-stats.json'), '--method', 'adabn',
+      '--phantom-preset', 'mr-to-ct', '--phantom-cases', '2', '--slices-per-case', '4', '--size', '16', '--evaluate', '--out', adaptOut);
+    const adapted = await loadModelFromPath(join(adaptOut, 'model'));
+    expect(adapted.config.numClasses).toBe(3);
+    adapted.dispose();
   });
 });

@@ -5,13 +5,11 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startCoordinator, type Strategy } from '../../coordinator/index.ts';
+import { startCoordinator, writeRunArtifacts, type Strategy } from '../../coordinator/index.ts';
 import { createStrategy } from '../../coordinator/strategies/create-strategy.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
-import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../../protocol/source-stats-vectors.ts';
-import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../../protocol/class-histogram-vectors.ts';
-import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
 import { readJob } from './job.ts';
 import { emitEvent } from './spawn-ts.ts';
@@ -39,13 +37,6 @@ function sourcePixelBound(s: FederatedScenario): number {
   return s.data.size * s.data.size * slicesPerSite.reduce((a, b) => a + b, 0);
 }
 
-/** The numbers of classes and latent channels, read off the model's head ([1, 1, latent, classes]). */
-function headShape(weights: ReturnType<typeof decodeWeightSet>): { latentDim: number; numClasses: number } {
-  const head = weights.find((t) => t.name === 'head.w');
-  if (!head || head.shape.length !== 4) throw new Error('the global model has no head.w of rank 4');
-  return { latentDim: head.shape[2], numClasses: head.shape[3] };
-}
-
 async function main(): Promise<void> {
   const job = await readJob(process.argv[2]);
   const { raw } = await loadScenarioFile(job.scenarioFile);
@@ -70,29 +61,15 @@ async function main(): Promise<void> {
     },
     checkpointDir: join(job.outDir, 'checkpoints'),
     ...(scenario.training.secureAggregation ? { secureAggregation: scenario.training.secureAggregation } : {}),
-    // After the last round: the final model, and the pooled source statistics package for source-free adaptation
-    // at a new hospital, computed by every site on its own data and summed (masked, under secure aggregation).
+    // After the last round: the final model, the pooled source statistics package for source-free adaptation at
+    // a new hospital, and the non-IID report, each statistic computed by every site on its own data and summed
+    // (masked, under secure aggregation) — the same artifacts as `fedsfda coordinator --out`.
     afterRounds: async (handle) => {
-      const final = handle.weights();
-      await writeFile(join(job.outDir, 'final-weights.fsws'), encodeWeightSet(final));
-      const scale = 1 / sourcePixelBound(scenario);
-      const confidence = 0.97;
-      try {
-        const { sums, included } = await handle.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence }, clip: 1e4 });
-        const stats = sourceStatsFromVectors(sums, { ...headShape(final), confidence, numSites: included.length, scale });
-        await writeFile(join(job.outDir, 'source-stats.json'), JSON.stringify(stats));
-        emitEvent('sourceStats', { sites: included });
-      } catch (err) {
-        emitEvent('sourceStatsFailed', { message: err instanceof Error ? err.message : String(err) });
-      }
-      // The non-IID report: label-distribution moments over sites from masked sums (no site's histogram revealed).
-      try {
-        const { sums, included } = await handle.runStatisticsRound({ name: CLASS_HISTOGRAM_REQUEST, config: { scale }, clip: 1 });
-        const report = classHistogramFromVectors(sums, { numSites: included.length, scale });
-        await writeFile(join(job.outDir, 'class-histogram.json'), JSON.stringify({ ...report, sites: included }, null, 2));
-        emitEvent('classHistogram', { sites: included, heterogeneity: report.heterogeneity });
-      } catch (err) {
-        emitEvent('classHistogramFailed', { message: err instanceof Error ? err.message : String(err) });
+      const report = await writeRunArtifacts(handle, job.outDir, { pixelBound: sourcePixelBound(scenario), confidence: 0.97 });
+      if (report.sourceStats) emitEvent('sourceStats', { sites: report.sourceStats.sites });
+      if (report.classHistogram) emitEvent('classHistogram', { sites: report.classHistogram.sites, heterogeneity: report.classHistogram.heterogeneity });
+      for (const f of report.failures) {
+        emitEvent(f.artifact === 'source-stats' ? 'sourceStatsFailed' : 'classHistogramFailed', { message: f.reason });
       }
     },
   });

@@ -9,7 +9,7 @@ import type { SliceDataset } from '../data/slice-dataset.ts';
 import { loadSiteDataset, reassembleLabelVolume, type SiteDataset } from '../data/dataset/index.ts';
 import { writeNifti } from '../data/nifti/index.ts';
 import { initEngine } from '../engine/index.ts';
-import { loadModel, saveModel, type UNet } from '../model/index.ts';
+import { loadModelFromPath, saveModel, type UNet } from '../model/index.ts';
 import { generateSiteData } from '../../simulations/phantoms/index.ts';
 import { adapt, ADAPT_METHODS, isAdaptMethod } from './adapt.ts';
 import { AdaptError } from './adapt-error.ts';
@@ -70,7 +70,7 @@ export function registerAdaptCommands(program: Command): void {
     program
       .command('adapt')
       .description('adapt a federated model to unlabeled target data, source-free')
-      .requiredOption('--model <dir>', 'model directory (saveModel format)')
+      .requiredOption('--model <path>', 'model folder (saveModel format) or a final-weights.fsws written by the coordinator')
       .requiredOption('--source-stats <file>', 'source statistics package (JSON)')
       .requiredOption('--method <name>', `one of ${ADAPT_METHODS.join(', ')}`)
       .requiredOption('--out <dir>', 'output directory: adapted model, predictions, report')
@@ -82,7 +82,7 @@ export function registerAdaptCommands(program: Command): void {
   ).action(async (o: DataOpts & { model: string; sourceStats: string; method: string; out: string; evalLabels?: string; evaluate?: boolean; seed: string; epochs?: string; batchSize: string }) => {
     await initEngine();
     if (!isAdaptMethod(o.method)) throw new AdaptError('UNKNOWN_METHOD', `unknown --method '${o.method}'; use one of ${ADAPT_METHODS.join(', ')}`);
-    const unet = await loadModel(o.model);
+    const unet = await loadModelFromPath(o.model);
     const stats = await loadSourceStats(o.sourceStats);
     const target = await loadData(o, unet, o.data);
     let labels: Uint8Array | undefined;
@@ -129,12 +129,12 @@ export function registerAdaptCommands(program: Command): void {
     program
       .command('source-stats')
       .description('compute a source site\'s statistics package (BN moments, per-class latent moments) from labelled data')
-      .requiredOption('--model <dir>', 'model directory')
+      .requiredOption('--model <path>', 'model folder or final-weights.fsws')
       .requiredOption('--out <file>', 'output JSON file')
       .option('--confidence <p>', 'max-softmax threshold for confident pixels', '0.97'),
   ).action(async (o: DataOpts & { model: string; out: string; confidence: string }) => {
     await initEngine();
-    const unet = await loadModel(o.model);
+    const unet = await loadModelFromPath(o.model);
     const { ds } = await loadData(o, unet, o.data);
     const stats = computeSourceStats(unet, ds, { confidence: Number(o.confidence) });
     await saveSourceStats(stats, o.out);

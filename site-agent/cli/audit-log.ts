@@ -29,6 +29,8 @@ export interface AuditSummary {
   /** One entry per model update sent: the encrypted update's size and the metric names and values that went with it. */
   readonly updates: { round: number; time: string; bytes: number; numExamples: number; metrics: Record<string, number> }[];
   readonly evaluations: { round: number; time: string; numExamples: number; metrics: Record<string, number> }[];
+  /** One entry per federated statistic contributed: its name and the masked vector's size (only sums are revealed). */
+  readonly statistics: { round: number; time: string; name: string; maskedBytes: number }[];
   /** Totals over connections as counted by the transport (all envelopes, including handshakes and acks). */
   readonly bytesSent: number;
   readonly bytesReceived: number;
@@ -41,6 +43,7 @@ export function summarizeAudit(file: string): AuditSummary {
     sessions: [] as AuditSummary['sessions'],
     updates: [] as AuditSummary['updates'],
     evaluations: [] as AuditSummary['evaluations'],
+    statistics: [] as AuditSummary['statistics'],
     bytesSent: 0,
     bytesReceived: 0,
     failures: [] as AuditSummary['failures'],
@@ -64,6 +67,9 @@ export function summarizeAudit(file: string): AuditSummary {
         break;
       case 'evaluate':
         out.evaluations.push({ round: r.round, time: r.time, numExamples: r.numExamples, metrics: r.metrics });
+        break;
+      case 'statistics':
+        out.statistics.push({ round: r.round, time: r.time, name: r.name ?? 'unnamed', maskedBytes: r.maskedBytes });
         break;
       case 'disconnected':
         out.bytesSent += r.bytesSent;
@@ -93,6 +99,9 @@ export function formatAudit(s: AuditSummary): string {
   }
   for (const e of s.evaluations) {
     lines.push(`${e.time}  round ${e.round}: sent evaluation metrics ${Object.keys(e.metrics).join(', ') || '(none)'} over ${e.numExamples} slices`);
+  }
+  for (const x of s.statistics) {
+    lines.push(`${x.time}  after round ${x.round}: sent the masked "${x.name}" statistics (${x.maskedBytes} bytes; the coordinator learns only their sum over sites)`);
   }
   for (const f of s.failures) lines.push(`round ${f.round} ${f.stage} failed: ${f.reason}`);
   lines.push(`total on the wire: ${s.bytesSent} bytes sent, ${s.bytesReceived} bytes received (the protocol has no message type that can carry an image or a label)`);

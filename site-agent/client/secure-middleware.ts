@@ -52,7 +52,15 @@ export interface SecAggSiteContext {
   readonly trainer: LocalTrainer;
   readonly secagg: SiteSecAggState;
   readonly getModel: (modelId: string, included: boolean) => Promise<WeightSet>;
-  readonly onMasked: (p: { round: number; purpose: 'fit' | 'statistics'; numExamples: number; metrics: Record<string, number>; maskedBytes: number }) => void;
+  readonly onMasked: (p: {
+    round: number;
+    purpose: 'fit' | 'statistics';
+    /** The statistic's name (purpose 'statistics'), for the site's audit log. */
+    name?: string;
+    numExamples: number;
+    metrics: Record<string, number>;
+    maskedBytes: number;
+  }) => void;
 }
 
 function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
@@ -201,7 +209,14 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
       const maskedId = `masked-${m.sessionId}-${toHex(nacl.randomBytes(4))}`;
       send({ ok: true, message: json, maskedId });
       await ch.sendBlob(maskedId, masked);
-      ctx.onMasked({ round: entry.setup.round, purpose: entry.setup.purpose, numExamples: produced?.numExamples ?? 0, metrics: produced?.metrics ?? {}, maskedBytes: masked.length });
+      ctx.onMasked({
+        round: entry.setup.round,
+        purpose: entry.setup.purpose,
+        ...(entry.setup.statistics ? { name: entry.setup.statistics.name } : {}),
+        numExamples: produced?.numExamples ?? 0,
+        metrics: produced?.metrics ?? {},
+        maskedBytes: masked.length,
+      });
     } else {
       send({ ok: true, message: json });
     }

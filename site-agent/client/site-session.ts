@@ -50,8 +50,8 @@ export type SiteProgress =
       /** True under secure aggregation: only the masked vector (`updateBytes` long) left the site. */
       secure?: boolean;
     }
-  /** A statistics round's masked vector was sent. */
-  | { type: 'statistics'; round: number; maskedBytes: number }
+  /** A statistics round's masked vector was sent (`name`: which statistic, e.g. source-stats, class-histogram). */
+  | { type: 'statistics'; round: number; name: string; maskedBytes: number }
   | { type: 'evaluate'; round: number; numExamples: number; metrics: Record<string, number> }
   | { type: 'failed'; round: number; stage: 'fit' | 'evaluate'; reason: string }
   | { type: 'disconnected'; bytesSent: number; bytesReceived: number }
@@ -222,7 +222,7 @@ function secAggContext(ch: SecureChannel, ctx: SessionContext): SecAggSiteContex
       ctx.onProgress(
         p.purpose === 'fit'
           ? { type: 'fit', round: p.round, numExamples: p.numExamples, metrics: finiteMetrics(p.metrics), updateBytes: p.maskedBytes, resumedFrom: 0, reused: false, secure: true }
-          : { type: 'statistics', round: p.round, maskedBytes: p.maskedBytes },
+          : { type: 'statistics', round: p.round, name: p.name ?? 'unnamed', maskedBytes: p.maskedBytes },
       ),
   };
 }

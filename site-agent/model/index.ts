@@ -19,3 +19,5 @@ export {
   WEIGHTS_BIN,
   type ModelManifest,
 } from './model-io.ts';
+export { inferUNetConfig } from './infer-config.ts';
+export { loadModelFromPath } from './load-model-path.ts';

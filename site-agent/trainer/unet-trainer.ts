@@ -10,7 +10,7 @@ import type { SliceDataset } from '../data/slice-dataset.ts';
 import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
 import { createUNet, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
 import { trainLocal, type TrainConfig } from '../train/index.ts';
-import { inferUNetConfig } from './infer-config.ts';
+import { inferUNetConfig } from '../model/infer-config.ts';
 
 export interface UNetTrainerOptions {
   /** The architecture; when absent it is read from the first global model received (inferUNetConfig). */

@@ -3,7 +3,8 @@
  * stable parameter names and shapes determine its config, so sites need no separate model file.
  */
 import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { ModelError, parseUNetConfig, type UNetConfig } from '../model/index.ts';
+import { ModelError } from './model-error.ts';
+import { parseUNetConfig, type UNetConfig } from './unet-config.ts';
 
 export function inferUNetConfig(ws: WeightSet): UNetConfig {
   const byName = new Map(ws.map((t) => [t.name, t]));
