@@ -6,6 +6,7 @@
  * The coordinator runs its rounds, prints one line per round, and exits. With --out it leaves the run's artifacts
  * there (run-artifacts.ts): history.json, final-weights.fsws and, with a `statistics` config block, the pooled
  * source statistics and the non-IID report computed by masked-sum statistics rounds after the last round.
+ * TLS: --tls-cert/--tls-key (or config `tls`); REST token: environment variable FEDSFDA_REST_TOKEN (>= 16 chars).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -43,6 +44,8 @@ export const coordinatorConfigSchema = z
     secureAggregation: secureAggregationConfigSchema.optional(),
     /** Statistics rounds after the last round (with --out): pooled source statistics, non-IID report. */
     statistics: runStatisticsSchema.optional(),
+    /** Serve HTTPS/WSS: PEM files of the certificate chain and its private key. */
+    tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
   })
   .strict();
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
@@ -60,6 +63,8 @@ export interface CoordinatorCommandOptions {
   checkpointDir?: string;
   historyOut?: string;
   out?: string;
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 function int(flag: string, v: string | undefined): number | undefined {
@@ -93,6 +98,19 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   if (o.out) await mkdir(o.out, { recursive: true });
   if (cfg.statistics && !o.out) throw new CoordinatorError('bad_options', 'the statistics config block needs --out DIR (where its files go)');
   const out = o.out;
+  const certFile = o.tlsCert ?? cfg.tls?.certFile;
+  const keyFile = o.tlsKey ?? cfg.tls?.keyFile;
+  if ((certFile === undefined) !== (keyFile === undefined)) throw new CoordinatorError('bad_options', 'TLS needs both a certificate (--tls-cert) and its key (--tls-key)');
+  const readPemFile = async (f: string, what: string): Promise<string> => {
+    try {
+      return await readFile(f, 'utf8');
+    } catch (e) {
+      throw new CoordinatorError('bad_options', `cannot read TLS ${what} ${f}: ${(e as Error).message}`);
+    }
+  };
+  const tls = certFile && keyFile ? { cert: await readPemFile(certFile, 'certificate'), key: await readPemFile(keyFile, 'key') } : undefined;
+  // Read from the environment, never from a flag (flags show up in process listings).
+  const restToken = process.env.FEDSFDA_REST_TOKEN;
   const handle = await startCoordinator({
     identity,
     enrollment,
@@ -106,6 +124,8 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     timeouts: cfg.timeouts,
     ...(checkpointDir ? { checkpointDir } : {}),
     ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),
+    ...(tls ? { tls } : {}),
+    ...(restToken ? { restToken } : {}),
     ...(out
       ? {
           afterRounds: async (h: CoordinatorHandle) => {
@@ -167,6 +187,8 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--checkpoint-dir <dir>', 'checkpoint directory (resumed if it holds a checkpoint)')
     .option('--history-out <file>', 'write the round history JSON here at the end')
     .option('--out <dir>', 'run folder: history.json, final-weights.fsws, and the statistics configured under "statistics"')
+    .option('--tls-cert <file>', 'serve HTTPS/WSS with this PEM certificate chain (with --tls-key)')
+    .option('--tls-key <file>', 'PEM private key of --tls-cert')
     .action(async (o: CoordinatorCommandOptions) => {
       const handle = await startCoordinatorFromFiles(o);
       const stop = (): void => void handle.close();

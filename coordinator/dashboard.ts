@@ -46,9 +46,16 @@ function plot(svg, series) {
   });
   svg.innerHTML = out;
 }
+// With a REST token configured, open the page as /#token=<token>: it stays in the fragment (never sent to the server
+// in the URL) and goes out only as an Authorization header.
+const TOKEN = new URLSearchParams(location.hash.slice(1)).get('token');
+const api = (path) => fetch(path, TOKEN ? { headers: { Authorization: 'Bearer ' + TOKEN } } : {}).then((r) => {
+  if (r.status === 401) throw new Error('unauthorized: open this page as /#token=<REST token>');
+  return r.json();
+});
 async function refresh() {
   try {
-    const [status, rounds] = await Promise.all([fetch('status').then((r) => r.json()), fetch('rounds').then((r) => r.json())]);
+    const [status, rounds] = await Promise.all([api('status'), api('rounds')]);
     document.getElementById('status').innerHTML = [
       ['stage', status.stage], ['round', status.round + ' / ' + status.rounds], ['strategy', status.strategy],
       ['min sites', status.minSites], ['connected', status.connectedSites.join(', ') || '-'],
@@ -61,7 +68,10 @@ async function refresh() {
     document.getElementById('rounds').innerHTML = '<tr><th>round</th><th>sites</th><th>loss</th><th>failures</th></tr>' + hist.slice().reverse().map((r) =>
       '<tr><td>' + r.round + '</td><td>' + r.sites.filter((s) => s.numExamples === null || s.numExamples > 0).length + '</td><td>' +
       (r.meanTrainLoss === null ? '-' : r.meanTrainLoss.toFixed(4)) + '</td><td>' + esc(r.failures.map((f) => f.siteId + ':' + f.code).join(', ') || '-') + '</td></tr>').join('');
-  } catch (e) { /* coordinator restarting: try again on the next tick */ }
+  } catch (e) {
+    // Unauthorized: say how to open the page. Anything else: the coordinator is restarting; retry on the next tick.
+    if (String(e.message).startsWith('unauthorized')) document.getElementById('status').innerHTML = '<tr><td>' + esc(e.message) + '</td></tr>';
+  }
 }
 refresh();
 setInterval(refresh, 2000);

@@ -1,5 +1,10 @@
-/** REST surface (express 5): dashboard, health, status, round history, Prometheus metrics. Read-only; JSON replies as data. */
-import express, { type Express } from 'express';
+/**
+ * REST surface (express 5): dashboard, health, status, round history, Prometheus metrics. Read-only; JSON replies as
+ * data. With `restToken`, everything but `/health` and the (data-free) dashboard page needs
+ * `Authorization: Bearer <token>`, compared in constant time; failures are 401 with a JSON error.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { DASHBOARD_HTML } from './dashboard.ts';
 import type { CoordinatorMetrics } from './metrics-registry.ts';
 import type { RoundRecord } from './round-history.ts';
@@ -16,7 +21,19 @@ export interface CoordinatorStatus {
   coordinatorKey: string;
 }
 
-export function createHttpApp(deps: { status(): CoordinatorStatus; history(): RoundRecord[]; metrics: CoordinatorMetrics }): Express {
+const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
+
+/** Express middleware accepting only `Authorization: Bearer <token>` (digests compared, so lengths leak nothing). */
+function requireBearer(token: string): (req: Request, res: Response, next: NextFunction) => void {
+  const want = sha256(token);
+  return (req, res, next) => {
+    const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
+    if (m && timingSafeEqual(sha256(m[1]), want)) return next();
+    res.status(401).set('WWW-Authenticate', 'Bearer').json({ ok: false, error: { code: 'unauthorized', reason: 'this route needs Authorization: Bearer <REST token>' } });
+  };
+}
+
+export function createHttpApp(deps: { status(): CoordinatorStatus; history(): RoundRecord[]; metrics: CoordinatorMetrics; restToken?: string }): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/', (_req, res) => {
@@ -25,6 +42,7 @@ export function createHttpApp(deps: { status(): CoordinatorStatus; history(): Ro
   app.get('/health', (_req, res) => {
     res.json({ ok: true, status: 'up' });
   });
+  if (deps.restToken !== undefined) app.use(requireBearer(deps.restToken));
   app.get('/status', (_req, res) => {
     res.json({ ok: true, ...deps.status() });
   });

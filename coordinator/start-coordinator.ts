@@ -10,6 +10,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server as IoServer } from 'socket.io';
 import type { Enrollment } from '../protocol/enrollment.ts';
@@ -49,6 +50,18 @@ export interface CoordinatorOptions {
   host?: string;
   /** Default 0 (an ephemeral port; read it back from the handle). */
   port?: number;
+  /**
+   * Serve HTTPS/WSS with this certificate chain and private key (PEM). Sites then connect with `https://` and trust
+   * the certificate through their CA bundle or `--ca`. The signed handshake and sealed envelopes run inside TLS
+   * unchanged: TLS adds confidentiality of metadata (who talks when, message sizes on the REST side) and protects
+   * the REST surface; it is not what authenticates the coordinator to sites (the pinned identity key is).
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * When set, the REST routes other than `/health` (and the dashboard page's data) require
+   * `Authorization: Bearer <token>`: status, round history and metrics name the sites and their validation scores.
+   */
+  restToken?: string;
   timeouts?: Partial<RoundTimeouts & { handshakeMs: number }>;
   /** If set, the enrollment is written back here whenever a one-time token enrolls a site (so it survives restarts). */
   enrollmentPath?: string;
@@ -112,6 +125,9 @@ export interface SiteEvents {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
   if (!Number.isInteger(opts.rounds) || opts.rounds < 0) throw new CoordinatorError('bad_options', `rounds must be a non-negative integer, got ${opts.rounds}`);
+  if (opts.restToken !== undefined && (typeof opts.restToken !== 'string' || opts.restToken.length < 16)) {
+    throw new CoordinatorError('bad_options', 'restToken must be a string of at least 16 characters');
+  }
   const minSites = opts.minSites ?? 1;
   if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
   const logger = opts.logger ?? silentLogger;
@@ -243,7 +259,12 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     transport.onClose(() => connections.delete(conn));
   };
 
-  const http: HttpServer = createServer();
+  let http: HttpServer;
+  try {
+    http = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }) : createServer();
+  } catch (e) {
+    throw new CoordinatorError('bad_options', `tls: cannot use the certificate/key: ${(e as Error).message}`);
+  }
   const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(http, {
     // socket.io's default 1 MB limit is kept on purpose: models travel in acknowledged chunks (protocol/secure-channel.ts).
     maxHttpBufferSize: 1e6,
@@ -262,6 +283,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     }),
     history: () => runner.history,
     metrics,
+    ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
   });
   http.on('request', app);
   await new Promise<void>((resolve, reject) => {
@@ -273,7 +295,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   });
   const addr = http.address() as AddressInfo;
   const host = opts.host ?? '127.0.0.1';
-  const url = `http://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
+  const url = `${opts.tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${addr.port}`;
 
   let donePromise: Promise<RoundRecord[]> | null = null;
   const start = (): Promise<RoundRecord[]> => {

@@ -131,7 +131,7 @@ describe('federated rounds over socket.io', () => {
     expect(sent).toBeGreaterThan(2 * 2 * (9 + 2 + 8 + 1 + 1 + 4 + 12));
     const dashboard = await fetch(`${coord.url}/`);
     expect(dashboard.headers.get('content-type')).toMatch(/text\/html/);
-    expect(await dashboard.text()).toContain("fetch('rounds')");
+    expect(await dashboard.text()).toContain("api('rounds')");
     const missing = await fetch(`${coord.url}/nope`);
     expect(missing.status).toBe(404);
   });

@@ -47,6 +47,18 @@ async function readCoordinatorKey(arg: string): Promise<string> {
   return text;
 }
 
+/** A PEM file's text; a clear error for a missing file or one without a PEM certificate. */
+async function readPem(file: string, flag: string): Promise<string> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new InvalidArgumentError(`${flag} ${file}: ${(e as Error).message}`);
+  }
+  if (!text.includes('-----BEGIN CERTIFICATE-----')) throw new InvalidArgumentError(`${flag} ${file} holds no PEM certificate`);
+  return text;
+}
+
 interface SiteOptions {
   url: string;
   identity: string;
@@ -66,6 +78,7 @@ interface SiteOptions {
   audit: string;
   maxAttempts?: number;
   backend?: string;
+  ca?: string;
 }
 
 export function registerSiteCommands(program: Command): void {
@@ -90,6 +103,7 @@ export function registerSiteCommands(program: Command): void {
     .option('--audit <file>', 'append-only audit log of what was sent', 'fedsfda-audit.jsonl')
     .option('--max-attempts <n>', 'give up after this many failed connection attempts', int('max-attempts', 1, 1_000_000))
     .option('--backend <name>', 'compute backend (also FEDSFDA_BACKEND)')
+    .option('--ca <file>', 'extra trusted CA / coordinator certificate (PEM) for an https:// coordinator')
     .action(async (o: SiteOptions) => {
       for (const k of ['url', 'identity', 'coordinatorKey', 'siteId', 'data'] as const) {
         if (o[k] === undefined) throw new InvalidArgumentError(`fedsfda site needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
@@ -119,6 +133,7 @@ export function registerSiteCommands(program: Command): void {
         siteId: o.siteId,
         ...(o.token !== undefined ? { enrollmentToken: o.token } : {}),
         ...(o.maxAttempts !== undefined ? { reconnect: { maxAttempts: o.maxAttempts } } : {}),
+        ...(o.ca !== undefined ? { tlsCa: await readPem(o.ca, '--ca') } : {}),
         trainer: asLocalTrainer(trainer),
         onProgress: (p) => {
           audit.write(p);

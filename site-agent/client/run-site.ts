@@ -6,6 +6,7 @@
  * const result = await runSite({ url, identity, coordinatorPublicKey, siteId: 'hospital-a', trainer });
  * console.log(`trained ${result.rounds.length} rounds`);
  */
+import { rootCertificates } from 'node:tls';
 import { io } from 'socket.io-client';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.ts';
 import { SITE_ID_RE } from '../../protocol/enrollment.ts';
@@ -44,6 +45,11 @@ export interface RunSiteOptions {
    * peer's key the first time the coordinator presents it and refuses a later change (trust on first use).
    */
   peerIdentities?: Record<string, Uint8Array | string>;
+  /**
+   * Extra trusted CA certificates (PEM) for an `https://` coordinator, e.g. a consortium's private CA or a
+   * self-signed coordinator certificate; the system CAs are trusted anyway. Certificates are always verified.
+   */
+  tlsCa?: string | Buffer;
   /** Custom transport factory (in-memory tests); default: socket.io-client to `url`. */
   connect?: () => Promise<SiteTransport>;
 }
@@ -57,10 +63,24 @@ export interface SiteRunResult {
   bytesReceived: number;
 }
 
-/** Open a socket.io connection (websocket only, no built-in reconnection: runSite owns the policy). */
-export function connectSocketIo(url: string, timeoutMs = 10_000): Promise<SiteTransport> {
+/**
+ * engine.io reports a failed websocket as "websocket error" and keeps the cause (a TLS verification failure,
+ * ECONNREFUSED, ...) in `description`: name it, so a site operator sees "self-signed certificate", not a riddle.
+ */
+function connectErrorMessage(err: Error): string {
+  const d = (err as Error & { description?: unknown }).description as { message?: unknown; error?: { message?: unknown } } | undefined;
+  const cause = typeof d?.error?.message === 'string' ? d.error.message : typeof d?.message === 'string' ? d.message : undefined;
+  return cause && cause !== err.message ? `${err.message}: ${cause}` : err.message;
+}
+
+/**
+ * Open a socket.io connection (websocket only, no built-in reconnection: runSite owns the policy). For `https://`
+ * URLs the server certificate is verified against the system CAs plus `tlsCa`.
+ */
+export function connectSocketIo(url: string, timeoutMs = 10_000, tlsCa?: string | Buffer): Promise<SiteTransport> {
   return new Promise((resolve, reject) => {
-    const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: timeoutMs }) as import('socket.io-client').Socket<
+    const tls = tlsCa !== undefined ? { ca: [...rootCertificates, typeof tlsCa === 'string' ? tlsCa : tlsCa.toString('utf8')], rejectUnauthorized: true } : {};
+    const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: timeoutMs, ...tls }) as import('socket.io-client').Socket<
       ServerToClientEvents,
       ClientToServerEvents
     >;
@@ -71,7 +91,7 @@ export function connectSocketIo(url: string, timeoutMs = 10_000): Promise<SiteTr
     const onError = (err: Error): void => {
       socket.off('connect', onConnect);
       socket.close();
-      reject(err);
+      reject(new Error(connectErrorMessage(err)));
     };
     socket.once('connect', onConnect);
     socket.once('connect_error', onError);
@@ -131,9 +151,10 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
       opts.onProgress?.(p);
     },
   };
-  const connect = opts.connect ?? (() => connectSocketIo(opts.url, ctx.handshakeTimeoutMs));
+  const connect = opts.connect ?? (() => connectSocketIo(opts.url, ctx.handshakeTimeoutMs, opts.tlsCa));
   const maxAttempts = opts.reconnect?.maxAttempts ?? Infinity;
   let failures = 0;
+  let lastError = '';
   for (;;) {
     if (opts.signal?.aborted) throw new SiteError('aborted', 'aborted by caller');
     let outcome;
@@ -143,7 +164,8 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
       outcome = await runSession(transport, ctx, opts.signal);
     } catch (e) {
       if (e instanceof SiteError && e.code !== 'handshake_failed') throw e; // refused, wrong coordinator, aborted: retrying will not help
-      logger.warn({ siteId: opts.siteId, err: (e as Error).message }, 'connection attempt failed');
+      lastError = (e as Error).message;
+      logger.warn({ siteId: opts.siteId, err: lastError }, 'connection attempt failed');
       outcome = { kind: 'disconnected' as const, handshaken: false };
     }
     if (outcome.kind === 'finished') {
@@ -151,7 +173,9 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
       return result;
     }
     failures = outcome.handshaken ? 0 : failures + 1;
-    if (failures >= maxAttempts) throw new SiteError('gave_up', `no session after ${failures} attempts`);
+    if (failures >= maxAttempts) {
+      throw new SiteError('gave_up', `no session after ${failures} attempts${lastError ? ` (last error: ${lastError})` : ''}`);
+    }
     const delay = backoffDelay(failures, opts.reconnect);
     logger.info({ siteId: opts.siteId, delayMs: Math.round(delay) }, 'reconnecting');
     await abortableDelay(delay, opts.signal).catch(() => {

@@ -1,0 +1,132 @@
+/**
+ * Transport hardening on 127.0.0.1:0: the coordinator over HTTPS/WSS with a certificate made by `openssl` for the
+ * test (sites verify it against `tlsCa`; a site that does not trust it gets a named certificate error and the
+ * coordinator keeps serving the others), and the REST bearer token (everything but /health refused without it).
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { get as httpsGet } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { startCoordinator, type CoordinatorHandle } from '../coordinator/start-coordinator.ts';
+import { CoordinatorError } from '../coordinator/round-runner.ts';
+import { FedAvg } from '../coordinator/strategies/fedavg.ts';
+import { Enrollment } from '../protocol/enrollment.ts';
+import { generateIdentity } from '../protocol/identity.ts';
+import { runSite } from '../site-agent/client/run-site.ts';
+import { SiteError } from '../site-agent/client/site-session.ts';
+import { LeastSquaresTrainer, linearWeights, makeLinearData } from './support/least-squares-trainer.ts';
+
+let dir: string;
+let cert: string;
+let key: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'fedsfda-tls-'));
+  // A self-signed P-256 certificate for the loopback address (openssl is a system dependency of the tests).
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'),
+    '-out', join(dir, 'cert.pem'), '-subj', '/CN=fedsfda-test', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2'], { stdio: 'ignore' });
+  cert = await readFile(join(dir, 'cert.pem'), 'utf8');
+  key = await readFile(join(dir, 'key.pem'), 'utf8');
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+const cleanups: Array<() => Promise<void> | void> = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+const sites = ['hospital-a', 'hospital-b'].map((id, i) => {
+  const data = makeLinearData(10 + i, 20, 3, [1, -2, 0.5], 0.3);
+  return { id, identity: generateIdentity(), trainer: new LeastSquaresTrainer(data, 3) };
+});
+
+async function coordinator(extra: Partial<Parameters<typeof startCoordinator>[0]>): Promise<CoordinatorHandle> {
+  const enrollment = new Enrollment();
+  for (const s of sites) enrollment.allow(s.id, s.identity.publicKey);
+  const handle = await startCoordinator({
+    identity: generateIdentity(),
+    enrollment,
+    initialWeights: linearWeights(new Float32Array(3), 0),
+    rounds: 1,
+    minSites: 1,
+    strategy: new FedAvg({ localEpochs: 1, lr: 0.1 }),
+    port: 0,
+    timeouts: { fitMs: 20_000, evaluateMs: 20_000, handshakeMs: 5_000 },
+    ...extra,
+  });
+  cleanups.push(() => handle.close());
+  return handle;
+}
+
+function httpsJson(url: string, ca: string): Promise<{ status: number; body: unknown }> {
+  return new Promise((resolve, reject) => {
+    httpsGet(url, { ca }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) }));
+    }).on('error', reject);
+  });
+}
+
+describe('coordinator over TLS', () => {
+  it('serves a round to a site that trusts its certificate; an untrusting site gets a certificate error', async () => {
+    const coord = await coordinator({ tls: { cert, key } });
+    expect(coord.url).toMatch(/^https:\/\/127\.0\.0\.1:\d+$/);
+
+    // Without the CA the self-signed certificate is refused before any application byte is exchanged.
+    const untrusting = runSite({
+      url: coord.url,
+      identity: sites[1].identity,
+      coordinatorPublicKey: coord.publicKey,
+      siteId: sites[1].id,
+      trainer: sites[1].trainer,
+      reconnect: { maxAttempts: 1 },
+    });
+    await expect(untrusting).rejects.toBeInstanceOf(SiteError);
+    await expect(untrusting).rejects.toThrow(/certificate/);
+
+    const trusting = await runSite({
+      url: coord.url,
+      identity: sites[0].identity,
+      coordinatorPublicKey: coord.publicKey,
+      siteId: sites[0].id,
+      trainer: sites[0].trainer,
+      tlsCa: cert,
+    });
+    expect(trusting.rounds).toEqual([1]);
+    const history = await coord.done;
+    expect(history[0].aggregated).toBe(true);
+    expect(await httpsJson(`${coord.url}/health`, cert)).toEqual({ status: 200, body: { ok: true, status: 'up' } });
+  });
+
+  it('refuses a key that does not belong to the certificate with a typed error', async () => {
+    const other = execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:prime256v1'], { encoding: 'utf8' });
+    await expect(coordinator({ tls: { cert, key: other } })).rejects.toBeInstanceOf(CoordinatorError);
+  });
+});
+
+describe('REST bearer token', () => {
+  it('keeps /health open and refuses status, history and metrics without the right token', async () => {
+    const token = 'a-long-enough-rest-token-0123';
+    const coord = await coordinator({ restToken: token, autoStart: false });
+    const get = async (path: string, auth?: string): Promise<number> =>
+      (await fetch(`${coord.url}${path}`, auth ? { headers: { Authorization: auth } } : {})).status;
+    expect(await get('/health')).toBe(200);
+    expect(await get('/')).toBe(200); // the dashboard page holds no data; it sends the token from its URL fragment
+    for (const path of ['/status', '/rounds', '/metrics']) {
+      expect(await get(path)).toBe(401);
+      expect(await get(path, 'Bearer wrong-token-wrong-token')).toBe(401);
+      expect(await get(path, `Basic ${token}`)).toBe(401);
+      expect(await get(path, `Bearer ${token}`)).toBe(200);
+    }
+    const body = (await (await fetch(`${coord.url}/status`)).json()) as { error: { code: string } };
+    expect(body.error.code).toBe('unauthorized');
+  });
+
+  it('refuses a token shorter than 16 characters at start-up', async () => {
+    await expect(coordinator({ restToken: 'short' })).rejects.toThrow(/restToken/);
+  });
+});
