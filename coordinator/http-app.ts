@@ -1,5 +1,6 @@
 /**
- * REST surface (express 5): dashboard, health, status, round history, Prometheus metrics. Read-only; JSON replies as
+ * REST surface (express 5): dashboard, health, status, round history, Prometheus metrics, and (with a token only)
+ * the current global model as an encoded weight set (`fedsfda adapt --model` reads it). Read-only; JSON replies as
  * data. With `restToken`, everything but `/health` and the (data-free) dashboard page needs
  * `Authorization: Bearer <token>`, compared in constant time; failures are 401 with a JSON error.
  */
@@ -33,7 +34,16 @@ function requireBearer(token: string): (req: Request, res: Response, next: NextF
   };
 }
 
-export function createHttpApp(deps: { status(): CoordinatorStatus; history(): RoundRecord[]; metrics: CoordinatorMetrics; restToken?: string }): Express {
+export interface HttpAppDeps {
+  status(): CoordinatorStatus;
+  history(): RoundRecord[];
+  metrics: CoordinatorMetrics;
+  restToken?: string;
+  /** The current global model, encoded (protocol/tensor-codec.ts) with its content id and round. */
+  model(): { round: number; id: string; bytes: Uint8Array };
+}
+
+export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/', (_req, res) => {
@@ -51,6 +61,18 @@ export function createHttpApp(deps: { status(): CoordinatorStatus; history(): Ro
   });
   app.get('/metrics', (_req, res) => {
     res.type('text/plain; version=0.0.4').send(deps.metrics.registry.render());
+  });
+  // The global model is the consortium's asset: served only behind the token, never on an open REST surface.
+  app.get('/model', (_req, res) => {
+    if (deps.restToken === undefined) {
+      res.status(404).json({ ok: false, error: { code: 'disabled', reason: 'model download needs a REST token (FEDSFDA_REST_TOKEN)' } });
+      return;
+    }
+    const m = deps.model();
+    res
+      .type('application/octet-stream')
+      .set({ 'X-Fedsfda-Round': String(m.round), 'X-Fedsfda-Model-Id': m.id, 'Content-Disposition': 'attachment; filename="global-weights.fsws"' })
+      .send(Buffer.from(m.bytes.buffer, m.bytes.byteOffset, m.bytes.byteLength));
   });
   app.use((_req, res) => {
     res.status(404).json({ ok: false, error: { code: 'not_found', reason: 'no such route' } });

@@ -283,6 +283,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     }),
     history: () => runner.history,
     metrics,
+    model: () => runner.currentModel(),
     ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
   });
   http.on('request', app);

@@ -1,7 +1,8 @@
 /**
  * Transport hardening on 127.0.0.1:0: the coordinator over HTTPS/WSS with a certificate made by `openssl` for the
  * test (sites verify it against `tlsCa`; a site that does not trust it gets a named certificate error and the
- * coordinator keeps serving the others), and the REST bearer token (everything but /health refused without it).
+ * coordinator keeps serving the others), and the REST bearer token (everything but /health refused without it;
+ * the global model is downloadable only behind it).
  */
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -14,6 +15,7 @@ import { CoordinatorError } from '../coordinator/round-runner.ts';
 import { FedAvg } from '../coordinator/strategies/fedavg.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity } from '../protocol/identity.ts';
+import { decodeWeightSet } from '../protocol/tensor-codec.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import { SiteError } from '../site-agent/client/site-session.ts';
 import { LeastSquaresTrainer, linearWeights, makeLinearData } from './support/least-squares-trainer.ts';
@@ -124,6 +126,20 @@ describe('REST bearer token', () => {
     }
     const body = (await (await fetch(`${coord.url}/status`)).json()) as { error: { code: string } };
     expect(body.error.code).toBe('unauthorized');
+    // The global model, behind the token: the same bytes the coordinator would send a site.
+    expect(await get('/model')).toBe(401);
+    const res = await fetch(`${coord.url}/model`, { headers: { Authorization: `Bearer ${token}` } });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-fedsfda-round')).toBe('0');
+    const weights = decodeWeightSet(new Uint8Array(await res.arrayBuffer()));
+    expect(weights).toEqual(linearWeights(new Float32Array(3), 0));
+  });
+
+  it('does not serve the model on an open REST surface', async () => {
+    const coord = await coordinator({ autoStart: false });
+    const res = await fetch(`${coord.url}/model`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('disabled');
   });
 
   it('refuses a token shorter than 16 characters at start-up', async () => {
