@@ -70,14 +70,18 @@ export function classHistogramFromVectors(sums: Record<string, Float32Array>, me
   // Each site adds exactly 1: a different count means the sum is not over the sites the coordinator believes.
   if (!(n >= 1) || Math.abs(sites - n) > 1e-3) throw new ProtocolError('malformed', `class-histogram sum covers ${sites} sites, expected ${n}`);
   const pooledPixels = Array.from(pix, (x) => Math.max(0, Math.round(x / meta.scale)));
-  const total = pooledPixels.reduce((a, b) => a + b, 0);
   const meanSiteFraction = Array.from(p, (x) => x / n);
   const variance = meanSiteFraction.map((m, c) => Math.max(0, p2[c] / n - m * m)); // >= 0 up to quantization error
+  return report(n, pooledPixels, meanSiteFraction, variance);
+}
+
+function report(numSites: number, pooledPixels: number[], meanSiteFraction: number[], variance: number[]): ClassHistogramReport {
+  const total = pooledPixels.reduce((a, b) => a + b, 0);
   return {
     kind: 'fedsfda-class-histogram',
     version: 1,
-    numSites: n,
-    numClasses: k,
+    numSites,
+    numClasses: pooledPixels.length,
     pooledPixels,
     pooledFraction: pooledPixels.map((x) => (total > 0 ? x / total : 0)),
     meanSiteFraction,
@@ -91,22 +95,11 @@ export function classHistogramReportInClear(perSite: readonly (readonly number[]
   const k = perSite[0]?.length ?? 0;
   const n = perSite.length;
   const pooledPixels = Array.from({ length: k }, (_, c) => perSite.reduce((a, s) => a + s[c], 0));
-  const total = pooledPixels.reduce((a, b) => a + b, 0);
   const fractions = perSite.map((s) => {
     const t = s.reduce((a, b) => a + b, 0);
     return s.map((x) => x / t);
   });
   const meanSiteFraction = Array.from({ length: k }, (_, c) => fractions.reduce((a, f) => a + f[c], 0) / n);
   const variance = meanSiteFraction.map((m, c) => fractions.reduce((a, f) => a + (f[c] - m) ** 2, 0) / n);
-  return {
-    kind: 'fedsfda-class-histogram',
-    version: 1,
-    numSites: n,
-    numClasses: k,
-    pooledPixels,
-    pooledFraction: pooledPixels.map((x) => x / total),
-    meanSiteFraction,
-    betweenSiteStd: variance.map(Math.sqrt),
-    heterogeneity: variance.reduce((a, b) => a + b, 0),
-  };
+  return report(n, pooledPixels, meanSiteFraction, variance);
 }

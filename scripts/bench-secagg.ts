@@ -18,12 +18,8 @@
  *
  *   npx tsx scripts/bench-secagg.ts [--json] [--n 10,50,100] [--params 1000000] [--live-n 10|none] [--live-rounds 4]
  */
-import { startCoordinator } from '../coordinator/start-coordinator.ts';
-import { Enrollment } from '../protocol/enrollment.ts';
-import { generateIdentity } from '../protocol/identity.ts';
-import type { WeightSet } from '../protocol/named-tensor.ts';
+import { runNoTrainingRounds } from '../coordinator/bench-rounds.ts';
 import { symmetricBackend } from '../protocol/sodium.ts';
-import { runSite } from '../site-agent/client/run-site.ts';
 import {
   applyKeystream,
   makeSimulatedSites,
@@ -180,50 +176,7 @@ function steadyMedian(xs: number[]): number {
 }
 
 async function liveRun(n: number, secure: boolean): Promise<{ roundMs: number[]; fitMs: number[] }> {
-  const initial: WeightSet = [{ name: 'w', shape: [params], data: new Float32Array(params) }];
-  const enrollment = new Enrollment();
-  const ids = Array.from({ length: n }, (_, i) => ({ id: `site-${i}`, identity: generateIdentity() }));
-  for (const s of ids) enrollment.allow(s.id, s.identity.publicKey);
-  const coord = await startCoordinator({
-    identity: generateIdentity(),
-    enrollment,
-    initialWeights: initial,
-    rounds: liveRounds,
-    minSites: n,
-    port: 0,
-    ...(secure ? { secureAggregation: { clip: 1, maxExamples: 100 } } : {}),
-  });
-  const roundMs: number[] = [];
-  const fitMs: number[] = [];
-  let roundStart = 0;
-  let fitStart = 0;
-  coord.events.on('roundStarted', () => (roundStart = performance.now()));
-  coord.events.on('stage', (stage: string) => {
-    if (stage === 'fit') fitStart = performance.now();
-    if (stage === 'evaluate') fitMs.push(performance.now() - fitStart);
-  });
-  coord.events.on('roundCompleted', () => roundMs.push(performance.now() - roundStart));
-  await Promise.all([
-    ...ids.map((s, i) =>
-      runSite({
-        url: coord.url,
-        identity: s.identity,
-        coordinatorPublicKey: coord.publicKey,
-        siteId: s.id,
-        trainer: {
-          fit: async (g) => ({
-            weights: g.map((x) => ({ ...x, data: x.data.map((v) => v + 0.001 * (i + 1)) })),
-            numExamples: 10 + i,
-            metrics: { trainLoss: 0 },
-          }),
-          evaluate: async () => ({ numExamples: 1, metrics: { dice: 0 } }),
-        },
-      }),
-    ),
-    coord.done,
-  ]);
-  await coord.close();
-  return { roundMs, fitMs };
+  return runNoTrainingRounds({ params, sites: n, rounds: liveRounds, ...(secure ? { secure: { clip: 1, maxExamples: 100 } } : {}) });
 }
 
 for (const n of liveSizes) {
