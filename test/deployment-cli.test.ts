@@ -1,6 +1,6 @@
 /**
  * The deployment path a consortium would follow, through the real CLI and real processes:
- * identities -> allow-list -> initial model -> `fedsfda coordinator --out` -> three `fedsfda site` agents on dataset
+ * identities -> allow-list -> initial model -> TLS certificate -> `fedsfda coordinator --out --tls-*` -> three `fedsfda site --ca` agents on dataset
  * folders -> `fedsfda site audit` -> a new hospital runs `fedsfda adapt` on the run folder's final model and pooled
  * source statistics. Tiny volumes so that it stays fast.
  */
@@ -55,22 +55,26 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
     for (const s of ids) keys[s] = (await fedsfda('identity', 'new', '--out', join(dir, `${s}.json`))).trim();
     await writeFile(join(dir, 'enroll.json'), JSON.stringify({ v: 1, sites: keys }));
     await fedsfda('model', 'init', '--out', join(dir, 'model'), '--classes', '3', '--base', '4', '--depth', '1', '--wire-out', join(dir, 'init.fsws'));
+    // TLS as in production: a certificate for the coordinator's address, trusted by the sites through --ca.
+    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls.key'),
+      '-out', join(dir, 'tls.crt'), '-subj', '/CN=fedsfda-test', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2']);
 
     // 3 sites x 3 cases x 4 slices of 16x16 at most: a public bound on the federation's labelled pixels.
     await writeFile(join(dir, 'coordinator.json'), JSON.stringify({ statistics: { pixelBound: 3 * 3 * 4 * 16 * 16 } }));
-    const run = join(dir, 'run');
+    const runDir = join(dir, 'run');
     const coordinator = start(
       ['coordinator', '--identity', join(dir, 'coord.json'), '--enroll', join(dir, 'enroll.json'), '--init-weights', join(dir, 'init.fsws'),
         '--port', '0', '--rounds', '2', '--min-sites', '3', '--history-out', join(dir, 'history.json'), '--config', join(dir, 'coordinator.json'),
-        '--out', run],
+        '--out', runDir, '--tls-cert', join(dir, 'tls.crt'), '--tls-key', join(dir, 'tls.key')],
       /listening on (\S+) \(key ([^)]+)\)/,
     );
     const [, url, printedKey] = await coordinator.firstMatch;
     expect(printedKey).toBe(coordKey);
+    expect(url).toMatch(/^https:\/\//);
     const sites = ids.map((s) =>
       start(['site', '--url', url, '--identity', join(dir, `${s}.json`), '--coordinator-key', coordKey, '--site-id', s,
         '--data', join(dir, 'data', s), '--size', '16', '--batch', '4', '--val-fraction', '0.34', '--audit', join(dir, `${s}.audit.jsonl`),
-        '--max-attempts', '3']),
+        '--max-attempts', '3', '--ca', join(dir, 'tls.crt')]),
     );
     try {
       expect(await coordinator.exited).toBe(0);
@@ -92,15 +96,15 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
     for (const x of audit.statistics) expect(x.maskedBytes).toBeGreaterThan(0);
 
     // The run folder: the final model and the statistics pooled by masked sums over all three sites.
-    expect(JSON.parse(await readFile(join(run, 'history.json'), 'utf8'))).toHaveLength(2);
-    const stats = JSON.parse(await readFile(join(run, 'source-stats.json'), 'utf8')) as { numSites: number; numClasses: number };
+    expect(JSON.parse(await readFile(join(runDir, 'history.json'), 'utf8'))).toHaveLength(2);
+    const stats = JSON.parse(await readFile(join(runDir, 'source-stats.json'), 'utf8')) as { numSites: number; numClasses: number };
     expect(stats).toMatchObject({ numSites: 3, numClasses: 3 });
-    const hist = JSON.parse(await readFile(join(run, 'class-histogram.json'), 'utf8')) as { sites: string[]; pooledPixels: number[] };
+    const hist = JSON.parse(await readFile(join(runDir, 'class-histogram.json'), 'utf8')) as { sites: string[]; pooledPixels: number[] };
     expect(hist.sites.sort()).toEqual(ids);
     expect(hist.pooledPixels.reduce((a, b) => a + b, 0)).toBeGreaterThan(0);
     // A new hospital adapts the coordinator's final weights with the pooled statistics, no source data.
     const adaptOut = join(dir, 'adapted');
-    await fedsfda('adapt', '--model', join(run, 'final-weights.fsws'), '--source-stats', join(run, 'source-stats.json'), '--method', 'adabn',
+    await fedsfda('adapt', '--model', join(runDir, 'final-weights.fsws'), '--source-stats', join(runDir, 'source-stats.json'), '--method', 'adabn',
       '--phantom-preset', 'mr-to-ct', '--phantom-cases', '2', '--slices-per-case', '4', '--size', '16', '--evaluate', '--out', adaptOut);
     const adapted = await loadModelFromPath(join(adaptOut, 'model'));
     expect(adapted.config.numClasses).toBe(3);
