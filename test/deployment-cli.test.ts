@@ -60,7 +60,10 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
       '-out', join(dir, 'tls.crt'), '-subj', '/CN=fedsfda-test', '-addext', 'subjectAltName=IP:127.0.0.1', '-days', '2']);
 
     // 3 sites x 3 cases x 4 slices of 16x16 at most: a public bound on the federation's labelled pixels.
-    await writeFile(join(dir, 'coordinator.json'), JSON.stringify({ statistics: { pixelBound: 3 * 3 * 4 * 16 * 16 } }));
+    await writeFile(join(dir, 'coordinator.json'), JSON.stringify({
+      secureAggregation: { clip: 8, maxExamples: 100 },
+      statistics: { pixelBound: 3 * 3 * 4 * 16 * 16 },
+    }));
     const runDir = join(dir, 'run');
     const coordinator = start(
       ['coordinator', '--identity', join(dir, 'coord.json'), '--enroll', join(dir, 'enroll.json'), '--init-weights', join(dir, 'init.fsws'),
@@ -74,7 +77,7 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
     const sites = ids.map((s) =>
       start(['site', '--url', url, '--identity', join(dir, `${s}.json`), '--coordinator-key', coordKey, '--site-id', s,
         '--data', join(dir, 'data', s), '--size', '16', '--batch', '4', '--val-fraction', '0.34', '--audit', join(dir, `${s}.audit.jsonl`),
-        '--max-attempts', '3', '--ca', join(dir, 'tls.crt')]),
+        '--max-attempts', '3', '--ca', join(dir, 'tls.crt'), '--peers', join(dir, 'enroll.json')]),
     );
     try {
       expect(await coordinator.exited).toBe(0);
@@ -84,8 +87,10 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
       for (const s of sites) s.kill();
     }
 
-    const history = JSON.parse(await readFile(join(dir, 'history.json'), 'utf8')) as { round: number; aggregated: boolean }[];
+    const history = JSON.parse(await readFile(join(dir, 'history.json'), 'utf8')) as { round: number; aggregated: boolean; secureAggregation?: { included: string[] } }[];
     expect(history.map((r) => [r.round, r.aggregated])).toEqual([[1, true], [2, true]]);
+    // Secure aggregation with every peer key pinned at the sites (--peers): the coordinator saw only sums.
+    for (const r of history) expect(r.secureAggregation?.included.sort()).toEqual(ids);
     const audit = JSON.parse(await fedsfda('site', 'audit', join(dir, 'site-1.audit.jsonl'), '--json')) as AuditSummary;
     expect(audit.sessions[0].coordinatorKey).toBe(coordKey);
     expect(audit.updates.map((u) => u.round)).toEqual([1, 2]);

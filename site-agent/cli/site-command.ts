@@ -9,6 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
+import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity, parsePublicKey } from '../../protocol/identity.ts';
 import { runSite } from '../client/index.ts';
 import { loadSiteDataset } from '../data/dataset/index.ts';
@@ -59,6 +60,23 @@ async function readPem(file: string, flag: string): Promise<string> {
   return text;
 }
 
+/**
+ * Peer identity keys from the consortium's allow-list file. Pinning them is what stops a malicious coordinator from
+ * presenting keys it controls as "peers" in the first secure round a site joins (SECURITY.md, "Peer identities").
+ */
+async function readPeers(file: string): Promise<Record<string, Uint8Array>> {
+  let enrollment: Enrollment;
+  try {
+    enrollment = await Enrollment.load(file);
+  } catch (e) {
+    throw new InvalidArgumentError(`--peers ${file}: ${(e as Error).message}`);
+  }
+  const ids = enrollment.siteIds();
+  if (ids.length === 0) throw new InvalidArgumentError(`--peers ${file} lists no sites`);
+  if (enrollment.toJSON().tokens.length > 0) console.error(`warning: --peers ${file} holds enrollment tokens; sites only need the public keys`);
+  return Object.fromEntries(ids.map((id) => [id, enrollment.keyOf(id)!]));
+}
+
 interface SiteOptions {
   url: string;
   identity: string;
@@ -79,6 +97,7 @@ interface SiteOptions {
   maxAttempts?: number;
   backend?: string;
   ca?: string;
+  peers?: string;
 }
 
 export function registerSiteCommands(program: Command): void {
@@ -104,6 +123,7 @@ export function registerSiteCommands(program: Command): void {
     .option('--max-attempts <n>', 'give up after this many failed connection attempts', int('max-attempts', 1, 1_000_000))
     .option('--backend <name>', 'compute backend (also FEDSFDA_BACKEND)')
     .option('--ca <file>', 'extra trusted CA / coordinator certificate (PEM) for an https:// coordinator')
+    .option('--peers <file>', "the consortium's allow-list ({\"v\":1,\"sites\":{id: key}}, as enroll.json without tokens): secure aggregation then runs only with these peer keys")
     .action(async (o: SiteOptions) => {
       for (const k of ['url', 'identity', 'coordinatorKey', 'siteId', 'data'] as const) {
         if (o[k] === undefined) throw new InvalidArgumentError(`fedsfda site needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
@@ -134,6 +154,7 @@ export function registerSiteCommands(program: Command): void {
         ...(o.token !== undefined ? { enrollmentToken: o.token } : {}),
         ...(o.maxAttempts !== undefined ? { reconnect: { maxAttempts: o.maxAttempts } } : {}),
         ...(o.ca !== undefined ? { tlsCa: await readPem(o.ca, '--ca') } : {}),
+        ...(o.peers !== undefined ? { peerIdentities: await readPeers(o.peers) } : {}),
         trainer: asLocalTrainer(trainer),
         onProgress: (p) => {
           audit.write(p);
