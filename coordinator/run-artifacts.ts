@@ -15,7 +15,7 @@ import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../protocol/
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../protocol/source-stats-vectors.ts';
 import { encodeWeightSet } from '../protocol/tensor-codec.ts';
-import type { StatisticsRequest, StatisticsResult } from './statistics-round.ts';
+import { StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
 
 export const FINAL_WEIGHTS_FILE = 'final-weights.fsws';
 export const SOURCE_STATS_FILE = 'source-stats.json';
@@ -60,13 +60,18 @@ function headShape(weights: WeightSet): { latentDim: number; numClasses: number 
 
 /** Writes the final model, then runs the requested statistics rounds; a failed statistic is reported, not thrown. */
 export async function writeRunArtifacts(source: ArtifactSource, outDir: string, statistics?: RunStatistics): Promise<ArtifactReport> {
+  const s = statistics === undefined ? undefined : runStatisticsSchema.parse(statistics); // bad settings: nothing written
   const final = source.weights();
   await writeFile(join(outDir, FINAL_WEIGHTS_FILE), encodeWeightSet(final));
   const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [] };
-  if (!statistics) return report;
-  const s = runStatisticsSchema.parse(statistics);
+  if (!s) return report;
   const scale = 1 / s.pixelBound;
-  const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e));
+  // A statistics round names each site it left out and why (e.g. "exceed the public bound"): keep that.
+  const reason = (e: unknown): string => {
+    if (!(e instanceof Error)) return String(e);
+    const failures = e instanceof StatisticsRoundError ? e.failures.map((f) => `${f.siteId}: ${f.reason}`) : [];
+    return failures.length > 0 ? `${e.message} (${failures.join('; ')})` : e.message;
+  };
   if (s.sourceStats) {
     try {
       // Moments of latent features are not bounded by 1 like counts: a wide clip (1e4) keeps them unclipped.
