@@ -27,15 +27,7 @@ const arg = (k: string): string | undefined => {
 };
 const { initEngine } = await import('../../site-agent/engine/index.ts');
 await initEngine();
-// `--set '{"federated":{"rounds":12}}'` deep-merges overrides into the scenario (tuning variants of the source side).
-const deepMerge = (a: unknown, b: unknown): unknown => {
-  if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b;
-  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
-  for (const [k, v] of Object.entries(b as Record<string, unknown>)) out[k] = deepMerge(out[k], v);
-  return out;
-};
-const rawCfg = JSON.parse(await readFile(arg('--config') ?? 'simulations/scenarios/sfda-benchmark.json', 'utf8')) as unknown;
-const cfg = parseSfdaBenchmarkConfig(arg('--set') !== undefined ? deepMerge(rawCfg, JSON.parse(arg('--set')!)) : rawCfg);
+const cfg = parseSfdaBenchmarkConfig(JSON.parse(await readFile(arg('--config') ?? 'simulations/scenarios/sfda-benchmark.json', 'utf8')));
 const seeds = (arg('--seeds') ?? '101,102,103').split(',').map(Number);
 const methods = (arg('--method') ?? 'gmm-swd').split(',');
 const variants = JSON.parse(arg('--variants') ?? '[{}]') as Record<string, unknown>[];
@@ -94,11 +86,8 @@ for (const seed of seeds) {
     return ev.summary.mean.dice.mean;
   };
   const row = [score()];
-  // In-domain Dice on HELD-OUT source volumes (new cases of each source scanner, never trained on).
-  const srcHeld = await Promise.all(d.sourceSites.map((s, i) => site(seed * 100 + 60 + i, s.shift, d.target.testCases, `src${i}-test`)));
-  const heldDice = srcHeld.map((h) => evaluateSegmentation(unet, toUnlabeled(h), h.labels, h.sliceThickness).summary);
-  const perClass = heldDice.map((h) => h.perClass.map((c) => c.dice.mean.toFixed(2)).join('/'));
-  console.log(`seed ${seed}: source-only ${row[0].toFixed(3)} (held-out source Dice ${heldDice.map((h) => h.mean.dice.mean.toFixed(3)).join(', ')}; per class ${perClass.join(', ')})`);
+  const srcDice = evaluateSegmentation(unet, toUnlabeled(sources[0]), sources[0].labels, sources[0].sliceThickness).summary.mean.dice.mean;
+  console.log(`seed ${seed}: source-only ${row[0].toFixed(3)} (Dice on source site 0: ${srcDice.toFixed(3)})`);
   for (const method of methods) {
     if (!isAdaptMethod(method)) throw new Error(`unknown method ${method}`);
     for (const v of variants) {

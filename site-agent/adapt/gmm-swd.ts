@@ -24,7 +24,6 @@ import { epochBatches, imageBatch } from './batching.ts';
 import { gatherRows } from './gather-rows.ts';
 import { agreeWithMemory, classBalancedPseudoLabels, type PseudoLabels } from './pseudo-labels.ts';
 import { gaussianFromMoments, sampleGaussian, type Gaussian } from './gaussian.ts';
-import { applyInputPolarity, checkPolarities, predictedProportions, priorDivergence, type RestartSelection } from './restart-selection.ts';
 import { slicedWasserstein } from './sliced-wasserstein.ts';
 import { checkStatsMatchModel, classPriors, type SourceStats } from './source-stats.ts';
 import { checkPositive } from './tent.ts';
@@ -131,16 +130,6 @@ export interface GmmSwdOptions extends GmmFitOptions {
    */
   readonly restarts?: number;
   /**
-   * How runs are compared when there is more than one (restarts × polarities): 'swd' (lowest final target SWD) or
-   * 'prior' (lowest KL(source class priors || predicted target class proportions); restart-selection.ts). Default 'swd'.
-   */
-  readonly restartSelection?: RestartSelection;
-  /**
-   * Starting polarities: each restart is run once per entry; -1 starts from the source model with its first
-   * convolution negated (the same as a negated input; restart-selection.ts). Default [1].
-   */
-  readonly inputPolarities?: readonly number[];
-  /**
    * Extra epochs after the alignment stage that add a class-balanced self-training term (CBST, Zou et al. ECCV 2018,
    * sec. 4.2; pseudo-labels recomputed at the start of each epoch) to the same loss. Default 0 (off).
    */
@@ -245,10 +234,6 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
   checkPositive('restarts', restarts, true);
   checkPositive('samplesPerStep', samplesPerStep, true);
   if (!(priorMix >= 0 && priorMix <= 1)) throw new AdaptError('BAD_OPTION', `priorMix must be in [0, 1], got ${priorMix}`);
-  const polarities = checkPolarities(opts.inputPolarities ?? [1]);
-  const restartSelection = opts.restartSelection ?? 'swd';
-  if (restartSelection !== 'swd' && restartSelection !== 'prior') throw new AdaptError('BAD_OPTION', `restartSelection must be 'swd' or 'prior', got ${String(restartSelection)}`);
-  const runs = restarts * polarities.length;
   const bnMode = opts.bnMode ?? 'running';
   if (bnMode !== 'running' && bnMode !== 'batch') throw new AdaptError('BAD_OPTION', `bnMode must be 'running' or 'batch', got ${String(bnMode)}`);
   const gmm = fitSourceGmm(sourceStats, opts);
@@ -264,17 +249,15 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
   checkPositive('selfTrainLr', selfTrainLr);
   const initial = unet.getWeights();
   const losses: number[] = [];
-  const total = runs * (epochs + selfTrainEpochs) * Math.ceil(target.n / batchSize);
+  const total = restarts * (epochs + selfTrainEpochs) * Math.ceil(target.n / batchSize);
   let lastSelected = NaN;
   const evalOpts = { batchSize, samplesPerStep, numProjections: Math.max(numProjections, 200), seed: seed ^ 0x5eed };
   let best: { swd: number; weights: ReturnType<UNet['getWeights']>; restart: number } | null = null;
   const scores: string[] = [];
-  for (let attempt = 0; attempt < runs; attempt++) {
-    // Each run starts from the federated model (its first convolution negated for polarity -1) with its own draw of
-    // batches, projections and GMM samples.
+  for (let attempt = 0; attempt < restarts; attempt++) {
+    // Each restart starts from the federated model with its own draw of batches, projections and GMM samples.
     const rng = rootRng.fork();
     if (attempt > 0) unet.setWeights(initial);
-    applyInputPolarity(unet, polarities[attempt % polarities.length]);
     adaptAdaBN(unet, target, { batchSize });
     const alignOptimizer = tf.train.adam(lr);
     const selfOptimizer = tf.train.adam(selfTrainLr);
@@ -351,8 +334,8 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
       selfOptimizer.dispose();
     }
     if (bnMode === 'batch') adaptAdaBN(unet, target, { batchSize });
-    if (runs > 1) {
-      const swd = restartSelection === 'swd' ? targetSwd(unet, target, gmm, priorMix, evalOpts) : priorDivergence(gmm.priors, predictedProportions(unet, target, batchSize));
+    if (restarts > 1) {
+      const swd = targetSwd(unet, target, gmm, priorMix, evalOpts);
       scores.push(swd.toFixed(4));
       if (best === null || swd < best.swd) best = { swd, weights: unet.getWeights(), restart: attempt };
     }
@@ -361,8 +344,7 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
   if (selfTrainEpochs > 0) notes.push(`self-training: last pseudo-labelled fraction ${lastSelected.toFixed(3)}`);
   if (best !== null) {
     unet.setWeights(best.weights);
-    const what = restartSelection === 'swd' ? 'target SWD' : 'KL(source priors || predicted target proportions)';
-    notes.push(`${runs} restarts (input polarities ${polarities.join(' / ')}), ${what} [${scores.join(', ')}]; kept restart ${best.restart}`);
+    notes.push(`${restarts} restarts, target SWD [${scores.join(', ')}]; kept restart ${best.restart}`);
   }
   return { method: 'gmm-swd', steps: losses.length, losses, notes };
 }
