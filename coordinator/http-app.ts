@@ -2,7 +2,7 @@
  * REST surface (express 5): dashboard, health, status, round history, Prometheus metrics, and (with a token only)
  * the current global model as an encoded weight set (`fedsfda adapt --model` reads it). Read-only; JSON replies as
  * data. With `restToken`, everything but `/health` and the (data-free) dashboard page needs
- * `Authorization: Bearer <token>`, compared in constant time; failures are 401 with a JSON error.
+ * `Authorization: Bearer <token>`, compared in constant time; failures are 401 with a JSON error and counted (fedsfda_rest_unauthorized_total).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
@@ -25,11 +25,12 @@ export interface CoordinatorStatus {
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();
 
 /** Express middleware accepting only `Authorization: Bearer <token>` (digests compared, so lengths leak nothing). */
-function requireBearer(token: string): (req: Request, res: Response, next: NextFunction) => void {
+function requireBearer(token: string, onRefused: () => void): (req: Request, res: Response, next: NextFunction) => void {
   const want = sha256(token);
   return (req, res, next) => {
     const m = /^Bearer (.+)$/.exec(req.get('authorization') ?? '');
     if (m && timingSafeEqual(sha256(m[1]), want)) return next();
+    onRefused();
     res.status(401).set('WWW-Authenticate', 'Bearer').json({ ok: false, error: { code: 'unauthorized', reason: 'this route needs Authorization: Bearer <REST token>' } });
   };
 }
@@ -52,7 +53,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.get('/health', (_req, res) => {
     res.json({ ok: true, status: 'up' });
   });
-  if (deps.restToken !== undefined) app.use(requireBearer(deps.restToken));
+  if (deps.restToken !== undefined) app.use(requireBearer(deps.restToken, () => deps.metrics.restUnauthorized.inc()));
   app.get('/status', (_req, res) => {
     res.json({ ok: true, ...deps.status() });
   });

@@ -79,6 +79,9 @@ export function coordinatorMetrics(reg = new MetricsRegistry()) {
     checkpointFailures: reg.counter('fedsfda_checkpoint_failures_total', 'Checkpoints that could not be written'),
     meanTrainLoss: reg.gauge('fedsfda_round_mean_train_loss', 'Example-weighted mean train loss of the last round'),
     evalMetric: reg.gauge('fedsfda_round_eval_metric', 'Aggregated evaluation metrics of the last round'),
+    secureRounds: reg.counter('fedsfda_secure_rounds_total', 'Secure-aggregation fit stages by outcome (aggregated | aborted)'),
+    secureExcluded: reg.counter('fedsfda_secure_excluded_sites_total', 'Sites left out of a secure sum (dropped out or refused)'),
+    restUnauthorized: reg.counter('fedsfda_rest_unauthorized_total', 'REST requests refused for a missing or wrong bearer token'),
   };
 }
 export type CoordinatorMetrics = ReturnType<typeof coordinatorMetrics>;

@@ -176,6 +176,10 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
       o.metrics.roundsCompleted.inc();
       if (record.meanTrainLoss !== null) o.metrics.meanTrainLoss.set({}, record.meanTrainLoss);
       for (const [k, v] of Object.entries(record.evalMetrics ?? {})) o.metrics.evalMetric.set({ metric: k }, v);
+      if (record.secureAggregation) {
+        o.metrics.secureRounds.inc({ outcome: record.secureAggregation.error === null ? 'aggregated' : 'aborted' });
+        o.metrics.secureExcluded.inc({}, record.secureAggregation.excluded.length);
+      }
       this.emit('roundCompleted', record);
     }
     this.checkStopped();

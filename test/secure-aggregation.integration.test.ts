@@ -235,6 +235,11 @@ describe('secure aggregation in federated rounds (socket.io)', () => {
     expect(second.aggregated).toBe(true);
     expect(second.secureAggregation?.included).toHaveLength(4);
     expectWithinQuantBound(weightsOf(coord), handFedAvg({ w: w0, b: 0 }, fx.map((s) => s.data)), 4, 100);
+    // Monitoring sees both outcomes and the sites left out of the aborted sum.
+    const metrics = await (await fetch(`${coord.url}/metrics`)).text();
+    expect(metrics).toContain('fedsfda_secure_rounds_total{outcome="aborted"} 1');
+    expect(metrics).toContain('fedsfda_secure_rounds_total{outcome="aggregated"} 1');
+    expect(metrics).toContain(`fedsfda_secure_excluded_sites_total ${first.secureAggregation!.excluded.length}`);
   });
 
   it('sites refuse a coordinator that swaps a peer public key', async () => {

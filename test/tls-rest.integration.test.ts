@@ -126,6 +126,9 @@ describe('REST bearer token', () => {
     }
     const body = (await (await fetch(`${coord.url}/status`)).json()) as { error: { code: string } };
     expect(body.error.code).toBe('unauthorized');
+    // 3 routes x 3 refused attempts + the one above, counted for monitoring.
+    const metricsText = await (await fetch(`${coord.url}/metrics`, { headers: { Authorization: `Bearer ${token}` } })).text();
+    expect(metricsText).toContain('fedsfda_rest_unauthorized_total 10');
     // The global model, behind the token: the same bytes the coordinator would send a site.
     expect(await get('/model')).toBe(401);
     const res = await fetch(`${coord.url}/model`, { headers: { Authorization: `Bearer ${token}` } });
