@@ -32,6 +32,8 @@ describe('non-IID report from summed class histograms', () => {
     // Hand check of class 1: fractions 0.05, 0.29, 0.01, 0.10 -> mean 0.1125, variance 0.01151875.
     expect(clear.meanSiteFraction[1]).toBeCloseTo(0.1125, 12);
     expect(clear.betweenSiteStd[1] ** 2).toBeCloseTo(0.01151875, 12);
+    expect(clear.betweenSiteCv[1]).toBeCloseTo(Math.sqrt(0.01151875) / 0.1125, 12);
+    fromSums.betweenSiteCv.forEach((cv, k) => expect(cv).toBeCloseTo(clear.betweenSiteCv[k], 3));
   });
 
   it('is zero heterogeneity for identical label proportions', () => {

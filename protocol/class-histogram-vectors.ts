@@ -31,6 +31,11 @@ export interface ClassHistogramReport {
   meanSiteFraction: number[];
   /** sqrt(Var_k): the between-site standard deviation of each class fraction. */
   betweenSiteStd: number[];
+  /**
+   * sqrt(Var_k) / pbar_k: the spread relative to the class's mean share (0 when the class is absent everywhere).
+   * Small structures have small pixel shares, so label skew shows here rather than in `heterogeneity`.
+   */
+  betweenSiteCv: number[];
   /** H = sum_k Var_k, the mean squared L2 distance of site class distributions from their mean (0 = IID). */
   heterogeneity: number;
 }
@@ -86,6 +91,7 @@ function report(numSites: number, pooledPixels: number[], meanSiteFraction: numb
     pooledFraction: pooledPixels.map((x) => (total > 0 ? x / total : 0)),
     meanSiteFraction,
     betweenSiteStd: variance.map(Math.sqrt),
+    betweenSiteCv: variance.map((v, k) => (meanSiteFraction[k] > 0 ? Math.sqrt(v) / meanSiteFraction[k] : 0)),
     heterogeneity: variance.reduce((a, b) => a + b, 0),
   };
 }

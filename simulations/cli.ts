@@ -1,10 +1,27 @@
 /** `fedsfda simulate`: runs a scenario file (the embedded default when none is given). */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
+import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/create-strategy.ts';
+import { runStrategyComparison } from './runner/compare-strategies.ts';
 import { formatSummaryTable } from './runner/summary.ts';
 import { runFederatedSimulation } from './runner/run-federated.ts';
 import { loadScenarioFile, parseFederatedScenario, ScenarioError } from './scenario.ts';
+
+function strategyList(v: string): StrategyName[] {
+  const names = v.split(',').map((x) => x.trim());
+  for (const n of names) {
+    if (!(STRATEGY_NAMES as readonly string[]).includes(n)) throw new InvalidArgumentError(`unknown strategy "${n}" (one of ${STRATEGY_NAMES.join(', ')})`);
+  }
+  if (new Set(names).size !== names.length) throw new InvalidArgumentError('a strategy is listed twice');
+  return names as StrategyName[];
+}
+
+function nonNegative(v: string): number {
+  const x = Number(v);
+  if (!(x >= 0) || !Number.isFinite(x)) throw new InvalidArgumentError(`expected a non-negative number, got "${v}"`);
+  return x;
+}
 
 export const DEFAULT_SCENARIO = fileURLToPath(new URL('./scenarios/default.json', import.meta.url));
 
@@ -14,11 +31,27 @@ export function registerSimulateCommands(program: Command): void {
     .description('simulate several hospitals on this machine (separate processes over loopback) and report Dice per site')
     .option('-c, --config <file>', 'scenario file (JSON)', DEFAULT_SCENARIO)
     .option('-o, --out <dir>', 'output directory (summary.json, history.json, checkpoints, keys)', 'runs/latest')
-    .action(async (opts: { config: string; out: string }) => {
+    .option('--compare <strategies>', `federated scenarios: run once per strategy (comma-separated: ${STRATEGY_NAMES.join(', ')}) into OUT/<strategy>/ and print one comparison table`, strategyList)
+    .option('--proximal-mu <mu>', "FedProx's proximal coefficient for --compare (default: the scenario's)", nonNegative)
+    .action(async (opts: { config: string; out: string; compare?: StrategyName[]; proximalMu?: number }) => {
       const { kind, raw } = await loadScenarioFile(opts.config);
+      if (opts.compare && kind !== 'federated') throw new ScenarioError(opts.config, '--compare needs a federated scenario');
       switch (kind) {
         case 'federated': {
           const scenario = parseFederatedScenario(opts.config, raw);
+          if (opts.compare) {
+            console.log(`fedsfda simulate --compare ${opts.compare.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
+            const { table } = await runStrategyComparison({
+              scenario,
+              strategies: opts.compare,
+              outDir: opts.out,
+              ...(opts.proximalMu !== undefined ? { proximalMu: opts.proximalMu } : {}),
+              onLog: (line) => console.log(`  ${line}`),
+            });
+            console.log(table);
+            console.log(`wrote ${resolve(opts.out, 'comparison.json')}`);
+            break;
+          }
           console.log(`fedsfda simulate: ${scenario.name} -> ${resolve(opts.out)}`);
           const summary = await runFederatedSimulation({
             scenarioFile: opts.config,

@@ -72,6 +72,11 @@ export const federatedScenarioSchema = z.object({
     slicesPerCase: z.number().int().min(1).max(512),
     /** Fraction of each site's cases held out for local validation (split by case, never by slice). */
     valFraction: z.number().gt(0).lt(1).default(0.25),
+    /**
+     * Phantoms only: per foreground class, the probability that a case contains it (label skew; with a Dirichlet
+     * partition `by: "presence"` sites then differ in which structures they have labelled). Default: always.
+     */
+    classPresence: z.array(z.number().min(0).max(1)).optional(),
   }),
   prepare: prepareSchema.optional(),
   partition: partitionSpecSchema.optional(),
@@ -152,6 +157,10 @@ export function parseFederatedScenario(file: string, raw: unknown): FederatedSce
     if (site.dataDir === undefined && !parsed.data.partition && site.numCases === undefined) {
       throw new ScenarioError(file, `sites.${i}: a phantom site needs numCases (or a scenario-level partition)`);
     }
+  }
+  const presence = parsed.data.data.classPresence;
+  if (presence && presence.length !== parsed.data.data.numClasses - 1) {
+    throw new ScenarioError(file, `data.classPresence: needs ${parsed.data.data.numClasses - 1} probabilities (one per foreground class), got ${presence.length}`);
   }
   const p = parsed.data.partition;
   if (p && p.poolCases < p.minCasesPerSite * parsed.data.sites.length) {

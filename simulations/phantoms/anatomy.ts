@@ -61,6 +61,11 @@ export interface PhantomAnatomy {
   readonly textureAmp: Float32Array;
   /** Coarse TEXTURE_GRID^3 random lattice, trilinearly interpolated. */
   readonly texture: Float32Array;
+  /**
+   * Which classes this case contains (index = class; absent only with `classPresence`): an absent structure is
+   * rendered as surrounding body tissue and labelled background, as when it is outside the field of view or resected.
+   */
+  readonly present?: readonly boolean[];
 }
 
 /** Largest class count the phantom supports (background + wall + cavity + neighbour + 12 extra blobs). */
@@ -81,8 +86,12 @@ function level(e: Ellipsoid, x: number, y: number, z: number): number {
   return a * a + b * b + c * c;
 }
 
-/** Draws one case's anatomy. All randomness comes from `rng`, so a case is a pure function of its seed. */
-export function sampleAnatomy(rng: Rng, numClasses: number): PhantomAnatomy {
+/**
+ * Draws one case's anatomy. All randomness comes from `rng`, so a case is a pure function of its seed.
+ * `classPresence[k - 1]` is the probability that foreground class k is in the case (label skew across cases);
+ * it is drawn after everything else, so cases without it are unchanged.
+ */
+export function sampleAnatomy(rng: Rng, numClasses: number, classPresence?: readonly number[]): PhantomAnatomy {
   // The body is a cylinder in z (rz huge) filling most of the field of view.
   const body = ellipsoid(rng.uniform(-0.05, 0.05), rng.uniform(-0.05, 0.05), 0, rng.uniform(0.78, 0.9), rng.uniform(0.62, 0.8), 1e6, rng.uniform(-0.2, 0.2));
   const ro = rng.uniform(0.3, 0.4);
@@ -148,7 +157,8 @@ export function sampleAnatomy(rng: Rng, numClasses: number): PhantomAnatomy {
   for (let t = 0; t < textureAmp.length; t++) textureAmp[t] = t === T_AIR ? 0.005 : rng.uniform(0.02, 0.05);
   const texture = new Float32Array(TEXTURE_GRID * TEXTURE_GRID * TEXTURE_GRID);
   for (let i = 0; i < texture.length; i++) texture[i] = rng.normal();
-  return { numClasses, body, organ, wallFraction, neighbour, extras, warp, tissue, textureAmp, texture };
+  const present = classPresence ? [true, ...classPresence.map((p) => rng.next() < p)] : undefined;
+  return { numClasses, body, organ, wallFraction, neighbour, extras, warp, tissue, textureAmp, texture, ...(present ? { present } : {}) };
 }
 
 /** Trilinear lookup in the coarse texture lattice at normalised coordinates. */
@@ -233,6 +243,10 @@ export function renderAnatomySlice(
             cls = 1;
           }
         }
+      }
+      if (cls !== 0 && a.present && !a.present[cls]) {
+        tissue = T_BODY;
+        cls = 0;
       }
       const i = offset + r * w + c;
       intensity[i] = a.tissue[tissue] + a.textureAmp[tissue] * textureAt(a.texture, x0, y0, z);

@@ -24,6 +24,16 @@ export interface GenerateSiteDataOptions {
   fovMm?: number;
   /** Prefix of the case ids (default `phantom-<seed>-`); case i is `<prefix><i, 3 digits>`. */
   caseIdPrefix?: string;
+  /** Per foreground class (numClasses - 1 entries), the probability that a case contains it (default: always). */
+  classPresence?: readonly number[];
+}
+
+/** Checks a classPresence option against the class count. */
+export function checkClassPresence(p: readonly number[] | undefined, numClasses: number): void {
+  if (p === undefined) return;
+  if (!Array.isArray(p) || p.length !== numClasses - 1 || p.some((x) => typeof x !== 'number' || !(x >= 0 && x <= 1))) {
+    throw new PhantomError(`classPresence must list ${numClasses - 1} probabilities in [0, 1] (one per foreground class)`);
+  }
 }
 
 /** Upper bound on generated pixels (n * size^2), so a typo cannot allocate gigabytes. */
@@ -69,6 +79,7 @@ export function generateSiteData(opts: GenerateSiteDataOptions): SliceDataset {
   const S = requireInt('slicesPerCase', opts.slicesPerCase, 1, 10000);
   const size = requireInt('size', opts.size, 4, 4096);
   const K = requireInt('numClasses', opts.numClasses, 2, MAX_PHANTOM_CLASSES);
+  checkClassPresence(opts.classPresence, K);
   const fov = opts.fovMm ?? 200;
   if (!(fov > 0) || !Number.isFinite(fov)) throw new PhantomError(`fovMm must be a positive number, got ${String(opts.fovMm)}`);
   if (numCases * S * size * size > MAX_PHANTOM_PIXELS) {
@@ -90,7 +101,7 @@ export function generateSiteData(opts: GenerateSiteDataOptions): SliceDataset {
   const root = new Rng(opts.seed);
   for (let ci = 0; ci < numCases; ci++) {
     const gens = caseGenerators(root);
-    const anatomy = sampleAnatomy(gens.anatomy, K);
+    const anatomy = sampleAnatomy(gens.anatomy, K, opts.classPresence);
     const bias = sampleBiasField(gens.scanner);
     const id = `${prefix}${String(ci).padStart(3, '0')}`;
     for (let s = 0; s < S; s++) {

@@ -81,6 +81,30 @@ describe('generateSiteData', () => {
     }
   });
 
+  it('classPresence drops structures per case (label skew) and leaves cases without it unchanged', () => {
+    const opts = { ...base, numCases: 40, slicesPerCase: 4 };
+    const all = generateSiteData(opts);
+    const always = generateSiteData({ ...opts, classPresence: [1, 1, 1] });
+    expect(Buffer.from(always.labels.buffer).equals(Buffer.from(all.labels.buffer))).toBe(true);
+    expect(Buffer.from(always.images.buffer).equals(Buffer.from(all.images.buffer))).toBe(true);
+    const skewed = generateSiteData({ ...opts, classPresence: [1, 0.5, 0] });
+    const px = 4 * 32 * 32;
+    let withCavity = 0;
+    for (let c = 0; c < 40; c++) {
+      const lab = skewed.labels.subarray(c * px, (c + 1) * px);
+      const ref = all.labels.subarray(c * px, (c + 1) * px);
+      expect(lab.includes(3)).toBe(false); // probability 0: never
+      expect(lab.includes(1)).toBe(ref.includes(1)); // probability 1: as before
+      if (lab.includes(2)) withCavity++;
+      // An absent structure becomes background; nothing else changes.
+      for (let i = 0; i < px; i++) if (lab[i] !== ref[i]) expect(lab[i]).toBe(0);
+    }
+    expect(withCavity).toBeGreaterThan(8);
+    expect(withCavity).toBeLessThan(32);
+    expect(() => generateSiteData({ ...opts, classPresence: [1, 1] })).toThrow(/classPresence must list 3/);
+    expect(() => generateSiteData({ ...opts, classPresence: [1, 2, 1] })).toThrow(PhantomError);
+  });
+
   it('z-scores each case', () => {
     const ds = generateSiteData({ ...base, shift: 'scanner-b' });
     const px = 4 * 32 * 32;

@@ -39,6 +39,7 @@ async function loadAll(scenario: FederatedScenario, index: number): Promise<Slic
       numClasses: scenario.data.numClasses,
       shift: site.shift ?? 'none',
       caseIdPrefix: 'pool-case',
+      ...(scenario.data.classPresence ? { classPresence: scenario.data.classPresence } : {}),
     });
     const items = itemsFromSliceDataset(pool);
     const common = { numSites: scenario.sites.length, alpha: partition.alpha, seed: scenario.seed, minPerSite: partition.minCasesPerSite };
@@ -55,6 +56,7 @@ async function loadAll(scenario: FederatedScenario, index: number): Promise<Slic
     numClasses: scenario.data.numClasses,
     shift: site.shift ?? 'none',
     caseIdPrefix: `${site.id}-case`,
+    ...(scenario.data.classPresence ? { classPresence: scenario.data.classPresence } : {}),
   });
 }
 
