@@ -94,6 +94,8 @@ export const federatedScenarioSchema = z.object({
     loss: z.enum(['ce', 'dice', 'ce+dice']).default('ce+dice'),
     strategy: z.enum(STRATEGY_NAMES).default('fedavg'),
     proximalMu: z.number().min(0).default(0),
+    /** After the last round, each site fine-tunes the final model for this many local epochs and reports both scores. */
+    personalizeEpochs: z.number().int().min(0).max(100).default(0),
     minSites: z.number().int().min(1).optional(),
     /** Per-stage timeout of the coordinator's round state machine. */
     stageTimeoutMs: z.number().int().min(1000).default(600_000),

@@ -119,14 +119,15 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
 
   it('--compare runs the scenario once per strategy and writes one comparison', async () => {
     const config = join(dir, 'compare.json');
-    await writeFile(config, JSON.stringify({ ...scenario, training: { ...scenario.training, rounds: 1 } }));
+    await writeFile(config, JSON.stringify({ ...scenario, training: { ...scenario.training, rounds: 1, personalizeEpochs: 1 } }));
     const out = join(dir, 'compare-out');
     const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out, '--compare', 'fedavg,fedprox', '--proximal-mu', '0.1'], { timeout: 240_000 });
     expect(stdout).toContain('fedprox (mu 0.1)');
+    expect(stdout).toContain('fine-tuned mean');
     const cmp = JSON.parse(await readFile(join(out, 'comparison.json'), 'utf8')) as {
       schema: string;
       heterogeneity: number | null;
-      rows: { strategy: string; proximalMu: number; meanDice: number | null; diceBySite: Record<string, number | null> }[];
+      rows: { strategy: string; proximalMu: number; meanDice: number | null; meanPersonalizedDice: number | null; diceBySite: Record<string, number | null> }[];
     };
     expect(cmp.schema).toBe('fedsfda.compare/v1');
     expect(cmp.rows.map((r) => [r.strategy, r.proximalMu])).toEqual([['fedavg', 0], ['fedprox', 0.1]]);
@@ -134,9 +135,12 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     for (const r of cmp.rows) {
       expect(Object.keys(r.diceBySite)).toEqual(['site-x', 'site-y']);
       // Each run used its own strategy: its summary records the scenario it ran.
-      const summary = JSON.parse(await readFile(join(out, r.strategy, 'summary.json'), 'utf8')) as { config: { training: { strategy: string; proximalMu: number } }; meanDice: number };
+      const summary = JSON.parse(await readFile(join(out, r.strategy, 'summary.json'), 'utf8')) as SimulationSummary & { config: { training: { strategy: string; proximalMu: number } } };
       expect(summary.config.training).toMatchObject({ strategy: r.strategy, proximalMu: r.proximalMu });
       expect(r.meanDice).toBe(summary.meanDice);
+      // Each site also fine-tuned the final model on its own data (one epoch) and scored it.
+      for (const s of summary.sites) expect(s.personalizedDice?.mean).toEqual(expect.any(Number));
+      expect(r.meanPersonalizedDice).toBe(summary.meanPersonalizedDice);
     }
     await expect(run(process.execPath, [cli, 'simulate', '--config', config, '--out', out, '--compare', 'fedavg,fedmagic'])).rejects.toThrow(/unknown strategy "fedmagic"/);
   });

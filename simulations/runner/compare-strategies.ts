@@ -19,6 +19,9 @@ export interface StrategyComparisonRow {
   /** The lowest final Dice over sites (the site a strategy serves worst). */
   worstSiteDice: number | null;
   diceBySite: Record<string, number | null>;
+  /** With `training.personalizeEpochs`: the final model fine-tuned at each site on its own data. */
+  meanPersonalizedDice: number | null;
+  worstSitePersonalizedDice: number | null;
   durationMs: number;
 }
 
@@ -32,14 +35,20 @@ export interface StrategyComparison {
   rows: StrategyComparisonRow[];
 }
 
+const minOf = (xs: (number | null)[]): number | null => {
+  const v = xs.filter((d): d is number => d !== null);
+  return v.length > 0 ? Math.min(...v) : null;
+};
+
 function rowOf(strategy: StrategyName, mu: number, s: SimulationSummary): StrategyComparisonRow {
-  const dice = s.sites.map((x) => x.dice.mean).filter((d): d is number => d !== null);
   return {
     strategy,
     proximalMu: mu,
     meanDice: s.meanDice,
-    worstSiteDice: dice.length > 0 ? Math.min(...dice) : null,
+    worstSiteDice: minOf(s.sites.map((x) => x.dice.mean)),
     diceBySite: Object.fromEntries(s.sites.map((x) => [x.id, x.dice.mean])),
+    meanPersonalizedDice: s.meanPersonalizedDice,
+    worstSitePersonalizedDice: minOf(s.sites.map((x) => x.personalizedDice?.mean ?? null)),
     durationMs: s.durationMs,
   };
 }
@@ -78,13 +87,17 @@ export async function runStrategyComparison(opts: {
   await writeFile(join(opts.outDir, 'comparison.json'), JSON.stringify(comparison, null, 2));
   const siteIds = opts.scenario.sites.map((s) => s.id);
   const fmt = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(3));
-  const table = new Table({ head: ['strategy', ...siteIds, 'mean Dice', 'worst site', 'time s'] });
+  const tuned = rows.some((r) => r.meanPersonalizedDice !== null);
+  const table = new Table({
+    head: ['strategy', ...siteIds, 'mean Dice', 'worst site', ...(tuned ? ['fine-tuned mean', 'fine-tuned worst'] : []), 'time s'],
+  });
   for (const r of rows) {
     table.push([
       r.strategy === 'fedprox' ? `fedprox (mu ${r.proximalMu})` : r.strategy,
       ...siteIds.map((id) => fmt(r.diceBySite[id] ?? null)),
       fmt(r.meanDice),
       fmt(r.worstSiteDice),
+      ...(tuned ? [fmt(r.meanPersonalizedDice), fmt(r.worstSitePersonalizedDice)] : []),
       (r.durationMs / 1000).toFixed(0),
     ]);
   }

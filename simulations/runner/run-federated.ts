@@ -139,6 +139,8 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
 
   const children: TsChild[] = [];
   const siteInfo = new Map<string, { trainSlices: number | null; valSlices: number | null; classHistogram: number[] | null }>();
+  const personalized = new Map<string, Record<string, number>>();
+  const siteExits: Promise<number>[] = [];
   let history: RoundRecord[] | null = null;
   const timeoutMs = opts.timeoutMs ?? s.training.rounds * s.training.stageTimeoutMs + 120_000;
   let timer: NodeJS.Timeout | undefined;
@@ -196,6 +198,8 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
       void coordinator.exited.then(async (code) => {
         if (code !== 0) return fail(`coordinator exited with code ${code}\n${coordinator.stderrTail()}`);
         history = JSON.parse(await readFile(join(outDir, 'history.json'), 'utf8')) as RoundRecord[];
+        // With personalisation the sites fine-tune after the coordinator is done: wait for them to report.
+        if (s.training.personalizeEpochs > 0) await Promise.all(siteExits);
         finished = true;
         resolveRun();
       });
@@ -216,6 +220,10 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
                   `${siteId}: ready on backend ${String(e.backend)}, ${String(e.trainCases)} cases / ${String(e.trainSlices)} training and ` +
                     `${String(e.valSlices)} validation slices; training pixels by class: ${shares}`,
                 );
+              } else if (e.event === 'personalized') {
+                const m = e.metrics as Record<string, number>;
+                personalized.set(siteId, m);
+                log(`${siteId}: fine-tuned locally for ${s.training.personalizeEpochs} epoch(s): validation Dice ${m.dice?.toFixed(3) ?? 'n/a'}`);
               } else if (e.event === 'error') {
                 fail(`${siteId}: ${String(e.message)}`);
               }
@@ -224,6 +232,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
           { ...process.env, FEDSFDA_COORDINATOR_URL: url },
         );
         children.push(child);
+        siteExits.push(child.exited);
         void child.exited.then((code) => {
           if (code !== 0) fail(`${siteId} exited with code ${code}\n${child.stderrTail()}`);
         });
@@ -257,6 +266,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
       trainSlices: siteInfo.get(site.id)?.trainSlices ?? null,
       valSlices: siteInfo.get(site.id)?.valSlices ?? null,
       classHistogram: siteInfo.get(site.id)?.classHistogram ?? null,
+      personalizedMetrics: personalized.get(site.id) ?? null,
     })),
     history: history ?? [],
   });

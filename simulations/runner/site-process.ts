@@ -55,6 +55,11 @@ async function main(): Promise<void> {
     trainer: asLocalTrainer(trainer),
     onProgress: (p) => emitEvent('progress', { siteId, progress: p }),
   });
+  if (scenario.training.personalizeEpochs > 0) {
+    // Personalisation baseline: the final global model fine-tuned on this site's data only, scored locally.
+    const metrics = await trainer.personalize({ epochs: scenario.training.personalizeEpochs, lr: scenario.training.lr });
+    emitEvent('personalized', { siteId, metrics });
+  }
   emitEvent('done', { siteId, ...result });
 }
 

@@ -24,6 +24,8 @@ export interface SiteSummary {
   readonly untrainedDice: DiceSummary;
   /** The final global model after the last round. */
   readonly dice: DiceSummary;
+  /** The final model fine-tuned on the site's own data (`training.personalizeEpochs`), or null. */
+  readonly personalizedDice: DiceSummary | null;
   readonly iou: number | null;
   readonly hd95Mm: number | null;
   readonly assdMm: number | null;
@@ -51,6 +53,8 @@ export interface SimulationSummary {
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
+  /** Mean over sites of `personalizedDice.mean` (null without personalisation). */
+  readonly meanPersonalizedDice: number | null;
 }
 
 const num = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
@@ -75,7 +79,14 @@ export function buildSummary(args: {
   backend: string;
   config: unknown;
   numClasses: number;
-  sites: { id: string; shift: unknown; trainSlices: number | null; valSlices: number | null; classHistogram: number[] | null }[];
+  sites: {
+    id: string;
+    shift: unknown;
+    trainSlices: number | null;
+    valSlices: number | null;
+    classHistogram: number[] | null;
+    personalizedMetrics?: Record<string, number> | null;
+  }[];
   history: RoundRecord[];
 }): SimulationSummary {
   const first = args.history[0];
@@ -83,10 +94,12 @@ export function buildSummary(args: {
   const sites: SiteSummary[] = args.sites.map((s) => {
     const initial = first?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
     const final = last?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
+    const { personalizedMetrics, ...site } = s;
     return {
-      ...s,
+      ...site,
       untrainedDice: dicePart(initial, 'initial.', args.numClasses),
       dice: dicePart(final, '', args.numClasses),
+      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, '', args.numClasses) : null,
       iou: num(final?.iou),
       hd95Mm: num(final?.hd95),
       assdMm: num(final?.assd),
@@ -112,6 +125,7 @@ export function buildSummary(args: {
     nonIid: args.nonIid,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
+    meanPersonalizedDice: meanOf(sites.map((s) => s.personalizedDice?.mean ?? null)),
   };
 }
 
@@ -120,8 +134,9 @@ const fmt = (v: number | null, digits = 3): string => (v === null ? 'n/a' : v.to
 /** The per-site results table printed at the end of `fedsfda simulate`. */
 export function formatSummaryTable(summary: SimulationSummary): string {
   const numFg = summary.sites[0]?.dice.perClass.length ?? 0;
+  const tuned = summary.sites.some((s) => s.personalizedDice !== null);
   const table = new Table({
-    head: ['site', 'scanner', ...Array.from({ length: numFg }, (_, i) => `Dice c${i + 1}`), 'Dice mean', 'untrained', 'HD95 mm', 'ASSD mm'],
+    head: ['site', 'scanner', ...Array.from({ length: numFg }, (_, i) => `Dice c${i + 1}`), 'Dice mean', 'untrained', ...(tuned ? ['fine-tuned'] : []), 'HD95 mm', 'ASSD mm'],
   });
   for (const s of summary.sites) {
     table.push([
@@ -130,6 +145,7 @@ export function formatSummaryTable(summary: SimulationSummary): string {
       ...s.dice.perClass.map((v) => fmt(v)),
       fmt(s.dice.mean),
       fmt(s.untrainedDice.mean),
+      ...(tuned ? [fmt(s.personalizedDice?.mean ?? null)] : []),
       fmt(s.hd95Mm, 2),
       fmt(s.assdMm, 2),
     ]);

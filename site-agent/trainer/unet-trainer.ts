@@ -163,6 +163,26 @@ export class UNetTrainer {
     return sourceStatsToVectors(stats, scale);
   }
 
+  /**
+   * Local fine-tuning after federated training ("FedAvg + fine-tuning", the standard personalisation baseline;
+   * e.g. Wang et al., "Federated Evaluation of On-device Personalization", 2019, sec. 3): `epochs` passes over
+   * the site's own training split starting from the model it last evaluated (the final global model, with its
+   * local BN under FedBN), then the validation scores of the personalised model. Nothing leaves the site; the
+   * trainer's model is the personalised one afterwards.
+   */
+  async personalize(opts: { epochs: number; lr: number }): Promise<Record<string, number>> {
+    if (!Number.isInteger(opts.epochs) || opts.epochs < 1) throw new ModelError('INVALID_CONFIG', `personalisation epochs must be a positive integer, got ${opts.epochs}`);
+    await trainLocal(this.unet, this.opts.train, {
+      epochs: opts.epochs,
+      batchSize: this.opts.batchSize,
+      optimizer: this.opts.optimizer,
+      lr: opts.lr,
+      loss: this.opts.loss,
+      seed: this.opts.seed * 1000 + 999_983,
+    });
+    return evaluationMetrics(this.unet, this.opts.val);
+  }
+
   /** Loads the global model (keeping local BN under FedBN) and scores the local validation split per volume. */
   async evaluate(global: WeightSet): Promise<EvaluateOutcome> {
     this.load(global);
