@@ -2,6 +2,7 @@
  * CLI commands of the federation's server side:
  *   fedsfda identity new --out FILE         create an Ed25519 identity file (prints the public key)
  *   fedsfda identity show FILE              print an identity file's public key
+ *   fedsfda identity peers ENROLL --out F   the allow-list's public keys without tokens (for sites' --peers)
  *   fedsfda coordinator --identity FILE --enroll FILE --init-weights FILE [--config FILE] [--out DIR] [flags]
  * The coordinator runs its rounds, prints one line per round, and exits. With --out it leaves the run's artifacts
  * there (run-artifacts.ts): history.json, final-weights.fsws and, with a `statistics` config block, the pooled
@@ -170,6 +171,16 @@ export function registerCoordinatorCommands(program: Command): void {
     .description('print the public key of an identity file')
     .action(async (file: string) => {
       console.log(publicKeyToString((await loadIdentity(file)).publicKey));
+    });
+  identity
+    .command('peers <enroll-file>')
+    .description("the allow-list's public keys without enrollment tokens: the file every site gets for `fedsfda site --peers`")
+    .requiredOption('--out <file>', 'where to write the peers file')
+    .action(async (file: string, o: { out: string }) => {
+      const e = await Enrollment.load(file);
+      if (e.siteIds().length === 0) throw new CoordinatorError('bad_options', `${file} lists no sites with keys yet (enroll them first)`);
+      await writeFile(o.out, JSON.stringify({ v: 1, sites: e.toJSON().sites }, null, 2) + '\n');
+      console.log(`${e.siteIds().length} site key(s) -> ${o.out}`);
     });
 
   program

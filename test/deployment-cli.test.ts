@@ -53,7 +53,11 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
     const coordKey = (await fedsfda('identity', 'new', '--out', join(dir, 'coord.json'))).trim();
     const keys: Record<string, string> = {};
     for (const s of ids) keys[s] = (await fedsfda('identity', 'new', '--out', join(dir, `${s}.json`))).trim();
-    await writeFile(join(dir, 'enroll.json'), JSON.stringify({ v: 1, sites: keys }));
+    await writeFile(join(dir, 'enroll.json'), JSON.stringify({ v: 1, sites: keys, tokens: [{ token: 'a-spare-one-time-token-0123' }] }));
+    await fedsfda('identity', 'peers', join(dir, 'enroll.json'), '--out', join(dir, 'peers.json'));
+    const peers = JSON.parse(await readFile(join(dir, 'peers.json'), 'utf8')) as { sites: Record<string, string>; tokens?: unknown };
+    expect(peers.sites).toEqual(keys);
+    expect(peers.tokens).toBeUndefined(); // tokens stay with the coordinator
     await fedsfda('model', 'init', '--out', join(dir, 'model'), '--classes', '3', '--base', '4', '--depth', '1', '--wire-out', join(dir, 'init.fsws'));
     // TLS as in production: a certificate for the coordinator's address, trusted by the sites through --ca.
     await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'tls.key'),
@@ -77,7 +81,7 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
     const sites = ids.map((s) =>
       start(['site', '--url', url, '--identity', join(dir, `${s}.json`), '--coordinator-key', coordKey, '--site-id', s,
         '--data', join(dir, 'data', s), '--size', '16', '--batch', '4', '--val-fraction', '0.34', '--audit', join(dir, `${s}.audit.jsonl`),
-        '--max-attempts', '3', '--ca', join(dir, 'tls.crt'), '--peers', join(dir, 'enroll.json')]),
+        '--max-attempts', '3', '--ca', join(dir, 'tls.crt'), '--peers', join(dir, 'peers.json')]),
     );
     try {
       expect(await coordinator.exited).toBe(0);
