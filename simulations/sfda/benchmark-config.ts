@@ -36,8 +36,14 @@ export const sfdaBenchmarkSchema = z
         augment: IntensityAugmentSchema.optional(),
       })
       .strict(),
-    /** Upper bound: the same network trained from scratch on the labelled adaptation cases of the target. */
-    targetSupervised: z.object({ epochs: z.number().int().min(1).max(500), lr: z.number().positive() }).strict(),
+    /**
+     * Upper bound: the same network trained from scratch with target labels — on the (then labelled) adaptation cases,
+     * or, with `numCases`, on that many separately drawn labelled target cases (e.g. as many as the whole source
+     * federation has, so that the bound is not weaker than the source model for lack of data).
+     */
+    targetSupervised: z
+      .object({ epochs: z.number().int().min(1).max(500), lr: z.number().positive(), numCases: z.number().int().min(1).max(200).optional() })
+      .strict(),
     /** Options passed to every adaptation method, then per-method overrides. */
     adapt: z
       .object({

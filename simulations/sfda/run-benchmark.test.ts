@@ -10,10 +10,11 @@ beforeAll(async () => {
 });
 
 describe('sfda benchmark', () => {
-  it('the shipped scenario validates', async () => {
-    const raw = JSON.parse(await readFile(new URL('../scenarios/sfda-benchmark.json', import.meta.url), 'utf8'));
-    expect(parseSfdaBenchmarkConfig(raw).seeds).toHaveLength(3);
+  it.each(['sfda-benchmark.json', 'sfda-mricron.json', 'sfda-mricron-no-polarity.json'])('the shipped scenario %s validates', async (file) => {
+    const raw = JSON.parse(await readFile(new URL(`../scenarios/${file}`, import.meta.url), 'utf8'));
+    expect(parseSfdaBenchmarkConfig(raw).seeds).toEqual([1, 2, 3]);
     expect(() => parseSfdaBenchmarkConfig({ ...raw, seeds: [] })).toThrow(SfdaBenchmarkError);
+    expect(() => parseSfdaBenchmarkConfig({ ...raw, targetSupervised: { ...raw.targetSupervised, numCases: 0 } })).toThrow(SfdaBenchmarkError);
   });
 
   it('FedAvg weights sites by their example counts', () => {
@@ -32,8 +33,8 @@ describe('sfda benchmark', () => {
         data: { size: 16, numClasses: 3, slicesPerCase: 2, sourceSites: [{ shift: 'scanner-a', numCases: 1 }], target: { shift: 'mr-to-ct', adaptCases: 1, testCases: 1 } },
         model: { baseChannels: 4, depth: 1 },
         federated: { rounds: 1, localEpochs: 1, batchSize: 2, lr: 0.01 },
-        targetSupervised: { epochs: 1, lr: 0.01 },
-        adapt: { batchSize: 2, common: { epochs: 1 } },
+        targetSupervised: { epochs: 1, lr: 0.01, numCases: 2 },
+        adapt: { batchSize: 2, common: { epochs: 1, inputPolarities: [1, -1] } },
       }),
       { onProgress: (m) => steps.push(m) },
     );
@@ -41,5 +42,8 @@ describe('sfda benchmark', () => {
     for (const m of BENCHMARK_METHODS) expect(r.methods[m].runs).toHaveLength(1);
     expect(steps.some((s) => s.includes('FedAvg round 1/1'))).toBe(true);
     expect(formatMethodsTable(r)).toContain('target-supervised');
+    // The upper bound trained on its own 2 labelled target cases (2 slices each), not on the adaptation case.
+    expect(r.methods['target-supervised'].runs[0].notes).toEqual(['trained on 4 labelled target slices']);
+    for (const m of ['adabn', 'tent', 'osuda', 'gmm-swd'] as const) expect(r.methods[m].runs[0].notes[0]).toMatch(/^input polarity [+-]1 /);
   });
 });

@@ -116,8 +116,10 @@ async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) 
   const sup = createUNet(modelCfg, seed + 7919);
   try {
     const t0 = performance.now();
-    await trainLocal(sup, targetAdapt, { epochs: cfg.targetSupervised.epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: cfg.targetSupervised.lr, loss: 'ce+dice', seed });
-    out['target-supervised'] = { seed, ...score(sup), wallMs: performance.now() - t0, notes: [] };
+    const n = cfg.targetSupervised.numCases;
+    const supData = n === undefined ? targetAdapt : await site(cfg, seed * 100 + 52, d.target.shift, n, 'tgt-sup');
+    await trainLocal(sup, supData, { epochs: cfg.targetSupervised.epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: cfg.targetSupervised.lr, loss: 'ce+dice', seed });
+    out['target-supervised'] = { seed, ...score(sup), wallMs: performance.now() - t0, notes: [`trained on ${supData.n} labelled target slices`] };
     log(`seed ${seed}: target-supervised Dice ${out['target-supervised'].dice.toFixed(3)}`);
   } finally {
     sup.dispose();

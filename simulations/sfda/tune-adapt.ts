@@ -4,8 +4,10 @@
  * the target test Dice. Target test labels are used for scoring only, as in the benchmark.
  *   npx tsx simulations/sfda/tune-adapt.ts --config simulations/scenarios/sfda-benchmark.json --seeds 101,102,103 \
  *     --method gmm-swd --variants '[{"lr":0.003},{"lr":0.001}]' [--augment '{}' | --no-augment] [--cache /tmp/sfda-tune] [--confusion]
+ *     [--set '{"federated":{"rounds":16}}'] [--target-shift scanner-c]
  * Works for `data.anatomy` 'phantom' and 'mricron' (sites built as in run-benchmark.ts). `--confusion` prints, before
- * each score line, the row-normalised true->predicted pixel confusion of the target test set (diagnosis only).
+ * each score line, the row-normalised true->predicted pixel confusion of the target test set (diagnosis only). The
+ * source-only line also gives the model's in-domain Dice on held-out cases of each source scanner.
  */
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -27,7 +29,15 @@ const arg = (k: string): string | undefined => {
 };
 const { initEngine } = await import('../../site-agent/engine/index.ts');
 await initEngine();
-const cfg = parseSfdaBenchmarkConfig(JSON.parse(await readFile(arg('--config') ?? 'simulations/scenarios/sfda-benchmark.json', 'utf8')));
+// `--set '{"federated":{"rounds":12}}'` deep-merges overrides into the scenario (tuning variants of the source side).
+const deepMerge = (a: unknown, b: unknown): unknown => {
+  if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b;
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
+  for (const [k, v] of Object.entries(b as Record<string, unknown>)) out[k] = deepMerge(out[k], v);
+  return out;
+};
+const rawCfg = JSON.parse(await readFile(arg('--config') ?? 'simulations/scenarios/sfda-benchmark.json', 'utf8')) as unknown;
+const cfg = parseSfdaBenchmarkConfig(arg('--set') !== undefined ? deepMerge(rawCfg, JSON.parse(arg('--set')!)) : rawCfg);
 const seeds = (arg('--seeds') ?? '101,102,103').split(',').map(Number);
 const methods = (arg('--method') ?? 'gmm-swd').split(',');
 const variants = JSON.parse(arg('--variants') ?? '[{}]') as Record<string, unknown>[];
@@ -53,14 +63,17 @@ const site = async (seed: number, shift: (typeof d.target)['shift'], numCases: n
   }
   return generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
 };
+// `--target-shift NAME` adapts the same (cached) source models to another target scanner, e.g. a non-inverted one as a
+// sanity check of label-free choices such as the input polarity check.
+const targetShift = (arg('--target-shift') ?? d.target.shift) as (typeof d.target)['shift'];
 const results: number[][] = [];
 const key = JSON.stringify({ fed: { ...cfg.federated, augment }, model: cfg.model, data: cfg.data });
 let hash = 0;
 for (const ch of key) hash = (hash * 31 + ch.charCodeAt(0)) >>> 0;
 for (const seed of seeds) {
   const sources = await Promise.all(d.sourceSites.map((s, i) => site(seed * 100 + i, s.shift, s.numCases, `src${i}`)));
-  const targetAdapt = await site(seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
-  const targetTest = await site(seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
+  const targetAdapt = await site(seed * 100 + 50, targetShift, d.target.adaptCases, 'tgt-adapt');
+  const targetTest = await site(seed * 100 + 51, targetShift, d.target.testCases, 'tgt-test');
   const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
   const file = join(cache, `${seed}-${hash.toString(16)}.json`);
   try {
@@ -86,8 +99,11 @@ for (const seed of seeds) {
     return ev.summary.mean.dice.mean;
   };
   const row = [score()];
-  const srcDice = evaluateSegmentation(unet, toUnlabeled(sources[0]), sources[0].labels, sources[0].sliceThickness).summary.mean.dice.mean;
-  console.log(`seed ${seed}: source-only ${row[0].toFixed(3)} (Dice on source site 0: ${srcDice.toFixed(3)})`);
+  // In-domain Dice on HELD-OUT source volumes (new cases of each source scanner, never trained on).
+  const srcHeld = await Promise.all(d.sourceSites.map((s, i) => site(seed * 100 + 60 + i, s.shift, d.target.testCases, `src${i}-test`)));
+  const heldDice = srcHeld.map((h) => evaluateSegmentation(unet, toUnlabeled(h), h.labels, h.sliceThickness).summary);
+  const perClass = heldDice.map((h) => h.perClass.map((c) => c.dice.mean.toFixed(2)).join('/'));
+  console.log(`seed ${seed}: source-only ${row[0].toFixed(3)} (held-out source Dice ${heldDice.map((h) => h.mean.dice.mean.toFixed(3)).join(', ')}; per class ${perClass.join(', ')})`);
   for (const method of methods) {
     if (!isAdaptMethod(method)) throw new Error(`unknown method ${method}`);
     for (const v of variants) {
@@ -97,7 +113,7 @@ for (const seed of seeds) {
       const rep = adapt(method, unet, toUnlabeled(targetAdapt), stats, opts);
       const dice = score();
       row.push(dice);
-      console.log(`seed ${seed}: ${method} ${JSON.stringify(v)} Dice ${dice.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, last-epoch loss ${(rep.losses.slice(-8).reduce((a, b) => a + b, 0) / Math.min(8, rep.losses.length)).toFixed(4)}) ${rep.notes.slice(-1).join('')}`);
+      console.log(`seed ${seed}: ${method} ${JSON.stringify(v)} Dice ${dice.toFixed(3)} (${((performance.now() - t0) / 1000).toFixed(1)} s, last-epoch loss ${(rep.losses.slice(-8).reduce((a, b) => a + b, 0) / Math.min(8, rep.losses.length)).toFixed(4)}) ${rep.notes.join(' | ')}`);
     }
   }
   results.push(row);

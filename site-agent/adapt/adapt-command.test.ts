@@ -42,6 +42,12 @@ describe('fedsfda source-stats / adapt (phantom target)', () => {
     expect(report.method).toBe('adabn');
     expect(report.before.summary.numCases).toBe(1);
     expect(report.after.summary.numCases).toBe(1);
+    await program().parseAsync([
+      'node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'adabn',
+      '--phantom-preset', 'mr-to-ct', ...phantom, '--polarity-check', '--out', join(dir, 'out-p'),
+    ]);
+    const checked = JSON.parse(await readFile(join(dir, 'out-p', 'adapt-report.json'), 'utf8'));
+    expect(checked.report.notes[0]).toMatch(/^input polarity [+-]1 \(mean target entropy after AdaBN \+1: [\d.]+, -1: [\d.]+\)$/);
   });
 
   it('refuses an unknown method with a typed error', async () => {

@@ -78,8 +78,9 @@ export function registerAdaptCommands(program: Command): void {
       .option('--evaluate', 'phantom data: score before/after with the generated labels')
       .option('--seed <n>', 'adaptation seed', '1')
       .option('--epochs <n>', 'passes over the target data (method default if omitted)')
-      .option('--batch-size <n>', 'batch size', '8'),
-  ).action(async (o: DataOpts & { model: string; sourceStats: string; method: string; out: string; evalLabels?: string; evaluate?: boolean; seed: string; epochs?: string; batchSize: string }) => {
+      .option('--batch-size <n>', 'batch size', '8')
+      .option('--polarity-check', 'label-free input polarity check first: keep the source model or its negated-input twin, whichever is less uncertain on the target (input-polarity.ts)'),
+  ).action(async (o: DataOpts & { model: string; sourceStats: string; method: string; out: string; evalLabels?: string; evaluate?: boolean; seed: string; epochs?: string; batchSize: string; polarityCheck?: boolean }) => {
     await initEngine();
     if (!isAdaptMethod(o.method)) throw new AdaptError('UNKNOWN_METHOD', `unknown --method '${o.method}'; use one of ${ADAPT_METHODS.join(', ')}`);
     const unet = await loadModelFromPath(o.model);
@@ -96,7 +97,7 @@ export function registerAdaptCommands(program: Command): void {
     const images = toUnlabeled(target.ds);
     const before = labels ? evaluateSegmentation(unet, images, labels, target.ds.sliceThickness) : undefined;
     if (before) console.log(summaryLine('before', before));
-    const opts = { seed: Number(o.seed), batchSize: Number(o.batchSize), ...(o.epochs ? { epochs: Number(o.epochs) } : {}) };
+    const opts = { seed: Number(o.seed), batchSize: Number(o.batchSize), ...(o.epochs ? { epochs: Number(o.epochs) } : {}), ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}) };
     const report = adapt(o.method, unet, images, stats, {
       ...opts,
       onProgress: (s, t, l) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),

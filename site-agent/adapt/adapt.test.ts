@@ -12,6 +12,7 @@ import {
   ADAPT_METHODS,
   AdaptError,
   adapt,
+  chooseInputPolarity,
   computeSourceStats,
   fitSourceGmm,
   loadSourceStats,
@@ -96,6 +97,40 @@ describe('toy shifted problem', () => {
   });
 });
 
+describe('input polarity check', () => {
+  afterEach(() => unet.setWeights(sourceWeights));
+
+  it('picks -1 on a contrast-inverted target and +1 on an upright one, leaving BN statistics untouched', () => {
+    // Inverted scanner: x -> 1 - x (background bright, core dark).
+    const inverted = makeNestedBoxes(16, TOY_SIZE, 4, -1, 1);
+    const upright = makeNestedBoxes(16, TOY_SIZE, 5);
+    unet.setWeights(sourceWeights);
+    const inv = chooseInputPolarity(unet, toUnlabeled(inverted), [1, -1]);
+    expect(inv.polarity).toBe(-1);
+    expect(inv.entropies[1]).toBeLessThan(inv.entropies[0]);
+    const w = new Map(unet.getWeights().map((t) => [t.name, t.data]));
+    for (const t of sourceWeights) {
+      const expected = t.name === 'enc1.conv1.w' ? t.data.map((v) => -v) : t.data;
+      expect([t.name, Array.from(w.get(t.name)!)]).toEqual([t.name, Array.from(expected)]);
+    }
+    unet.setWeights(sourceWeights);
+    expect(chooseInputPolarity(unet, toUnlabeled(upright), [1, -1]).polarity).toBe(1);
+  });
+
+  it('adapt() runs the method from the chosen polarity and says so; the check lifts AdaBN on an inverted target', () => {
+    const inverted = makeNestedBoxes(16, TOY_SIZE, 4, -1, 1);
+    unet.setWeights(sourceWeights);
+    adapt('adabn', unet, toUnlabeled(inverted), stats, {});
+    const plain = meanDice(unet, toUnlabeled(inverted), inverted.labels, 3);
+    unet.setWeights(sourceWeights);
+    const report = adapt('adabn', unet, toUnlabeled(inverted), stats, { inputPolarities: [1, -1] });
+    const checked = meanDice(unet, toUnlabeled(inverted), inverted.labels, 3);
+    expect(report.notes[0]).toMatch(/^input polarity -1 \(mean target entropy after AdaBN \+1: [\d.]+, -1: [\d.]+\)$/);
+    expect(checked).toBeGreaterThan(plain + 0.2);
+    expect(() => adapt('adabn', unet, toUnlabeled(inverted), stats, { inputPolarities: [1, 2] })).toThrow(AdaptError);
+  });
+});
+
 describe('target labels never reach adaptation', () => {
   it('runs identically when the dataset\'s labels throw on access', () => {
     const poisoned = { ...target } as Record<string, unknown>;
@@ -118,7 +153,7 @@ describe('target labels never reach adaptation', () => {
     expect(() => adapt('gmm-swd', unet, toUnlabeled(poisoned as unknown as SliceDataset), stats, { seed: 4, epochs: 1 })).not.toThrow();
     // ... including the benchmark's options: first-block alignment, then self-training on its own pseudo-labels.
     unet.setWeights(sourceWeights);
-    const opts = { seed: 4, epochs: 1, trainablePrefixes: ['enc1.'], bnMode: 'batch', selfTrainEpochs: 2, selfTrainPrefixes: [''], pseudoLabelMemory: true, restarts: 2 } as const;
+    const opts = { seed: 4, epochs: 1, trainablePrefixes: ['enc1.'], bnMode: 'batch', selfTrainEpochs: 2, selfTrainPrefixes: [''], pseudoLabelMemory: true, restarts: 2, inputPolarities: [1, -1] } as const;
     expect(() => adapt('gmm-swd', unet, toUnlabeled(poisoned as unknown as SliceDataset), stats, opts)).not.toThrow();
     unet.setWeights(sourceWeights);
   });

@@ -7,6 +7,7 @@ import { adaptAdaBN, type AdaBnOptions } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptReport } from './adapt-report.ts';
 import { adaptGmmSwd, type GmmSwdOptions } from './gmm-swd.ts';
+import { chooseInputPolarity, type PolarityOptions } from './input-polarity.ts';
 import { adaptOsuda, type OsudaOptions } from './osuda.ts';
 import { checkStatsMatchModel, type SourceStats } from './source-stats.ts';
 import { adaptTent, type TentOptions } from './tent.ts';
@@ -15,14 +16,15 @@ import type { UnlabeledSlices } from './unlabeled-slices.ts';
 export const ADAPT_METHODS = ['adabn', 'tent', 'osuda', 'gmm-swd'] as const;
 export type AdaptMethod = (typeof ADAPT_METHODS)[number];
 
-export type AdaptOptions = AdaBnOptions & TentOptions & OsudaOptions & GmmSwdOptions;
+export type AdaptOptions = AdaBnOptions & TentOptions & OsudaOptions & GmmSwdOptions & PolarityOptions;
 
 export function isAdaptMethod(s: string): s is AdaptMethod {
   return (ADAPT_METHODS as readonly string[]).includes(s);
 }
 
 /**
- * Adapts `unet` in place to the unlabeled target images.
+ * Adapts `unet` in place to the unlabeled target images. With `inputPolarities` (e.g. [1, -1]) a label-free polarity
+ * check runs first (input-polarity.ts) and the method starts from the chosen polarity; the report's notes say which.
  * @example
  * const report = adapt('osuda', unet, toUnlabeled(targetSet), sourceStats, { seed: 1 });
  */
@@ -34,6 +36,16 @@ export function adapt(
   opts: AdaptOptions = {},
 ): AdaptReport {
   if (sourceStats) checkStatsMatchModel(sourceStats, unet);
+  if (opts.inputPolarities !== undefined && opts.inputPolarities.length > 1) {
+    const choice = chooseInputPolarity(unet, target, opts.inputPolarities, opts.batchSize);
+    const report = runMethod(method, unet, target, sourceStats, opts);
+    const per = opts.inputPolarities.map((p, i) => `${p > 0 ? '+1' : '-1'}: ${choice.entropies[i].toFixed(4)}`).join(', ');
+    return { ...report, notes: [`input polarity ${choice.polarity > 0 ? '+1' : '-1'} (mean target entropy after AdaBN ${per})`, ...report.notes] };
+  }
+  return runMethod(method, unet, target, sourceStats, opts);
+}
+
+function runMethod(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, sourceStats: SourceStats | null, opts: AdaptOptions): AdaptReport {
   switch (method) {
     case 'adabn':
       return adaptAdaBN(unet, target, opts);

@@ -24,6 +24,7 @@ import { epochBatches, imageBatch } from './batching.ts';
 import { gatherRows } from './gather-rows.ts';
 import { agreeWithMemory, classBalancedPseudoLabels, type PseudoLabels } from './pseudo-labels.ts';
 import { gaussianFromMoments, sampleGaussian, type Gaussian } from './gaussian.ts';
+import { predictedProportions, priorDivergence, type RestartSelection } from './restart-selection.ts';
 import { slicedWasserstein } from './sliced-wasserstein.ts';
 import { checkStatsMatchModel, classPriors, type SourceStats } from './source-stats.ts';
 import { checkPositive } from './tent.ts';
@@ -130,6 +131,11 @@ export interface GmmSwdOptions extends GmmFitOptions {
    */
   readonly restarts?: number;
   /**
+   * How restarts are compared: 'swd' (lowest final target SWD) or 'prior' (lowest KL(source class priors ||
+   * predicted target class proportions); restart-selection.ts). Default 'swd'.
+   */
+  readonly restartSelection?: RestartSelection;
+  /**
    * Extra epochs after the alignment stage that add a class-balanced self-training term (CBST, Zou et al. ECCV 2018,
    * sec. 4.2; pseudo-labels recomputed at the start of each epoch) to the same loss. Default 0 (off).
    */
@@ -234,6 +240,8 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
   checkPositive('restarts', restarts, true);
   checkPositive('samplesPerStep', samplesPerStep, true);
   if (!(priorMix >= 0 && priorMix <= 1)) throw new AdaptError('BAD_OPTION', `priorMix must be in [0, 1], got ${priorMix}`);
+  const restartSelection = opts.restartSelection ?? 'swd';
+  if (restartSelection !== 'swd' && restartSelection !== 'prior') throw new AdaptError('BAD_OPTION', `restartSelection must be 'swd' or 'prior', got ${String(restartSelection)}`);
   const bnMode = opts.bnMode ?? 'running';
   if (bnMode !== 'running' && bnMode !== 'batch') throw new AdaptError('BAD_OPTION', `bnMode must be 'running' or 'batch', got ${String(bnMode)}`);
   const gmm = fitSourceGmm(sourceStats, opts);
@@ -335,7 +343,7 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
     }
     if (bnMode === 'batch') adaptAdaBN(unet, target, { batchSize });
     if (restarts > 1) {
-      const swd = targetSwd(unet, target, gmm, priorMix, evalOpts);
+      const swd = restartSelection === 'swd' ? targetSwd(unet, target, gmm, priorMix, evalOpts) : priorDivergence(gmm.priors, predictedProportions(unet, target, batchSize));
       scores.push(swd.toFixed(4));
       if (best === null || swd < best.swd) best = { swd, weights: unet.getWeights(), restart: attempt };
     }
@@ -344,7 +352,8 @@ export function adaptGmmSwd(unet: UNet, target: UnlabeledSlices, sourceStats: So
   if (selfTrainEpochs > 0) notes.push(`self-training: last pseudo-labelled fraction ${lastSelected.toFixed(3)}`);
   if (best !== null) {
     unet.setWeights(best.weights);
-    notes.push(`${restarts} restarts, target SWD [${scores.join(', ')}]; kept restart ${best.restart}`);
+    const what = restartSelection === 'swd' ? 'target SWD' : 'KL(source priors || predicted target proportions)';
+    notes.push(`${restarts} restarts, ${what} [${scores.join(', ')}]; kept restart ${best.restart}`);
   }
   return { method: 'gmm-swd', steps: losses.length, losses, notes };
 }

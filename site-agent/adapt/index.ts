@@ -34,6 +34,8 @@ export { adaptTent, bnAffineVariables, type TentOptions } from './tent.ts';
 export { adaptOsuda, hbsLoss, type OsudaOptions } from './osuda.ts';
 export { adaptGmmSwd, fitSourceGmm, apportion, type SourceGmm, type GmmFitOptions, type GmmSwdOptions, selectTrainable, targetSwd } from './gmm-swd.ts';
 export { agreeWithMemory, classBalancedPseudoLabels, classBalancedSelection, type PseudoLabels } from './pseudo-labels.ts';
+export { predictedProportions, priorDivergence, RESTART_SELECTIONS, type RestartSelection } from './restart-selection.ts';
+export { applyInputPolarity, checkPolarities, chooseInputPolarity, targetEntropy, FIRST_CONV, type PolarityChoice, type PolarityOptions } from './input-polarity.ts';
 export { adapt, isAdaptMethod, ADAPT_METHODS, type AdaptMethod, type AdaptOptions } from './adapt.ts';
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';
