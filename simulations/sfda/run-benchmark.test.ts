@@ -10,7 +10,7 @@ beforeAll(async () => {
 });
 
 describe('sfda benchmark', () => {
-  it.each(['sfda-benchmark.json', 'sfda-mricron.json', 'sfda-mricron-no-polarity.json'])('the shipped scenario %s validates', async (file) => {
+  it.each(['sfda-benchmark.json', 'sfda-benchmark-polarity.json', 'sfda-mricron.json', 'sfda-mricron-no-polarity.json'])('the shipped scenario %s validates', async (file) => {
     const raw = JSON.parse(await readFile(new URL(`../scenarios/${file}`, import.meta.url), 'utf8'));
     expect(parseSfdaBenchmarkConfig(raw).seeds).toEqual([1, 2, 3]);
     expect(() => parseSfdaBenchmarkConfig({ ...raw, seeds: [] })).toThrow(SfdaBenchmarkError);
