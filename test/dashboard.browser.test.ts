@@ -7,12 +7,9 @@
 import { existsSync } from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinator, type CoordinatorHandle } from '../coordinator/start-coordinator.ts';
-import { FedAvg } from '../coordinator/strategies/fedavg.ts';
-import { Enrollment } from '../protocol/enrollment.ts';
-import { generateIdentity } from '../protocol/identity.ts';
+import type { startCoordinator, CoordinatorHandle } from '../coordinator/start-coordinator.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
-import { LeastSquaresTrainer, linearWeights, makeLinearData } from './support/least-squares-trainer.ts';
+import { linearCoordinator, linearSites } from './support/linear-federation.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 let browser: Browser;
@@ -33,23 +30,8 @@ afterEach(async () => {
 });
 
 async function federation(extra: Partial<Parameters<typeof startCoordinator>[0]> = {}): Promise<CoordinatorHandle> {
-  const sites = ['hospital-a', 'hospital-b'].map((id, i) => ({
-    id,
-    identity: generateIdentity(),
-    trainer: new LeastSquaresTrainer(makeLinearData(30 + i, 20, 3, [1, -2, 0.5], 0.3), 3),
-  }));
-  const enrollment = new Enrollment();
-  for (const s of sites) enrollment.allow(s.id, s.identity.publicKey);
-  const coord = await startCoordinator({
-    identity: generateIdentity(),
-    enrollment,
-    initialWeights: linearWeights(new Float32Array(3), 0),
-    rounds: 2,
-    minSites: 2,
-    strategy: new FedAvg({ localEpochs: 1, lr: 0.1 }),
-    port: 0,
-    ...extra,
-  });
+  const sites = linearSites(['hospital-a', 'hospital-b'], 30);
+  const coord = await linearCoordinator(sites, { rounds: 2, minSites: 2, ...extra });
   cleanups.push(() => coord.close());
   await Promise.all([
     ...sites.map((s) => runSite({ url: coord.url, identity: s.identity, coordinatorPublicKey: coord.publicKey, siteId: s.id, trainer: s.trainer })),

@@ -10,15 +10,13 @@ import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinator, type CoordinatorHandle } from '../coordinator/start-coordinator.ts';
+import type { startCoordinator, CoordinatorHandle } from '../coordinator/start-coordinator.ts';
 import { CoordinatorError } from '../coordinator/round-runner.ts';
-import { FedAvg } from '../coordinator/strategies/fedavg.ts';
-import { Enrollment } from '../protocol/enrollment.ts';
-import { generateIdentity } from '../protocol/identity.ts';
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import { SiteError } from '../site-agent/client/site-session.ts';
-import { LeastSquaresTrainer, linearWeights, makeLinearData } from './support/least-squares-trainer.ts';
+import { linearWeights } from './support/least-squares-trainer.ts';
+import { linearCoordinator, linearSites } from './support/linear-federation.ts';
 
 let dir: string;
 let cert: string;
@@ -40,25 +38,10 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-const sites = ['hospital-a', 'hospital-b'].map((id, i) => {
-  const data = makeLinearData(10 + i, 20, 3, [1, -2, 0.5], 0.3);
-  return { id, identity: generateIdentity(), trainer: new LeastSquaresTrainer(data, 3) };
-});
+const sites = linearSites(['hospital-a', 'hospital-b'], 10);
 
 async function coordinator(extra: Partial<Parameters<typeof startCoordinator>[0]>): Promise<CoordinatorHandle> {
-  const enrollment = new Enrollment();
-  for (const s of sites) enrollment.allow(s.id, s.identity.publicKey);
-  const handle = await startCoordinator({
-    identity: generateIdentity(),
-    enrollment,
-    initialWeights: linearWeights(new Float32Array(3), 0),
-    rounds: 1,
-    minSites: 1,
-    strategy: new FedAvg({ localEpochs: 1, lr: 0.1 }),
-    port: 0,
-    timeouts: { fitMs: 20_000, evaluateMs: 20_000, handshakeMs: 5_000 },
-    ...extra,
-  });
+  const handle = await linearCoordinator(sites, extra);
   cleanups.push(() => handle.close());
   return handle;
 }
