@@ -271,16 +271,18 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     serveClient: false,
   });
   io.on('connection', (socket) => accept(socketIoServerTransport(socket)));
+  // One status for the REST surface and the handle.
+  const status = (): CoordinatorStatus => ({
+    stage: runner.stage,
+    round: runner.round,
+    rounds: opts.rounds,
+    minSites,
+    connectedSites: registry.ids(),
+    strategy: strategy.name,
+    coordinatorKey: publicKeyToString(opts.identity.publicKey),
+  });
   const app = createHttpApp({
-    status: () => ({
-      stage: runner.stage,
-      round: runner.round,
-      rounds: opts.rounds,
-      minSites,
-      connectedSites: registry.ids(),
-      strategy: strategy.name,
-      coordinatorKey: publicKeyToString(opts.identity.publicKey),
-    }),
+    status,
     history: () => runner.history,
     metrics,
     model: () => runner.currentModel(),
@@ -327,15 +329,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       kick();
       return done;
     },
-    status: () => ({
-      stage: runner.stage,
-      round: runner.round,
-      rounds: opts.rounds,
-      minSites,
-      connectedSites: registry.ids(),
-      strategy: strategy.name,
-      coordinatorKey: publicKeyToString(opts.identity.publicKey),
-    }),
+    status,
     history: () => runner.history,
     connectedSites: () => registry.ids(),
     weights: () => runner.weights,
