@@ -61,7 +61,8 @@ function meanStd(v: number[]): { mean: number; std: number } {
   return { mean, std: Math.sqrt(f.reduce((a, b) => a + (b - mean) ** 2, 0) / f.length) };
 }
 
-async function site(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmarkConfig['data']['target']['shift'], numCases: number, tag: string): Promise<SliceDataset> {
+/** One benchmark site's slices: phantoms, or mricron anatomy read back through the dataset loader (also tune-adapt.ts). */
+export async function benchmarkSite(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmarkConfig['data']['target']['shift'], numCases: number, tag: string): Promise<SliceDataset> {
   const d = cfg.data;
   if (d.anatomy === 'mricron') {
     // Real anatomy: a one-site Decathlon folder built from the templates, read back through the dataset loader
@@ -80,9 +81,9 @@ async function site(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmark
 
 async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) => void): Promise<Record<BenchmarkMethod, MethodRun>> {
   const d = cfg.data;
-  const sources = await Promise.all(d.sourceSites.map((s, i) => site(cfg, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
-  const targetAdapt = await site(cfg, seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
-  const targetTest = await site(cfg, seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
+  const sources = await Promise.all(d.sourceSites.map((s, i) => benchmarkSite(cfg, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
+  const targetAdapt = await benchmarkSite(cfg, seed * 100 + 50, d.target.shift, d.target.adaptCases, 'tgt-adapt');
+  const targetTest = await benchmarkSite(cfg, seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
   const modelCfg = { inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth };
   const testImages = toUnlabeled(targetTest);
   const score = (u: ReturnType<typeof createUNet>): { dice: number; assd: number; infiniteCount: number } => {
@@ -117,7 +118,7 @@ async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) 
   try {
     const t0 = performance.now();
     const n = cfg.targetSupervised.numCases;
-    const supData = n === undefined ? targetAdapt : await site(cfg, seed * 100 + 52, d.target.shift, n, 'tgt-sup');
+    const supData = n === undefined ? targetAdapt : await benchmarkSite(cfg, seed * 100 + 52, d.target.shift, n, 'tgt-sup');
     await trainLocal(sup, supData, { epochs: cfg.targetSupervised.epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: cfg.targetSupervised.lr, loss: 'ce+dice', seed });
     out['target-supervised'] = { seed, ...score(sup), wallMs: performance.now() - t0, notes: [`trained on ${supData.n} labelled target slices`] };
     log(`seed ${seed}: target-supervised Dice ${out['target-supervised'].dice.toFixed(3)}`);

@@ -9,18 +9,15 @@
  * each score line, the row-normalised true->predicted pixel confusion of the target test set (diagnosis only). The
  * source-only line also gives the model's in-domain Dice on held-out cases of each source scanner.
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { adapt, computeSourceStats, evaluateSegmentation, isAdaptMethod, poolSourceStats, toUnlabeled, type AdaptOptions } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
-import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
-import { buildMricronDatasets } from '../mricron/index.ts';
-import { generateSiteData } from '../phantoms/index.ts';
 import { parseSfdaBenchmarkConfig } from './benchmark-config.ts';
 import { runFedAvg } from './fedavg.ts';
+import { benchmarkSite } from './run-benchmark.ts';
 import { IntensityAugmentSchema } from './intensity-augment.ts';
 
 const arg = (k: string): string | undefined => {
@@ -50,19 +47,8 @@ const cache = arg('--cache') ?? '/tmp/sfda-tune';
 await mkdir(cache, { recursive: true });
 const d = cfg.data;
 // Same site construction as run-benchmark.ts (phantoms, or mricron anatomy read back through the dataset loader).
-const site = async (seed: number, shift: (typeof d.target)['shift'], numCases: number, tag: string): Promise<SliceDataset> => {
-  if (d.anatomy === 'mricron') {
-    const dir = await mkdtemp(join(tmpdir(), `fedsfda-tune-${tag}-`));
-    try {
-      await buildMricronDatasets({ out: dir, sites: 1, casesPerSite: numCases, slabSlices: d.slicesPerCase, scanners: [shift], seed, labels: 'aal4' });
-      const { dataset } = await loadSiteDataset(join(dir, 'site-1'), { size: d.size, numClasses: d.numClasses, normalization: { kind: 'zscore', mask: 'nonzero' }, seed });
-      return { ...dataset, caseIds: dataset.caseIds.map((id) => `${tag}-${id}`) };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-  return generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
-};
+const site = (seed: number, shift: (typeof d.target)['shift'], numCases: number, tag: string): Promise<SliceDataset> =>
+  benchmarkSite(cfg, seed, shift, numCases, tag);
 // `--target-shift NAME` adapts the same (cached) source models to another target scanner, e.g. a non-inverted one as a
 // sanity check of label-free choices such as the input polarity check.
 const targetShift = (arg('--target-shift') ?? d.target.shift) as (typeof d.target)['shift'];
