@@ -36,6 +36,16 @@ export function checkClassPresence(p: readonly number[] | undefined, numClasses:
   }
 }
 
+/** A preset name or spec resolved for the phantom generators; a bad one is a PhantomError naming it. */
+export function phantomShift(shift: ScannerShiftOrPreset): ReturnType<typeof resolveScannerShift> {
+  try {
+    return resolveScannerShift(shift);
+  } catch (e) {
+    if (e instanceof ScannerShiftError) throw new PhantomError(e.message);
+    throw e;
+  }
+}
+
 /** Upper bound on generated pixels (n * size^2), so a typo cannot allocate gigabytes. */
 export const MAX_PHANTOM_PIXELS = 1 << 27;
 
@@ -85,13 +95,7 @@ export function generateSiteData(opts: GenerateSiteDataOptions): SliceDataset {
   if (numCases * S * size * size > MAX_PHANTOM_PIXELS) {
     throw new PhantomError(`numCases * slicesPerCase * size^2 = ${numCases * S * size * size} exceeds the limit ${MAX_PHANTOM_PIXELS}`);
   }
-  let shift;
-  try {
-    shift = resolveScannerShift(opts.shift);
-  } catch (e) {
-    if (e instanceof ScannerShiftError) throw new PhantomError(e.message);
-    throw e;
-  }
+  const shift = phantomShift(opts.shift);
   const prefix = opts.caseIdPrefix ?? `phantom-${opts.seed}-`;
   const n = numCases * S;
   const px = size * size;

@@ -6,9 +6,9 @@
 import { Rng } from '../../site-agent/util/rng.ts';
 import { MAX_PHANTOM_CLASSES, renderAnatomySlice, sampleAnatomy } from './anatomy.ts';
 import { applyScannerShift, sampleBiasField } from './apply-scanner-shift.ts';
-import { caseGenerators, MAX_PHANTOM_PIXELS, zScoreRange } from './generate-site-data.ts';
+import { caseGenerators, MAX_PHANTOM_PIXELS, phantomShift, zScoreRange } from './generate-site-data.ts';
 import { PhantomError, requireInt } from './phantom-error.ts';
-import { resolveScannerShift, ScannerShiftError, type ScannerShiftOrPreset } from './scanner-shift.ts';
+import type { ScannerShiftOrPreset } from './scanner-shift.ts';
 
 export interface PhantomVolumeOptions {
   seed: number;
@@ -44,13 +44,7 @@ export function generatePhantomVolume(opts: PhantomVolumeOptions): PhantomVolume
   if (!spacing.every((s) => typeof s === 'number' && Number.isFinite(s) && s > 0)) {
     throw new PhantomError(`spacing must be three positive numbers, got ${JSON.stringify(opts.spacing)}`);
   }
-  let shift;
-  try {
-    shift = resolveScannerShift(opts.shift);
-  } catch (e) {
-    if (e instanceof ScannerShiftError) throw new PhantomError(e.message);
-    throw e;
-  }
+  const shift = phantomShift(opts.shift);
   const gens = caseGenerators(new Rng(opts.seed));
   const anatomy = sampleAnatomy(gens.anatomy, K);
   const bias = sampleBiasField(gens.scanner);
