@@ -67,8 +67,12 @@ export function registerEngineCommands(program: Command): void {
     .option('--profile', 'also profile one step per kernel (table on stderr; kernelProfile in the JSON)')
     .option('--fused-bn', "reference model: batch norm via the engine's fused batchNormTrain")
     .option('--model <name>', "'reference' (engine's plain-ops U-Net, ~5.5 GFLOP/step) or 'unet' (site-agent/model)", 'reference')
-    .action(async (o: { json?: boolean; warmup: number; steps: number; batch: number; size: number; backend?: string; cpuBaseline: boolean; model: string; profile?: boolean; fusedBn?: boolean }) => {
+    .option('--engine <path>', "'plan' (compiled plan, default on fedsfda-native) or 'ops' (tfjs op by op)")
+    .option('--no-compare', 'do not also time the other engine path')
+    .option('--no-pytorch', 'do not time the same network in PyTorch')
+    .action(async (o: { json?: boolean; warmup: number; steps: number; batch: number; size: number; backend?: string; cpuBaseline: boolean; model: string; profile?: boolean; fusedBn?: boolean; engine?: string; compare: boolean; pytorch: boolean }) => {
       if (o.model !== 'reference' && o.model !== 'unet') throw new EngineError('BAD_ARGUMENT', `--model must be 'reference' or 'unet', got "${o.model}"`);
+      if (o.engine !== undefined && o.engine !== 'plan' && o.engine !== 'ops') throw new EngineError('BAD_ARGUMENT', `--engine must be 'plan' or 'ops', got "${o.engine}"`);
       const r = await runTrainBench({
         warmup: o.warmup,
         steps: o.steps,
@@ -78,19 +82,24 @@ export function registerEngineCommands(program: Command): void {
         model: o.model,
         profile: o.profile ?? false,
         fusedBn: o.fusedBn ?? false,
+        compare: o.compare,
+        pytorch: o.pytorch,
+        ...(o.engine === 'plan' || o.engine === 'ops' ? { engine: o.engine } : {}),
         ...(o.backend ? { backend: o.backend } : {}),
         onStep: o.json ? undefined : (phase, i, ms) => process.stderr.write(`${phase} step ${i + 1}: ${ms.toFixed(1)} ms\n`),
       });
       if (r.kernelProfile) {
         const total = r.kernelProfile.reduce((a, k) => a + k.ms, 0);
         process.stderr.write(`per-kernel time of one profiled step on ${r.backend} (sum ${total.toFixed(1)} ms):\n`);
-        for (const k of r.kernelProfile.slice(0, 25)) process.stderr.write(`  ${k.kernel.padEnd(28)}${k.ms.toFixed(1).padStart(10)} ms ${String(k.calls).padStart(5)} calls\n`);
+        for (const k of r.kernelProfile.slice(0, 25)) process.stderr.write(`  ${k.kernel.padEnd(28)}${k.ms.toFixed(1).padStart(10)} ms${k.cpuMs === undefined ? '' : ` (CPU ${k.cpuMs.toFixed(1)} ms)`} ${String(k.calls).padStart(5)} calls\n`);
       }
       if (o.json) {
         process.stdout.write(JSON.stringify(r) + '\n');
       } else {
         process.stdout.write(
-          `backend ${r.backend}: ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step), peak RSS ${r.peakRssMb} MB\n` +
+          `backend ${r.backend} (${r.engine}): ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step), peak RSS ${r.peakRssMb} MB, load ${r.loadAvg.join(' -> ')}\n` +
+            (r.planSpeedup === null ? '' : `op by op: ${r.opsMsPerStep} ms/step, compiled plan: ${r.planMsPerStep} ms/step -> ${r.planSpeedup}x\n`) +
+            (r.pytorchMsPerStep === null ? `PyTorch: not measured (${r.pytorch})\n` : `PyTorch: ${r.pytorchMsPerStep} ms/step (${r.pytorch}) -> ratio ${r.ratioVsPytorch}\n`) +
             (r.cpuBaselineMsPerStep === null ? '' : `pure-JS cpu: ${r.cpuBaselineMsPerStep} ms/step -> speed-up ${r.speedupVsCpu}x\n`),
         );
       }

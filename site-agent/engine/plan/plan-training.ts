@@ -1,0 +1,61 @@
+/**
+ * Local training of site-agent/model's U-Net on a compiled plan, for site-agent/train's trainLocal: the same
+ * step semantics (optimizer, loss, FedProx, BN running statistics every step), weights pulled from the tfjs
+ * model at the start and written back by `finish()` (also after an error, like the op-by-op path, whose
+ * updates land in the variables step by step).
+ */
+import type { UNet } from '../../model/unet.ts';
+import { EngineError } from '../errors.ts';
+import { CompiledTrainer } from './compiled-trainer.ts';
+import type { PlanLoss } from './plan-ops.ts';
+import { compiledUNet, plansEnabled } from './unet-binding.ts';
+
+export interface PlanTrainingConfig {
+  readonly optimizer: 'sgd' | 'adam';
+  readonly lr: number;
+  readonly momentum?: number;
+  readonly weightDecay?: number;
+  readonly loss: 'ce' | 'dice' | 'ce+dice';
+  readonly bnMomentum: number;
+  readonly proximalMu?: number;
+  /** FedProx anchors by parameter name (the round's global model). */
+  readonly globalWeights?: readonly { readonly name: string; readonly data: Float32Array }[];
+}
+
+export interface PlanTrainingSession {
+  /** One step on a batch of n NHWC images (Float32Array) and n*h*w class indices; returns the loss. */
+  step(images: Float32Array, labels: Int32Array, n: number, h: number, w: number): number;
+  /** Writes the trained weights and running statistics back to the tfjs model. */
+  finish(): void;
+}
+
+/** A plan-backed training session, or null when plans are off (other backend, FEDSFDA_ENGINE=ops). */
+export function startPlanTraining(unet: UNet, cfg: PlanTrainingConfig): PlanTrainingSession | null {
+  if (!plansEnabled()) return null;
+  const model = compiledUNet(unet);
+  const anchors = cfg.globalWeights ? new Map(cfg.globalWeights.map((t) => [t.name, t.data])) : undefined;
+  const trainer = new CompiledTrainer(model, {
+    optimizer: cfg.optimizer,
+    lr: cfg.lr,
+    momentum: cfg.momentum,
+    weightDecay: cfg.weightDecay,
+    loss: cfg.loss satisfies PlanLoss,
+    bn: 'batch',
+    bnMomentum: cfg.bnMomentum,
+    trainable: new Set(unet.trainable.keys()),
+    proximalMu: cfg.proximalMu,
+    anchors,
+  });
+  let finished = false;
+  return {
+    step(images, labels, n, h, w) {
+      if (finished) throw new EngineError('BAD_ARGUMENT', 'plan training session already finished');
+      return trainer.step(images, { N: n, H: h, W: w }, labels);
+    },
+    finish() {
+      if (finished) return;
+      finished = true;
+      model.push();
+    },
+  };
+}
