@@ -5,8 +5,16 @@ import type { Command } from 'commander';
 import { initEngine, type EngineInfo } from './select-backend.ts';
 import { runTrainBench } from './bench/train-bench.ts';
 import { EngineError } from './errors.ts';
+import { engineMode, plansEnabled } from './plan/unet-binding.ts';
 import { symmetricBackend } from '../../protocol/sodium.ts';
 import { u32Folder } from '../../protocol/secagg/u32-simd.ts';
+
+/** Which kernels model code runs on: compiled plans (fedsfda-native) or the backend's tfjs kernels op by op. */
+export function kernelInfo(info: EngineInfo): string {
+  if (plansEnabled()) return `compiled plans: U-Net steps as one native run (direct NHWC convolutions, ${info.simdDetail}, ${info.threads} threads); FEDSFDA_ENGINE=ops selects tfjs op by op`;
+  if (info.backend === 'fedsfda-native' && engineMode() === 'ops') return 'tfjs op by op on the native kernels (FEDSFDA_ENGINE=ops)';
+  return `tfjs op by op on ${info.backend} (compiled plans need fedsfda-native)`;
+}
 
 /** The protocol's crypto path: libsodium or pure JS, and whether mask folding runs in WebAssembly SIMD. */
 export function cryptoInfo(): { backend: string; reason: string; maskFoldSimd: boolean } {
@@ -44,10 +52,12 @@ export function registerEngineCommands(program: Command): void {
     .action(async (o: { json?: boolean; backend?: string }) => {
       const info = await initEngine({ probeAll: true, ...(o.backend ? { backend: o.backend } : {}) });
       const crypto = cryptoInfo();
+      const kernels = kernelInfo(info);
       process.stdout.write(
         o.json
-          ? JSON.stringify({ ...info, crypto }) + '\n'
+          ? JSON.stringify({ ...info, kernels, crypto }) + '\n'
           : formatEngineInfo(info) +
+              `\nkernels:   ${kernels}` +
               `\ncrypto:    ${crypto.backend} (${crypto.reason}); mask folding ${crypto.maskFoldSimd ? 'WebAssembly SIMD' : 'JS loop'}\n`,
       );
     });

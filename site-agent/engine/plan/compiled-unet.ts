@@ -45,6 +45,8 @@ export class CompiledUNet {
   private readonly vars: ReadonlyMap<string, tf.Variable>;
   private readonly offsets = new Map<string, number>();
   private readonly programs = new Map<string, CompiledProgram>();
+  /** Program runs so far (diagnostics: which path did the work). */
+  runs = 0;
 
   /** `vars`: every parameter of the model by name (trainable and BN running statistics). */
   constructor(family: UNetFamily, vars: ReadonlyMap<string, tf.Variable>) {
@@ -124,7 +126,10 @@ export class CompiledUNet {
     const prog: NativePlanProgram = new load.addon.PlanProgram(this.net, plan.encoded.words, plan.encoded.arenaFloats);
     const compiled: CompiledProgram = {
       plan,
-      run: (x, labels, hyper) => prog.run(x, labels, hyper),
+      run: (x, labels, hyper) => {
+        this.runs++;
+        return prog.run(x, labels, hyper);
+      },
       read: (buf) => {
         if (buf.pad !== 0) throw new EngineError('BAD_ARGUMENT', 'compiled plan: only unpadded buffers can be read');
         const out = new Float32Array(buf.floats);

@@ -40,7 +40,7 @@ export interface FamilyShape {
 }
 
 function check(c: FamilyShape): void {
-  for (const [k, v] of Object.entries(c)) {
+  for (const [k, v] of Object.entries(pick(c))) {
     if (!Number.isInteger(v) || v < 1) throw new EngineError('BAD_ARGUMENT', `U-Net family: ${k} must be a positive integer, got ${String(v)}`);
   }
 }
