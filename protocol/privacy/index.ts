@@ -1,0 +1,26 @@
+/**
+ * Differential privacy: the RDP accountant of the sampled Gaussian mechanism (Mironov, Talwar, Zhang 2019),
+ * composition in a ledger, the (epsilon, delta) conversion of Balle et al. 2020 (Thm 21) as Opacus does it,
+ * calibration of the noise multiplier, and the noise primitives. Pure: imports nothing of ours outside protocol/.
+ */
+export { PrivacyError, isPrivacyError, type PrivacyErrorCode } from './privacy-error.ts';
+export { erfc, logErfc } from './log-erfc.ts';
+export { sampledGaussianRdp, computeRdp, logAdd, logSub } from './rdp.ts';
+export { DEFAULT_ORDERS, epsilonFromRdp, checkDelta, type PrivacySpent } from './epsilon.ts';
+export {
+  PrivacyLedger,
+  eventRdp,
+  type PrivacyEvent,
+  type SampledGaussianEvent,
+  type ZcdpEvent,
+  type LedgerReport,
+} from './ledger.ts';
+export {
+  sampledGaussianEpsilon,
+  calibrateNoiseMultiplier,
+  MAX_NOISE_MULTIPLIER,
+  type SampledGaussianRun,
+  type CalibrationTarget,
+  type Calibration,
+} from './calibrate.ts';
+export { registerPrivacyCommands } from './cli.ts';
