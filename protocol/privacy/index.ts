@@ -24,3 +24,20 @@ export {
   type Calibration,
 } from './calibrate.ts';
 export { registerPrivacyCommands } from './cli.ts';
+export { type NoiseSource, cryptoNoiseSource, seededNoiseSource, uniformInt } from './noise-source.ts';
+export { fillGaussian, addGaussianNoise, gaussian } from './gaussian-noise.ts';
+export {
+  sampleDiscreteGaussian,
+  sampleDiscreteLaplace,
+  fillDiscreteGaussian,
+  discreteGaussianVariance,
+  bernoulliExp,
+} from './discrete-gaussian.ts';
+export { l2Norm, clipL2InPlace, type ClipResult, type Vector } from './clipping.ts';
+export {
+  adaptiveNoiseSplit,
+  nextClipNorm,
+  ADAPTIVE_CLIPPING_DEFAULTS,
+  type AdaptiveClippingConfig,
+  type AdaptiveNoise,
+} from './adaptive-clipping.ts';
