@@ -34,6 +34,8 @@ import { validateSecureAggregation, type SecureAggregationOptions } from './secu
 import { runStatisticsRound, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
 import { FedAvg } from './strategies/fedavg.ts';
 import type { Strategy } from './strategies/strategy.ts';
+import { withDifferentialPrivacy, type DifferentialPrivacyConfig } from './strategies/dp-config.ts';
+import { hasPrivacyAccounting } from './strategies/dp-fedavg.ts';
 
 export interface CoordinatorOptions {
   identity: Identity;
@@ -85,6 +87,12 @@ export interface CoordinatorOptions {
    * wrap around for the enrolled number of sites is refused). See SECURITY.md.
    */
   secureAggregation?: SecureAggregationOptions;
+  /**
+   * Client-level differential privacy (DP-FedAvg, coordinator/strategies/dp-fedavg.ts): the strategy is wrapped so
+   * that each site's update is clipped and the mean is noised; a run whose planned rounds would exceed
+   * `maxEpsilon` refuses to start (PrivacyError 'budget-exceeded'). See SECURITY.md.
+   */
+  differentialPrivacy?: DifferentialPrivacyConfig;
   /** Test seams only (a dishonest-coordinator double, a recorder of what the coordinator receives). */
   secAggTestHooks?: SecAggTestHooks;
 }
@@ -123,6 +131,15 @@ export interface SiteEvents {
   siteDisconnected: [siteId: string];
 }
 
+/** The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round). */
+function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): Strategy {
+  if (!opts.differentialPrivacy) return inner;
+  if (opts.secureAggregation) {
+    throw new CoordinatorError('bad_options', 'differentialPrivacy with secureAggregation needs distributed noise at the sites, which rounds do not run yet; use one or the other');
+  }
+  return withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites: Math.max(minSites, opts.enrollment.siteIds().length) });
+}
+
 export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
   if (!Number.isInteger(opts.rounds) || opts.rounds < 0) throw new CoordinatorError('bad_options', `rounds must be a non-negative integer, got ${opts.rounds}`);
   if (opts.restToken !== undefined && (typeof opts.restToken !== 'string' || opts.restToken.length < 16)) {
@@ -131,7 +148,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const minSites = opts.minSites ?? 1;
   if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
   const logger = opts.logger ?? silentLogger;
-  const strategy: Strategy = opts.strategy ?? new FedAvg();
+  const strategy: Strategy = withPrivacy(opts.strategy ?? new FedAvg(), opts, minSites);
   const metrics = coordinatorMetrics();
   const registry = new SiteRegistry();
   const store = opts.checkpointDir ? new CheckpointStore(opts.checkpointDir) : null;
@@ -280,6 +297,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     connectedSites: registry.ids(),
     strategy: strategy.name,
     coordinatorKey: publicKeyToString(opts.identity.publicKey),
+    privacy: hasPrivacyAccounting(strategy) ? strategy.privacyStatus() : null,
   });
   const app = createHttpApp({
     status,
