@@ -9,6 +9,7 @@
  * `fedsfda coordinator --out` and by the simulation's coordinator process. Never imports tfjs.
  */
 import { writeFile } from 'node:fs/promises';
+import type { PrivacyStatus } from './strategies/dp-fedavg.ts';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../protocol/class-histogram-vectors.ts';
@@ -20,6 +21,8 @@ import { StatisticsRoundError, type StatisticsRequest, type StatisticsResult } f
 export const FINAL_WEIGHTS_FILE = 'final-weights.fsws';
 export const SOURCE_STATS_FILE = 'source-stats.json';
 export const CLASS_HISTOGRAM_FILE = 'class-histogram.json';
+/** What the run spent in differential privacy (the coordinator status's `privacy`), when the run is DP. */
+export const PRIVACY_FILE = 'privacy.json';
 
 /** The `statistics` block of a coordinator config / what the simulation passes. */
 export const runStatisticsSchema = z
@@ -41,6 +44,8 @@ export type RunStatistics = z.input<typeof runStatisticsSchema>;
 export interface ArtifactSource {
   weights(): WeightSet;
   runStatisticsRound(request: StatisticsRequest): Promise<StatisticsResult>;
+  /** The coordinator status; its `privacy` (DP runs) is written to privacy.json. */
+  status?(): { privacy: PrivacyStatus | null };
 }
 
 export interface ArtifactReport {
@@ -49,6 +54,8 @@ export interface ArtifactReport {
   classHistogram: { file: string; sites: string[]; heterogeneity: number } | null;
   /** Statistics that were requested but not produced, with the reason (e.g. fewer than 3 sites). */
   failures: { artifact: 'source-stats' | 'class-histogram'; reason: string }[];
+  /** privacy.json when the run is differentially private, else null. */
+  privacy: string | null;
 }
 
 /** The numbers of classes and latent channels, read off the U-Net head ([1, 1, latent, classes]). */
@@ -63,7 +70,12 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
   const s = statistics === undefined ? undefined : runStatisticsSchema.parse(statistics); // bad settings: nothing written
   const final = source.weights();
   await writeFile(join(outDir, FINAL_WEIGHTS_FILE), encodeWeightSet(final));
-  const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [] };
+  const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [], privacy: null };
+  const privacy = source.status?.().privacy ?? null;
+  if (privacy) {
+    await writeFile(join(outDir, PRIVACY_FILE), JSON.stringify(privacy, null, 2));
+    report.privacy = PRIVACY_FILE;
+  }
   if (!s) return report;
   const scale = 1 / s.pixelBound;
   // A statistics round names each site it left out and why (e.g. "exceed the public bound"): keep that.
