@@ -13,6 +13,7 @@ export {
   type PrivacyEvent,
   type SampledGaussianEvent,
   type ZcdpEvent,
+  type DistributedDiscreteGaussianEvent,
   type LedgerReport,
 } from './ledger.ts';
 export {
@@ -41,3 +42,14 @@ export {
   type AdaptiveClippingConfig,
   type AdaptiveNoise,
 } from './adaptive-clipping.ts';
+export {
+  planDistributedDp,
+  roundedSensitivity,
+  ddgTau,
+  ddgRdp,
+  ddgEvent,
+  addDiscreteGaussianShare,
+  checkNoiseHeadroom,
+  type DistributedDpPlan,
+  type DistributedDpParams,
+} from './distributed-noise.ts';

@@ -7,6 +7,7 @@
  * Like Opacus `RDPAccountant.step`, consecutive identical events are merged into one entry with a step count.
  */
 import { computeRdp } from './rdp.ts';
+import { ddgRdp } from './distributed-noise.ts';
 import { DEFAULT_ORDERS, epsilonFromRdp, type PrivacySpent } from './epsilon.ts';
 import { PrivacyError } from './privacy-error.ts';
 
@@ -31,7 +32,22 @@ export interface ZcdpEvent {
   readonly steps: number;
 }
 
-export type PrivacyEvent = SampledGaussianEvent | ZcdpEvent;
+/**
+ * One release of a secure sum carrying every surviving site's discrete Gaussian share (distributed-noise.ts;
+ * Kairouz, Liu, Steinke, ICML 2021, Prop. 14). Sensitivities and sigma in the integer (quantized) domain.
+ */
+export interface DistributedDiscreteGaussianEvent {
+  readonly mechanism: 'distributed-discrete-gaussian';
+  readonly label: string;
+  readonly l2Sensitivity: number;
+  readonly l1Sensitivity: number;
+  readonly siteSigma: number;
+  readonly survivors: number;
+  readonly dim: number;
+  readonly steps: number;
+}
+
+export type PrivacyEvent = SampledGaussianEvent | ZcdpEvent | DistributedDiscreteGaussianEvent;
 
 function checkEvent(e: PrivacyEvent): void {
   if (!Number.isInteger(e.steps) || e.steps < 0) throw new PrivacyError('bad-argument', `${e.label}: steps must be an integer >= 0, got ${e.steps}`);
@@ -44,6 +60,11 @@ function checkEvent(e: PrivacyEvent): void {
       return;
     case 'zcdp':
       if (!(e.rho >= 0)) throw new PrivacyError('bad-argument', `${e.label}: rho must be >= 0, got ${e.rho}`);
+      return;
+    case 'distributed-discrete-gaussian':
+      if (!(e.l2Sensitivity > 0 && e.l1Sensitivity > 0 && e.siteSigma >= 0 && Number.isInteger(e.survivors) && e.survivors >= 0 && Number.isInteger(e.dim) && e.dim >= 1)) {
+        throw new PrivacyError('bad-argument', `${e.label}: invalid distributed discrete Gaussian parameters`);
+      }
       return;
     default: {
       const never: never = e;
@@ -60,6 +81,8 @@ export function eventRdp(e: PrivacyEvent, orders: readonly number[]): number[] {
       return computeRdp(e.samplingRate, e.noiseMultiplier, e.steps, orders);
     case 'zcdp':
       return orders.map((a) => (e.steps === 0 ? 0 : a * e.rho * e.steps));
+    case 'distributed-discrete-gaussian':
+      return orders.map((a) => (e.steps === 0 ? 0 : ddgRdp(e, a) * e.steps));
     default: {
       const never: never = e;
       throw new PrivacyError('bad-argument', `unknown mechanism ${JSON.stringify(never)}`);
@@ -73,6 +96,9 @@ function sameMechanism(a: PrivacyEvent, b: PrivacyEvent): boolean {
     return a.samplingRate === b.samplingRate && a.noiseMultiplier === b.noiseMultiplier;
   }
   if (a.mechanism === 'zcdp' && b.mechanism === 'zcdp') return a.rho === b.rho;
+  if (a.mechanism === 'distributed-discrete-gaussian' && b.mechanism === 'distributed-discrete-gaussian') {
+    return a.l2Sensitivity === b.l2Sensitivity && a.l1Sensitivity === b.l1Sensitivity && a.siteSigma === b.siteSigma && a.survivors === b.survivors && a.dim === b.dim;
+  }
   return false;
 }
 
