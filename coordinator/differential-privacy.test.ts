@@ -1,6 +1,6 @@
 /**
  * Differential privacy in a running coordinator (in-memory transport): the status reports what was spent, a run
- * over its budget refuses to start before round 1, and DP + secure aggregation without distributed noise is refused.
+ * over its budget refuses to start before round 1, and with secure aggregation the sites add the noise themselves.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { Enrollment } from '../protocol/enrollment.ts';
@@ -10,6 +10,7 @@ import type { WeightSet } from '../protocol/named-tensor.ts';
 import { isPrivacyError, sampledGaussianEpsilon } from '../protocol/privacy/index.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
+import type { SiteProgress } from '../site-agent/client/index.ts';
 import { startCoordinator, type CoordinatorHandle, type CoordinatorOptions } from './start-coordinator.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -36,8 +37,9 @@ async function start(enrollment: Enrollment, extra: Partial<CoordinatorOptions>)
   return h;
 }
 
-function memorySite(coord: CoordinatorHandle, id: string, identity: Identity) {
+function memorySite(coord: CoordinatorHandle, id: string, identity: Identity, onProgress?: (p: SiteProgress) => void) {
   return runSite({
+    ...(onProgress ? { onProgress } : {}),
     url: 'memory',
     identity,
     coordinatorPublicKey: coord.publicKey,
@@ -85,8 +87,28 @@ describe('coordinator with differential privacy', () => {
     expect((err as Error).message).toMatch(/100 rounds .* over the budget of 8/);
   });
 
-  it('refuses DP + secure aggregation until the sites add the noise', async () => {
-    const { enrollment } = setup(3);
-    await expect(start(enrollment, { differentialPrivacy: { noiseMultiplier: 1, clip: 1 }, secureAggregation: { clip: 8, maxExamples: 100 } })).rejects.toMatchObject({ code: 'bad_options' });
+  it('with secure aggregation the sites add discrete Gaussian shares: the coordinator only unmasks a noised sum', async () => {
+    const { sites, enrollment } = setup(3);
+    const coord = await start(enrollment, { differentialPrivacy: { noiseMultiplier: 2, clip: 1 }, secureAggregation: { clip: 8, maxExamples: 100 } });
+    const progress: SiteProgress[][] = sites.map(() => []);
+    await Promise.all([...sites.map((s, k) => memorySite(coord, s.id, s.identity, (p) => progress[k].push(p))), coord.done]);
+    const p = coord.status().privacy!;
+    expect(p).toMatchObject({ mode: 'distributed', roundsAccounted: 2, noiseSource: 'crypto' });
+    expect(p.distributed!.siteSigma).toBeGreaterThan(0);
+    // tau underflows for sigma in the thousands of quantization steps: exactly the Gaussian mechanism at z = 2
+    const want = sampledGaussianEpsilon({ samplingRate: 1, noiseMultiplier: 2, steps: 2, delta: 1e-5 }).epsilon;
+    expect(p.epsilon).toBeCloseTo(want, 9);
+    const rec = coord.history()[1];
+    expect(rec.secureAggregation).toMatchObject({ included: sites.map((s) => s.id), error: null });
+    const moved = Math.hypot(...Array.from(coord.weights()[0].data));
+    expect(moved).toBeGreaterThan(0);
+    expect(moved).toBeLessThan(2 + 6 * Math.sqrt(2) * rec.fitMetrics['dp.noiseStd'] * 2);
+    // each site accounts for itself from what it added and the round's quantization, and logs it
+    for (const log of progress) {
+      const fits = log.filter((e): e is Extract<SiteProgress, { type: 'fit' }> => e.type === 'fit');
+      expect(fits).toHaveLength(2);
+      expect(fits[1].metrics['dp.epsilon']).toBeCloseTo(want, 9);
+      expect(fits[1].metrics['dp.updateNorm']).toBeCloseTo(20, 3); // +10 on 4 weights: clipped to 1 before it left
+    }
   });
 });

@@ -30,7 +30,7 @@ import { CoordinatorError, RoundRunner, type RoundEvents, type RoundTimeouts } f
 import { SiteConnection } from './site-connection.ts';
 import { SiteRegistry } from './site-registry.ts';
 import type { SecAggTestHooks } from './secagg-driver.ts';
-import { validateSecureAggregation, type SecureAggregationOptions } from './secure-fit.ts';
+import { aggregatedTensors, quantFor, validateSecureAggregation, type SecureAggregationOptions } from './secure-fit.ts';
 import { runStatisticsRound, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
 import { FedAvg } from './strategies/fedavg.ts';
 import type { Strategy } from './strategies/strategy.ts';
@@ -131,13 +131,23 @@ export interface SiteEvents {
   siteDisconnected: [siteId: string];
 }
 
-/** The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round). */
-function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): Strategy {
-  if (!opts.differentialPrivacy) return inner;
-  if (opts.secureAggregation) {
-    throw new CoordinatorError('bad_options', 'differentialPrivacy with secureAggregation needs distributed noise at the sites, which rounds do not run yet; use one or the other');
-  }
-  return withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites: Math.max(minSites, opts.enrollment.siteIds().length) });
+/**
+ * The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round): central
+ * noise at the coordinator, or, with secure aggregation, discrete Gaussian shares added by the sites (then the
+ * quantization is pinned, because the sites' noise is calibrated to its step).
+ */
+function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): { strategy: Strategy; secure: SecureAggregationOptions | undefined } {
+  const enrolledSites = Math.max(minSites, opts.enrollment.siteIds().length);
+  if (!opts.differentialPrivacy) return { strategy: inner, secure: opts.secureAggregation };
+  if (!opts.secureAggregation) return { strategy: withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites }), secure: undefined };
+  const secure = { ...opts.secureAggregation, scaleBits: quantFor(opts.secureAggregation, Math.max(3, enrolledSites)).scaleBits };
+  const dim = aggregatedTensors(inner, opts.initialWeights).reduce((s, t) => s + t.length, 0);
+  const strategy = withDifferentialPrivacy(inner, opts.differentialPrivacy, {
+    rounds: opts.rounds,
+    enrolledSites,
+    distributed: { quant: { clip: secure.clip, scaleBits: secure.scaleBits }, maxExamples: secure.maxExamples, dim },
+  });
+  return { strategy, secure };
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
@@ -148,7 +158,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const minSites = opts.minSites ?? 1;
   if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
   const logger = opts.logger ?? silentLogger;
-  const strategy: Strategy = withPrivacy(opts.strategy ?? new FedAvg(), opts, minSites);
+  const { strategy, secure: secureAggregation } = withPrivacy(opts.strategy ?? new FedAvg(), opts, minSites);
   const metrics = coordinatorMetrics();
   const registry = new SiteRegistry();
   const store = opts.checkpointDir ? new CheckpointStore(opts.checkpointDir) : null;
@@ -161,11 +171,11 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   };
   const handshakeMs = opts.timeouts?.handshakeMs ?? 10_000;
   const maxUpdateBytes = opts.maxUpdateBytes ?? 256 * 1024 * 1024;
-  if (opts.secureAggregation) {
+  if (secureAggregation) {
     // The most sites that can ever be summed is the enrolled count (token enrollment can add more: every round's
     // config is checked again for its actual number of sites).
     try {
-      validateSecureAggregation(opts.secureAggregation, Math.max(minSites, opts.enrollment.siteIds().length));
+      validateSecureAggregation(secureAggregation, Math.max(minSites, opts.enrollment.siteIds().length));
     } catch (e) {
       throw new CoordinatorError('bad_options', `secureAggregation: ${(e as Error).message}`);
     }
@@ -197,8 +207,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             },
           }
         : {}),
-      ...(opts.secureAggregation
-        ? { secure: { options: opts.secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
+      ...(secureAggregation
+        ? { secure: { options: secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
         : {}),
     },
     checkpoint ? { weights: checkpoint.weights, lastRound: checkpoint.round, history: checkpoint.history } : { weights: opts.initialWeights, lastRound: 0, history: [] },

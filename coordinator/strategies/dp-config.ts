@@ -9,7 +9,7 @@
  */
 import { z } from 'zod';
 import { calibrateNoiseMultiplier, cryptoNoiseSource, seededNoiseSource } from '../../protocol/privacy/index.ts';
-import { DpFedAvg } from './dp-fedavg.ts';
+import { DpFedAvg, type DpFedAvgOptions } from './dp-fedavg.ts';
 import type { Strategy } from './strategy.ts';
 
 export const differentialPrivacyConfigSchema = z
@@ -30,6 +30,8 @@ export const differentialPrivacyConfigSchema = z
     maxEpsilon: z.number().positive().optional(),
     /** Sites sampled per round (default: all enrolled sites, sampling rate 1). */
     sitesPerRound: z.number().int().min(1).optional(),
+    /** With secure aggregation: calibrate the sites' noise shares for this many survivors (default: all sites). */
+    minSurvivors: z.number().int().min(1).optional(),
     seed: z.number().int().optional(),
   })
   .strict()
@@ -41,6 +43,8 @@ export type DifferentialPrivacyConfig = z.input<typeof differentialPrivacyConfig
 export interface DpRunShape {
   readonly rounds: number;
   readonly enrolledSites: number;
+  /** Set when the run uses secure aggregation: the sites add the noise (DpFedAvgOptions.distributed). */
+  readonly distributed?: Omit<NonNullable<DpFedAvgOptions['distributed']>, 'minSurvivors'>;
 }
 
 /** The noise multiplier a config asks for (calibrated from targetEpsilon over the planned rounds when given). */
@@ -63,5 +67,6 @@ export function withDifferentialPrivacy(inner: Strategy, cfg: DifferentialPrivac
     delta: c.delta,
     ...(c.maxEpsilon !== undefined ? { maxEpsilon: c.maxEpsilon } : {}),
     noise: c.seed !== undefined ? seededNoiseSource(c.seed) : cryptoNoiseSource(),
+    ...(run.distributed ? { distributed: { ...run.distributed, ...(c.minSurvivors !== undefined ? { minSurvivors: c.minSurvivors } : {}) } } : {}),
   });
 }

@@ -26,6 +26,11 @@ import {
   clipL2InPlace,
   nextClipNorm,
   sampledGaussianEpsilon,
+  DP_CONFIG_KEYS,
+  checkNoiseHeadroom,
+  ddgEvent,
+  planDistributedDp,
+  type DistributedDpParams,
   type LedgerReport,
   type NoiseSource,
 } from '../../protocol/privacy/index.ts';
@@ -55,6 +60,18 @@ export interface DpFedAvgOptions {
   /** Refuse to start (and to run a round) beyond this epsilon at `delta`. */
   readonly maxEpsilon?: number;
   readonly noise: NoiseSource;
+  /**
+   * Distributed mode (secure aggregation on): the sites clip and add discrete Gaussian shares in the quantized
+   * domain; this wrapper only announces the parameters and accounts. Needs the secure sum's quantization, the
+   * public example bound M it weights by, and the length d of the aggregated vector.
+   */
+  readonly distributed?: {
+    readonly quant: { readonly clip: number; readonly scaleBits: number };
+    readonly maxExamples: number;
+    readonly dim: number;
+    /** Calibrate the shares for this many survivors (default: all sites of the round). */
+    readonly minSurvivors?: number;
+  };
 }
 
 /** What the coordinator status, the run folder and summary.json show. */
@@ -70,7 +87,10 @@ export interface PrivacyStatus extends LedgerReport {
   /** epsilon after all planned rounds. */
   readonly plannedEpsilon: number;
   readonly maxEpsilon: number | null;
+  /** Central mode: the coordinator's noise source. Distributed mode: the sites' (always 'crypto'). */
   readonly noiseSource: 'crypto' | 'seeded';
+  /** Distributed mode: each site's discrete Gaussian sigma and the integer-domain sensitivity (quantized units). */
+  readonly distributed: (DistributedDpParams & { readonly dim: number; readonly minSurvivors: number }) | null;
 }
 
 /** A Strategy that can say what it has spent (the coordinator puts this in its status). */
@@ -84,6 +104,17 @@ export function hasPrivacyAccounting(s: Strategy): s is Strategy & PrivacyAccoun
 
 const LABEL = 'dp-fedavg';
 
+/** Site noise for distributed mode (Kairouz et al. 2021), refused when adaptive or when the sum could wrap. */
+function planDistributed(opts: DpFedAvgOptions, clip: number): DistributedDpParams & { dim: number; minSurvivors: number } {
+  const d = opts.distributed!;
+  if (opts.clipping.mode !== 'fixed') throw new PrivacyError('bad-argument', 'distributed DP (secure aggregation) supports fixed clipping only: the adaptive clip needs its own noised count');
+  const minSurvivors = d.minSurvivors ?? opts.sitesPerRound;
+  // The packed vector carries w / M: the clip in those units is C / M (dp-fit-contribution.ts).
+  const params = planDistributedDp({ clip: clip / d.maxExamples, scaleBits: d.quant.scaleBits, dim: d.dim, noiseMultiplier: opts.noiseMultiplier, sites: opts.sitesPerRound, minSurvivors });
+  checkNoiseHeadroom(Math.round(d.quant.clip * 2 ** d.quant.scaleBits), opts.sitesPerRound, params.siteSigma);
+  return { ...params, dim: d.dim, minSurvivors };
+}
+
 export class DpFedAvg implements Strategy, PrivacyAccounting {
   readonly name: string;
   private readonly ledger = new PrivacyLedger();
@@ -92,6 +123,7 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
   private readonly countStddev: number;
   private readonly samplingRate: number;
   private readonly plannedEpsilon: number;
+  private readonly ddg: (DistributedDpParams & { dim: number; minSurvivors: number }) | null = null;
 
   constructor(
     private readonly inner: Strategy,
@@ -116,7 +148,14 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
       this.updateMultiplier = split.updateMultiplier;
       this.countStddev = split.countStddev;
     }
-    this.plannedEpsilon = sampledGaussianEpsilon({ samplingRate: this.samplingRate, noiseMultiplier: z, steps: opts.rounds, delta: opts.delta }).epsilon;
+    if (opts.distributed) {
+      this.ddg = planDistributed(opts, this.clip);
+      const planned = new PrivacyLedger();
+      planned.record({ ...ddgEvent(LABEL, this.ddg, m, this.ddg.dim), steps: opts.rounds });
+      this.plannedEpsilon = planned.spent(opts.delta).epsilon;
+    } else {
+      this.plannedEpsilon = sampledGaussianEpsilon({ samplingRate: this.samplingRate, noiseMultiplier: z, steps: opts.rounds, delta: opts.delta }).epsilon;
+    }
     if (opts.maxEpsilon !== undefined && this.plannedEpsilon > opts.maxEpsilon) {
       throw new PrivacyError(
         'budget-exceeded',
@@ -127,7 +166,10 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
   }
 
   configureFit(round: number, sites: readonly SiteInfo[], global: WeightSet): FitInstruction[] {
-    return this.inner.configureFit(round, sites, global);
+    const ins = this.inner.configureFit(round, sites, global);
+    if (!this.ddg) return ins;
+    const dp = { [DP_CONFIG_KEYS.clip]: this.clip, [DP_CONFIG_KEYS.siteSigma]: this.ddg.siteSigma, [DP_CONFIG_KEYS.delta]: this.opts.delta };
+    return ins.map((i) => ({ ...i, config: { ...i.config, ...dp } }));
   }
 
   aggregatesTensor(name: string): boolean {
@@ -136,6 +178,7 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
 
   /** The clipped, noised mean update as one virtual result for the inner strategy (see the file comment). */
   aggregateFit(round: number, results: readonly FitResult[], failures: readonly RoundFailure[], global: WeightSet): AggregatedFit | null {
+    if (this.ddg) return this.aggregateDistributed(round, results, failures, global, this.ddg);
     if (results.some((r) => r.aggregateOf !== undefined)) {
       throw new PrivacyError('bad-argument', 'central DP-FedAvg cannot clip a secure aggregate: with secure aggregation the sites add the noise (distributed mode)');
     }
@@ -189,6 +232,21 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     return { weights: agg.weights, metrics: { ...agg.metrics, 'dp.clip': clipUsed, 'dp.noiseStd': std / m, 'dp.epsilon': this.spent().epsilon } };
   }
 
+  /** The secure sum already carries the survivors' clipped updates and noise shares: account, then pass it on. */
+  private aggregateDistributed(round: number, results: readonly FitResult[], failures: readonly RoundFailure[], global: WeightSet, ddg: DistributedDpParams & { dim: number }): AggregatedFit | null {
+    if (results.some((r) => r.aggregateOf === undefined)) {
+      throw new PrivacyError('bad-argument', 'distributed DP-FedAvg needs secure aggregation: a site update arrived in the clear');
+    }
+    if (results.length === 0) return this.inner.aggregateFit(round, results, failures, global);
+    if (this.opts.maxEpsilon !== undefined) this.refuseOverBudget();
+    const survivors = results.reduce((s, r) => s + r.aggregateOf!.length, 0);
+    this.ledger.record(ddgEvent(LABEL, ddg, survivors, ddg.dim));
+    const agg = this.inner.aggregateFit(round, results, failures, global);
+    if (agg === null) return null;
+    const std = (Math.sqrt(survivors) * ddg.siteSigma * 2 ** -this.opts.distributed!.quant.scaleBits * this.opts.distributed!.maxExamples) / survivors;
+    return { weights: agg.weights, metrics: { ...agg.metrics, 'dp.clip': this.clip, 'dp.noiseStd': std, 'dp.epsilon': this.spent().epsilon } };
+  }
+
   private spent() {
     return this.ledger.spent(this.opts.delta);
   }
@@ -196,7 +254,7 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
   /** A round beyond the budget is refused before any noisy release (the planned-rounds check already ran). */
   private refuseOverBudget(): void {
     const next = this.ledger.clone();
-    next.record({ mechanism: 'sampled-gaussian', label: LABEL, samplingRate: this.samplingRate, noiseMultiplier: this.opts.noiseMultiplier, steps: 1 });
+    next.record(this.ddg ? ddgEvent(LABEL, this.ddg, this.opts.sitesPerRound, this.ddg.dim) : { mechanism: 'sampled-gaussian', label: LABEL, samplingRate: this.samplingRate, noiseMultiplier: this.opts.noiseMultiplier, steps: 1 });
     const eps = next.spent(this.opts.delta).epsilon;
     if (eps > this.opts.maxEpsilon!) throw new PrivacyError('budget-exceeded', `one more round would spend epsilon ${eps.toFixed(3)} > budget ${this.opts.maxEpsilon}`);
   }
@@ -219,7 +277,11 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     const own = new Map(state.filter((t) => t.name.startsWith('__dp.')).map((t) => [t.name, t.data[0]]));
     this.inner.importState?.(state.filter((t) => !t.name.startsWith('__dp.')));
     const rounds = own.get('__dp.rounds') ?? 0;
-    if (rounds > 0) this.ledger.record({ mechanism: 'sampled-gaussian', label: LABEL, samplingRate: this.samplingRate, noiseMultiplier: this.opts.noiseMultiplier, steps: Math.round(rounds) });
+    if (rounds > 0) {
+      // Survivor counts of past rounds are not checkpointed: resumed rounds are accounted as full rounds.
+      const event = this.ddg ? ddgEvent(LABEL, this.ddg, this.opts.sitesPerRound, this.ddg.dim) : { mechanism: 'sampled-gaussian' as const, label: LABEL, samplingRate: this.samplingRate, noiseMultiplier: this.opts.noiseMultiplier, steps: 1 };
+      this.ledger.record({ ...event, steps: Math.round(rounds) });
+    }
     const clip = own.get('__dp.clip');
     if (clip !== undefined && clip > 0) this.clip = clip;
   }
@@ -228,7 +290,7 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     const report = this.ledger.report(this.opts.delta);
     return {
       ...report,
-      mode: 'central',
+      mode: this.ddg ? 'distributed' : 'central',
       noiseMultiplier: this.opts.noiseMultiplier,
       samplingRate: this.samplingRate,
       clip: this.clip,
@@ -237,7 +299,8 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
       plannedRounds: this.opts.rounds,
       plannedEpsilon: this.plannedEpsilon,
       maxEpsilon: this.opts.maxEpsilon ?? null,
-      noiseSource: this.opts.noise.mode,
+      noiseSource: this.ddg ? 'crypto' : this.opts.noise.mode,
+      distributed: this.ddg,
     };
   }
 }

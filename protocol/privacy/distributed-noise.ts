@@ -6,8 +6,9 @@
  * coordinate BEFORE masking. The coordinator only ever unmasks the sum, which already carries the noise of every
  * surviving site: it never sees an un-noised aggregate, unlike central DP.
  *
- * Sensitivity in the integer domain: rounding each coordinate moves it by at most 1/2, so
- *   Delta_2 <= C / gamma + sqrt(d) / 2,   Delta_1 <= min(sqrt(d) Delta_2, Delta_2^2)   (integer vectors).
+ * Sensitivity in the integer domain: a site's packed vector may sit on top of a public offset (the global model),
+ * so the two roundings of "with" and "without" its update differ by at most 1 per coordinate:
+ *   Delta_2 <= C / gamma + sqrt(d),   Delta_1 <= min(sqrt(d) Delta_2, Delta_2^2)   (integer vectors).
  * Privacy of the sum of n sites' noise (Kairouz et al., Thm 1 and Prop. 14, as their `compute_rdp_dgaussian`):
  *   tau = 10 sum_{k=1}^{n-1} exp(-2 pi^2 sigma^2 k / (k+1)),  s2 = Delta_2 / (sqrt(n) sigma),  s1 = Delta_1 / (sqrt(n) sigma)
  *   RDP(alpha) <= min( alpha/2 s2^2 + tau d,  alpha/2 (s2^2 + 2 s1 tau + tau^2 d),  alpha/2 (s2 + sqrt(d) tau)^2 ).
@@ -52,9 +53,9 @@ export interface DistributedDpParams {
   readonly extraVarianceFraction: number;
 }
 
-/** Integer-domain sensitivities of a vector of L2 norm <= clip after rounding to the grid 2^-scaleBits. */
+/** Integer-domain sensitivities of a change of L2 norm <= clip after rounding to the grid 2^-scaleBits. */
 export function roundedSensitivity(clip: number, scaleBits: number, dim: number): { l2: number; l1: number } {
-  const l2 = clip * 2 ** scaleBits + Math.sqrt(dim) / 2;
+  const l2 = clip * 2 ** scaleBits + Math.sqrt(dim);
   return { l2, l1: Math.min(Math.sqrt(dim) * l2, l2 * l2) };
 }
 

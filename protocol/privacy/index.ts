@@ -53,3 +53,10 @@ export {
   type DistributedDpPlan,
   type DistributedDpParams,
 } from './distributed-noise.ts';
+export {
+  DP_CONFIG_KEYS,
+  distributedDpFromConfig,
+  dpFitContribution,
+  type DistributedDpFitConfig,
+  type DpFitContribution,
+} from './dp-fit-contribution.ts';
