@@ -235,6 +235,13 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
                   `${siteId}: ready on backend ${String(e.backend)}, ${String(e.trainCases)} cases / ${String(e.trainSlices)} training and ` +
                     `${String(e.valSlices)} validation slices; training pixels by class: ${shares}`,
                 );
+              } else if (e.event === 'progress') {
+                // Distributed DP: the site's own accounting of what it added (its audit log has the same entry).
+                const pr = e.progress as { type?: string; round?: number; metrics?: Record<string, number> };
+                const m = pr.metrics ?? {};
+                if (pr.type === 'fit' && m['dp.epsilon'] !== undefined) {
+                  log(`${siteId}: round ${pr.round}: update norm ${m['dp.updateNorm']?.toFixed(4)} clipped to ${m['dp.clip']}, noise share sigma ${m['dp.siteSigma']?.toFixed(1)} steps; own epsilon so far ${m['dp.epsilon'].toFixed(3)} (delta ${m['dp.delta']})`);
+                }
               } else if (e.event === 'personalized') {
                 const m = e.metrics as Record<string, number>;
                 personalized.set(siteId, m);
