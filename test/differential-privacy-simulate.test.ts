@@ -1,6 +1,7 @@
 /**
  * Differential privacy through `fedsfda simulate`, end to end: a DP scenario reports epsilon in summary.json and
- * privacy.json; a scenario over its budget refuses to start (non-zero exit, typed error) before any process runs.
+ * privacy.json (central and distributed); a scenario over its budget refuses to start (non-zero exit, typed error)
+ * before any process runs.
  */
 import { execFile } from 'node:child_process';
 import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -52,7 +53,7 @@ describe('fedsfda simulate with differential privacy', () => {
     const config = join(dir, 'dp.json');
     await writeFile(config, JSON.stringify(scenario({ noiseMultiplier: 1.5, clip: 0.5, delta: 1e-5, maxEpsilon: 20 })));
     const out = join(dir, 'dp-out');
-    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 280_000 });
+    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 580_000 });
     const want = sampledGaussianEpsilon({ samplingRate: 1, noiseMultiplier: 1.5, steps: 2, delta: 1e-5 }).epsilon;
     expect(stdout).toContain(`differential privacy (central): epsilon ${want.toFixed(3)}`);
     const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as SimulationSummary;
@@ -60,5 +61,18 @@ describe('fedsfda simulate with differential privacy', () => {
     expect(summary.privacy!.epsilon).toBeCloseTo(want, 10);
     expect(summary.rounds.every((r) => r.failures === 0)).toBe(true);
     expect(JSON.parse(await readFile(join(out, 'privacy.json'), 'utf8')).epsilon).toBeCloseTo(want, 10);
-  }, 300_000);
+  }, 600_000);
+
+  it('with secure aggregation the sites add the noise, and each site accounts the same epsilon on its own', async () => {
+    const config = join(dir, 'ddp.json');
+    const s = scenario({ noiseMultiplier: 1.5, clip: 0.5, delta: 1e-5 });
+    await writeFile(config, JSON.stringify({ ...s, training: { ...s.training, secureAggregation: { clip: 8, maxExamples: 1000 } } }));
+    const out = join(dir, 'ddp-out');
+    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 580_000 });
+    const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as SimulationSummary;
+    expect(summary.privacy).toMatchObject({ mode: 'distributed', roundsAccounted: 2, noiseSource: 'crypto' });
+    const eps = summary.privacy!.epsilon.toFixed(3);
+    expect(stdout).toContain(`differential privacy (distributed): epsilon ${eps}`);
+    for (const id of ['site-x', 'site-y', 'site-z']) expect(stdout).toMatch(new RegExp(`${id}: round 2: update norm [0-9.]+ clipped to 0.5, .* own epsilon so far ${eps}`));
+  }, 600_000);
 });
