@@ -43,11 +43,11 @@ describe('fedsfda simulate with differential privacy', () => {
     const config = join(dir, 'over.json');
     await writeFile(config, JSON.stringify(scenario({ noiseMultiplier: 1, clip: 1, maxEpsilon: 3 }, 50)));
     const out = join(dir, 'over-out');
-    const err = (await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 120_000 }).catch((e: unknown) => e)) as { code: number; stderr: string };
+    const err = (await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 580_000 }).catch((e: unknown) => e)) as { code: number; stderr: string };
     expect(err.code).toBe(1);
     expect(err.stderr).toMatch(/\[budget-exceeded\] 50 rounds of DP-FedAvg .* over the budget of 3/);
     await expect(access(join(out, 'keys'))).rejects.toThrow(); // nothing was set up
-  });
+  }, 600_000);
 
   it('runs DP-FedAvg across processes and reports epsilon in summary.json and privacy.json', async () => {
     const config = join(dir, 'dp.json');
