@@ -359,7 +359,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       // does, before summing statistics over whoever is there (at least 3).
       const possible = opts.enrollment.siteIds().length + opts.enrollment.toJSON().tokens.length;
       if (possible < MIN_SECURE_SITES) {
-        throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least ${MIN_SECURE_SITES} sites; only ${possible} can ever join (enrolled sites and tokens)`);
+        throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least ${MIN_SECURE_SITES} connected sites, and only ${possible} can ever connect (enrolled sites and tokens)`);
       }
       const want = Math.max(MIN_SECURE_SITES, minSites);
       await registry.waitForCount(want, timeouts.waitForSitesMs, statsAbort.signal).catch((e: Error) => {
