@@ -12,6 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../protocol/class-histogram-vectors.ts';
+import { headDimensions } from '../protocol/contracts/index.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../protocol/source-stats-vectors.ts';
 import { encodeWeightSet } from '../protocol/tensor-codec.ts';
@@ -51,13 +52,6 @@ export interface ArtifactReport {
   failures: { artifact: 'source-stats' | 'class-histogram'; reason: string }[];
 }
 
-/** The numbers of classes and latent channels, read off the U-Net head ([1, 1, latent, classes]). */
-function headShape(weights: WeightSet): { latentDim: number; numClasses: number } {
-  const head = weights.find((t) => t.name === 'head.w');
-  if (!head || head.shape.length !== 4) throw new Error('the global model has no head.w of rank 4');
-  return { latentDim: head.shape[2], numClasses: head.shape[3] };
-}
-
 /** Writes the final model, then runs the requested statistics rounds; a failed statistic is reported, not thrown. */
 export async function writeRunArtifacts(source: ArtifactSource, outDir: string, statistics?: RunStatistics): Promise<ArtifactReport> {
   const s = statistics === undefined ? undefined : runStatisticsSchema.parse(statistics); // bad settings: nothing written
@@ -76,7 +70,7 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
     try {
       // Moments of latent features are not bounded by 1 like counts: a wide clip (1e4) keeps them unclipped.
       const { sums, included } = await source.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence: s.confidence }, clip: 1e4 });
-      const stats = sourceStatsFromVectors(sums, { ...headShape(final), confidence: s.confidence, numSites: included.length, scale });
+      const stats = sourceStatsFromVectors(sums, { ...headDimensions(final), confidence: s.confidence, numSites: included.length, scale });
       await writeFile(join(outDir, SOURCE_STATS_FILE), JSON.stringify(stats));
       report.sourceStats = { file: SOURCE_STATS_FILE, sites: included };
     } catch (e) {

@@ -7,7 +7,7 @@ import { initEngine, resetEngine } from './select-backend.ts';
 import { loadNativeAddon } from './native-addon.ts';
 import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
 import { EngineError } from './errors.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 
 const EPS = 1e-5;
 

@@ -4,7 +4,7 @@
  * nearest labels), optional thinning of label-empty slices. Deterministic in `seed`.
  * `reassembleLabelVolume` inverts the slicing so predictions can be written back as NIfTI.
  */
-import { Rng } from '../../util/rng.ts';
+import { Rng } from '../../../protocol/common/index.ts';
 import { resizeBilinear, resizeNearest } from '../resize.ts';
 import type { ImageSlices, SliceDataset } from '../slice-dataset.ts';
 import { DatasetError } from './dataset-error.ts';
