@@ -48,6 +48,8 @@ export const roundRecordSchema = z.object({
   fitMetrics: metricsSchema,
   startedAt: z.string(),
   durationMs: z.number(),
+  /** Why the strategy could not aggregate (it threw); absent or null when it did not fail. */
+  strategyError: z.string().nullable().optional(),
   /** Present for secure-aggregation rounds: whose updates are in the sum, and the total example count. */
   secureAggregation: z
     .object({ included: z.array(z.string()), excluded: z.array(z.string()), totalExamples: z.number(), error: z.string().nullable() })
