@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import type { PrivacyStatus } from './strategies/dp-fedavg.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -52,10 +53,17 @@ describe('writeRunArtifacts', () => {
   it('without statistics writes only the final model, runs no statistics round', async () => {
     const requests: StatisticsRequest[] = [];
     const r = await writeRunArtifacts(fakeSource(requests), dir);
-    expect(r).toEqual({ finalWeights: 'final-weights.fsws', sourceStats: null, classHistogram: null, failures: [] });
+    expect(r).toEqual({ finalWeights: 'final-weights.fsws', sourceStats: null, classHistogram: null, failures: [], privacy: null });
     expect(requests).toEqual([]);
     expect(await readdir(dir)).toEqual(['final-weights.fsws']);
     expect(decodeWeightSet(new Uint8Array(await readFile(join(dir, 'final-weights.fsws'))))).toEqual(WEIGHTS);
+  });
+
+  it('writes privacy.json when the run is differentially private', async () => {
+    const privacy = { mode: 'central', epsilon: 2.5, delta: 1e-5 } as unknown as PrivacyStatus;
+    const r = await writeRunArtifacts({ ...fakeSource([]), status: () => ({ privacy }) }, dir);
+    expect(r.privacy).toBe('privacy.json');
+    expect(JSON.parse(await readFile(join(dir, 'privacy.json'), 'utf8'))).toEqual(privacy);
   });
 
   it('pools source statistics and the non-IID report with the public scale and the right clip ranges', async () => {

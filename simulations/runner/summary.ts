@@ -4,6 +4,7 @@
  */
 import Table from 'cli-table3';
 import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
+import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 
 export interface DiceSummary {
@@ -50,6 +51,8 @@ export interface SimulationSummary {
    * the sites' own histograms, which only a simulation can see (the check that the secure one is right).
    */
   readonly nonIid: { readonly secure: ClassHistogramReport | null; readonly inClear: ClassHistogramReport | null };
+  /** Differential privacy spent by the run (epsilon, delta, per release; privacy.json), or null without DP. */
+  readonly privacy: PrivacyStatus | null;
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
@@ -70,6 +73,7 @@ function meanOf(values: (number | null)[]): number | null {
 export function buildSummary(args: {
   artifacts: SimulationSummary['artifacts'];
   nonIid: SimulationSummary['nonIid'];
+  privacy?: PrivacyStatus | null;
   scenario: string;
   startedAt: Date;
   backend: string;
@@ -119,6 +123,7 @@ export function buildSummary(args: {
     })),
     artifacts: args.artifacts,
     nonIid: args.nonIid,
+    privacy: args.privacy ?? null,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
     meanPersonalizedDice: meanOf(sites.map((s) => s.personalizedDice?.mean ?? null)),
