@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../protocol/class-histogram-vectors.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
-import { SOURCE_STATS_REQUEST, sourceStatsToVectors, type SourceStatsJson } from '../protocol/source-stats-vectors.ts';
+import type { SourceStats } from '../protocol/contracts/index.ts';
+import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../protocol/source-stats-vectors.ts';
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
 import { writeRunArtifacts, type ArtifactSource } from './run-artifacts.ts';
 import { StatisticsRoundError, type StatisticsRequest } from './statistics-round.ts';
@@ -13,7 +14,7 @@ import { StatisticsRoundError, type StatisticsRequest } from './statistics-round
 // A U-Net head [1, 1, latent 2, classes 2] is all the source-stats package needs from the model.
 const WEIGHTS: WeightSet = [{ name: 'head.w', shape: [1, 1, 2, 2], data: Float32Array.of(1, 2, 3, 4) }];
 
-function siteStats(count: number): SourceStatsJson {
+function siteStats(count: number): SourceStats {
   const m = { count, sum: [count, 0], sumOuter: [count, 0, 0, count] };
   return {
     kind: 'fedsfda-source-stats', version: 1, numClasses: 2, latentDim: 2, confidence: 0.97, numSites: 1,
@@ -73,7 +74,7 @@ describe('writeRunArtifacts', () => {
       ['class-histogram', 1, 0.001],
     ]);
     expect(r.failures).toEqual([]);
-    const stats = JSON.parse(await readFile(join(dir, 'source-stats.json'), 'utf8')) as SourceStatsJson;
+    const stats = JSON.parse(await readFile(join(dir, 'source-stats.json'), 'utf8')) as SourceStats;
     expect(stats).toMatchObject({ numSites: 3, numClasses: 2, latentDim: 2 });
     expect(stats.classes[0].labelCount).toBe(60);
     expect(stats.bn['enc1.bn1'].count).toBe(60);

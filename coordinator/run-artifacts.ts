@@ -13,6 +13,7 @@ import type { PrivacyStatus } from './strategies/dp-fedavg.ts';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../protocol/class-histogram-vectors.ts';
+import { headDimensions } from '../protocol/contracts/index.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../protocol/source-stats-vectors.ts';
 import { encodeWeightSet } from '../protocol/tensor-codec.ts';
@@ -110,13 +111,6 @@ export async function completedRun(outDir: string, round: number): Promise<RunMa
   return manifest;
 }
 
-/** The numbers of classes and latent channels, read off the U-Net head ([1, 1, latent, classes]). */
-function headShape(weights: WeightSet): { latentDim: number; numClasses: number } {
-  const head = weights.find((t) => t.name === 'head.w');
-  if (!head || head.shape.length !== 4) throw new Error('the global model has no head.w of rank 4');
-  return { latentDim: head.shape[2], numClasses: head.shape[3] };
-}
-
 /**
  * Writes the final model, runs the requested statistics rounds (a failed statistic is reported, not thrown), then
  * history.json and run.json. Every file is replaced atomically; files of an earlier, interrupted attempt are removed
@@ -167,7 +161,7 @@ async function writeStatistics(source: ArtifactSource, outDir: string, s: z.outp
     try {
       // Moments of latent features are not bounded by 1 like counts: a wide clip (1e4) keeps them unclipped.
       const { sums, included } = await source.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence: s.confidence }, clip: 1e4 });
-      const stats = sourceStatsFromVectors(sums, { ...headShape(final), confidence: s.confidence, numSites: included.length, scale });
+      const stats = sourceStatsFromVectors(sums, { ...headDimensions(final), confidence: s.confidence, numSites: included.length, scale });
       await writeFileAtomic(join(outDir, SOURCE_STATS_FILE), JSON.stringify(stats));
       report.sourceStats = { file: SOURCE_STATS_FILE, sites: included };
     } catch (e) {

@@ -5,7 +5,7 @@
 import { classHistogramReportInClear, type ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import type { RoundRecord } from '../../coordinator/round-history.ts';
+import { EVAL_METRIC, metricValue, type RoundRecord } from '../../protocol/contracts/index.ts';
 import { PRIVACY_FILE } from '../../coordinator/run-artifacts.ts';
 import { FedAvg, withDifferentialPrivacy, type PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
@@ -182,7 +182,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
             case 'roundCompleted': {
               const r = e.record as RoundRecord;
               const loss = r.meanTrainLoss === null ? 'n/a' : r.meanTrainLoss.toFixed(4);
-              const dice = r.evalMetrics?.dice === undefined ? 'n/a' : r.evalMetrics.dice.toFixed(3);
+              const dice = metricValue(r.evalMetrics, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a';
               log(`round ${r.round} done in ${(r.durationMs / 1000).toFixed(1)} s: mean train loss ${loss}, mean val Dice ${dice}`);
               break;
             }
@@ -245,7 +245,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
               } else if (e.event === 'personalized') {
                 const m = e.metrics as Record<string, number>;
                 personalized.set(siteId, m);
-                log(`${siteId}: fine-tuned locally for ${s.training.personalizeEpochs} epoch(s): validation Dice ${m.dice?.toFixed(3) ?? 'n/a'}`);
+                log(`${siteId}: fine-tuned locally for ${s.training.personalizeEpochs} epoch(s): validation Dice ${metricValue(m, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a'}`);
               } else if (e.event === 'error') {
                 fail(`${siteId}: ${String(e.message)}`);
               }

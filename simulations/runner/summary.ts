@@ -3,7 +3,7 @@
  * built from the coordinator's round history, and the table printed at the end of a run.
  */
 import Table from 'cli-table3';
-import type { RoundRecord } from '../../coordinator/round-history.ts';
+import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 
@@ -60,13 +60,9 @@ export interface SimulationSummary {
   readonly meanPersonalizedDice: number | null;
 }
 
-const num = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
-
-function dicePart(metrics: Record<string, number> | null | undefined, prefix: string, numClasses: number): DiceSummary {
-  const m = metrics ?? {};
-  const perClass: (number | null)[] = [];
-  for (let c = 1; c < numClasses; c++) perClass.push(num(m[`${prefix}dice.class${c}`]));
-  return { mean: num(m[`${prefix}dice`]), perClass };
+/** Dice overall and per class of a metric record (names: protocol/contracts/metric-names.ts). */
+function dicePart(metrics: Record<string, number> | null | undefined, numClasses: number): DiceSummary {
+  return readDice(metrics, numClasses);
 }
 
 function meanOf(values: (number | null)[]): number | null {
@@ -101,13 +97,13 @@ export function buildSummary(args: {
     const { personalizedMetrics, ...site } = s;
     return {
       ...site,
-      untrainedDice: dicePart(initial, 'initial.', args.numClasses),
-      dice: dicePart(final, '', args.numClasses),
-      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, '', args.numClasses) : null,
-      iou: num(final?.iou),
-      hd95Mm: num(final?.hd95),
-      assdMm: num(final?.assd),
-      infiniteDistances: num(final?.infiniteDistances),
+      untrainedDice: dicePart(initial && initialMetrics(initial), args.numClasses),
+      dice: dicePart(final, args.numClasses),
+      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, args.numClasses) : null,
+      iou: metricValue(final, EVAL_METRIC.iou),
+      hd95Mm: metricValue(final, EVAL_METRIC.hd95),
+      assdMm: metricValue(final, EVAL_METRIC.assd),
+      infiniteDistances: metricValue(final, EVAL_METRIC.infiniteDistances),
     };
   });
   return {
@@ -121,7 +117,7 @@ export function buildSummary(args: {
     rounds: args.history.map((r) => ({
       round: r.round,
       meanTrainLoss: r.meanTrainLoss,
-      meanEvalDice: num(r.evalMetrics?.dice),
+      meanEvalDice: metricValue(r.evalMetrics, EVAL_METRIC.dice),
       durationMs: r.durationMs,
       failures: r.failures.length,
     })),
