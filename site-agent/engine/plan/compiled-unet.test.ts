@@ -19,7 +19,7 @@ import { createUNet, type UNet } from '../../model/unet.ts';
 import type { UNetConfig } from '../../model/unet-config.ts';
 import { crossEntropyLoss, entropyLoss, segmentationLoss } from '../../train/losses.ts';
 import { createOptimizer } from '../../train/optimizer.ts';
-import { Rng } from '../../util/rng.ts';
+import { Rng } from '../../../protocol/common/index.ts';
 import { createReferenceParams, referenceForward, softmaxCrossEntropy, type ReferenceUNetConfig } from '../bench/reference-unet.ts';
 import { CompiledUNet, emptyHyper } from './compiled-unet.ts';
 import { CompiledTrainer } from './compiled-trainer.ts';
