@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
-import type { StrategyName } from '../../coordinator/strategies/create-strategy.ts';
+import type { StrategyName } from '../../coordinator/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import { runFederatedSimulation } from './run-federated.ts';
 import type { SimulationSummary } from './summary.ts';

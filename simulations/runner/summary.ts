@@ -5,7 +5,7 @@
 import Table from 'cli-table3';
 import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
-import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
+import type { ClassHistogramReport } from '../../protocol/index.ts';
 
 export interface DiceSummary {
   /** Mean over foreground classes of the per-volume Dice, averaged over the site's validation volumes. */
