@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { PrivacyError, sampledGaussianEpsilon, seededNoiseSource } from '../../protocol/privacy/index.ts';
 import { withDifferentialPrivacy } from './dp-config.ts';
-import { DpFedAvg, hasPrivacyAccounting } from './dp-fedavg.ts';
+import { BN_VARIANCE_FLOOR, DpFedAvg, hasPrivacyAccounting } from './dp-fedavg.ts';
 import { FedAvg } from './fedavg.ts';
 import { FedBN } from './fedbn.ts';
 import { FedAdam } from './fed-opt.ts';
@@ -63,6 +63,18 @@ describe('DP-FedAvg, central mode', () => {
     const out = dp(new FedBN()).aggregateFit(1, ['a', 'b', 'c'].map((id) => reply(id, g, () => 0.3)), [], g)!;
     expect(Array.from(out.weights[1].data)).toEqual(Array.from(g[1].data)); // BN untouched: no noise, no update
     expect(norm(out.weights[0].data, g[0].data)).toBeGreaterThan(0);
+  });
+
+  it('floors noised batch-norm running variances (post-processing: a site cannot use a negative variance)', () => {
+    const g: WeightSet = [
+      { name: 'enc1.conv1.w', shape: [4], data: new Float32Array(4) },
+      { name: 'enc1.bn1.var', shape: [1000], data: new Float32Array(1000).fill(0.01) },
+      { name: 'enc1.bn1.mean', shape: [1000], data: new Float32Array(1000) },
+    ];
+    const out = dp(new FedAvg(), { noiseMultiplier: 3 }).aggregateFit(1, ['a', 'b', 'c'].map((id) => reply(id, g, () => 0)), [], g)!;
+    const v = out.weights.find((t) => t.name === 'enc1.bn1.var')!.data;
+    expect(Math.min(...v)).toBe(Math.fround(BN_VARIANCE_FLOOR));
+    expect(Math.min(...out.weights.find((t) => t.name === 'enc1.bn1.mean')!.data)).toBeLessThan(0); // means stay as noised
   });
 
   it('works around a server optimizer (the noised mean is its pseudo-gradient)', () => {

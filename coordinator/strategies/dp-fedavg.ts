@@ -17,6 +17,7 @@
  * aggregation the sites add the noise themselves (distributed mode, protocol/privacy/distributed-noise.ts).
  */
 import { sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
+import { tensorRole } from '../../protocol/contracts/index.ts';
 import {
   ADAPTIVE_CLIPPING_DEFAULTS,
   PrivacyError,
@@ -103,6 +104,19 @@ export function hasPrivacyAccounting(s: Strategy): s is Strategy & PrivacyAccoun
 }
 
 const LABEL = 'dp-fedavg';
+
+/**
+ * Noise can push an averaged batch-norm running variance below zero, which no site can use. Flooring it is
+ * post-processing of a DP release, so the guarantee is unchanged (Dwork & Roth 2014, Prop. 2.1).
+ */
+export const BN_VARIANCE_FLOOR = 1e-3;
+
+function floorVariances(weights: WeightSet): WeightSet {
+  return weights.map((t) => {
+    if (tensorRole(t.name) !== 'bn-stat' || !t.name.endsWith('.var')) return t;
+    return { ...t, data: t.data.map((v) => (v > BN_VARIANCE_FLOOR ? v : BN_VARIANCE_FLOOR)) };
+  });
+}
 
 /** Site noise for distributed mode (Kairouz et al. 2021), refused when adaptive or when the sum could wrap. */
 function planDistributed(opts: DpFedAvgOptions, clip: number): DistributedDpParams & { dim: number; minSurvivors: number } {
@@ -229,7 +243,7 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     };
     const agg = this.inner.aggregateFit(round, [virtual], failures, global);
     if (agg === null) return null;
-    return { weights: agg.weights, metrics: { ...agg.metrics, 'dp.clip': clipUsed, 'dp.noiseStd': std / m, 'dp.epsilon': this.spent().epsilon } };
+    return { weights: floorVariances(agg.weights), metrics: { ...agg.metrics, 'dp.clip': clipUsed, 'dp.noiseStd': std / m, 'dp.epsilon': this.spent().epsilon } };
   }
 
   /** The secure sum already carries the survivors' clipped updates and noise shares: account, then pass it on. */
@@ -243,8 +257,9 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     this.ledger.record(ddgEvent(LABEL, ddg, survivors, ddg.dim));
     const agg = this.inner.aggregateFit(round, results, failures, global);
     if (agg === null) return null;
+    const floored = floorVariances(agg.weights);
     const std = (Math.sqrt(survivors) * ddg.siteSigma * 2 ** -this.opts.distributed!.quant.scaleBits * this.opts.distributed!.maxExamples) / survivors;
-    return { weights: agg.weights, metrics: { ...agg.metrics, 'dp.clip': this.clip, 'dp.noiseStd': std, 'dp.epsilon': this.spent().epsilon } };
+    return { weights: floored, metrics: { ...agg.metrics, 'dp.clip': this.clip, 'dp.noiseStd': std, 'dp.epsilon': this.spent().epsilon } };
   }
 
   private spent() {
