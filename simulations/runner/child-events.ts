@@ -30,6 +30,16 @@ const siteProgressSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('connected'), attempt: z.number().int() }),
   z.object({ type: z.literal('failed'), round: z.number().int(), stage: z.enum(['fit', 'evaluate']), reason: z.string() }),
   z.object({ type: z.literal('disconnected'), bytesSent: z.number(), bytesReceived: z.number() }),
+  /** Distributed DP: the site's own accounting of the noise it added to one update (its audit log has the same entry). */
+  z.object({
+    type: z.literal('dp-fit'),
+    round: z.number().int(),
+    updateNorm: z.number(),
+    clip: z.number(),
+    siteSigma: z.number(),
+    epsilon: z.number(),
+    delta: z.number(),
+  }),
 ]);
 export type SiteProgressEvent = z.infer<typeof siteProgressSchema>;
 

@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getLogger } from '../../protocol/common/index.ts';
 import { EVAL_METRIC, metricValue, roundRecordSchema, type RoundRecord } from '../../protocol/contracts/index.ts';
-import { coordinatorEventSchema, siteEventSchema, type CoordinatorEvent, type SiteEvent } from './child-events.ts';
+import { coordinatorEventSchema, siteEventSchema, type CoordinatorEvent, type SiteEvent, type SiteProgressEvent } from './child-events.ts';
 import type { SimulationJob } from './job.ts';
 import { spawnTs, type TsChild } from './spawn-ts.ts';
 
@@ -177,6 +177,14 @@ class Federation {
     this.watch(child, () => {});
   }
 
+  private onSiteProgress(siteId: string, p: SiteProgressEvent): void {
+    const log = this.o.log;
+    if (p.type === 'failed') log(`${siteId}: round ${p.round} ${p.stage} failed: ${p.reason}`);
+    else if (p.type === 'dp-fit') {
+      log(`${siteId}: round ${p.round}: update norm ${p.updateNorm.toFixed(4)} clipped to ${p.clip}, noise share sigma ${p.siteSigma.toFixed(1)} steps; own epsilon so far ${p.epsilon.toFixed(3)} (delta ${p.delta})`);
+    }
+  }
+
   private onSiteEvent(siteId: string, e: SiteEvent): void {
     const log = this.o.log;
     switch (e.event) {
@@ -187,8 +195,7 @@ class Federation {
         return log(`${siteId}: ready on backend ${e.backend}, ${e.trainCases} cases / ${e.trainSlices} training and ${e.valSlices} validation slices; training pixels by class: ${shares}`);
       }
       case 'progress':
-        if (e.progress.type === 'failed') log(`${siteId}: round ${e.progress.round} ${e.progress.stage} failed: ${e.progress.reason}`);
-        return;
+        return this.onSiteProgress(siteId, e.progress);
       case 'personalized':
         this.personalized.set(siteId, e.metrics);
         return log(`${siteId}: fine-tuned locally for ${this.o.personalizeEpochs} epoch(s): validation Dice ${metricValue(e.metrics, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a'}`);

@@ -27,6 +27,12 @@ function progressEvent(p: SiteProgress): SiteProgressEvent | null {
       return { type: 'failed', round: p.round, stage: p.stage, reason: p.reason };
     case 'disconnected':
       return { type: 'disconnected', bytesSent: p.bytesSent, bytesReceived: p.bytesReceived };
+    case 'fit': {
+      const m = p.metrics;
+      const eps = m['dp.epsilon'];
+      if (eps === undefined) return null;
+      return { type: 'dp-fit', round: p.round, updateNorm: m['dp.updateNorm'] ?? NaN, clip: m['dp.clip'] ?? NaN, siteSigma: m['dp.siteSigma'] ?? NaN, epsilon: eps, delta: m['dp.delta'] ?? NaN };
+    }
     default:
       return null;
   }
