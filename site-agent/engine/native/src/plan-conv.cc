@@ -33,20 +33,35 @@ class StoreEpilogue : public DirectEpilogue {
   StoreEpilogue(float* arena, const View& dst, bool accumulate, const float* bias, double* moments, int channels)
       : arena_(arena), dst_(dst), acc_(accumulate), bias_(bias), mom_(moments), C_(channels) {}
   void tile(int task, int n, int y, int x0, int rows, int col0, int cols, const float* tmp, int ld) override {
-    double* sum = mom_ ? mom_ + static_cast<long>(task) * 2 * C_ : nullptr;
     for (int r = 0; r < rows; ++r) {
-      float* o = arena_ + dst_.at(n, y, x0 + r) + col0;
+      float* __restrict o = arena_ + dst_.at(n, y, x0 + r) + col0;
+      const float* __restrict t = tmp + r * ld;
+      if (bias_) {
+        for (int c = 0; c < cols; ++c) o[c] = (acc_ ? o[c] : 0.f) + t[c] + bias_[col0 + c];
+      } else if (acc_) {
+        for (int c = 0; c < cols; ++c) o[c] += t[c];
+      } else {
+        for (int c = 0; c < cols; ++c) o[c] = t[c];
+      }
+    }
+    if (!mom_) return;
+    // Moments of the stored values (bias included): the tile's rows summed in float (at most 16 pixels, at most
+    // 64 channels per tile), added to the task's double sums.
+    double* sum = mom_ + static_cast<long>(task) * 2 * C_ + col0;
+    double* sq = sum + C_;
+    float s[64], q[64];
+    for (int c = 0; c < cols; ++c) s[c] = q[c] = 0.f;
+    for (int r = 0; r < rows; ++r) {
       const float* t = tmp + r * ld;
       for (int c = 0; c < cols; ++c) {
-        float v = t[c];
-        if (bias_) v += bias_[col0 + c];
-        if (acc_) o[c] += v;
-        else o[c] = v;
-        if (sum) {
-          sum[col0 + c] += v;
-          sum[C_ + col0 + c] += static_cast<double>(v) * v;
-        }
+        const float v = bias_ ? t[c] + bias_[col0 + c] : t[c];
+        s[c] += v;
+        q[c] += v * v;
       }
+    }
+    for (int c = 0; c < cols; ++c) {
+      sum[c] += s[c];
+      sq[c] += q[c];
     }
   }
 
