@@ -4,7 +4,7 @@
  * fit it refuses (PrivacyError 'budget-exceeded') a round that would take the site past its `maxEpsilon`.
  */
 import { DP_SGD_METRIC, PrivacyError, PrivacyLedger, type DpSgdPlan, type NoiseSource } from '../../protocol/privacy/index.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
 import { trainLocalDpSgd, type DpSgdTrainConfig, type DpSgdTrainResult } from './dp-sgd.ts';
 

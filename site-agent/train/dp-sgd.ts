@@ -13,9 +13,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { DpGradientAccumulator, poissonSample, type DpSgdPlan, type NoiseSource } from '../../protocol/privacy/index.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import { normalizationOf, type UNet } from '../model/index.ts';
 import { checkDataset, makeBatch } from './batches.ts';
 import { segmentationLoss, type LossKind } from './losses.ts';
