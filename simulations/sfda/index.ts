@@ -10,5 +10,5 @@ export {
   type BenchmarkHooks,
 } from './run-benchmark.ts';
 export { parseSfdaBenchmarkConfig, sfdaBenchmarkSchema, SfdaBenchmarkError, type SfdaBenchmarkConfig } from './benchmark-config.ts';
-export { runFedAvg, weightedAverage, type FedAvgConfig } from './fedavg.ts';
+export { trainFederatedSource, FederatedSourceError, type FederatedSourceConfig } from './federated-source.ts';
 export { augmentDataset, augmentSlice, IntensityAugmentSchema, type IntensityAugmentOptions } from './intensity-augment.ts';

@@ -1,5 +1,5 @@
 /**
- * The source-free adaptation benchmark: federated training on labelled source sites (in-process FedAvg), pooled
+ * The source-free adaptation benchmark: federated training on labelled source sites (in-process rounds aggregated by the coordinator's FedAvg strategy), pooled
  * source statistics, then each method adapts the federated model on an unlabelled target site with a strong scanner
  * shift; every method is scored on separate labelled target test cases (3D per volume: Dice, ASSD in mm), over
  * several seeds. `source-only` is the unadapted federated model; `target-supervised` the same network trained with
@@ -17,7 +17,7 @@ import { buildMricronDatasets } from '../mricron/index.ts';
 import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import { parseSfdaBenchmarkConfig, type SfdaBenchmarkConfig } from './benchmark-config.ts';
-import { runFedAvg } from './fedavg.ts';
+import { trainFederatedSource } from './federated-source.ts';
 
 export const BENCHMARK_METHODS = ['source-only', 'adabn', 'tent', 'osuda', 'gmm-swd', 'target-supervised'] as const;
 export type BenchmarkMethod = (typeof BENCHMARK_METHODS)[number];
@@ -94,7 +94,7 @@ async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) 
   const unet = createUNet(modelCfg, seed);
   try {
     let t0 = performance.now();
-    await runFedAvg(unet, sources, {
+    await trainFederatedSource(unet, sources, {
       ...cfg.federated,
       seed,
       onRound: (r, loss) => log(`seed ${seed}: FedAvg round ${r}/${cfg.federated.rounds} mean local loss ${loss.toFixed(4)}`),
