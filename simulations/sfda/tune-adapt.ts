@@ -95,7 +95,7 @@ for (const seed of seeds) {
     for (const v of variants) {
       unet.setWeights(federated);
       const t0 = performance.now();
-      const opts = { ...cfg.adapt.common, ...(cfg.adapt.methods[method] ?? {}), batchSize: cfg.adapt.batchSize, seed, ...v } as AdaptOptions;
+      const opts = { ...cfg.adapt.common, ...((cfg.adapt.methods as Record<string, Record<string, unknown> | undefined>)[method] ?? {}), batchSize: cfg.adapt.batchSize, seed, ...v } as AdaptOptions;
       const rep = adapt(method, unet, toUnlabeled(targetAdapt), stats, opts);
       const dice = score();
       row.push(dice);

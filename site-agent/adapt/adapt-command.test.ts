@@ -47,7 +47,7 @@ describe('fedsfda source-stats / adapt (phantom target)', () => {
       '--phantom-preset', 'mr-to-ct', ...phantom, '--polarity-check', '--out', join(dir, 'out-p'),
     ]);
     const checked = JSON.parse(await readFile(join(dir, 'out-p', 'adapt-report.json'), 'utf8'));
-    expect(checked.report.notes[0]).toMatch(/^input polarity [+-]1 \(mean target entropy after AdaBN \+1: [\d.]+, -1: [\d.]+\)$/);
+    expect(checked.report.notes[0]).toMatch(/^input polarity [+-]1 \(input adapter \(K=2, 0 steps\): kept start [01] \((identity|negation)\); entropy after AdaBN per start \[identity [\d.]+, negation [\d.]+\]\)$/);
   });
 
   it('refuses an unknown method with a typed error', async () => {
