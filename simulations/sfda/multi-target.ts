@@ -13,6 +13,8 @@
  * counts, no weight exchange) are the comparison, per site. What is in-process here: the transport (the messages pass
  * through `runSecAggRound`'s in-memory driver instead of sockets); everything a message carries is the product's.
  */
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { createStrategy, type FitResult } from '../../coordinator/strategies/index.ts';
@@ -233,4 +235,33 @@ export function formatMultiTarget(r: MultiTargetResult): string {
   lines.push(`${'mean'.padEnd(12)}${m(meanOver('sourceOnly')).padEnd(18)}${m(meanOver('alone')).padEnd(18)}${m(meanOver('federated'))}`);
   lines.push(`seeds ${r.seeds.join(', ')}; ${r.secureRounds} secure rounds; wall time ${(r.wallMs / 1000).toFixed(0)} s`);
   return lines.join('\n');
+}
+
+export class MultiTargetError extends Error {
+  readonly code = 'BAD_MULTI_TARGET_CONFIG' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'MultiTargetError';
+  }
+}
+
+export function parseMultiTargetConfig(raw: unknown, where = 'multi-target config'): MultiTargetConfig {
+  const r = multiTargetSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new MultiTargetError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+/** Loads the scenario, runs it, prints the table, writes DIR/summary.json when `outDir` is given. */
+export async function runMultiTargetFile(file: string, outDir?: string, log: (m: string) => void = console.log): Promise<MultiTargetResult> {
+  const cfg = parseMultiTargetConfig(JSON.parse(await readFile(file, 'utf8')), file);
+  const result = await runMultiTarget(cfg, { onProgress: log });
+  log(formatMultiTarget(result));
+  if (outDir !== undefined) {
+    await mkdir(outDir, { recursive: true });
+    await writeFile(join(outDir, 'summary.json'), JSON.stringify(result, null, 2));
+  }
+  return result;
 }

@@ -27,7 +27,7 @@ import { AdaptError } from './adapt-error.ts';
 import { epochBatches, meanEntropy } from './batching.ts';
 import { applyCurve, basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
 export { curvePolarity } from './intensity-curve.ts';
-import { bnMeanVar, type SourceStats } from './source-stats.ts';
+import { bnMeanVar, classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 import { validateUnlabeled } from './unlabeled-slices.ts';
 
@@ -44,10 +44,14 @@ export interface InputAdapterOptions {
   readonly starts?: readonly AdapterStart[];
   /** Random starts in addition. Default 4. */
   readonly randomStarts?: number;
-  /** BN layers matched, counted from the input. Default 4. */
+  /** Index (in forward order) of the first BN layer matched. Default 2 (the first block's layers are skipped, see below). */
+  readonly firstLayer?: number;
+  /** BN layers matched from `firstLayer` on. Default: all the rest. */
   readonly layers?: number;
-  /** λ on the prediction entropy. Default 0.1. */
+  /** λ_H on the prediction entropy. Default 0. */
   readonly entropyWeight?: number;
+  /** λ_π on KL(source class priors || mean predicted class probabilities of the batch). Default 0. */
+  readonly priorWeight?: number;
   /** 'objective' (default): lowest final objective on the target; 'entropy-adabn': lowest entropy after AdaBN. */
   readonly selection?: 'objective' | 'entropy-adabn';
   readonly batchSize?: number;
@@ -82,12 +86,15 @@ export interface InputAdapterResult {
 
 interface Targets {
   readonly layers: string[];
+  /** Source class priors (null: no prior term). */
+  readonly prior: tf.Tensor1D | null;
   readonly mean: Map<string, tf.Tensor1D>;
   readonly variance: Map<string, tf.Tensor1D>;
 }
 
-function sourceTargets(unet: UNet, stats: SourceStats | null, count: number): Targets {
-  const layers = unet.bnLayers.slice(0, Math.min(count, unet.bnLayers.length));
+function sourceTargets(unet: UNet, stats: SourceStats | null, first: number, count: number): Targets {
+  const layers = unet.bnLayers.slice(first, Math.min(first + count, unet.bnLayers.length));
+  if (layers.length === 0) throw new AdaptError('BAD_OPTION', `inputAdapter: no BN layer from index ${first} on (the model has ${unet.bnLayers.length})`);
   const fromStats = stats ? bnMeanVar(stats) : null;
   const mean = new Map<string, tf.Tensor1D>();
   const variance = new Map<string, tf.Tensor1D>();
@@ -96,15 +103,21 @@ function sourceTargets(unet: UNet, stats: SourceStats | null, count: number): Ta
     mean.set(l, s ? tf.tensor1d(Float32Array.from(s.mean)) : (tf.clone(unet.bnStats.get(`${l}.mean`)!) as tf.Tensor1D));
     variance.set(l, s ? tf.tensor1d(Float32Array.from(s.variance)) : (tf.clone(unet.bnStats.get(`${l}.var`)!) as tf.Tensor1D));
   }
-  return { layers, mean, variance };
+  return { layers, mean, variance, prior: stats ? tf.tensor1d(Float32Array.from(classPriors(stats))) : null };
 }
 
 function disposeTargets(t: Targets): void {
   for (const m of [t.mean, t.variance]) for (const v of m.values()) v.dispose();
+  t.prior?.dispose();
 }
 
-/** Mean over layers of the channel-mean KL(N(batch moments) || N(source moments)), plus λ·entropy. */
-function objective(unet: UNet, x: tf.Tensor4D, t: Targets, entropyWeight: number): tf.Scalar {
+interface Weights {
+  readonly entropyWeight: number;
+  readonly priorWeight: number;
+}
+
+/** Mean over layers of the channel-mean KL(N(batch moments) || N(source moments)), plus λ_H·entropy + λ_π·prior KL. */
+function objective(unet: UNet, x: tf.Tensor4D, t: Targets, w: Weights): tf.Scalar {
   const r = unet.forward(x, { bn: 'running', collectStats: true });
   let kl: tf.Tensor = tf.scalar(0);
   for (const l of t.layers) {
@@ -116,7 +129,14 @@ function objective(unet: UNet, x: tf.Tensor4D, t: Targets, entropyWeight: number
     kl = tf.add(kl, tf.mean(d));
   }
   let loss = tf.div(kl, Math.max(1, t.layers.length));
-  if (entropyWeight > 0) loss = tf.add(loss, tf.mul(meanEntropy(r.logits), entropyWeight));
+  if (w.entropyWeight > 0) loss = tf.add(loss, tf.mul(meanEntropy(r.logits), w.entropyWeight));
+  if (w.priorWeight > 0 && t.prior) {
+    // KL(π || τ̂), τ̂ the batch's mean softmax: the anatomy's class proportions do not change with the scanner.
+    const k = r.logits.shape[3];
+    const tau = tf.mean(tf.reshape(tf.softmax(r.logits), [-1, k]), 0);
+    const kl2 = tf.sum(tf.mul(t.prior, tf.sub(tf.log(tf.add(t.prior, 1e-8)), tf.log(tf.add(tau, 1e-8)))));
+    loss = tf.add(loss, tf.mul(kl2, w.priorWeight));
+  }
   return loss as tf.Scalar;
 }
 
@@ -150,6 +170,8 @@ function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed'>>): void {
   int('steps', o.steps, 0);
   int('randomStarts', o.randomStarts, 0);
   int('layers', o.layers, 1);
+  int('firstLayer', o.firstLayer, 0);
+  if (!(o.priorWeight >= 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.priorWeight must be >= 0, got ${o.priorWeight}`);
   int('batchSize', o.batchSize, 1);
   if (!(o.lr > 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.lr must be > 0, got ${o.lr}`);
   if (!(o.entropyWeight >= 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.entropyWeight must be >= 0, got ${o.entropyWeight}`);
@@ -159,11 +181,11 @@ function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed'>>): void {
 }
 
 /** The objective of one curve over the whole target set (inference, no gradient). */
-function scoreObjective(unet: UNet, target: UnlabeledSlices, basis: Float32Array, k: number, curve: IntensityCurve, t: Targets, o: { entropyWeight: number; batchSize: number }): number {
+function scoreObjective(unet: UNet, target: UnlabeledSlices, basis: Float32Array, k: number, curve: IntensityCurve, t: Targets, o: Weights & { batchSize: number }): number {
   const v = tf.tensor1d(curve.values);
   let sum = 0;
   for (const idx of epochBatches(target.n, o.batchSize, null)) {
-    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, k, v), t, o.entropyWeight));
+    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, k, v), t, o));
     sum += s.dataSync()[0] * idx.length;
     s.dispose();
   }
@@ -204,8 +226,10 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
     lr: opts.lr ?? 0.05,
     starts: opts.starts ?? (['identity', 'negation'] as const),
     randomStarts: opts.randomStarts ?? 4,
-    layers: opts.layers ?? 4,
-    entropyWeight: opts.entropyWeight ?? 0.1,
+    firstLayer: opts.firstLayer ?? 2,
+    layers: opts.layers ?? 1000,
+    entropyWeight: opts.entropyWeight ?? 0,
+    priorWeight: opts.priorWeight ?? 0,
     selection: opts.selection ?? 'objective',
     batchSize: opts.batchSize ?? 8,
   };
@@ -214,7 +238,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
   const knots = quantileKnots(target.images, o.knots);
   const k = knots.length;
   const basis = basisMatrix(knots, target.images);
-  const t = sourceTargets(unet, stats, o.layers);
+  const t = sourceTargets(unet, stats, o.firstLayer, o.layers);
   const candidates: AdapterCandidate[] = [];
   try {
     const starts: AdapterStart[] = [...o.starts, ...Array.from({ length: o.randomStarts }, () => 'random' as const)];
@@ -224,7 +248,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
       try {
         for (let step = 0; step < o.steps; step++) {
           const idx = epochBatches(target.n, o.batchSize, rng)[0];
-          const cost = optimizer.minimize(() => objective(unet, batchInput(basis, target, idx, k, v), t, o.entropyWeight), true, [v]);
+          const cost = optimizer.minimize(() => objective(unet, batchInput(basis, target, idx, k, v), t, o), true, [v]);
           cost?.dispose();
         }
         const curve = makeCurve(knots, Array.from(v.dataSync()));
