@@ -30,10 +30,13 @@ import { CoordinatorError, RoundRunner, type RoundEvents, type RoundTimeouts } f
 import { SiteConnection } from './site-connection.ts';
 import { SiteRegistry } from './site-registry.ts';
 import type { SecAggTestHooks } from './secagg-driver.ts';
-import { validateSecureAggregation, type SecureAggregationOptions } from './secure-fit.ts';
-import { runStatisticsRound, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
+import { aggregatedTensors, quantFor, type SecureAggregationOptions } from './secure-fit.ts';
+import { checkRunPlan, MIN_SECURE_SITES, type RunOutcome } from './run-checks.ts';
+import { runStatisticsRound, StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
 import { FedAvg } from './strategies/fedavg.ts';
 import type { Strategy } from './strategies/strategy.ts';
+import { withDifferentialPrivacy, type DifferentialPrivacyConfig } from './strategies/dp-config.ts';
+import { hasPrivacyAccounting } from './strategies/dp-fedavg.ts';
 
 export interface CoordinatorOptions {
   identity: Identity;
@@ -85,6 +88,17 @@ export interface CoordinatorOptions {
    * wrap around for the enrolled number of sites is refused). See SECURITY.md.
    */
   secureAggregation?: SecureAggregationOptions;
+  /**
+   * Client-level differential privacy (DP-FedAvg, coordinator/strategies/dp-fedavg.ts): the strategy is wrapped so
+   * that each site's update is clipped and the mean is noised; a run whose planned rounds would exceed
+   * `maxEpsilon` refuses to start (PrivacyError 'budget-exceeded'). See SECURITY.md.
+   */
+  differentialPrivacy?: DifferentialPrivacyConfig;
+  /**
+   * Fraction of the rounds that must aggregate for the run to count as done (default 0.5; at least one round always).
+   * A run below it still writes its history, but `handle.outcome()` says why it failed and the CLI exits non-zero.
+   */
+  minAggregatedFraction?: number;
   /** Test seams only (a dishonest-coordinator double, a recorder of what the coordinator receives). */
   secAggTestHooks?: SecAggTestHooks;
 }
@@ -106,6 +120,8 @@ export interface CoordinatorHandle {
   /** The current global weights (a reference; clone before mutating). */
   weights(): WeightSet;
   metrics: CoordinatorMetrics;
+  /** Whether the run did its job (set when the last round is over, before `afterRounds`; null before). */
+  outcome(): RunOutcome | null;
   /**
    * Federated statistics through secure aggregation: every connected site computes `request.name` on the current
    * global model (`LocalTrainer.statistics`); only the element-wise sums come back. Throws StatisticsRoundError.
@@ -118,9 +134,31 @@ export interface CoordinatorHandle {
   close(): Promise<void>;
 }
 
+/** Default `minAggregatedFraction`: a run in which most rounds kept the old model did not train. */
+export const DEFAULT_MIN_AGGREGATED_FRACTION = 0.5;
+
 export interface SiteEvents {
   siteConnected: [siteId: string];
   siteDisconnected: [siteId: string];
+}
+
+/**
+ * The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round): central
+ * noise at the coordinator, or, with secure aggregation, discrete Gaussian shares added by the sites (then the
+ * quantization is pinned, because the sites' noise is calibrated to its step).
+ */
+function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): { strategy: Strategy; secure: SecureAggregationOptions | undefined } {
+  const enrolledSites = Math.max(minSites, opts.enrollment.siteIds().length);
+  if (!opts.differentialPrivacy) return { strategy: inner, secure: opts.secureAggregation };
+  if (!opts.secureAggregation) return { strategy: withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites }), secure: undefined };
+  const secure = { ...opts.secureAggregation, scaleBits: quantFor(opts.secureAggregation, Math.max(3, enrolledSites)).scaleBits };
+  const dim = aggregatedTensors(inner, opts.initialWeights).reduce((s, t) => s + t.length, 0);
+  const strategy = withDifferentialPrivacy(inner, opts.differentialPrivacy, {
+    rounds: opts.rounds,
+    enrolledSites,
+    distributed: { quant: { clip: secure.clip, scaleBits: secure.scaleBits }, maxExamples: secure.maxExamples, dim },
+  });
+  return { strategy, secure };
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
@@ -131,7 +169,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const minSites = opts.minSites ?? 1;
   if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
   const logger = opts.logger ?? silentLogger;
-  const strategy: Strategy = opts.strategy ?? new FedAvg();
+  const { strategy, secure: secureAggregation } = withPrivacy(opts.strategy ?? new FedAvg(), opts, minSites);
   const metrics = coordinatorMetrics();
   const registry = new SiteRegistry();
   const store = opts.checkpointDir ? new CheckpointStore(opts.checkpointDir) : null;
@@ -144,15 +182,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   };
   const handshakeMs = opts.timeouts?.handshakeMs ?? 10_000;
   const maxUpdateBytes = opts.maxUpdateBytes ?? 256 * 1024 * 1024;
-  if (opts.secureAggregation) {
-    // The most sites that can ever be summed is the enrolled count (token enrollment can add more: every round's
-    // config is checked again for its actual number of sites).
-    try {
-      validateSecureAggregation(opts.secureAggregation, Math.max(minSites, opts.enrollment.siteIds().length));
-    } catch (e) {
-      throw new CoordinatorError('bad_options', `secureAggregation: ${(e as Error).message}`);
-    }
-  }
+  const minAggregatedFraction = opts.minAggregatedFraction ?? DEFAULT_MIN_AGGREGATED_FRACTION;
+  checkRunPlan(
+    {
+      rounds: opts.rounds,
+      minSites,
+      enrolledSites: opts.enrollment.siteIds().length,
+      minAggregatedFraction,
+      ...(secureAggregation ? { secureAggregation } : {}),
+    },
+    logger,
+  );
 
   const checkpoint = store ? await store.load() : null;
   if (checkpoint) {
@@ -172,6 +212,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       metrics,
       store,
       maxUpdateBytes,
+      minAggregatedFraction,
       ...(opts.afterRounds
         ? {
             afterRounds: () => {
@@ -180,8 +221,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             },
           }
         : {}),
-      ...(opts.secureAggregation
-        ? { secure: { options: opts.secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
+      ...(secureAggregation
+        ? { secure: { options: secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
         : {}),
     },
     checkpoint ? { weights: checkpoint.weights, lastRound: checkpoint.round, history: checkpoint.history } : { weights: opts.initialWeights, lastRound: 0, history: [] },
@@ -265,12 +306,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   } catch (e) {
     throw new CoordinatorError('bad_options', `tls: cannot use the certificate/key: ${(e as Error).message}`);
   }
-  const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(http, {
-    // socket.io's default 1 MB limit is kept on purpose: models travel in acknowledged chunks (protocol/secure-channel.ts).
-    maxHttpBufferSize: 1e6,
-    serveClient: false,
-  });
-  io.on('connection', (socket) => accept(socketIoServerTransport(socket)));
+  // One owner per request path: engine.io answers everything under /socket.io/ (and refuses the polling transport:
+  // sites use websocket only), express everything else. Express is attached first so engine.io's attach() wraps it;
+  // attaching both as independent listeners made both answer /socket.io/?transport=polling (ERR_HTTP_HEADERS_SENT,
+  // an uncaught exception that killed the process).
   // One status for the REST surface and the handle.
   const status = (): CoordinatorStatus => ({
     stage: runner.stage,
@@ -280,6 +319,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     connectedSites: registry.ids(),
     strategy: strategy.name,
     coordinatorKey: publicKeyToString(opts.identity.publicKey),
+    privacy: hasPrivacyAccounting(strategy) ? strategy.privacyStatus() : null,
   });
   const app = createHttpApp({
     status,
@@ -289,6 +329,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
   });
   http.on('request', app);
+  const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(http, {
+    // socket.io's default 1 MB limit is kept on purpose: models travel in acknowledged chunks (protocol/secure-channel.ts).
+    maxHttpBufferSize: 1e6,
+    serveClient: false,
+    transports: ['websocket'],
+  });
+  io.on('connection', (socket) => accept(socketIoServerTransport(socket)));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
@@ -334,8 +381,20 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     connectedSites: () => registry.ids(),
     weights: () => runner.weights,
     metrics,
-    runStatisticsRound: (request) =>
-      runStatisticsRound(
+    outcome: () => runner.outcome,
+    runStatisticsRound: async (request) => {
+      // After a restart (or any gap) the sites may still be reconnecting: wait for the run's quorum, as a round
+      // does, before summing statistics over whoever is there (at least 3).
+      const possible = opts.enrollment.siteIds().length + opts.enrollment.toJSON().tokens.length;
+      if (possible < MIN_SECURE_SITES) {
+        throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least ${MIN_SECURE_SITES} connected sites, and only ${possible} can ever connect (enrolled sites and tokens)`);
+      }
+      const want = Math.max(MIN_SECURE_SITES, minSites);
+      await registry.waitForCount(want, timeouts.waitForSitesMs, statsAbort.signal).catch((e: Error) => {
+        if (statsAbort.signal.aborted) throw new CoordinatorError('stopped', 'coordinator stopped');
+        logger.warn({ code: 'statistics_quorum_timeout', want, connected: registry.size, err: e.message }, 'statistics round starts without its quorum of sites');
+      });
+      return runStatisticsRound(
         {
           registry,
           enrollment: opts.enrollment,
@@ -347,7 +406,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
           ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}),
         },
         request,
-      ),
+      );
+    },
     accept,
     close: () => {
       if (!closed) {

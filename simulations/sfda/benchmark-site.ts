@@ -5,8 +5,8 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import { loadSiteDataset } from '../../site-agent/data/index.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { buildMricronDatasets } from '../mricron/index.ts';
 import { generateSiteData, type ScannerShiftOrPreset } from '../phantoms/index.ts';
 

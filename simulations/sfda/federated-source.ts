@@ -6,7 +6,7 @@
  * as the coordinator does with the replies of real sites. Only the transport (sockets, encryption) is left out.
  */
 import { createStrategy, type FitResult, type StrategySpec } from '../../coordinator/strategies/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import type { UNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/train/index.ts';
 import { augmentDataset, type IntensityAugmentOptions } from './intensity-augment.ts';

@@ -31,7 +31,7 @@ import {
 } from '../../protocol/secagg/index.ts';
 import { applyCurve, computeSourceStats, evaluateSegmentation, jointStatisticsFromVectors, JointTargetSite, poolSourceStats, toUnlabeled, type JointSiteOptions } from '../../site-agent/adapt/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';

@@ -8,7 +8,7 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { parseSfdaSuiteConfig, type SfdaSuiteConfig } from './suite-config.ts';
 import { runSuiteDataset, type DatasetResult, type SuiteFilters } from './suite-run.ts';
 import { formatSuiteDataset, summarizeFamilies } from './suite-table.ts';

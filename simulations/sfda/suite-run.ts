@@ -21,10 +21,10 @@ import {
   type IntensityCurve,
   type SourceStats,
 } from '../../site-agent/adapt/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/train/index.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
 import type { SfdaSuiteConfig, SuiteDataset, SuiteFamily } from './suite-config.ts';

@@ -7,7 +7,7 @@
  *   predicts with the adapted model applies it to the images first (`applyCurve`). `inputPolarities: [1, -1]` is the
  *   session-2 polarity check, now the adapter's K = 2 special case (`POLARITY_CHECK`).
  */
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
 import { adaptAdaBN, type AdaBnOptions } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';

@@ -15,7 +15,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
-import type { Rng } from '../util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { epochBatches, imageBatch } from './batching.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { WeightSet } from '../../protocol/index.ts';
+import type { SliceDataset } from '../data/index.ts';
 import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { adapt, applyCurve, computeSourceStats, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';

@@ -20,8 +20,9 @@
  * after AdaBN); `POLARITY_CHECK` spells it out.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { FIRST_CONV } from '../../protocol/contracts/index.ts';
 import { BN_EPSILON, type UNet } from '../model/index.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
 import { epochBatches, meanEntropy } from './batching.ts';
@@ -58,8 +59,8 @@ export interface InputAdapterOptions {
   readonly seed?: number;
 }
 
-/** The first convolution: negating it is exactly the network on the negated input (no bias, BN right after it). */
-export const FIRST_CONV = 'enc1.conv1.w';
+/** The first convolution (the tensor-name contract): negating it is exactly the network on the negated input. */
+export { FIRST_CONV };
 
 /** Negates the first convolution (polarity -1): the model then computes on the negated input, bit for bit. */
 export function negateFirstConv(unet: UNet): void {

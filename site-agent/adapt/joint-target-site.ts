@@ -12,7 +12,7 @@
  * Sites multiply the statistics by a public `scale` (1 / a public bound on target pixels per site) so that they fit
  * the secure-aggregation clipping range; the coordinator sees the unmasked sum only.
  */
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import type { UNet } from '../model/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { addPrototypeSums, denoise, type PrototypeSums, type TeacherPass } from './denoised-pseudo-labels.ts';

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import {
   adapt,
   adaptWithLabels,

@@ -23,11 +23,11 @@
  * (federated multi-target adaptation); `adaptMeanTeacher` runs them alone.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { WeightSet } from '../../protocol/index.ts';
+import type { SliceDataset } from '../data/index.ts';
 import { createUNet, type BatchNormStats, type UNet } from '../model/index.ts';
 import { ceDiceLoss } from '../train/index.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptProgress, AdaptReport } from './adapt-report.ts';

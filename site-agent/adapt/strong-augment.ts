@@ -7,7 +7,7 @@
  * Gaussian noise, salt-and-pepper noise, and one erased rectangle (2-6% of the slice) filled with the slice mean.
  */
 import { AdaptError } from './adapt-error.ts';
-import type { Rng } from '../util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 
 export interface StrongAugmentOptions {
   readonly prob?: number;
