@@ -17,9 +17,12 @@ import {
   requestedAdapter,
   toUnlabeled,
   type AdaptOptions,
+  labelFreeScores,
   type InputAdapterResult,
   type IntensityCurve,
+  type LabelFreeScores,
   type SourceStats,
+  type UnlabeledSlices,
 } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
@@ -36,6 +39,8 @@ export interface CellRun {
   readonly infiniteCount: number;
   readonly wallMs: number;
   readonly notes: string[];
+  /** Label-free scores of the final model on the adaptation images (diagnostics for the do-no-harm safeguard). */
+  readonly labelFree?: LabelFreeScores;
 }
 
 export interface SourceScore {
@@ -132,11 +137,13 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
 
 type RowRunner = () => Promise<{ curve?: IntensityCurve; notes: string[] }>;
 
-async function runCell(unet: UNet, test: ScoredSet, seed: number, start: WeightSet, run: RowRunner): Promise<CellRun> {
+async function runCell(unet: UNet, test: ScoredSet, seed: number, start: WeightSet, run: RowRunner, target?: { images: UnlabeledSlices; stats: SourceStats }): Promise<CellRun> {
   unet.setWeights(start);
   const t0 = performance.now();
   const r = await run();
-  return { seed, ...test.score(unet, r.curve), wallMs: performance.now() - t0, notes: r.notes };
+  const wallMs = performance.now() - t0;
+  const labelFree = target ? labelFreeScores(unet, target.images, target.stats, r.curve, seed) : undefined;
+  return { seed, ...test.score(unet, r.curve), wallMs, notes: r.notes, ...(labelFree ? { labelFree } : {}) };
 }
 
 async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, seed: number, unet: UNet, src: SourceModels, filters: SuiteFilters, put: (row: string, run: CellRun) => void, log: (m: string) => void): Promise<void> {
@@ -145,9 +152,11 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
   const base = { ...cfg.adapt.common, batchSize: cfg.adapt.batchSize, seed };
   const record = (row: string, run: CellRun): void => {
     put(row, run);
-    log(`${d.name} seed ${seed} ${f.name}: ${row} Dice ${run.dice.toFixed(3)} (${(run.wallMs / 1000).toFixed(1)} s)${run.notes.length ? ` | ${run.notes.join(' | ')}` : ''}`);
+    const lf = run.labelFree ? ` [label-free: entropy ${run.labelFree.entropy.toFixed(4)}, prior KL ${run.labelFree.priorKl.toFixed(4)}, consistency ${run.labelFree.consistency.toFixed(4)}]` : '';
+    log(`${d.name} seed ${seed} ${f.name}: ${row} Dice ${run.dice.toFixed(3)} (${(run.wallMs / 1000).toFixed(1)} s)${lf}${run.notes.length ? ` | ${run.notes.join(' | ')}` : ''}`);
   };
-  record(SOURCE_ONLY, await runCell(unet, test, seed, src.federated, async () => ({ notes: [] })));
+  const onTarget = { images: target, stats: src.stats };
+  record(SOURCE_ONLY, await runCell(unet, test, seed, src.federated, async () => ({ notes: [] }), onTarget));
   // Rows with the same input-adapter options share one fit (it only reads the frozen source model and the target).
   const fits = new Map<string, InputAdapterResult>();
   const withFit = (o: AdaptOptions): AdaptOptions => {
@@ -157,8 +166,10 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
     let fit = fits.get(key);
     if (fit === undefined) {
       unet.setWeights(src.federated);
+      const t0 = performance.now();
       fit = fitInputAdapter(unet, target, src.stats, { batchSize: o.batchSize, seed: o.seed, ...a });
       fits.set(key, fit);
+      log(`${d.name} seed ${seed} ${f.name}: input adapter ${JSON.stringify(a)} fitted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     return { ...o, fittedAdapter: fit };
   };
@@ -168,7 +179,7 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
     record(row.name, await runCell(unet, test, seed, src.federated, async () => {
       const r = adapt(row.method, unet, target, src.stats, opts);
       return { curve: r.inputCurve, notes: r.notes };
-    }));
+    }, onTarget));
   }
   if (filters.skipReferences) return;
   const supData = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');

@@ -68,3 +68,4 @@ export { strongAugment, type StrongAugmentOptions } from './strong-augment.ts';
 export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS, type AdaptMethod, type AdaptOptions, type StageOptions } from './adapt.ts';
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';
+export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';

@@ -45,6 +45,8 @@ export interface InputAdapterOptions {
   readonly starts?: readonly AdapterStart[];
   /** Random starts in addition. Default 4. */
   readonly randomStarts?: number;
+  /** Random curves screened by their objective on one batch before the best `randomStarts` are refined. Default 0 (no screening). */
+  readonly screen?: number;
   /** Index (in forward order) of the first BN layer matched. Default 2 (the first block's layers are skipped, see below). */
   readonly firstLayer?: number;
   /** BN layers matched from `firstLayer` on. Default: all the rest. */
@@ -151,7 +153,9 @@ function batchInput(basis: Float32Array, target: UnlabeledSlices, idx: readonly 
 function startValues(start: AdapterStart, knots: readonly number[], rng: Rng): number[] {
   if (start === 'identity') return [...knots];
   if (start === 'negation') return knots.map((x) => -x);
-  // A random smooth curve: values at 2-4 anchors drawn over the knots' range, interpolated between them.
+  // Half the random curves reorder the knots' own intensity levels (a random permutation: contrast reordering in its
+  // plainest form), half are smooth: values at 2-4 anchors drawn over the knots' range, interpolated between them.
+  if (rng.next() < 0.5) return rng.shuffle([...knots]);
   const lo = knots[0];
   const hi = knots[knots.length - 1];
   const anchors = 2 + rng.int(3);
@@ -170,6 +174,7 @@ function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed'>>): void {
   int('knots', o.knots, 2);
   int('steps', o.steps, 0);
   int('randomStarts', o.randomStarts, 0);
+  int('screen', o.screen, 0);
   int('layers', o.layers, 1);
   int('firstLayer', o.firstLayer, 0);
   if (!(o.priorWeight >= 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.priorWeight must be >= 0, got ${o.priorWeight}`);
@@ -227,6 +232,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
     lr: opts.lr ?? 0.05,
     starts: opts.starts ?? (['identity', 'negation'] as const),
     randomStarts: opts.randomStarts ?? 4,
+    screen: opts.screen ?? 0,
     firstLayer: opts.firstLayer ?? 2,
     layers: opts.layers ?? 1000,
     entropyWeight: opts.entropyWeight ?? 0,
@@ -242,30 +248,58 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
   const t = sourceTargets(unet, stats, o.firstLayer, o.layers);
   const candidates: AdapterCandidate[] = [];
   try {
-    const starts: AdapterStart[] = [...o.starts, ...Array.from({ length: o.randomStarts }, () => 'random' as const)];
-    for (const start of starts) {
-      const v = tf.variable(tf.tensor1d(startValues(start, knots, rng)), true);
-      const optimizer = tf.train.adam(o.lr);
-      try {
-        for (let step = 0; step < o.steps; step++) {
-          const idx = epochBatches(target.n, o.batchSize, rng)[0];
-          const cost = optimizer.minimize(() => objective(unet, batchInput(basis, target, idx, k, v), t, o), true, [v]);
-          cost?.dispose();
-        }
-        const curve = makeCurve(knots, Array.from(v.dataSync()));
-        const score = o.selection === 'objective' ? scoreObjective(unet, target, basis, k, curve, t, o) : scoreEntropyAfterAdaBn(unet, target, curve, o.batchSize);
-        candidates.push({ start, score, curve });
-      } finally {
-        optimizer.dispose();
-        v.dispose();
-      }
+    const starts = [...o.starts.map((s) => ({ start: s, values: startValues(s, knots, rng) })), ...randomStarts(unet, target, basis, knots, t, o, rng)];
+    for (const { start, values } of starts) {
+      const curve = makeCurve(knots, refine(unet, target, basis, values, t, o, rng));
+      const score = o.selection === 'objective' ? scoreObjective(unet, target, basis, k, curve, t, o) : scoreEntropyAfterAdaBn(unet, target, curve, o.batchSize);
+      candidates.push({ start, score, curve });
     }
   } finally {
     disposeTargets(t);
   }
   let chosen = 0;
   for (let i = 1; i < candidates.length; i++) if (candidates[i].score < candidates[chosen].score) chosen = i;
-  const what = o.selection === 'objective' ? 'BN-statistics KL + entropy' : 'entropy after AdaBN';
+  const what = o.selection === 'objective' ? 'objective' : 'entropy after AdaBN';
   const note = `input adapter (K=${k}, ${o.steps} steps): kept start ${chosen} (${candidates[chosen].start}); ${what} per start [${candidates.map((c) => `${c.start} ${c.score.toFixed(4)}`).join(', ')}]`;
   return { curve: candidates[chosen].curve, chosen, candidates, note };
+}
+
+type Resolved = Weights & { steps: number; lr: number; randomStarts: number; screen: number; batchSize: number };
+
+/** Adam steps on the curve values from `values`; returns the final values. */
+function refine(unet: UNet, target: UnlabeledSlices, basis: Float32Array, values: number[], t: Targets, o: Resolved, rng: Rng): number[] {
+  const v = tf.variable(tf.tensor1d(values), true);
+  const optimizer = tf.train.adam(o.lr);
+  try {
+    for (let step = 0; step < o.steps; step++) {
+      const idx = epochBatches(target.n, o.batchSize, rng)[0];
+      const cost = optimizer.minimize(() => objective(unet, batchInput(basis, target, idx, values.length, v), t, o), true, [v]);
+      cost?.dispose();
+    }
+    return Array.from(v.dataSync());
+  } finally {
+    optimizer.dispose();
+    v.dispose();
+  }
+}
+
+/**
+ * The random starts: without screening, `randomStarts` random curves; with `screen` = M, M random curves scored by the
+ * objective on one batch (forward passes only) and the best `randomStarts` of them kept (random search, then local
+ * refinement).
+ */
+function randomStarts(unet: UNet, target: UnlabeledSlices, basis: Float32Array, knots: number[], t: Targets, o: Resolved, rng: Rng): { start: AdapterStart; values: number[] }[] {
+  const pool = Array.from({ length: Math.max(o.randomStarts, o.screen) }, () => startValues('random', knots, rng));
+  if (o.screen <= o.randomStarts) return pool.slice(0, o.randomStarts).map((values) => ({ start: 'random', values }));
+  const idx = epochBatches(target.n, o.batchSize, rng)[0];
+  const scored = pool.map((values) => {
+    const v = tf.tensor1d(values);
+    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, knots.length, v), t, o));
+    const score = s.dataSync()[0];
+    s.dispose();
+    v.dispose();
+    return { values, score };
+  });
+  scored.sort((a, b) => a.score - b.score);
+  return scored.slice(0, o.randomStarts).map(({ values }) => ({ start: 'random', values }));
 }
