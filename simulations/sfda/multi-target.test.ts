@@ -62,13 +62,12 @@ describe('federated multi-target adaptation', () => {
     // What reached the coordinator: masked words spread over the whole ring, unrelated to any site's vector.
     const masked = seen.filter((x) => x.reply.type === 'secagg/masked-vector');
     expect(masked).toHaveLength(2 * 2 * 3);
-    for (const { reply } of masked) {
-      if (reply.type !== 'secagg/masked-vector') continue;
-      const words = Array.from(reply.masked);
-      const high = words.filter((w) => w > 2 ** 31).length / words.length;
-      expect(high).toBeGreaterThan(0.35);
-      expect(high).toBeLessThan(0.65);
-    }
+    // Uniform words have their top bit set with probability 1/2: the pooled fraction lies within 5 standard deviations
+    // of 1/2 (a fixed band per vector failed on the short statistics vectors by chance).
+    const words = masked.flatMap(({ reply }) => (reply.type === 'secagg/masked-vector' ? Array.from(reply.masked) : []));
+    expect(words.length).toBeGreaterThan(100);
+    const high = words.filter((w) => w >= 2 ** 31).length / words.length;
+    expect(Math.abs(high - 0.5)).toBeLessThan(5 * Math.sqrt(0.25 / words.length));
     // No plaintext statistics vector appears among the messages the coordinator received.
     const statInputs = rounds.filter((x) => x.purpose === 'statistics').flatMap((x) => x.inputs);
     for (const { reply } of seen) {
