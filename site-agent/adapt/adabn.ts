@@ -21,7 +21,7 @@ export interface AdaBnOptions {
 export function adaptAdaBN(unet: UNet, target: UnlabeledSlices, opts: AdaBnOptions = {}): AdaptReport {
   validateUnlabeled(target);
   const batchSize = opts.batchSize ?? 8;
-  if (plansEnabled()) {
+  if (plansEnabled(unet)) {
     // The same passes on a compiled plan (fedsfda-native): batch-BN forward, running update in place.
     return { method: 'adabn', steps: planAdaBN(unet, target.images, target.n, target.height, target.width, batchSize), losses: [], notes: [] };
   }

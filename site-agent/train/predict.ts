@@ -37,7 +37,7 @@ function runBatches(
 /** Per-pixel argmax labels, n*h*w, with BN in inference mode. Ties go to the lower class index. */
 export function predict(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize = 8): Uint8Array {
   const out = new Uint8Array(n * h * w);
-  if (plansEnabled()) {
+  if (plansEnabled(unet)) {
     checkInput(unet, images, n, h, w, c, batchSize, 'predict');
     const k = unet.config.numClasses;
     planInferBatches(unet, images, n, h, w, batchSize, (logits, first) => {
@@ -59,7 +59,7 @@ export function predict(unet: UNet, images: Float32Array, n: number, h: number, 
 export function predictProbs(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize = 8): Float32Array {
   const k = unet.config.numClasses;
   const out = new Float32Array(n * h * w * k);
-  if (plansEnabled()) {
+  if (plansEnabled(unet)) {
     checkInput(unet, images, n, h, w, c, batchSize, 'predictProbs');
     planInferBatches(unet, images, n, h, w, batchSize, (logits, first) => softmaxInto(logits, k, out, first * h * w * k));
     return out;

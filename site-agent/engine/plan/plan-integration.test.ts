@@ -18,6 +18,7 @@ import { makeSquaresDataset } from '../../train/squares-fixture.ts';
 import { adaptTent } from '../../adapt/tent.ts';
 import { adaptAdaBN } from '../../adapt/adabn.ts';
 import { compiledUNet, plansEnabled } from './unet-binding.ts';
+import { startPlanTraining } from './plan-training.ts';
 
 const load = loadNativeAddonChecked();  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 const d = load.ok ? describe : describe.skip;
@@ -77,6 +78,21 @@ d('product paths on compiled plans equal the op-by-op path', () => {
     } finally {
       delete process.env.FEDSFDA_ENGINE;
     }
+  });
+
+  it('a GroupNorm U-Net (DP-SGD sites) is not planned: training and inference stay op by op, compiling it is refused', () => {
+    const g = createUNet({ ...CFG, normalization: 'group' }, 5);
+    models.push(g);
+    expect(plansEnabled()).toBe(true);
+    expect(plansEnabled(g)).toBe(false);
+    expect(plansEnabled(make())).toBe(true);
+    expect(startPlanTraining(g, { optimizer: 'adam', lr: 1e-2, loss: 'ce' })).toBeNull();
+    // Inference runs on tfjs ops (training op by op is covered by site-agent/model/group-norm.test.ts: under vitest,
+    // once initEngine has run, tfjs's Cast gradient gets a null dy, the same failure as FedProx's AddN above).
+    const probs = predictProbs(g, data.images, data.n, 16, 16, 1, 3);
+    expect(probs.length).toBe(data.n * 16 * 16 * CFG.numClasses);
+    expect(probs.every(Number.isFinite)).toBe(true);
+    expect(() => compiledUNet(g)).toThrow(/only batch-norm U-Nets are planned/);
   });
 
   it('trainLocal (Adam, ce + Dice, weight decay, batch 4 with a smaller last batch): same loss curve and weights', async () => {

@@ -4,7 +4,7 @@
  * statistics), weights pulled from the tfjs model at the start and written back by `finish()` (also after an
  * error, like the op-by-op path, whose updates land in the variables step by step).
  */
-import type { UNet } from '../../model/unet.ts';
+import type { UNet } from '../../model/index.ts';
 import { EngineError } from '../errors.ts';
 import { CompiledTrainer } from './compiled-trainer.ts';
 import type { PlanLoss } from './plan-ops.ts';
@@ -37,7 +37,7 @@ export interface PlanTrainingSession {
 
 /** A plan-backed training session, or null when plans are off (other backend, FEDSFDA_ENGINE=ops). */
 export function startPlanTraining(unet: UNet, cfg: PlanTrainingConfig): PlanTrainingSession | null {
-  if (!plansEnabled()) return null;
+  if (!plansEnabled(unet)) return null;
   const model = compiledUNet(unet);
   const anchors = cfg.globalWeights ? new Map(cfg.globalWeights.map((t) => [t.name, t.data])) : undefined;
   const trainer = new CompiledTrainer(model, {

@@ -5,7 +5,7 @@
  * the active backend is fedsfda-native.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { UNet } from '../../model/unet.ts';
+import type { UNet } from '../../model/index.ts';
 import { EngineError } from '../errors.ts';
 import { loadNativeAddon } from '../native-addon.ts';
 import { NATIVE_BACKEND } from '../native-backend.ts';
@@ -23,9 +23,18 @@ export function engineMode(): EngineMode {
   throw new EngineError('BAD_ARGUMENT', `FEDSFDA_ENGINE must be 'plan' or 'ops', got "${process.env.FEDSFDA_ENGINE}"`);
 }
 
-/** Whether model code should run on compiled plans: fedsfda-native active, addon with plans, not FEDSFDA_ENGINE=ops. */
-export function plansEnabled(): boolean {
+/** Plans cover the batch-norm U-Net family; a GroupNorm U-Net (model normalization 'group') runs op by op. */
+export function planSupports(unet: UNet): boolean {
+  return (unet.config.normalization ?? 'batch') === 'batch';
+}
+
+/**
+ * Whether model code should run on compiled plans: fedsfda-native active, addon with plans, not FEDSFDA_ENGINE=ops,
+ * and (given a model) a model the plans cover.
+ */
+export function plansEnabled(unet?: UNet): boolean {
   if (engineMode() === 'ops' || tf.getBackend() !== NATIVE_BACKEND) return false;
+  if (unet !== undefined && !planSupports(unet)) return false;
   const load = loadNativeAddon();
   return load.ok && typeof load.addon.PlanNet === 'function';
 }
@@ -36,6 +45,7 @@ const cache = new WeakMap<UNet, CompiledUNet>();
 export function compiledUNet(unet: UNet): CompiledUNet {
   let c = cache.get(unet);
   if (c === undefined) {
+    if (!planSupports(unet)) throw new EngineError('BAD_ARGUMENT', `compiled plan: only batch-norm U-Nets are planned, this one uses '${unet.config.normalization}' normalization`);
     const vars = new Map<string, tf.Variable>();
     for (const name of unet.paramNames) {
       const v = unet.trainable.get(name) ?? unet.bnStats.get(name);
