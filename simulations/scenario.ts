@@ -82,7 +82,12 @@ export const federatedScenarioSchema = z.object({
   }),
   prepare: prepareSchema.optional(),
   partition: partitionSpecSchema.optional(),
-  sites: z.array(siteSpecSchema).min(1).max(64),
+  sites: z.array(siteSpecSchema).min(1).max(256),
+  /**
+   * Sites run per site process (default 1: one process per hospital). Sites sharing a process share only the
+   * engine; each keeps its own data, identity, trainer and connection. A hundred sites on one machine: 10 or more.
+   */
+  sitesPerProcess: z.number().int().min(1).max(256).default(1),
   model: z.object({
     baseChannels: z.number().int().min(1).max(128),
     depth: z.number().int().min(1).max(5),

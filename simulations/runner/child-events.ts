@@ -18,7 +18,8 @@ export const coordinatorEventSchema = z.discriminatedUnion('event', [
   z.object({ event: z.literal('sourceStatsFailed'), ...message.shape }),
   z.object({ event: z.literal('classHistogram'), sites: siteList, heterogeneity: z.number() }),
   z.object({ event: z.literal('classHistogramFailed'), ...message.shape }),
-  z.object({ event: z.literal('finished'), rounds: z.number().int() }),
+  /** peakRssBytes: the coordinator process's peak resident set (the simulation's memory report). */
+  z.object({ event: z.literal('finished'), rounds: z.number().int(), peakRssBytes: z.number().optional() }),
   /** Stopped on purpose (SIGTERM/SIGINT from the parent): the port is closed, the rounds did not all run. */
   z.object({ event: z.literal('stopped'), rounds: z.number().int() }),
   z.object({ event: z.literal('error'), ...message.shape, code: z.string().optional() }),
@@ -74,8 +75,11 @@ export const siteEventSchema = z.discriminatedUnion('event', [
     connections: z.number().int(),
     bytesSent: z.number(),
     bytesReceived: z.number(),
+    /** The peak resident set of the site's process so far (shared by the sites of that process). */
+    processPeakRssBytes: z.number().optional(),
   }),
-  z.object({ event: z.literal('error'), ...message.shape, code: z.string().optional() }),
+  /** siteId: which of the process's sites failed (a process may run several). */
+  z.object({ event: z.literal('error'), ...message.shape, siteId: z.string().optional(), code: z.string().optional() }),
 ]);
 export type SiteEvent = z.infer<typeof siteEventSchema>;
 

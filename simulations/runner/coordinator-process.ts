@@ -97,7 +97,7 @@ async function main(): Promise<number> {
     const outcome = coord.outcome();
     // A run that did not train is a failure, whatever else it wrote (the reason is in run.json and on stderr).
     if (outcome && !outcome.ok) throw new Error(`run failed: ${outcome.reason}`);
-    emit({ event: 'finished', rounds: history.length });
+    emit({ event: 'finished', rounds: history.length, peakRssBytes: process.resourceUsage().maxRSS * 1024 });
     return 0;
   } finally {
     removeStop();

@@ -45,6 +45,15 @@ export interface FederationOutcome {
   readonly personalized: ReadonlyMap<string, Record<string, number>>;
   /** Sample-level DP-SGD: each site's own accounting after its last fit. */
   readonly dpSgd: ReadonlyMap<string, SiteDpSgd>;
+  readonly memory: FederationMemory;
+}
+
+/** Peak resident memory of the run's processes, as each reported it when done (null: it did not report). */
+export interface FederationMemory {
+  readonly coordinatorPeakRssBytes: number | null;
+  readonly sitesPerProcess: number;
+  /** One entry per site process, in start order. */
+  readonly siteProcessPeakRssBytes: (number | null)[];
 }
 
 export interface SiteDpSgd {
@@ -66,6 +75,9 @@ class Federation {
   readonly sites = new Map<string, SiteReady>();
   readonly personalized = new Map<string, Record<string, number>>();
   readonly dpSgd = new Map<string, SiteDpSgd>();
+  private coordinatorPeakRss: number | null = null;
+  /** Peak RSS per site process (by process name): the largest any of its sites reported. */
+  private readonly siteProcessPeakRss = new Map<string, number | null>();
   private settled = false;
   private settle!: { resolve: (s: FederationOutcome['status']) => void; reject: (e: Error) => void };
 
@@ -80,12 +92,16 @@ class Federation {
       if (this.o.signal?.aborted) this.end('interrupted');
       else this.startCoordinator();
       const status = await ended;
-      return { status, history: await this.history(), sites: this.sites, personalized: this.personalized, dpSgd: this.dpSgd };
+      return { status, history: await this.history(), sites: this.sites, personalized: this.personalized, dpSgd: this.dpSgd, memory: this.memory() };
     } finally {
       clearTimeout(timer);
       this.o.signal?.removeEventListener('abort', onAbort);
       await Promise.all(this.children.map((c) => c.stop(STOP_GRACE_MS)));
     }
+  }
+
+  private memory(): FederationMemory {
+    return { coordinatorPeakRssBytes: this.coordinatorPeakRss, sitesPerProcess: this.o.job.sitesPerProcess, siteProcessPeakRssBytes: [...this.siteProcessPeakRss.values()] };
   }
 
   private end(status: FederationOutcome['status']): void {
@@ -142,8 +158,7 @@ class Federation {
     switch (e.event) {
       case 'listening':
         log(`coordinator listening on ${e.url}`);
-        for (const site of this.o.job.sites) this.startSite(site.id, e.url);
-        return;
+        return this.startSites(e.url);
       case 'roundStarted':
         return log(`round ${e.round} started with ${e.sites.join(', ')}`);
       case 'roundCompleted': {
@@ -165,6 +180,7 @@ class Federation {
         return log(`no non-IID report: ${e.message}`);
       case 'finished':
         this.coordinatorEnd = 'finished';
+        this.coordinatorPeakRss = e.peakRssBytes ?? null;
         return;
       case 'stopped':
         this.coordinatorEnd = 'stopped';
@@ -178,13 +194,21 @@ class Federation {
     }
   }
 
-  private startSite(siteId: string, url: string): void {
-    const child = spawnTs(siteId, new URL('./site-process.ts', import.meta.url), [this.o.jobFile, siteId], siteEventSchema, {
-      onEvent: (e) => this.onSiteEvent(siteId, e),
-      onInvalid: this.invalid(siteId),
-    }, { ...process.env, FEDSFDA_COORDINATOR_URL: url });
-    this.siteExits.push(child.exited);
-    this.watch(child, () => {});
+  /** One process per `sitesPerProcess` sites, in the job's order; a process is named after its site(s). */
+  private startSites(url: string): void {
+    const ids = this.o.job.sites.map((s) => s.id);
+    const per = this.o.job.sitesPerProcess;
+    for (let i = 0; i < ids.length; i += per) {
+      const group = ids.slice(i, i + per);
+      const name = group.length === 1 ? group[0] : `sites ${group[0]}..${group[group.length - 1]}`;
+      this.siteProcessPeakRss.set(name, null);
+      const child = spawnTs(name, new URL('./site-process.ts', import.meta.url), [this.o.jobFile, ...group], siteEventSchema, {
+        onEvent: (e) => this.onSiteEvent(name, e),
+        onInvalid: this.invalid(name),
+      }, { ...process.env, FEDSFDA_COORDINATOR_URL: url });
+      this.siteExits.push(child.exited);
+      this.watch(child, () => {});
+    }
   }
 
   private onSiteProgress(siteId: string, p: SiteProgressEvent): void {
@@ -198,24 +222,28 @@ class Federation {
     }
   }
 
-  private onSiteEvent(siteId: string, e: SiteEvent): void {
+  private onSiteEvent(processName: string, e: SiteEvent): void {
     const log = this.o.log;
     switch (e.event) {
       case 'ready': {
+        const siteId = e.siteId;
         this.sites.set(siteId, e);
         const total = e.classHistogram.reduce((a, b) => a + b, 0);
         const shares = e.classHistogram.map((h, c) => `c${c} ${((100 * h) / total).toFixed(1)}%`).join(' ');
         return log(`${siteId}: ready on backend ${e.backend}, ${e.trainCases} cases / ${e.trainSlices} training and ${e.valSlices} validation slices; training pixels by class: ${shares}`);
       }
       case 'progress':
-        return this.onSiteProgress(siteId, e.progress);
+        return this.onSiteProgress(e.siteId, e.progress);
       case 'personalized':
-        this.personalized.set(siteId, e.metrics);
-        return log(`${siteId}: fine-tuned locally for ${this.o.personalizeEpochs} epoch(s): validation Dice ${metricValue(e.metrics, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a'}`);
-      case 'done':
+        this.personalized.set(e.siteId, e.metrics);
+        return log(`${e.siteId}: fine-tuned locally for ${this.o.personalizeEpochs} epoch(s): validation Dice ${metricValue(e.metrics, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a'}`);
+      case 'done': {
+        const peak = e.processPeakRssBytes;
+        if (peak !== undefined) this.siteProcessPeakRss.set(processName, Math.max(peak, this.siteProcessPeakRss.get(processName) ?? 0));
         return;
+      }
       case 'error':
-        return this.fail(new SimulationError('child-failed', `${siteId}: ${e.code ? `[${e.code}] ` : ''}${e.message}`));
+        return this.fail(new SimulationError('child-failed', `${e.siteId ?? processName}: ${e.code ? `[${e.code}] ` : ''}${e.message}`));
       default: {
         const never: never = e;
         throw new Error(`unhandled site event ${JSON.stringify(never)}`);

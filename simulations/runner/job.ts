@@ -13,6 +13,8 @@ export const simulationJobSchema = z.object({
   enrollmentFile: z.string(),
   initialWeightsFile: z.string(),
   sites: z.array(z.object({ id: z.string(), identityFile: z.string(), index: z.number().int().min(0) })),
+  /** How many sites share one site process (the scenario's sitesPerProcess). */
+  sitesPerProcess: z.number().int().min(1).default(1),
 });
 
 export type SimulationJob = z.infer<typeof simulationJobSchema>;

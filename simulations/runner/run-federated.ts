@@ -11,7 +11,7 @@ import { createUNet, saveModel } from '../../site-agent/model/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import { runFederation, type FederationOutcome } from './federation.ts';
 import { prepareRunFolder } from './run-folder.ts';
-import { buildSummary, type SimulationSummary } from './summary.ts';
+import { buildSummary, memorySummary, type MemorySummary, type SimulationSummary } from './summary.ts';
 
 export { SimulationError } from './federation.ts';
 
@@ -88,7 +88,13 @@ async function summarize(s: FederatedScenario, outDir: string, startedAt: Date, 
     })),
     history: run.history,
     privacy: await readPrivacy(outDir),
+    memory: memorySummary(run.memory),
   });
+}
+
+function memoryLine(m: MemorySummary): string {
+  const mb = (v: number | null): string => (v === null ? 'n/a' : `${v.toFixed(0)} MB`);
+  return `peak memory (RSS): coordinator ${mb(m.coordinatorPeakRssMb)}; ${m.siteProcesses} site process(es) of up to ${m.sitesPerProcess} site(s): largest ${mb(m.sitePeakRssMbMax)}, sum ${mb(m.sitePeakRssMbSum)}`;
 }
 
 /** Runs the federation to completion (or until interrupted) and writes `outDir/summary.json`. */
@@ -108,6 +114,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const summary = await summarize(s, outDir, startedAt, backend, run);
+  if (summary.memory) log(memoryLine(summary.memory));
   await writeFile(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
   return summary;
 }

@@ -73,7 +73,7 @@ export async function prepareRunFolder(scenarioFile: string, s: FederatedScenari
   const initialWeightsFile = join(outDir, 'initial-weights.bin');
   await writeFile(initialWeightsFile, encodeWeightSet(unet.getWeights()));
   unet.dispose();
-  const job: SimulationJob = { scenarioFile: resolve(scenarioFile), outDir, ...identities, initialWeightsFile };
+  const job: SimulationJob = { scenarioFile: resolve(scenarioFile), outDir, ...identities, initialWeightsFile, sitesPerProcess: s.sitesPerProcess };
   const jobFile = join(outDir, 'job.json');
   await writeFile(jobFile, JSON.stringify(job, null, 2));
   return { job, jobFile, backend: engine.backend };

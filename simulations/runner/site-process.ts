@@ -1,8 +1,11 @@
 /**
- * Child process: one simulated hospital. Builds its own data (it never leaves this process), trains the U-Net when
- * the coordinator asks, and reports progress as typed events (child-events.ts) on stdout. Stopped on purpose
- * (SIGTERM/SIGINT, or the parent gone) it exits 0 at once: it holds nothing to save.
- * Usage: site-process.ts JOB_FILE SITE_ID
+ * Child process: one or more simulated hospitals (SITE_ID ...). Each site builds its own data (it never leaves that
+ * site's objects), holds its own identity, trainer and socket.io session, and reports progress as typed events
+ * (child-events.ts) on stdout. Sites in one process share only the engine (the tfjs backend and the native kernels;
+ * a training step runs synchronously, so one site's step never interleaves with another's): that is how a hundred
+ * sites fit on one machine (`sitesPerProcess` in the scenario). Stopped on purpose (SIGTERM/SIGINT, or the parent
+ * gone) it exits 0 at once: it holds nothing to save.
+ * Usage: site-process.ts JOB_FILE SITE_ID [SITE_ID ...]
  */
 import { getLogger } from '../../protocol/common/index.ts';
 import { loadIdentity } from '../../protocol/index.ts';
@@ -15,7 +18,7 @@ import { classHistogram } from '../partition/index.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
 import { emitChildEvent, siteEventSchema, type SiteEvent, type SiteProgressEvent } from './child-events.ts';
 import { onStopRequest } from './child-lifecycle.ts';
-import { readJob } from './job.ts';
+import { readJob, type SimulationJob } from './job.ts';
 import { buildSiteData } from './site-data.ts';
 
 const emit = (e: SiteEvent): void => emitChildEvent(siteEventSchema, e);
@@ -56,24 +59,28 @@ function dpSgdSession(scenario: FederatedScenario, siteIndex: number, examples: 
   return new DpSgdSession(plan, noise);
 }
 
-async function main(): Promise<void> {
-  const [jobFile, siteId] = process.argv.slice(2);
-  onStopRequest((reason) => {
-    getLogger().info({ code: 'STOP_REQUESTED', reason, siteId }, 'site: stopping on request');
-    process.exit(0);
-  });
-  const job = await readJob(jobFile);
+/** A site's failure, tagged with the site (several sites may share this process). */
+class SiteFailure extends Error {
+  constructor(
+    readonly siteId: string,
+    readonly failure: unknown,
+  ) {
+    super(failure instanceof Error ? failure.message : String(failure));
+  }
+}
+
+/** This process's peak resident set so far, in bytes (maxRSS is in kilobytes). */
+const peakRssBytes = (): number => process.resourceUsage().maxRSS * 1024;
+
+/** One hospital, from its data to its last round (and the optional personalisation). */
+async function runOneSite(job: SimulationJob, scenario: FederatedScenario, siteId: string, backend: string): Promise<void> {
   const site = job.sites.find((s) => s.id === siteId);
   if (!site) throw new Error(`site ${siteId} is not in the job file`);
-  const { raw } = await loadScenarioFile(job.scenarioFile);
-  const scenario = parseFederatedScenario(job.scenarioFile, raw);
-
-  const engine = await initEngine();
   const data = await buildSiteData(scenario, site.index);
   emit({
     event: 'ready',
     siteId,
-    backend: engine.backend,
+    backend,
     trainSlices: data.train.n,
     valSlices: data.val.n,
     trainCases: new Set(data.train.caseIds).size,
@@ -103,7 +110,7 @@ async function main(): Promise<void> {
     coordinatorPublicKey: job.coordinatorPublicKey,
     siteId,
     trainer: asLocalTrainer(trainer),
-    logger: getLogger(),
+    logger: getLogger().child({ siteId }),
     onProgress: (p) => {
       const progress = progressEvent(p);
       if (progress) emit({ event: 'progress', siteId, progress });
@@ -114,14 +121,36 @@ async function main(): Promise<void> {
     const metrics = await trainer.personalize({ epochs: scenario.training.personalizeEpochs, lr: scenario.training.lr });
     emit({ event: 'personalized', siteId, metrics });
   }
-  emit({ event: 'done', siteId, ...result });
+  emit({ event: 'done', siteId, ...result, processPeakRssBytes: peakRssBytes() });
+}
+
+
+async function main(): Promise<void> {
+  const [jobFile, ...siteIds] = process.argv.slice(2);
+  if (jobFile === undefined || siteIds.length === 0) throw new Error('usage: site-process.ts JOB_FILE SITE_ID [SITE_ID ...]');
+  onStopRequest((reason) => {
+    getLogger().info({ code: 'STOP_REQUESTED', reason, siteIds }, 'site process: stopping on request');
+    process.exit(0);
+  });
+  const job = await readJob(jobFile);
+  const { raw } = await loadScenarioFile(job.scenarioFile);
+  const scenario = parseFederatedScenario(job.scenarioFile, raw);
+  const engine = await initEngine();
+  // The first failing site fails the process (as a site alone in its process would): the parent stops the run.
+  await Promise.all(siteIds.map((id) => runOneSite(job, scenario, id, engine.backend).catch((err: unknown) => Promise.reject(new SiteFailure(id, err)))));
 }
 
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    const code = (err as { code?: unknown }).code;
-    emit({ event: 'error', message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) });
+    const cause = err instanceof SiteFailure ? err.failure : err;
+    const code = (cause as { code?: unknown } | null)?.code;
+    emit({
+      event: 'error',
+      message: err instanceof Error ? err.message : String(err),
+      ...(err instanceof SiteFailure ? { siteId: err.siteId } : {}),
+      ...(typeof code === 'string' ? { code } : {}),
+    });
     process.exit(1);
   },
 );

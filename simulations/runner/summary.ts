@@ -57,11 +57,35 @@ export interface SimulationSummary {
   readonly nonIid: { readonly secure: ClassHistogramReport | null; readonly inClear: ClassHistogramReport | null };
   /** Differential privacy spent by the run (epsilon, delta, per release; privacy.json), or null without DP. */
   readonly privacy: PrivacyStatus | null;
+  /** Peak resident memory of the run's processes, as each reported when done (null: not reported, e.g. interrupted). */
+  readonly memory: MemorySummary | null;
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
   /** Mean over sites of `personalizedDice.mean` (null without personalisation). */
   readonly meanPersonalizedDice: number | null;
+}
+
+export interface MemorySummary {
+  readonly coordinatorPeakRssMb: number | null;
+  readonly sitesPerProcess: number;
+  readonly siteProcesses: number;
+  /** Over the site processes that reported: the largest peak, and the sum of the peaks (an upper bound on their total). */
+  readonly sitePeakRssMbMax: number | null;
+  readonly sitePeakRssMbSum: number | null;
+}
+
+/** The memory report from the processes' peak RSS in bytes. */
+export function memorySummary(m: { coordinatorPeakRssBytes: number | null; sitesPerProcess: number; siteProcessPeakRssBytes: (number | null)[] }): MemorySummary {
+  const mb = (b: number): number => Math.round((b / 2 ** 20) * 10) / 10;
+  const sites = m.siteProcessPeakRssBytes.filter((b): b is number => b !== null);
+  return {
+    coordinatorPeakRssMb: m.coordinatorPeakRssBytes === null ? null : mb(m.coordinatorPeakRssBytes),
+    sitesPerProcess: m.sitesPerProcess,
+    siteProcesses: m.siteProcessPeakRssBytes.length,
+    sitePeakRssMbMax: sites.length ? mb(Math.max(...sites)) : null,
+    sitePeakRssMbSum: sites.length ? mb(sites.reduce((a, b) => a + b, 0)) : null,
+  };
 }
 
 /** Dice overall and per class of a metric record (names: protocol/contracts/metric-names.ts). */
@@ -95,6 +119,7 @@ export function buildSummary(args: {
     dpSgd?: SiteSummary['dpSgd'];
   }[];
   history: RoundRecord[];
+  memory?: MemorySummary | null;
 }): SimulationSummary {
   const first = args.history[0];
   const last = args.history[args.history.length - 1];
@@ -133,6 +158,7 @@ export function buildSummary(args: {
     artifacts: args.artifacts,
     nonIid: args.nonIid,
     privacy: args.privacy ?? null,
+    memory: args.memory ?? null,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
     meanPersonalizedDice: meanOf(sites.map((s) => s.personalizedDice?.mean ?? null)),
