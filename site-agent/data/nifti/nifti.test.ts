@@ -195,6 +195,35 @@ describe('NIfTI round trips', () => {
     expect((await readNifti(f, { volumeIndex: 0 })).data[5]).toBe(5);
     await expectNiftiError(readNifti(f, { volumeIndex: 2 }), 'UNSUPPORTED_DIMENSIONS', f);
   });
+
+  it('reads every volume of a 4D .nii.gz larger than one inflate chunk, and ignores bytes after the voxel data', async () => {
+    // 3 volumes of 40x40x12 float32 noise (75 KiB each, incompressible): volume 0 ends inside a later 64 KiB
+    // inflate chunk, which used to be counted as overflow (TOO_LARGE) before the stop check.
+    const dims: [number, number, number] = [40, 40, 12];
+    const n = dims[0] * dims[1] * dims[2];
+    const like = geometryFromSpacing(dims, [1, 1, 1]);
+    const vols = [0, 1, 2].map((k) => new Float32Array(n).map((_, i) => ((Math.sin((i + k * n) * 12.9898) * 43758.5453) % 1) + k * 10));
+    const one = encodeNifti('x', vols[0], like);
+    const dv = new DataView(one.buffer);
+    dv.setInt16(40, 4, true);
+    dv.setInt16(48, 3, true);
+    const trailing = 5000;
+    const four = new Uint8Array(one.length + 2 * n * 4 + trailing);
+    four.set(one);
+    four.set(new Uint8Array(vols[1].buffer), one.length);
+    four.set(new Uint8Array(vols[2].buffer), one.length + n * 4);
+    four.fill(0x5a, one.length + 2 * n * 4);
+    const f = join(dir, 'four.nii.gz');
+    await writeFile(f, gzipSync(four));
+    for (const k of [0, 1, 2]) {
+      const v = await readNifti(f, { volumeIndex: k });
+      expect(v.volumeIndex).toBe(k);
+      expect(Array.from(v.data.subarray(0, 50))).toEqual(Array.from(vols[k].subarray(0, 50)));
+      expect(v.data[n - 1]).toBe(vols[k][n - 1]);
+    }
+    // The limit still holds: reading volume 2 needs ~230 KiB inflated, over a 100 KiB limit.
+    await expectNiftiError(readNifti(f, { volumeIndex: 2, maxBytes: 100_000 }), 'TOO_LARGE', f);
+  });
 });
 
 describe('hostile NIfTI files', () => {
