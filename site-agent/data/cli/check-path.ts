@@ -8,6 +8,7 @@ import { DatasetError, type FileProblemCode } from '../dataset/dataset-error.ts'
 import { discoverDataset } from '../dataset/discover-dataset.ts';
 import { loadCase } from '../dataset/load-cases.ts';
 import { NiftiError } from '../nifti/nifti-error.ts';
+import { isNiftiName } from '../nifti/nifti-pair.ts';
 import { readNifti, type ReadNiftiOptions } from '../nifti/read-nifti.ts';
 
 export interface FileCheck {
@@ -42,7 +43,7 @@ export async function checkPath(path: string, opts: ReadNiftiOptions = {}): Prom
   } catch {
     // Missing paths are reported by the file reader below (NOT_FOUND).
   }
-  if (!isDir || /\.nii(\.gz)?$/i.test(abs)) {
+  if (!isDir || isNiftiName(abs)) {
     if (isDir) {
       return { ok: false, path: abs, kind: 'file', cases: 1, usableCases: 0, files: [{ file: abs, role: 'image', ok: false, problems: [{ code: 'NOT_A_FILE', message: 'is a directory, not a NIfTI file' }] }] };
     }

@@ -161,7 +161,10 @@ describe('NIfTI round trips', () => {
     expect(rc.spacing.map((s) => +s.toFixed(5))).toEqual([0.8, 1.2, 3]);
     expect(Array.from(rb.data)).toEqual(Array.from(ra.data));
     expect(Array.from(rc.data)).toEqual(Array.from(ra.data));
-    for (const r of [rb, rc]) for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) expect(r.affine[i][j]).toBeCloseTo(ra.affine[i][j], 4);
+    // The qform of rc is a 180-degree rotation whose float32 quaternion leaves w^2 slightly above 0; nibabel (and so
+    // fedsfda) fills w = sqrt(w^2) without renormalising, which moves that affine by ~1e-3.
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) expect(rb.affine[i][j]).toBeCloseTo(ra.affine[i][j], 4);
+    for (let i = 0; i < 3; i++) for (let j = 0; j < 4; j++) expect(rc.affine[i][j]).toBeCloseTo(ra.affine[i][j], 2);
   });
 
   it('reads the header of a large .nii.gz from its first bytes only', async () => {
@@ -317,7 +320,8 @@ describe('hostile NIfTI files', () => {
     });
     const e = await expectNiftiError(readNifti(cplx), 'UNSUPPORTED_DATATYPE', cplx);
     expect(e.message).toMatch(/complex64/);
-    await expectNiftiError(readNifti(await patch('bitpix.nii', (dv) => dv.setInt16(72, 8, true))), 'BAD_HEADER');
+    // bitpix is redundant with the datatype; like nibabel, the datatype wins.
+    expect((await readNifti(await patch('bitpix.nii', (dv) => dv.setInt16(72, 8, true)))).datatype).toBe('float32');
     await expectNiftiError(readNifti(await patch('negdim.nii', (dv) => dv.setInt16(42, -5, true))), 'BAD_HEADER');
     await expectNiftiError(readNifti(await patch('ndim.nii', (dv) => dv.setInt16(40, 9, true))), 'BAD_HEADER');
     await expectNiftiError(readNifti(await patch('voxoff.nii', (dv) => dv.setFloat32(108, 12, true))), 'BAD_HEADER');
