@@ -6,8 +6,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { SliceDataset } from '../data/slice-dataset.ts';
-import { loadSiteDataset, reassembleLabelVolume, type SiteDataset } from '../data/dataset/index.ts';
-import { writeNifti } from '../data/nifti/index.ts';
+import { loadSiteDataset, reassembleLabelVolume, writePrediction, type SiteDataset } from '../data/dataset/index.ts';
 import { initEngine } from '../engine/index.ts';
 import { loadModelFromPath, saveModel, type UNet } from '../model/index.ts';
 import { generateSiteData } from '../../simulations/phantoms/index.ts';
@@ -114,7 +113,7 @@ export function registerAdaptCommands(program: Command): void {
       for (const c of cases) {
         const vol = reassembleLabelVolume(predictions.subarray(c.start * px, (c.start + c.count) * px), images.height, images.width, c);
         const like = loaded.cases.find((lc) => lc.id === c.caseId)!.image;
-        await writeNifti(join(o.out, 'predictions', `${c.caseId}.nii.gz`), vol, like);
+        await writePrediction(join(o.out, 'predictions', `${c.caseId}.nii.gz`), vol, like, target.site.labelCodes);
       }
     } else {
       await writeFile(join(o.out, 'predictions', 'labels.u8'), predictions);

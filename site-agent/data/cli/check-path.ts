@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DatasetError, type FileProblemCode } from '../dataset/dataset-error.ts';
 import { discoverDataset } from '../dataset/discover-dataset.ts';
-import { loadCase } from '../dataset/load-cases.ts';
+import { labelCodesOf, loadCase } from '../dataset/load-cases.ts';
 import { NiftiError } from '../nifti/nifti-error.ts';
 import { isNiftiName } from '../nifti/nifti-pair.ts';
 import { readNifti, type ReadNiftiOptions } from '../nifti/read-nifti.ts';
@@ -72,13 +72,19 @@ export async function checkPath(path: string, opts: ReadNiftiOptions = {}): Prom
     return f;
   };
   for (const p of ds.problems) entry(p.file, p.role, p.caseId).problems.push({ code: p.code, message: p.message });
-  const allowed = ds.labelNames ? [...ds.labelNames.keys()] : undefined;
+  let codes: readonly number[] | undefined;
+  try {
+    codes = labelCodesOf(ds);
+  } catch (e) {
+    if (!(e instanceof DatasetError)) throw e;
+    return { ok: false, path: abs, kind: 'dataset', layout: ds.layout, cases: ds.training.length, usableCases: 0, files: [{ file: e.path, role: 'dataset', ok: false, problems: [{ code: e.code, message: e.message.split('\n')[0] }] }] };
+  }
   let usable = 0;
   for (const c of ds.training) {
     // Register both files first so good ones are listed as ok.
     entry(c.image, 'image', c.id);
     if (c.label) entry(c.label, 'label', c.id);
-    const r = await loadCase(c, opts, allowed);
+    const r = await loadCase(c, opts, codes);
     if (r.ok) usable++;
     else for (const p of r.problems) entry(p.file, p.role, p.caseId).problems.push({ code: p.code, message: p.message });
   }

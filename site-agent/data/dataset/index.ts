@@ -14,3 +14,5 @@ export {
 } from './preprocess.ts';
 export { loadSiteDataset, type LoadSiteDatasetOptions, type SiteDataset } from './load-site-dataset.ts';
 export { writeDecathlonDataset, type DecathlonCase, type DecathlonDatasetSpec } from './write-decathlon.ts';
+export { writePrediction } from './write-prediction.ts';
+export { labelCodesOf } from './load-cases.ts';

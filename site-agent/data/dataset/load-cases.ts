@@ -4,7 +4,7 @@
  * Bad cases are collected (never thrown one by one), so a run stops before training with the full list,
  * or with `skipBad` skips them and reports them.
  */
-import { labelValues, toLabelMap } from '../nifti/label-map.ts';
+import { classCodes, labelValues, toLabelMap } from '../nifti/label-map.ts';
 import { NiftiError } from '../nifti/nifti-error.ts';
 import { readNifti, type NiftiVolume, type ReadNiftiOptions } from '../nifti/read-nifti.ts';
 import { DatasetError, type FileProblem } from './dataset-error.ts';
@@ -13,13 +13,17 @@ import { discoverDataset, type CaseFiles, type DiscoveredDataset } from './disco
 export interface LoadedCase {
   readonly id: string;
   readonly image: NiftiVolume;
-  /** Canonical-order label map on the image's grid. */
+  /** Canonical-order class map on the image's grid (class indices; see LoadedDataset.labelCodes). */
   readonly label: Uint8Array;
+  /** Class indices present. */
   readonly labelValues: readonly number[];
 }
 
 export interface LoadCasesOptions extends ReadNiftiOptions {
-  /** Legal label values; default: the dataset.json labels (Decathlon) or any integer 0..255. */
+  /**
+   * Legal label codes; default: the dataset.json labels (Decathlon) or any integer 0..255. Listed codes may be
+   * sparse (an atlas's region numbers): class k is the k-th smallest code (LoadedDataset.labelCodes).
+   */
   allowedLabels?: readonly number[];
   /** Relative spacing tolerance between image and label (default 1e-3). */
   spacingTolerance?: number;
@@ -32,6 +36,8 @@ export interface LoadCasesOptions extends ReadNiftiOptions {
 export interface LoadedDataset {
   readonly dataset: DiscoveredDataset;
   readonly cases: readonly LoadedCase[];
+  /** Class index -> label code stored in the files (undefined: class = stored value, 0..255). */
+  readonly labelCodes?: readonly number[];
   /** Every problem found (with skipBad, these cases were skipped). */
   readonly problems: readonly FileProblem[];
 }
@@ -42,7 +48,7 @@ function problemFrom(e: unknown, c: CaseFiles, role: 'image' | 'label'): FilePro
 }
 
 /** Reads and cross-checks one image/label pair; returns the case or its problems. */
-export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowed?: readonly number[]): Promise<{ ok: true; value: LoadedCase } | { ok: false; problems: FileProblem[] }> {
+export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, codes?: readonly number[]): Promise<{ ok: true; value: LoadedCase } | { ok: false; problems: FileProblem[] }> {
   const problems: FileProblem[] = [];
   let image: NiftiVolume | undefined;
   let label: NiftiVolume | undefined;
@@ -64,7 +70,7 @@ export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowe
   let labels: Uint8Array | undefined;
   if (label !== undefined) {
     try {
-      labels = toLabelMap(c.label, label.data, allowed);
+      labels = toLabelMap(c.label, label.data, codes);
     } catch (e) {
       problems.push(problemFrom(e, c, 'label'));
     }
@@ -93,18 +99,29 @@ export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowe
   return { ok: true, value: { id: c.id, image, label: labels, labelValues: labelValues(labels) } };
 }
 
+/** The sorted label codes of a dataset (explicit list, else dataset.json's labels); undefined when not listed. */
+export function labelCodesOf(ds: DiscoveredDataset, explicit?: readonly number[]): number[] | undefined {
+  const listed = explicit ?? (ds.labelNames ? [...ds.labelNames.keys()] : undefined);
+  if (listed === undefined) return undefined;
+  try {
+    return classCodes(listed);
+  } catch (e) {
+    throw new DatasetError(explicit ? 'INVALID_OPTIONS' : 'BAD_DATASET_JSON', ds.root, `labels: ${(e as Error).message}; merge regions into fewer classes (a coarser labels list and labelMap) to train on them`);
+  }
+}
+
 /**
  * Loads every training case of a dataset folder. Without `skipBad`, throws DatasetError('BAD_FILES')
  * listing all problems (before any training starts); with it, returns the good cases and the problems.
  */
 export async function loadDatasetCases(dir: string, opts: LoadCasesOptions = {}): Promise<LoadedDataset> {
   const ds = await discoverDataset(dir);
-  const allowed = opts.allowedLabels ?? (ds.labelNames ? [...ds.labelNames.keys()] : undefined);
+  const codes = labelCodesOf(ds, opts.allowedLabels);
   const problems: FileProblem[] = [...ds.problems];
   const cases: LoadedCase[] = [];
   for (const c of ds.training) {
     if (opts.maxCases !== undefined && cases.length >= opts.maxCases) break;
-    const r = await loadCase(c, opts, allowed);
+    const r = await loadCase(c, opts, codes);
     if (r.ok) cases.push(r.value);
     else problems.push(...r.problems);
   }
@@ -112,5 +129,5 @@ export async function loadDatasetCases(dir: string, opts: LoadCasesOptions = {})
     throw new DatasetError('BAD_FILES', ds.root, `${problems.length} problem(s) in ${new Set(problems.map((p) => p.caseId)).size} case(s); fix them or pass skipBad (--skip-bad)`, problems);
   }
   if (cases.length === 0) throw new DatasetError('NO_CASES', ds.root, 'no usable training cases', problems);
-  return { dataset: ds, cases, problems };
+  return { dataset: ds, cases, problems, ...(codes ? { labelCodes: codes } : {}) };
 }

@@ -8,6 +8,8 @@ export interface LoadSiteDatasetOptions extends LoadCasesOptions, PreprocessOpti
 
 export interface SiteDataset extends PreprocessResult {
   readonly loaded: LoadedDataset;
+  /** Class index -> label code in the dataset's files; write predictions back with writePrediction(..., labelCodes). */
+  readonly labelCodes?: readonly number[];
 }
 
 /**
@@ -19,8 +21,9 @@ export async function loadSiteDataset(dir: string, opts: LoadSiteDatasetOptions)
   const loaded = await loadDatasetCases(dir, opts);
   const pre = volumesToSliceDataset(
     loaded.cases.map((c) => ({ id: c.id, image: c.image.data, label: c.label, dims: c.image.dims, spacing: c.image.spacing })),
-    opts,
+    // With listed labels, every listed class counts, present in these cases or not.
+    { ...opts, ...(opts.numClasses === undefined && loaded.labelCodes ? { numClasses: loaded.labelCodes.length } : {}) },
   );
   const skippedNote = loaded.problems.length > 0 ? [`skipped ${new Set(loaded.problems.map((p) => p.caseId)).size} bad case(s)`] : [];
-  return { ...pre, warnings: [...skippedNote, ...pre.warnings], loaded };
+  return { ...pre, warnings: [...skippedNote, ...pre.warnings], loaded, ...(loaded.labelCodes ? { labelCodes: loaded.labelCodes } : {}) };
 }

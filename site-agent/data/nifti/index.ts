@@ -17,5 +17,5 @@ export { decodeNifti, DEFAULT_MAX_NIFTI_BYTES, readNifti, readNiftiChannels, rea
 export { isNiftiName, pairFiles } from './nifti-pair.ts';
 export { bestAffine, quaternionRotation, type AffineSource, type BestAffine } from './best-affine.ts';
 export { encodeNifti, writeNifti, type WriteNiftiOptions } from './write-nifti.ts';
-export { labelValues, toLabelMap } from './label-map.ts';
+export { classCodes, classMapToCodes, isIdentityCodes, labelValues, MAX_CLASSES, toLabelMap } from './label-map.ts';
 export { boundedGunzip, isGzip } from './bounded-gunzip.ts';
