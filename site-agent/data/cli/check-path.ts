@@ -84,7 +84,7 @@ export async function checkPath(path: string, opts: ReadNiftiOptions = {}): Prom
     // Register both files first so good ones are listed as ok.
     entry(c.image, 'image', c.id);
     if (c.label) entry(c.label, 'label', c.id);
-    const r = await loadCase(c, opts, codes);
+    const r = await loadCase(c, opts, codes, ds.modalities?.length);
     if (r.ok) usable++;
     else for (const p of r.problems) entry(p.file, p.role, p.caseId).problems.push({ code: p.code, message: p.message });
   }

@@ -13,6 +13,7 @@ export {
   type VolumeCase,
 } from './preprocess.ts';
 export { loadSiteDataset, type LoadSiteDatasetOptions, type SiteDataset } from './load-site-dataset.ts';
+export { readCaseImage, type CaseImage } from './read-case-image.ts';
 export { writeDecathlonDataset, type DecathlonCase, type DecathlonDatasetSpec } from './write-decathlon.ts';
 export { writePrediction } from './write-prediction.ts';
 export { labelCodesOf } from './load-cases.ts';
