@@ -2,7 +2,8 @@
  * The `fedsfda` command line. Each subsystem contributes its commands through a `register*Commands`
  * function so that this file stays a table of contents.
  */
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
+import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat } from '../protocol/common/index.ts';
 import { registerSimulateCommands } from '../simulations/cli.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
 import { registerCoordinatorCommands } from '../coordinator/cli.ts';
@@ -16,7 +17,14 @@ export async function main(argv: string[]): Promise<void> {
   program
     .name('fedsfda')
     .description('Federated, privacy-preserving medical image segmentation with source-free domain adaptation')
-    .showHelpAfterError();
+    .showHelpAfterError()
+    .addOption(new Option('--log-level <level>', 'log verbosity (also FEDSFDA_LOG_LEVEL)').choices(LOG_LEVELS))
+    .addOption(new Option('--log-format <format>', 'pretty (default on a terminal) or json (one object per line)').choices(LOG_FORMATS))
+    .hook('preAction', (_program, action) => {
+      // Global options may come before or after the command name; read them from the action's view.
+      const o = action.optsWithGlobals() as { logLevel?: LogLevel; logFormat?: LogFormat };
+      setProcessLogger(createLogger({ level: o.logLevel, format: o.logFormat }));
+    });
   registerSimulateCommands(program);
   registerDataCommands(program);
   registerCoordinatorCommands(program);

@@ -7,7 +7,7 @@
 import { EventEmitter } from 'node:events';
 import nacl from 'tweetnacl';
 import { toHex } from '../protocol/bytes.ts';
-import type { Logger } from '../protocol/logger.ts';
+import type { Logger } from '../protocol/common/index.ts';
 import { cloneWeightSet, type WeightSet } from '../protocol/named-tensor.ts';
 import { decodeWeightSet, encodeWeightSet } from '../protocol/tensor-codec.ts';
 import type { Enrollment } from '../protocol/enrollment.ts';

@@ -6,7 +6,7 @@
  * aborts with `SecAggError('below-threshold')`, and nothing partial is revealed (the workflow wipes its sum).
  * No strategy math here: secure-fit.ts and statistics-round.ts turn the sum into results.
  */
-import type { Logger } from '../protocol/logger.ts';
+import type { Logger } from '../protocol/common/index.ts';
 import type { SecAggSetupContext } from '../protocol/messages.ts';
 import { SecAggError, isSecAggError } from '../protocol/secagg/errors.ts';
 import { SECAGG_STAGES, type SecAggInstruction, type SecAggReply, type SecAggStage } from '../protocol/secagg/messages.ts';

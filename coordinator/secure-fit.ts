@@ -8,7 +8,7 @@
 import nacl from 'tweetnacl';
 import { toBase64, toHex } from '../protocol/bytes.ts';
 import type { Enrollment } from '../protocol/enrollment.ts';
-import type { Logger } from '../protocol/logger.ts';
+import type { Logger } from '../protocol/common/index.ts';
 import { cloneWeightSet, sizeOfShape, type WeightSet } from '../protocol/named-tensor.ts';
 import { makeSecAggConfig } from '../protocol/secagg/config.ts';
 import { SecAggError, isSecAggError } from '../protocol/secagg/errors.ts';

@@ -7,7 +7,7 @@ import { createWelcome, verifyHello } from '../protocol/handshake.ts';
 import type { Enrollment } from '../protocol/enrollment.ts';
 import { ProtocolError } from '../protocol/errors.ts';
 import type { Identity } from '../protocol/identity.ts';
-import type { Logger } from '../protocol/logger.ts';
+import type { Logger } from '../protocol/common/index.ts';
 import type { CoordinatorTransport } from '../protocol/memory-transport.ts';
 import { PROTOCOL_VERSION, refusedSchema, type SecAggSetupContext, type EvalConfig, type FitConfig, type MessageOf, type ReplyError, type SessionMessage } from '../protocol/messages.ts';
 import { SecureChannel, sealedPort } from '../protocol/secure-channel.ts';

@@ -16,7 +16,7 @@ import { Server as IoServer } from 'socket.io';
 import type { Enrollment } from '../protocol/enrollment.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '../protocol/events.ts';
 import { publicKeyToString, type Identity } from '../protocol/identity.ts';
-import { silentLogger, type Logger } from '../protocol/logger.ts';
+import { silentLogger, type Logger } from '../protocol/common/index.ts';
 import type { CoordinatorTransport } from '../protocol/memory-transport.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { socketIoServerTransport } from '../protocol/socketio-transport.ts';

@@ -8,7 +8,7 @@
 import nacl from 'tweetnacl';
 import { toBase64, toHex } from '../protocol/bytes.ts';
 import type { Enrollment } from '../protocol/enrollment.ts';
-import type { Logger } from '../protocol/logger.ts';
+import type { Logger } from '../protocol/common/index.ts';
 import { makeSecAggConfig } from '../protocol/secagg/config.ts';
 import { packLayout, unpackVectors, type PackLayout } from '../protocol/secagg/pack.ts';
 import { driveSecAgg, type DriveFailure, type SecAggTestHooks } from './secagg-driver.ts';

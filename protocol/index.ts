@@ -40,7 +40,7 @@ export {
 } from './messages.ts';
 export type { ClientToServerEvents, ServerToClientEvents } from './events.ts';
 export { createHello, verifyHello, createWelcome, verifyWelcome, type HelloState, type VerifiedHello } from './handshake.ts';
-export { type Logger, silentLogger } from './logger.ts';
+export { type Logger, silentLogger } from './common/index.ts';
 export { ReplayWindow } from './replay-window.ts';
 export { SecureSession, DEFAULT_MAX_ENVELOPE_BYTES, type SessionRole, type SecureSessionOptions } from './secure-session.ts';
 export { encodeMessage, decodeMessage } from './message-codec.ts';

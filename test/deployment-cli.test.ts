@@ -18,7 +18,7 @@ import { loadModelFromPath } from '../site-agent/model/index.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
-const fedsfda = async (...args: string[]): Promise<string> => (await run(process.execPath, [cli, ...args], { timeout: 120_000 })).stdout;
+const fedsfda = async (...args: string[]): Promise<string> => (await run(process.execPath, [cli, ...args], { timeout: 600_000 })).stdout;
 
 /** Starts a CLI process; resolves its exit code; `firstMatch` resolves with the first stdout line matching `re`. */
 function start(args: string[], re?: RegExp): { exited: Promise<number>; firstMatch: Promise<RegExpMatchArray>; kill: () => void } {

@@ -58,5 +58,5 @@ describe.skipIf(!HAS_MRICRON)('build-mricron with mricron-data', () => {
     const b = await readFile(join(again[0].dir, 'labelsTr', 'site1_case000.nii.gz'));
     expect(a.equals(b)).toBe(true);
     // Reads three 1 mm templates twice; generous for a loaded 2-core machine.
-  }, 60_000);
+  });
 });

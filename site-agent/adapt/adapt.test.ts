@@ -40,7 +40,7 @@ beforeAll(async () => {
   sourceWeights = unet.getWeights();
   stats = computeSourceStats(unet, source);
   unadaptedDice = meanDice(unet, toUnlabeled(target), target.labels, 3);
-}, 180_000);
+}, 600_000);
 
 afterAll(() => unet?.dispose());
 

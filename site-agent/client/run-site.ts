@@ -11,7 +11,7 @@ import { io } from 'socket.io-client';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.ts';
 import { SITE_ID_RE } from '../../protocol/enrollment.ts';
 import { parsePublicKey, type Identity } from '../../protocol/identity.ts';
-import { silentLogger, type Logger } from '../../protocol/logger.ts';
+import { silentLogger, type Logger } from '../../protocol/common/index.ts';
 import type { SiteTransport } from '../../protocol/memory-transport.ts';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../protocol/secure-session.ts';
 import { socketIoClientTransport } from '../../protocol/socketio-transport.ts';

@@ -7,7 +7,7 @@ import { toHex } from '../../protocol/bytes.ts';
 import { ProtocolError } from '../../protocol/errors.ts';
 import { createHello, verifyWelcome } from '../../protocol/handshake.ts';
 import type { Identity } from '../../protocol/identity.ts';
-import type { Logger } from '../../protocol/logger.ts';
+import type { Logger } from '../../protocol/common/index.ts';
 import type { SiteTransport } from '../../protocol/memory-transport.ts';
 import { cloneWeightSet, type WeightSet } from '../../protocol/named-tensor.ts';
 import { PROTOCOL_VERSION, refusedSchema, type MessageOf, type ReplyError, type SessionMessage } from '../../protocol/messages.ts';

@@ -1,0 +1,14 @@
+/** Generic building blocks shared by every part of fedsfda (no wire types, no tfjs). */
+export {
+  type Logger,
+  type LoggerOptions,
+  type LogLevel,
+  type LogFormat,
+  LOG_LEVELS,
+  LOG_FORMATS,
+  silentLogger,
+  createLogger,
+  colourAllowed,
+  getLogger,
+  setProcessLogger,
+} from './logger.ts';
