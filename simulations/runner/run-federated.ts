@@ -62,7 +62,7 @@ async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<{ m
   const exists = (f: string): Promise<boolean> => access(f).then(() => true, () => false);
   let model: string | null = null;
   if (await exists(join(outDir, 'final-weights.fsws'))) {
-    const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth }, s.seed);
+    const unet = createUNet({ inChannels: s.data.channels, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth }, s.seed);
     try {
       unet.setWeights(decodeWeightSet(new Uint8Array(await readFile(join(outDir, 'final-weights.fsws')))));
       await saveModel(unet, join(outDir, 'model'));
@@ -118,7 +118,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   // The initial global model: seeded, so a scenario reproduces.
   const engine = await initEngine();
   const unet = createUNet(
-    { inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth },
+    { inChannels: s.data.channels, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth },
     s.seed,
   );
   const initialWeightsFile = join(outDir, 'initial-weights.bin');

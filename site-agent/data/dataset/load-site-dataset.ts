@@ -20,7 +20,7 @@ export interface SiteDataset extends PreprocessResult {
 export async function loadSiteDataset(dir: string, opts: LoadSiteDatasetOptions): Promise<SiteDataset> {
   const loaded = await loadDatasetCases(dir, opts);
   const pre = volumesToSliceDataset(
-    loaded.cases.map((c) => ({ id: c.id, image: c.image.data, label: c.label, dims: c.image.dims, spacing: c.image.spacing })),
+    loaded.cases.map((c) => ({ id: c.id, image: c.channels[0], ...(c.channels.length > 1 ? { channels: c.channels } : {}), label: c.label, dims: c.image.dims, spacing: c.image.spacing })),
     // With listed labels, every listed class counts, present in these cases or not.
     { ...opts, ...(opts.numClasses === undefined && loaded.labelCodes ? { numClasses: loaded.labelCodes.length } : {}) },
   );

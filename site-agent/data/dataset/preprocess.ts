@@ -34,7 +34,10 @@ export interface PreprocessOptions {
 /** A volume ready for slicing (canonical order). */
 export interface VolumeCase {
   readonly id: string;
+  /** The (first) input channel. */
   readonly image: Float32Array;
+  /** All input channels (image is channels[0]); absent for a one-channel case. Each is normalised on its own. */
+  readonly channels?: readonly Float32Array[];
   readonly label: Uint8Array;
   readonly dims: readonly [number, number, number];
   readonly spacing: readonly [number, number, number];
@@ -137,14 +140,20 @@ export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: Prep
   const thick = new Set<number>();
   let maxClass = 0;
   let skipped = 0;
+  const C = volumes[0].channels?.length ?? 1;
   for (const v of volumes) {
-    const img = new Float32Array(v.image);
+    const src = v.channels ?? [v.image];
+    if (src.length !== C) throw new DatasetError('INVALID_OPTIONS', v.id, `${src.length} input channel(s), the first case has ${C}`);
     let lab = v.label;
     if (opts.labelMap) {
       lab = new Uint8Array(v.label.length);
       for (let i = 0; i < lab.length; i++) lab[i] = opts.labelMap[v.label[i]] ?? v.label[i];
     }
-    normalizeVolume(img, lab, norm);
+    const chans = src.map((c) => {
+      const img = new Float32Array(c);
+      normalizeVolume(img, lab, norm);
+      return img;
+    });
     const h0 = v.dims[rows];
     const w0 = v.dims[cols];
     const sImg = new Float32Array(h0 * w0);
@@ -165,8 +174,15 @@ export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: Prep
         skipped++;
         continue;
       }
-      extractSlice(img, v.dims, axis, k, sImg);
-      imgs.push(resizeBilinear(sImg, h0, w0, H, W));
+      // NHWC: the channels of one pixel are adjacent.
+      const px = H * W;
+      const nhwc = new Float32Array(px * C);
+      chans.forEach((img, ch) => {
+        extractSlice(img, v.dims, axis, k, sImg);
+        const plane = resizeBilinear(sImg, h0, w0, H, W);
+        for (let i = 0; i < px; i++) nhwc[i * C + ch] = plane[i];
+      });
+      imgs.push(nhwc);
       labs.push(resizeNearest(sLab, h0, w0, H, W));
       caseIds.push(v.id);
       sourceIndex.push(k);
@@ -178,10 +194,10 @@ export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: Prep
   const numClasses = opts.numClasses ?? maxClass + 1;
   if (maxClass >= numClasses) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `label value ${maxClass} found but numClasses is ${numClasses} (use labelMap to remap)`);
   const n = imgs.length;
-  const images = new Float32Array(n * H * W);
+  const images = new Float32Array(n * H * W * C);
   const labels = new Uint8Array(n * H * W);
   for (let i = 0; i < n; i++) {
-    images.set(imgs[i], i * H * W);
+    images.set(imgs[i], i * H * W * C);
     labels.set(labs[i], i * H * W);
   }
   const mean = (k: 0 | 1): number => spacings.reduce((s, p) => s + p[k], 0) / spacings.length;
@@ -192,7 +208,7 @@ export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: Prep
   if (skipped > 0) warnings.push(`skipped ${skipped} label-empty slice(s) (emptySliceKeepRate ${keep})`);
   const contiguous = skipped === 0 && thick.size === 1;
   return {
-    dataset: { n, height: H, width: W, channels: 1, images, labels, numClasses, spacing, caseIds, ...(contiguous ? { sliceThickness: [...thick][0] } : {}) },
+    dataset: { n, height: H, width: W, channels: C, images, labels, numClasses, spacing, caseIds, ...(contiguous ? { sliceThickness: [...thick][0] } : {}) },
     cases,
     warnings,
   };
