@@ -248,7 +248,7 @@ export async function discoverDataset(dir: string): Promise<DiscoveredDataset> {
   if ((await exists(join(root, 'dataset.json'))) === 'file') return discoverDecathlon(root);
   const ds = await discoverPairs(root);
   if (ds.training.length === 0 && ds.problems.length === 0) {
-    throw new DatasetError('NOT_A_DATASET', root, 'no dataset.json and no image/label NIfTI pairs (images/ + labels/, or X.nii.gz + X_label.nii.gz)');
+    throw new DatasetError('NOT_A_DATASET', root, 'no dataset.json and no image/label pairs (images/ + labels/, or X.nii.gz + X_label.nii.gz; a DICOM case is a folder images/<case>/ with labels/<case>.nii.gz; fedsfda data import-dicom converts DICOM series to NIfTI)');
   }
   return ds;
 }
