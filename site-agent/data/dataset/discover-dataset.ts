@@ -56,7 +56,7 @@ function parseModalities(file: string, m: Record<string, string> | undefined): s
 }
 
 /** nnU-Net channel files of one case: X_0000.nii.gz, X_0001.nii.gz, ... that exist, in order. */
-async function channelSiblings(first: string): Promise<string[]> {
+export async function channelSiblings(first: string): Promise<string[]> {
   const m = /^(.*)_0000(\.nii(\.gz)?)$/i.exec(first);
   if (m === null) return [first];
   const out = [first];
