@@ -15,4 +15,4 @@ export { NiftiError, readNifti, writeNifti, type NiftiVolume } from './nifti/ind
 export * as nifti from './nifti/index.ts';
 export * as dataset from './dataset/index.ts';
 export * as dicom from './dicom/index.ts';
-export { registerDataCommands } from './cli/index.ts';
+export { intArg, registerDataCommands } from './cli/index.ts';
