@@ -94,7 +94,7 @@ export function registerAdaptCommands(program: Command): void {
     .requiredOption('--model <path>', 'model folder (saveModel format) or a final-weights.fsws written by the coordinator')
     .requiredOption('--source-stats <file>', 'source statistics package (JSON)')
     .requiredOption('--method <name>', `one of ${ADAPT_METHODS.join(', ')}`)
-    .requiredOption('--data <dir>', 'target scans (NIfTI): a folder of images, images/, or a Decathlon/nnU-Net folder (imagesTr/ and imagesTs/); labels are never read')
+    .requiredOption('--data <dir>', 'target scans: a folder of NIfTI images, images/ (images/X/ = case X as a DICOM series), a Decathlon/nnU-Net folder (imagesTr/ and imagesTs/), or a bare DICOM folder (each series a case); labels are never read')
     .requiredOption('--out <dir>', 'output directory: adapted model, predictions, report')
     .option('--eval-labels <dir>', 'labelled copy of the target dataset, used only to score before/after (cases matched by id)')
     .option('--size <px>', 'slice size (default: the model input size, else 64)')

@@ -17,6 +17,8 @@ export interface CaseFiles {
   readonly image: string;
   /** Several files per case (nnU-Net `_0000`, `_0001`, ... or a dataset.json image list): one channel each, in order. */
   readonly channelFiles?: readonly string[];
+  /** A DICOM series found in a bare DICOM folder: its files (`image` is then the folder of its first file). */
+  readonly dicomFiles?: readonly string[];
   /** Absent for unlabeled (test) cases. */
   readonly label?: string;
 }

@@ -1,11 +1,11 @@
 /**
  * A case's image as input channels: a 3D NIfTI (one channel), a 4D NIfTI (one channel per volume, unless one volume
  * is chosen with volumeIndex), several files (nnU-Net `_0000`, `_0001`, ...: one channel each, all on one grid),
- * or a folder holding one DICOM series (one channel).
+ * a folder holding one DICOM series, or the files of one DICOM series (one channel).
  */
 import { stat } from 'node:fs/promises';
 import { DicomError } from '../dicom/dicom-error.ts';
-import { readDicomSeries } from '../dicom/dicom-series.ts';
+import { readDicomFiles, readDicomSeries } from '../dicom/dicom-series.ts';
 import { NiftiError } from '../nifti/nifti-error.ts';
 import { readNifti, readNiftiChannels, type NiftiVolume, type ReadNiftiOptions } from '../nifti/read-nifti.ts';
 import type { FileProblem } from './dataset-error.ts';
@@ -47,6 +47,9 @@ export async function readCaseImage(c: CaseFiles, opts: ReadNiftiOptions, expect
         }
       }
       img = { volume: ref, channels: vols.map((v) => v.data) };
+    } else if (c.dicomFiles !== undefined) {
+      const v = await readDicomFiles(`${c.image} (${c.id})`, c.dicomFiles, opts);
+      img = { volume: v, channels: [v.data] };
     } else if (await isDir(c.image)) {
       const v = await readDicomSeries(c.image, opts);
       img = { volume: v, channels: [v.data] };

@@ -57,29 +57,56 @@ async function listFiles(dir: string, max: number): Promise<string[]> {
   return out;
 }
 
-/** Reads every file under `dir`, groups the images into series; files that are not usable images are listed. */
-export async function scanDicomFolder(dir: string, opts: DicomReadOptions = {}): Promise<DicomScan> {
+async function checkFolder(dir: string): Promise<void> {
   try {
     if (!(await stat(dir)).isDirectory()) throw new DicomError('NOT_FOUND', dir, 'is not a folder');
   } catch (e) {
     if (e instanceof DicomError) throw e;
     throw new DicomError('NOT_FOUND', dir, 'no such folder');
   }
-  const groups = new Map<string, DicomSlice[]>();
+}
+
+/**
+ * Reads every file under `dir` (in sorted path order) and groups the images by series, keeping `keep(slice)` of
+ * each; series are numbered in the order of their first file, so every caller numbers them alike.
+ */
+async function groupFolder<T>(dir: string, opts: DicomReadOptions, keep: (s: DicomSlice) => T): Promise<{ groups: T[][]; skipped: SkippedDicomFile[] }> {
+  await checkFolder(dir);
+  const groups = new Map<string, T[]>();
   const skipped: SkippedDicomFile[] = [];
   for (const f of await listFiles(dir, opts.maxFiles ?? 100_000)) {
     try {
       const s = await readDicomSlice(f);
       const g = groups.get(s.seriesKey);
-      if (g) g.push(s);
-      else groups.set(s.seriesKey, [s]);
+      if (g) g.push(keep(s));
+      else groups.set(s.seriesKey, [keep(s)]);
     } catch (e) {
       if (!(e instanceof DicomError)) throw e;
       skipped.push({ file: f, code: e.code, message: e.message.replace(`${f}: `, '').replace(/ \[[A-Z_]+\]$/, '') });
     }
   }
-  const series = [...groups.values()].map((slices, i) => ({ index: i + 1, slices }));
-  return { dir, series, skipped };
+  return { groups: [...groups.values()], skipped };
+}
+
+/** Reads every file under `dir`, groups the images into series; files that are not usable images are listed. */
+export async function scanDicomFolder(dir: string, opts: DicomReadOptions = {}): Promise<DicomScan> {
+  const { groups, skipped } = await groupFolder(dir, opts, (s) => s);
+  return { dir, series: groups.map((slices, i) => ({ index: i + 1, slices })), skipped };
+}
+
+/** The files of one series found under a folder (numbered as scanDicomFolder and import-dicom number them). */
+export interface DicomSeriesFiles {
+  readonly index: number;
+  readonly files: readonly string[];
+}
+
+/**
+ * Lists the series under `dir` by file, without keeping pixel data (a folder of many series is listed in the
+ * memory of one slice); readDicomFiles reads one series later.
+ */
+export async function listDicomSeries(dir: string, opts: DicomReadOptions = {}): Promise<{ series: DicomSeriesFiles[]; skipped: SkippedDicomFile[] }> {
+  const { groups, skipped } = await groupFolder(dir, opts, (s) => s.file);
+  return { series: groups.map((files, i) => ({ index: i + 1, files })), skipped };
 }
 
 const dot = (a: readonly number[], b: readonly number[]): number => a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
@@ -166,4 +193,11 @@ export async function readDicomSeries(dir: string, opts: DicomReadOptions = {}):
   }
   if (scan.series.length > 1) throw new DicomError('SEVERAL_SERIES', dir, `${scan.series.length} series (${scan.series.map((s) => `${s.slices.length} slices`).join(', ')}); a case folder must hold one: import them with fedsfda data import-dicom`);
   return assembleDicomSeries(dir, scan.series[0].slices, opts);
+}
+
+/** One series given by its files (listDicomSeries) as a volume; `where` names it in errors. */
+export async function readDicomFiles(where: string, files: readonly string[], opts: DicomReadOptions = {}): Promise<NiftiVolume> {
+  const slices: DicomSlice[] = [];
+  for (const f of files) slices.push(await readDicomSlice(f));
+  return assembleDicomSeries(where, slices, opts);
 }
