@@ -71,7 +71,7 @@ export async function channelSiblings(first: string): Promise<string[]> {
 }
 
 /** Label values from MSD (`{"0": "background"}`) or nnU-Net v2 (`{"background": 0}`) style `labels`. */
-function parseLabels(file: string, labels: Record<string, string | number | number[]>): Map<number, string> {
+export function parseLabels(file: string, labels: Record<string, string | number | number[]>): Map<number, string> {
   const out = new Map<number, string>();
   for (const [k, v] of Object.entries(labels)) {
     if (/^\d+$/.test(k) && typeof v === 'string') out.set(Number(k), v);

@@ -29,3 +29,4 @@ export { readCaseImage, type CaseImage } from './read-case-image.ts';
 export { writeDecathlonDataset, type DecathlonCase, type DecathlonDatasetSpec } from './write-decathlon.ts';
 export { writePrediction } from './write-prediction.ts';
 export { labelCodesOf } from './load-cases.ts';
+export { readLabelCodes } from './label-table.ts';
