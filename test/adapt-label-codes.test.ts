@@ -2,7 +2,7 @@
  * The source's label codes reach a new hospital's predictions: a source dataset whose labels are sparse codes
  * (dataset.json lists 5, 17, 300) gives a source statistics package that records them, and `fedsfda adapt` writes
  * its predictions with those codes; a package without codes (as the coordinator's pooled one) takes them from
- * `--labels dataset.json`. Tables that do not fit the model, or packages that disagree, are refused.
+ * `--label-table dataset.json`. Tables that do not fit the model, or packages that disagree, are refused.
  */
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -83,10 +83,10 @@ describe("the source's label codes in a new hospital's predictions", () => {
     expect(datatype).toBe('uint16');
     expect([...values].every((v) => CODES.includes(v))).toBe(true);
 
-    // A package without codes (the coordinator's pooled one): the table comes from --labels.
+    // A package without codes (the coordinator's pooled one): the table comes from --label-table.
     const { labelCodes: _dropped, ...plain } = stats;
     await saveSourceStats(plain, join(dir, 'plain.json'));
-    await adaptCli('adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 'plain.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--labels', join(dir, 'source', 'dataset.json'), '--out', join(dir, 'out-labels'));
+    await adaptCli('adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 'plain.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--label-table', join(dir, 'source', 'dataset.json'), '--out', join(dir, 'out-labels'));
     const viaLabels = await predictionValues(join(dir, 'out-labels'));
     expect(viaLabels.report.labelCodes).toEqual(CODES);
     expect([...viaLabels.values].sort((a, b) => a - b)).toEqual([...values].sort((a, b) => a - b));
@@ -99,7 +99,7 @@ describe("the source's label codes in a new hospital's predictions", () => {
 
   it('refuses a label table that does not fit the model, and packages with different codes', async () => {
     await writeFile(join(dir, 'four.json'), JSON.stringify({ labels: { 0: 'background', 1: 'a', 2: 'b', 3: 'c' } }));
-    const err = await adaptCli('adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 'stats.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--labels', join(dir, 'four.json'), '--out', join(dir, 'never')).catch((e: unknown) => e);
+    const err = await adaptCli('adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 'stats.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--label-table', join(dir, 'four.json'), '--out', join(dir, 'never')).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(AdaptError);
     expect((err as AdaptError).message).toMatch(/lists 4 label codes, the model predicts 3 classes/);
 
