@@ -47,12 +47,12 @@ describe.skipIf(!available)('a DICOM dataset in a federated run', () => {
       data: { size: 16, numClasses: 3, slicesPerCase: 4, valFraction: 0.34 },
       sites: sites.map((id) => ({ id, dataDir: join(dir, id) })),
       model: { baseChannels: 4, depth: 1 },
-      training: { rounds: 2, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: 120000 },
+      training: { rounds: 2, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: 300000 },
     };
     const config = join(dir, 'scenario.json');
     await writeFile(config, JSON.stringify(scenario));
     const out = join(dir, 'out');
-    const { stdout, stderr } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 400_000 });
+    const { stdout, stderr } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 780_000 });
     const summaryText = await readFile(join(out, 'summary.json'), 'utf8');
     const summary = JSON.parse(summaryText) as SimulationSummary;
     expect(summary.rounds.map((r) => r.round)).toEqual([1, 2]);
@@ -60,5 +60,5 @@ describe.skipIf(!available)('a DICOM dataset in a federated run', () => {
     expect(summary.rounds.every((r) => Number.isFinite(r.meanTrainLoss as number))).toBe(true);
     for (const s of summary.sites) expect(s.dice.mean).not.toBeNull();
     for (const text of [stdout, stderr, summaryText]) expect(text).not.toMatch(/Roe|Richard/);
-  }, 600_000);
+  }, 900_000);
 });

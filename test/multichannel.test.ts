@@ -48,12 +48,12 @@ describe('multi-channel input (two contrasts per case)', () => {
       data: { size: 16, numClasses: 3, slicesPerCase: 4, valFraction: 0.34, channels: 2 },
       sites: [1, 2, 3].map((i) => ({ id: `site-${i}`, dataDir: join(data, `site-${i}`) })),
       model: { baseChannels: 4, depth: 1 },
-      training: { rounds: 2, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: 120000 },
+      training: { rounds: 2, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: 300000 },
     };
     const config = join(dir, 'scenario.json');
     await writeFile(config, JSON.stringify(scenario));
     const out = join(dir, 'out');
-    await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 500_000 });
+    await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 780_000 });
     const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as SimulationSummary;
     expect(summary.rounds.every((r) => r.failures === 0)).toBe(true);
     expect(summary.artifacts.model).toBe('model');
@@ -68,5 +68,5 @@ describe('multi-channel input (two contrasts per case)', () => {
     const preds = await readdir(join(adapted, 'predictions'));
     expect(preds).toEqual(['site4_case000.nii.gz', 'site4_case001.nii.gz', 'site4_case002.nii.gz']);
     await access(join(adapted, 'model', 'model.json'));
-  }, 900_000);
+  }, 1_200_000);
 });
