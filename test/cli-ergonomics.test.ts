@@ -1,0 +1,71 @@
+/**
+ * The command line as a new user meets it, run from a directory outside the repository: `--version`, a short hint
+ * (did-you-mean + `--help`) after a mistyped command instead of the whole help, required options named when missing.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
+let cwd: string;
+
+/** Runs the CLI in `cwd`; resolves exit code and both streams (never rejects on a non-zero exit). */
+function fedsfda(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { cwd, env: { ...process.env, NO_COLOR: '1' } }, (err, stdout, stderr) => {
+      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+      resolve({ code, stdout, stderr });
+    });
+  });
+}
+
+beforeAll(async () => {
+  cwd = await mkdtemp(join(tmpdir(), 'fedsfda-cli-'));
+});
+afterAll(async () => {
+  await rm(cwd, { recursive: true, force: true });
+});
+
+describe('fedsfda command line ergonomics (outside the repository)', () => {
+  it('--version prints the package version', async () => {
+    const pkg = JSON.parse(await readFile(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    const r = await fedsfda('--version');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(pkg.version);
+  });
+
+  it('a mistyped command gets a did-you-mean and a one-line hint, not the whole help', async () => {
+    const r = await fedsfda('simulat');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("unknown command 'simulat'");
+    expect(r.stderr).toContain('Did you mean simulate?');
+    expect(r.stderr).toContain('fedsfda --help');
+    expect(r.stderr).not.toContain('Commands:');
+    expect(r.stderr.trim().split('\n').length).toBeLessThanOrEqual(3);
+  });
+
+  it('a missing required option is named, with the subcommand help to run', async () => {
+    const r = await fedsfda('identity', 'new');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain("required option '--out <file>' not specified");
+    expect(r.stderr).toContain('fedsfda identity new --help');
+  });
+
+  it('`fedsfda site` declares its required options; `fedsfda site audit` does not inherit them', async () => {
+    const site = await fedsfda('site', '--url', 'https://127.0.0.1:1');
+    expect(site.code).not.toBe(0);
+    expect(site.stderr).toContain("required option '--identity <file>' not specified");
+    const audit = await fedsfda('site', 'audit', join(cwd, 'missing.jsonl'));
+    expect(audit.stderr).not.toContain('required option');
+    expect(audit.stderr).toContain('missing.jsonl');
+  });
+
+  it('an option outside its allowed values lists them', async () => {
+    const r = await fedsfda('--log-level', 'loud', '--version');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/Allowed choices are trace, debug, info, warn, error, fatal, silent/);
+  });
+});
