@@ -13,6 +13,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { ConfigError, readConfigFile } from '../protocol/common/index.ts';
 import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../protocol/identity.ts';
@@ -77,17 +78,13 @@ function int(flag: string, v: string | undefined): number | undefined {
 
 /** Load files, merge config and flags, start the coordinator. The caller awaits `handle.done` and closes it. */
 export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, log: (line: string) => void = console.log): Promise<CoordinatorHandle> {
-  let raw: unknown = {};
-  if (o.config) {
-    try {
-      raw = JSON.parse(await readFile(o.config, 'utf8'));
-    } catch (e) {
-      throw new CoordinatorError('bad_options', `cannot read --config ${o.config}: ${(e as Error).message}`);
-    }
+  let cfg: CoordinatorConfig;
+  try {
+    cfg = o.config ? await readConfigFile(coordinatorConfigSchema, o.config) : coordinatorConfigSchema.parse({});
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CoordinatorError('bad_options', `--config ${e.message}`);
+    throw e;
   }
-  const parsed = coordinatorConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new CoordinatorError('bad_options', `--config ${o.config}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const cfg = parsed.data;
   if (o.strategy !== undefined && !(STRATEGY_NAMES as readonly string[]).includes(o.strategy)) {
     throw new CoordinatorError('bad_options', `--strategy must be one of ${STRATEGY_NAMES.join(', ')}`);
   }

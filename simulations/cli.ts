@@ -34,11 +34,11 @@ export function registerSimulateCommands(program: Command): void {
     .option('--compare <strategies>', `federated scenarios: run once per strategy (comma-separated: ${STRATEGY_NAMES.join(', ')}) into OUT/<strategy>/ and print one comparison table`, strategyList)
     .option('--proximal-mu <mu>', "FedProx's proximal coefficient for --compare (default: the scenario's)", nonNegative)
     .action(async (opts: { config: string; out: string; compare?: StrategyName[]; proximalMu?: number }) => {
-      const { kind, raw } = await loadScenarioFile(opts.config);
+      const { kind, raw, text } = await loadScenarioFile(opts.config);
       if (opts.compare && kind !== 'federated') throw new ScenarioError(opts.config, '--compare needs a federated scenario');
       switch (kind) {
         case 'federated': {
-          const scenario = parseFederatedScenario(opts.config, raw);
+          const scenario = parseFederatedScenario(opts.config, raw, text);
           if (opts.compare) {
             console.log(`fedsfda simulate --compare ${opts.compare.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
             const { table } = await runStrategyComparison({
@@ -69,6 +69,9 @@ export function registerSimulateCommands(program: Command): void {
         }
         case 'sfda-benchmark': {
           // Loaded on demand: the benchmark pulls in the adaptation code, which `simulate` otherwise does not need.
+          // Refuse a bad config before loading the engine.
+          const { parseSfdaBenchmarkConfig } = await import('./sfda/benchmark-config.ts');
+          parseSfdaBenchmarkConfig(raw, opts.config, text);
           const { initEngine } = await import('../site-agent/engine/index.ts');
           const { runSfdaBenchmarkFile } = await import('./sfda/index.ts');
           const info = await initEngine();

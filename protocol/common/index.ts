@@ -12,3 +12,14 @@ export {
   getLogger,
   setProcessLogger,
 } from './logger.ts';
+export {
+  type ConfigIssue,
+  type ConfigPath,
+  ConfigError,
+  formatPath,
+  suggestClosest,
+  parseJsonText,
+  readJsonFile,
+  validateConfig,
+  readConfigFile,
+} from './config.ts';

@@ -39,8 +39,8 @@ function sourcePixelBound(s: FederatedScenario): number {
 
 async function main(): Promise<void> {
   const job = await readJob(process.argv[2]);
-  const { raw } = await loadScenarioFile(job.scenarioFile);
-  const scenario = parseFederatedScenario(job.scenarioFile, raw);
+  const { raw, text } = await loadScenarioFile(job.scenarioFile);
+  const scenario = parseFederatedScenario(job.scenarioFile, raw, text);
   const identity = await loadIdentity(job.coordinatorIdentityFile);
   const enrollment = await Enrollment.load(job.enrollmentFile);
   const initialWeights = decodeWeightSet(new Uint8Array(await readFile(job.initialWeightsFile)));
