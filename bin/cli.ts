@@ -8,6 +8,7 @@ import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel,
 import { registerSimulateCommands } from '../simulations/cli.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
 import { registerCoordinatorCommands } from '../coordinator/cli.ts';
+import { registerProvisionCommands } from '../coordinator/provision/index.ts';
 import { registerEngineCommands } from '../site-agent/engine/index.ts';
 import { registerModelCommands } from '../site-agent/model/cli.ts';
 import { registerAdaptCommands } from '../site-agent/adapt/adapt-command.ts';
@@ -51,6 +52,7 @@ export async function main(argv: string[]): Promise<void> {
   registerSimulateCommands(program);
   registerDataCommands(program);
   registerCoordinatorCommands(program);
+  registerProvisionCommands(program);
   registerEngineCommands(program);
   registerModelCommands(program);
   registerAdaptCommands(program);

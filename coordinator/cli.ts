@@ -10,7 +10,7 @@
  * TLS: --tls-cert/--tls-key (or config `tls`); REST token: environment variable FEDSFDA_REST_TOKEN (>= 16 chars).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
 import { ConfigError, readConfigFile } from '../protocol/common/index.ts';
@@ -67,6 +67,24 @@ export interface CoordinatorCommandOptions {
   out?: string;
   tlsCert?: string;
   tlsKey?: string;
+  restTokenFile?: string;
+  serveAfter?: boolean;
+}
+
+/** The dashboard's address; with a REST token, in the URL fragment (never sent to the server, see dashboard). */
+export function dashboardUrl(url: string, restToken: string | undefined): string {
+  return restToken ? `${url}/#token=${encodeURIComponent(restToken)}` : `${url}/`;
+}
+
+async function readRestToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await readFile(file, 'utf8')).trim();
+  } catch (e) {
+    throw new CoordinatorError('bad_options', `cannot read --rest-token-file ${file}: ${(e as Error).message}`);
+  }
+  if (token.length < 16) throw new CoordinatorError('bad_options', `--rest-token-file ${file}: the token must be at least 16 characters`);
+  return token;
 }
 
 function int(flag: string, v: string | undefined): number | undefined {
@@ -96,8 +114,10 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   if (o.out) await mkdir(o.out, { recursive: true });
   if (cfg.statistics && !o.out) throw new CoordinatorError('bad_options', 'the statistics config block needs --out DIR (where its files go)');
   const out = o.out;
-  const certFile = o.tlsCert ?? cfg.tls?.certFile;
-  const keyFile = o.tlsKey ?? cfg.tls?.keyFile;
+  // Paths inside the config file are relative to it (a provisioned coordinator folder can be moved as a whole).
+  const fromConfig = (f: string | undefined): string | undefined => (f === undefined || o.config === undefined ? f : resolve(dirname(o.config), f));
+  const certFile = o.tlsCert ?? fromConfig(cfg.tls?.certFile);
+  const keyFile = o.tlsKey ?? fromConfig(cfg.tls?.keyFile);
   if ((certFile === undefined) !== (keyFile === undefined)) throw new CoordinatorError('bad_options', 'TLS needs both a certificate (--tls-cert) and its key (--tls-key)');
   const readPemFile = async (f: string, what: string): Promise<string> => {
     try {
@@ -107,8 +127,8 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     }
   };
   const tls = certFile && keyFile ? { cert: await readPemFile(certFile, 'certificate'), key: await readPemFile(keyFile, 'key') } : undefined;
-  // Read from the environment, never from a flag (flags show up in process listings).
-  const restToken = process.env.FEDSFDA_REST_TOKEN;
+  // From a file or the environment, never from a flag value (flags show up in process listings).
+  const restToken = o.restTokenFile !== undefined ? await readRestToken(o.restTokenFile) : process.env.FEDSFDA_REST_TOKEN;
   const handle = await startCoordinator({
     identity,
     enrollment,
@@ -139,6 +159,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
       : {}),
   });
   log(`coordinator listening on ${handle.url} (key ${handle.publicKey}); enrolled sites: ${enrollment.siteIds().join(', ') || '(tokens only)'}`);
+  log(`dashboard: ${dashboardUrl(handle.url, restToken)}`);
   handle.events.on('siteConnected', (id) => log(`site ${id} connected`));
   handle.events.on('siteDisconnected', (id) => log(`site ${id} disconnected`));
   handle.events.on('siteFailed', (f) => log(`round ${f.round}: site ${f.siteId} failed ${f.stage} (${f.code}: ${f.reason})`));
@@ -197,9 +218,16 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--out <dir>', 'run folder: history.json, final-weights.fsws, and the statistics configured under "statistics"')
     .option('--tls-cert <file>', 'serve HTTPS/WSS with this PEM certificate chain (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--rest-token-file <file>', 'REST/dashboard bearer token from this (owner-only) file instead of FEDSFDA_REST_TOKEN')
+    .option('--serve-after', 'keep serving the REST API and dashboard after the last round, until SIGINT/SIGTERM')
     .action(async (o: CoordinatorCommandOptions) => {
       const handle = await startCoordinatorFromFiles(o);
-      const stop = (): void => void handle.close();
+      let stopRequested: () => void = () => {};
+      const stopped = new Promise<void>((r) => (stopRequested = r));
+      const stop = (): void => {
+        stopRequested();
+        void handle.close();
+      };
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
       try {
@@ -207,6 +235,10 @@ export function registerCoordinatorCommands(program: Command): void {
         if (o.historyOut) await writeFile(o.historyOut, JSON.stringify(history, null, 2));
         if (o.out) await writeFile(join(o.out, 'history.json'), JSON.stringify(history, null, 2));
         console.log(`finished ${history.length} round(s)`);
+        if (o.serveAfter) {
+          console.log(`still serving ${handle.url} (--serve-after); stop with Ctrl-C or SIGTERM`);
+          await stopped;
+        }
       } finally {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
