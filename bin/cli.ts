@@ -8,7 +8,7 @@ import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel,
 import { registerSimulateCommands } from '../simulations/cli.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
 import { registerCoordinatorCommands } from '../coordinator/cli.ts';
-import { registerProvisionCommands } from '../coordinator/provision/index.ts';
+import { registerProvisionCommands } from '../coordinator/provision/provision-commands.ts';
 import { registerEngineCommands } from '../site-agent/engine/index.ts';
 import { registerModelCommands } from '../site-agent/model/cli.ts';
 import { registerAdaptCommands } from '../site-agent/adapt/adapt-command.ts';

@@ -3,9 +3,6 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/create-strategy.ts';
-import { runStrategyComparison } from './runner/compare-strategies.ts';
-import { formatSummaryTable } from './runner/summary.ts';
-import { runFederatedSimulation } from './runner/run-federated.ts';
 import { loadScenarioFile, parseFederatedScenario, ScenarioError } from './scenario.ts';
 
 function strategyList(v: string): StrategyName[] {
@@ -39,6 +36,10 @@ export function registerSimulateCommands(program: Command): void {
       switch (kind) {
         case 'federated': {
           const scenario = parseFederatedScenario(opts.config, raw, text);
+          // The runner (and the engine it loads) only when a run starts: `fedsfda --help` and other commands stay fast.
+          const { runStrategyComparison } = await import('./runner/compare-strategies.ts');
+          const { formatSummaryTable } = await import('./runner/summary.ts');
+          const { runFederatedSimulation } = await import('./runner/run-federated.ts');
           if (opts.compare) {
             console.log(`fedsfda simulate --compare ${opts.compare.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
             const { table } = await runStrategyComparison({

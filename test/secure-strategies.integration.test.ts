@@ -17,6 +17,7 @@ import type { SecAggReply } from '../protocol/secagg/messages.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, linearWeights, makeLinearData } from './support/least-squares-trainer.ts';
+import { STAGE_BOUND_MS } from './support/bounds.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -60,7 +61,7 @@ async function run(strategy: Strategy, secure: boolean, onReply?: (r: SecAggRepl
     minSites: 3,
     strategy,
     port: 0,
-    timeouts: { fitMs: 20_000, evaluateMs: 20_000 },
+    timeouts: { fitMs: STAGE_BOUND_MS, evaluateMs: STAGE_BOUND_MS },
     ...(secure ? { secureAggregation: { clip: 8, maxExamples: 100 } } : {}),
     ...(onReply ? { secAggTestHooks: { onReply: (_from: string, r: SecAggReply) => onReply(r) } } : {}),
   });

@@ -10,9 +10,10 @@
 import { InvalidArgumentError, type Command } from 'commander';
 import { join, resolve } from 'node:path';
 import Table from 'cli-table3';
-import { coordinatorCommand, consortiumPaths, enrollAdd, enrollList, enrollRemove, initConsortium, siteCommand, loadConsortium } from './consortium.ts';
-import { certificateHosts } from './tls-certificates.ts';
 import { readFile } from 'node:fs/promises';
+
+/** Loaded when a provisioning command runs (the X.509 library is not needed by any other command). */
+const provision = async () => ({ ...(await import('./consortium.ts')), ...(await import('./tls-certificates.ts')) });
 
 const collect = (v: string, acc: string[]): string[] => [...acc, ...v.split(',').map((x) => x.trim()).filter((x) => x !== '')];
 
@@ -34,6 +35,7 @@ export function registerProvisionCommands(program: Command): void {
     .option('--site <id...>', 'a site to provision now (repeat or comma-separate); more later with `fedsfda enroll add`', collect, [])
     .option('--force', 'replace an existing consortium in --out')
     .action(async (o: { out: string; host: string[]; name: string; port: number; site: string[]; force?: boolean }) => {
+      const { initConsortium, consortiumPaths, certificateHosts, coordinatorCommand } = await provision();
       const r = await initConsortium({ dir: o.out, name: o.name, hosts: o.host, port: o.port, sites: o.site, force: o.force === true });
       const p = consortiumPaths(o.out);
       const hosts = certificateHosts(await readFile(join(p.coordinator, 'tls.crt'), 'utf8'));
@@ -51,6 +53,7 @@ export function registerProvisionCommands(program: Command): void {
     .option('--dir <dir>', 'consortium folder', '.')
     .option('--key <base64>', "the site's own public key (its identity stays at the site)")
     .action(async (siteId: string, o: { dir: string; key?: string }) => {
+      const { enrollAdd, loadConsortium, consortiumPaths, siteCommand } = await provision();
       const r = await enrollAdd(o.dir, siteId, o.key);
       const c = await loadConsortium(o.dir);
       console.log(`enrolled ${siteId} (key ${r.site.publicKey}); bundle ${consortiumPaths(o.dir).site(siteId)}`);
@@ -62,6 +65,7 @@ export function registerProvisionCommands(program: Command): void {
     .description('remove a site from the allow-list and every peers.json, and delete its bundle')
     .option('--dir <dir>', 'consortium folder', '.')
     .action(async (siteId: string, o: { dir: string }) => {
+      const { enrollRemove } = await provision();
       const r = await enrollRemove(o.dir, siteId);
       console.log(`removed ${siteId}; peers.json updated for ${r.peersUpdated.join(', ') || '(no site left)'}: send it to every site again; restart the coordinator`);
     });
@@ -71,6 +75,7 @@ export function registerProvisionCommands(program: Command): void {
     .option('--dir <dir>', 'consortium folder', '.')
     .option('--json', 'print JSON')
     .action(async (o: { dir: string; json?: boolean }) => {
+      const { enrollList } = await provision();
       const sites = await enrollList(o.dir);
       if (o.json) {
         console.log(JSON.stringify(sites, null, 2));
