@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Builds the fedsfda native kernel addon (site-agent/engine/native) with node-gyp against the local Node
-// headers. Run by `npm install` ("install": "node scripts/build-native.mjs"). It must never fail the
+// headers. Run by `npm install` ("install": "node scripts/build-native.mjs"). It must not fail a plain
 // install: on any error it prints ONE warning line and exits 0, and the engine falls back to wasm/cpu.
+// With FEDSFDA_REQUIRE_NATIVE=1 (CI sets it in .ci/run) a failed build is an error: same line, exit 1.
 import { spawnSync, execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -11,7 +12,13 @@ const here = dirname(fileURLToPath(import.meta.url));
 const nativeDir = resolve(here, '..', 'site-agent', 'engine', 'native');
 const verbose = process.argv.includes('--verbose');
 
+const required = process.env.FEDSFDA_REQUIRE_NATIVE === '1';
+
 function warn(reason) {
+  if (required) {
+    console.error(`fedsfda: ERROR native kernels not built (${reason}) and FEDSFDA_REQUIRE_NATIVE=1.`);
+    process.exit(1);
+  }
   console.warn(`fedsfda: native kernels not built (${reason}); the engine will fall back to the wasm/cpu backends.`);
   process.exit(0);
 }

@@ -4,10 +4,12 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { batchNormTrain } from './batch-norm-train.ts';
 import { initEngine, resetEngine } from './select-backend.ts';
-import { loadNativeAddon } from './native-addon.ts';
+import { loadNativeAddonChecked } from './native-addon.ts';
 import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
 import { EngineError } from './errors.ts';
 import { Rng } from '../util/rng.ts';
+
+const nativeOk = loadNativeAddonChecked().ok;  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 
 const EPS = 1e-5;
 
@@ -46,10 +48,10 @@ describe('batchNormTrain (fused training-mode BN) matches tf.moments + tf.batchN
   beforeAll(async () => {
     resetEngine();
     await initEngine({ backend: 'wasm' });  // registers wasm; the tests switch backends explicitly
-    if (loadNativeAddon().ok) registerNativeBackend();
+    if (nativeOk) registerNativeBackend();
   });
 
-  const backends = ['cpu', 'wasm', ...(loadNativeAddon().ok ? [NATIVE_BACKEND] : [])];
+  const backends = ['cpu', 'wasm', ...(nativeOk ? [NATIVE_BACKEND] : [])];
   for (const backend of backends) {
     it.each(backend === NATIVE_BACKEND ? [...cases, largeCase] : cases)(`on ${backend}: %s (tolerance 1e-4 * (1 + max|ref|))`, async (_n, shape) => {
       const ref = await run('cpu', false, shape);
@@ -70,7 +72,7 @@ describe('batchNormTrain (fused training-mode BN) matches tf.moments + tf.batchN
   });
 
   it('does not leak tensors in a training step', async () => {
-    await tf.setBackend(loadNativeAddon().ok ? NATIVE_BACKEND : 'cpu');
+    await tf.setBackend(nativeOk ? NATIVE_BACKEND : 'cpu');
     const x = tf.randomNormal([2, 4, 4, 3]);
     const g = tf.variable(tf.ones([3])), b = tf.variable(tf.zeros([3]));
     const step = () => tf.tidy(() => {

@@ -8,14 +8,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { loadNativeAddon, type NativeAddon } from './native-addon.ts';
+import { loadNativeAddonChecked, type NativeAddon } from './native-addon.ts';
 import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
 import { initEngine, resetEngine } from './select-backend.ts';
 import { createUNet } from '../model/unet.ts';
 import { trainLocal } from '../train/train-local.ts';
 import { makeSquaresDataset } from '../train/squares-fixture.ts';
 
-const load = loadNativeAddon();
+const load = loadNativeAddonChecked();  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 if (!load.ok) console.warn(`SKIPPING native determinism tests: ${load.reason}`);
 const d = load.ok ? describe : describe.skip;
 

@@ -5,6 +5,7 @@ export type EngineErrorCode =
   | 'UNKNOWN_BACKEND'
   | 'BACKEND_UNAVAILABLE'
   | 'NATIVE_NOT_BUILT'
+  | 'NATIVE_REQUIRED'
   | 'SELF_CHECK_FAILED'
   | 'BAD_ARGUMENT';
 

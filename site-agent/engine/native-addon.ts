@@ -6,6 +6,7 @@
 import { createRequire } from 'node:module';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { EngineError } from './errors.ts';
 
 /** The functions exported by native/src/addon.cc. All write into caller-allocated output arrays. */
 export interface NativeAddon {
@@ -64,4 +65,22 @@ export function loadNativeAddon(): NativeLoad {
     cached = { ok: false, reason: `addon failed to load: ${e instanceof Error ? e.message : String(e)}` };
   }
   return cached;
+}
+
+/**
+ * `FEDSFDA_REQUIRE_NATIVE=1` (set by CI, `.ci/run`): the native addon must build and load. The build
+ * script then exits non-zero on failure, and the native tests fail instead of skipping.
+ */
+export function nativeRequired(): boolean {
+  return process.env.FEDSFDA_REQUIRE_NATIVE === '1';
+}
+
+/**
+ * loadNativeAddon(), but a missing or broken addon is an EngineError `NATIVE_REQUIRED` when
+ * FEDSFDA_REQUIRE_NATIVE=1 (so code and tests that would otherwise fall back or skip refuse to).
+ */
+export function loadNativeAddonChecked(): NativeLoad {
+  const l = loadNativeAddon();
+  if (!l.ok && nativeRequired()) throw new EngineError('NATIVE_REQUIRED', `FEDSFDA_REQUIRE_NATIVE=1 but the native addon is unusable: ${l.reason}`);
+  return l;
 }

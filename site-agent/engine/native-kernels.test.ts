@@ -3,13 +3,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { Worker } from 'node:worker_threads';
-import { loadNativeAddon, NATIVE_ADDON_PATH } from './native-addon.ts';
+import { loadNativeAddonChecked, NATIVE_ADDON_PATH } from './native-addon.ts';
 import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
 import { compareWithCpu, type InputSpec } from './kernel-compare.ts';
 import { collapseBroadcast } from './native-kernels-elementwise.ts';
 import { createReferenceParams, randomBatch, referenceForward, softmaxCrossEntropy } from './bench/reference-unet.ts';
 
-const load = loadNativeAddon();
+const load = loadNativeAddonChecked();  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 if (!load.ok) {
   // Visible in the test output: the build step was not run (node scripts/build-native.mjs).
   console.warn(`SKIPPING native kernel tests: ${load.reason}`);
