@@ -69,6 +69,8 @@ export interface InitConsortiumOptions {
   readonly port: number;
   /** Sites to provision now (each gets a bundle with a fresh identity); more later with `enroll add`. */
   readonly sites: readonly string[];
+  /** Rounds written into coordinator.json (default 12). */
+  readonly rounds?: number;
   /** Replace an existing consortium folder's contents. */
   readonly force?: boolean;
 }
@@ -110,7 +112,10 @@ export async function initConsortium(o: InitConsortiumOptions): Promise<InitCons
   };
   await writeFile(p.file, JSON.stringify(consortium, null, 2) + '\n');
   // Paths in coordinator.json are relative to that file, so the folder can be moved to the coordinator's machine.
-  const config = { host: '0.0.0.0', port: o.port, tls: { certFile: 'tls.crt', keyFile: 'tls.key' } };
+  // With 3 or more sites: secure aggregation and the pooled statistics rounds (a sum over 2 sites would reveal the
+  // other's contribution). pixelBound is a public bound on the federation's labelled pixels (edit for larger data).
+  const secure = o.sites.length >= 3 ? { secureAggregation: { clip: 8, maxExamples: 100_000 }, statistics: { pixelBound: 100_000_000 } } : {};
+  const config = { host: '0.0.0.0', port: o.port, tls: { certFile: 'tls.crt', keyFile: 'tls.key' }, rounds: o.rounds ?? 12, minSites: Math.max(1, o.sites.length), ...secure };
   await writeFile(join(p.coordinator, 'coordinator.json'), JSON.stringify(config, null, 2) + '\n');
   await writeFile(join(p.coordinator, 'command.txt'), coordinatorCommand() + '\n');
 
@@ -148,7 +153,16 @@ async function writeSiteBundle(dir: string, c: ConsortiumFile, siteId: string, i
   const cmd = siteCommand(c, siteId, identity ? 'identity.json' : '<your identity file>');
   await writeFile(join(bundle, 'command.txt'), `# from inside this folder, with DATA set to your dataset folder:\n${cmd}\n`);
   if (!identity) return; // the site holds its own identity file: command.txt says where it goes
-  const script = ['#!/bin/sh', '# usage: run-site.sh DATASET_DIR (run it from anywhere)', 'set -e', 'DATA=$(cd "${1:?usage: run-site.sh DATASET_DIR}" && pwd)', 'cd "$(dirname "$0")"', `exec ${cmd}`, ''];
+  const script = [
+    '#!/bin/sh',
+    '# usage: run-site.sh DATASET_DIR [more fedsfda site options, e.g. --size 128] (run it from anywhere)',
+    'set -e',
+    'DATA=$(cd "${1:?usage: run-site.sh DATASET_DIR [fedsfda site options]}" && pwd)',
+    'shift',
+    'cd "$(dirname "$0")"',
+    `exec ${cmd} "$@"`,
+    '',
+  ];
   await writeFile(join(bundle, 'run-site.sh'), script.join('\n'), { mode: 0o755 });
 }
 

@@ -19,7 +19,7 @@ const collect = (v: string, acc: string[]): string[] => [...acc, ...v.split(',')
 
 function port(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('a port number in [1, 65535]');
+  if (!Number.isInteger(n) || n < 1 || n > 65535) throw new InvalidArgumentError('an integer in [1, 65535]');
   return n;
 }
 
@@ -33,10 +33,11 @@ export function registerProvisionCommands(program: Command): void {
     .option('--name <name>', 'consortium name (certificate subjects)', 'fedsfda')
     .option('--port <n>', 'coordinator port', port, 8443)
     .option('--site <id...>', 'a site to provision now (repeat or comma-separate); more later with `fedsfda enroll add`', collect, [])
+    .option('--rounds <n>', 'rounds in coordinator.json', port, 12)
     .option('--force', 'replace an existing consortium in --out')
-    .action(async (o: { out: string; host: string[]; name: string; port: number; site: string[]; force?: boolean }) => {
+    .action(async (o: { out: string; host: string[]; name: string; port: number; site: string[]; rounds: number; force?: boolean }) => {
       const { initConsortium, consortiumPaths, certificateHosts, coordinatorCommand } = await provision();
-      const r = await initConsortium({ dir: o.out, name: o.name, hosts: o.host, port: o.port, sites: o.site, force: o.force === true });
+      const r = await initConsortium({ dir: o.out, name: o.name, hosts: o.host, port: o.port, sites: o.site, rounds: o.rounds, force: o.force === true });
       const p = consortiumPaths(o.out);
       const hosts = certificateHosts(await readFile(join(p.coordinator, 'tls.crt'), 'utf8'));
       console.log(`consortium "${r.consortium.name}" in ${resolve(o.out)}: coordinator ${r.consortium.url} (key ${r.coordinatorKey})`);
