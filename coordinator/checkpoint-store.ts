@@ -3,7 +3,8 @@
  * coordinator resumes after the last completed round. Writes are atomic (temp file + rename), and the JSON names
  * the weights file it belongs to, so a crash between the two writes never pairs new JSON with old weights.
  */
-import { mkdir, readFile, readdir, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, unlink } from 'node:fs/promises';
+import { writeFileAtomic } from '../protocol/common/atomic-write.ts';
 import { join } from 'node:path';
 import { z } from 'zod';
 import type { WeightSet } from '../protocol/named-tensor.ts';
@@ -39,11 +40,7 @@ const fileSchema = z.object({
   savedAt: z.string(),
 });
 
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
+const writeAtomic = writeFileAtomic;
 
 export class CheckpointStore {
   constructor(readonly dir: string) {}

@@ -9,7 +9,7 @@
  * source statistics and the non-IID report computed by masked-sum statistics rounds after the last round.
  * TLS: --tls-cert/--tls-key (or config `tls`); REST token: environment variable FEDSFDA_REST_TOKEN (>= 16 chars).
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
@@ -20,7 +20,11 @@ import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from 
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
 import { CoordinatorError } from './round-runner.ts';
 import { runStatisticsSchema, writeRunArtifacts } from './run-artifacts.ts';
-import { startCoordinator, type CoordinatorHandle } from './start-coordinator.ts';
+import { DEFAULT_MIN_AGGREGATED_FRACTION, startCoordinator, type CoordinatorHandle } from './start-coordinator.ts';
+import { getLogger } from '../protocol/common/index.ts';
+import { writeFileAtomic } from '../protocol/common/atomic-write.ts';
+import { installProcessGuards } from './process-guard.ts';
+import { MIN_SECURE_SITES } from './run-checks.ts';
 import { createStrategy, strategySpecSchema, STRATEGY_NAMES } from './strategies/create-strategy.ts';
 
 /** `--config FILE` schema; command-line flags override it. */
@@ -48,6 +52,8 @@ export const coordinatorConfigSchema = z
     statistics: runStatisticsSchema.optional(),
     /** Serve HTTPS/WSS: PEM files of the certificate chain and its private key. */
     tls: z.object({ certFile: z.string().min(1), keyFile: z.string().min(1) }).strict().optional(),
+    /** Fraction of rounds that must aggregate for the run to succeed (exit 0); at least one round always. */
+    minAggregatedFraction: z.number().min(0).max(1).default(DEFAULT_MIN_AGGREGATED_FRACTION),
   })
   .strict();
 export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
@@ -108,6 +114,13 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   }
   const identity = await loadIdentity(o.identity);
   const enrollment = await Enrollment.load(o.enroll);
+  const possibleSites = enrollment.siteIds().length + enrollment.toJSON().tokens.length;
+  if (cfg.statistics && possibleSites < MIN_SECURE_SITES) {
+    throw new CoordinatorError(
+      'bad_options',
+      `the statistics config block needs at least ${MIN_SECURE_SITES} sites (sums over fewer reveal a site's own statistics); ${o.enroll} can admit only ${possibleSites}`,
+    );
+  }
   const initialWeights = decodeWeightSet(new Uint8Array(await readFile(o.initWeights)));
   const strategySpec = o.strategy ? { ...cfg.strategy, name: o.strategy as (typeof STRATEGY_NAMES)[number] } : cfg.strategy;
   const checkpointDir = o.checkpointDir ?? cfg.checkpointDir;
@@ -130,6 +143,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   // From a file or the environment, never from a flag value (flags show up in process listings).
   const restToken = o.restTokenFile !== undefined ? await readRestToken(o.restTokenFile) : process.env.FEDSFDA_REST_TOKEN;
   const handle = await startCoordinator({
+    logger: getLogger().child({ component: 'coordinator' }),
     identity,
     enrollment,
     initialWeights,
@@ -140,6 +154,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     strategy: createStrategy(strategySpec),
     enrollmentPath: o.enroll, // token enrollments are written back, so the spent token cannot be reused after a restart
     timeouts: cfg.timeouts,
+    minAggregatedFraction: cfg.minAggregatedFraction,
     ...(checkpointDir ? { checkpointDir } : {}),
     ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),
     ...(tls ? { tls } : {}),
@@ -197,7 +212,7 @@ export function registerCoordinatorCommands(program: Command): void {
     .action(async (file: string, o: { out: string }) => {
       const e = await Enrollment.load(file);
       if (e.siteIds().length === 0) throw new CoordinatorError('bad_options', `${file} lists no sites with keys yet (enroll them first)`);
-      await writeFile(o.out, JSON.stringify({ v: 1, sites: e.toJSON().sites }, null, 2) + '\n');
+      await writeFileAtomic(o.out, JSON.stringify({ v: 1, sites: e.toJSON().sites }, null, 2) + '\n');
       console.log(`${e.siteIds().length} site key(s) -> ${o.out}`);
     });
 
@@ -221,28 +236,49 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--rest-token-file <file>', 'REST/dashboard bearer token from this (owner-only) file instead of FEDSFDA_REST_TOKEN')
     .option('--serve-after', 'keep serving the REST API and dashboard after the last round, until SIGINT/SIGTERM')
     .action(async (o: CoordinatorCommandOptions) => {
+      const logger = getLogger().child({ component: 'coordinator' });
+      const uninstallGuards = installProcessGuards(logger);
       const handle = await startCoordinatorFromFiles(o);
+      let stoppedBy: string | null = null;
       let stopRequested: () => void = () => {};
       const stopped = new Promise<void>((r) => (stopRequested = r));
-      const stop = (): void => {
+      const stop = (signal: string): void => {
+        stoppedBy = signal;
         stopRequested();
+        logger.info({ code: 'stopping', signal }, `stopping on ${signal}`);
         void handle.close();
       };
-      process.once('SIGINT', stop);
-      process.once('SIGTERM', stop);
+      const onInt = (): void => stop('SIGINT');
+      const onTerm = (): void => stop('SIGTERM');
+      process.once('SIGINT', onInt);
+      process.once('SIGTERM', onTerm);
       try {
-        const history = await handle.done;
-        if (o.historyOut) await writeFile(o.historyOut, JSON.stringify(history, null, 2));
-        if (o.out) await writeFile(join(o.out, 'history.json'), JSON.stringify(history, null, 2));
+        const history = await handle.done.catch((e: unknown) => {
+          if (stoppedBy !== null) return null; // a deliberate stop: the checkpoint holds the run, exit 0
+          throw e;
+        });
+        if (history === null) {
+          console.log(`stopped by ${stoppedBy} after round ${handle.history().length}; restart with the same checkpoint directory to resume`);
+          return;
+        }
+        if (o.historyOut) await writeFileAtomic(o.historyOut, JSON.stringify(history, null, 2));
+        if (o.out) await writeFileAtomic(join(o.out, 'history.json'), JSON.stringify(history, null, 2));
+        const outcome = handle.outcome();
+        if (outcome && !outcome.ok) {
+          console.error(`run failed: ${outcome.reason}`);
+          process.exitCode = 1;
+          return;
+        }
         console.log(`finished ${history.length} round(s)`);
         if (o.serveAfter) {
           console.log(`still serving ${handle.url} (--serve-after); stop with Ctrl-C or SIGTERM`);
           await stopped;
         }
       } finally {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
+        process.off('SIGINT', onInt);
+        process.off('SIGTERM', onTerm);
         await handle.close();
+        uninstallGuards();
       }
     });
 }

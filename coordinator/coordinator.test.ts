@@ -2,7 +2,7 @@
  * Coordinator behaviour over the in-memory transport: checkpoint + resume after a restart, per-stage timeouts
  * (fake timers, explicit barriers) with the failure handed to the strategy, and the FedProx config reaching sites.
  */
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
@@ -215,8 +215,9 @@ describe('coordinator', () => {
   it('keeps training when a checkpoint cannot be written, and counts it', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'fedsfda-ckpt-bad-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    // A directory where round 1's temporary weights file must go makes that one save fail (EISDIR).
-    await mkdir(join(dir, `weights-r1.fsws.tmp-${process.pid}`));
+    // A non-empty directory where round 1's weights file must go makes that one save fail (rename cannot replace it).
+    await mkdir(join(dir, 'weights-r1.fsws'));
+    await writeFile(join(dir, 'weights-r1.fsws', 'occupied'), '');
     const s = { id: 'site-a', identity: generateIdentity() };
     const coord = await coordinator([s], { checkpointDir: dir, rounds: 2 });
     const [, history] = await Promise.all([memorySite(coord, s.id, s.identity, plusOneTrainer(1)), coord.done]);

@@ -1,6 +1,8 @@
 /** coordinator/: the server side — sessions with sites, the round state machine, strategies, checkpoints, REST. */
 export { registerCoordinatorCommands, startCoordinatorFromFiles, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorCommandOptions } from './cli.ts';
-export { startCoordinator, type CoordinatorOptions, type CoordinatorHandle, type SiteEvents } from './start-coordinator.ts';
+export { startCoordinator, DEFAULT_MIN_AGGREGATED_FRACTION, type CoordinatorOptions, type CoordinatorHandle, type SiteEvents } from './start-coordinator.ts';
+export { installProcessGuards, isConnectionScoped, EXIT_INTERNAL_ERROR, type ProcessGuardOptions } from './process-guard.ts';
+export { checkRunPlan, judgeRun, MIN_SECURE_SITES, type RunPlan, type RunOutcome } from './run-checks.ts';
 export { RoundRunner, CoordinatorError, type Stage, type RoundTimeouts, type RoundEvents } from './round-runner.ts';
 export type { RoundRecord, SiteRoundRecord } from './round-history.ts';
 export { CheckpointStore, CheckpointError, type Checkpoint } from './checkpoint-store.ts';
@@ -25,6 +27,11 @@ export {
   FINAL_WEIGHTS_FILE,
   SOURCE_STATS_FILE,
   CLASS_HISTOGRAM_FILE,
+  HISTORY_FILE,
+  RUN_MANIFEST_FILE,
+  runManifestSchema,
+  completedRun,
+  type RunManifest,
   type RunStatistics,
   type ArtifactReport,
   type ArtifactSource,

@@ -76,6 +76,7 @@ export function coordinatorMetrics(reg = new MetricsRegistry()) {
     roundsCompleted: reg.counter('fedsfda_rounds_completed_total', 'Rounds completed (aggregated or not)'),
     currentRound: reg.gauge('fedsfda_current_round', 'Round in progress (or last completed)'),
     failures: reg.counter('fedsfda_site_failures_total', 'Per-site round failures by stage and code'),
+    strategyFailures: reg.counter('fedsfda_strategy_failures_total', 'Rounds whose strategy threw while aggregating (global model kept)'),
     checkpointFailures: reg.counter('fedsfda_checkpoint_failures_total', 'Checkpoints that could not be written'),
     meanTrainLoss: reg.gauge('fedsfda_round_mean_train_loss', 'Example-weighted mean train loss of the last round'),
     evalMetric: reg.gauge('fedsfda_round_eval_metric', 'Aggregated evaluation metrics of the last round'),

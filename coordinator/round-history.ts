@@ -30,6 +30,8 @@ export interface RoundRecord {
   fitMetrics: Record<string, number>;
   startedAt: string;
   durationMs: number;
+  /** Why the strategy could not aggregate (it threw); absent or null when it did not fail. */
+  strategyError?: string | null;
   /** Present for secure-aggregation rounds: whose updates are in the sum, and the total example count. */
   secureAggregation?: { included: string[]; excluded: string[]; totalExamples: number; error: string | null };
 }
@@ -60,6 +62,7 @@ export const roundRecordSchema = z.object({
   fitMetrics: metrics,
   startedAt: z.string(),
   durationMs: z.number(),
+  strategyError: z.string().nullable().optional(),
   secureAggregation: z
     .object({ included: z.array(z.string()), excluded: z.array(z.string()), totalExamples: z.number(), error: z.string().nullable() })
     .optional(),

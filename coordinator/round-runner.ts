@@ -16,34 +16,39 @@ import type { SecAggTestHooks } from './secagg-driver.ts';
 import { runSecureFit, type SecureAggregationOptions } from './secure-fit.ts';
 import type { CoordinatorMetrics } from './metrics-registry.ts';
 import type { RoundRecord, SiteRoundRecord } from './round-history.ts';
+import { judgeRun, type RunOutcome } from './run-checks.ts';
+import { CoordinatorError } from './coordinator-error.ts';
+
+export { CoordinatorError };
 import { SiteRequestError, type SiteConnection } from './site-connection.ts';
 import type { SiteRegistry } from './site-registry.ts';
 import { checkUpdateMatches, weightedMetricMeans } from './strategies/aggregate.ts';
 import { replyCount, type EvaluateResult, type FitResult, type RoundFailure, type Strategy } from './strategies/strategy.ts';
 
-export type Stage = 'idle' | 'waiting_for_sites' | 'fit' | 'aggregate_fit' | 'evaluate' | 'aggregate_evaluate' | 'checkpoint' | 'finished' | 'stopped';
+export type Stage =
+  | 'idle'
+  | 'waiting_for_sites'
+  | 'fit'
+  | 'aggregate_fit'
+  | 'evaluate'
+  | 'aggregate_evaluate'
+  | 'checkpoint'
+  | 'after_rounds'
+  | 'finished'
+  | 'stopped';
 
 const TRANSITIONS: Record<Stage, readonly Stage[]> = {
-  idle: ['waiting_for_sites', 'finished', 'stopped'],
+  idle: ['waiting_for_sites', 'after_rounds', 'finished', 'stopped'],
   waiting_for_sites: ['fit', 'stopped'],
   fit: ['aggregate_fit', 'stopped'],
   aggregate_fit: ['evaluate', 'stopped'],
   evaluate: ['aggregate_evaluate', 'stopped'],
   aggregate_evaluate: ['checkpoint', 'stopped'],
-  checkpoint: ['waiting_for_sites', 'finished', 'stopped'],
+  checkpoint: ['waiting_for_sites', 'after_rounds', 'finished', 'stopped'],
+  after_rounds: ['finished', 'stopped'],
   finished: [],
   stopped: [],
 };
-
-export class CoordinatorError extends Error {
-  override readonly name = 'CoordinatorError';
-  constructor(
-    readonly code: 'bad_transition' | 'not_enough_sites' | 'stopped' | 'bad_options',
-    reason: string,
-  ) {
-    super(`${code}: ${reason}`);
-  }
-}
 
 export interface RoundTimeouts {
   /** How long a round waits for `minSites` connected sites (default Infinity). */
@@ -72,7 +77,7 @@ export interface RoundEvents {
   /** A site's fit or evaluate reply was accepted. */
   siteReplied: [reply: { round: number; stage: 'fit' | 'evaluate'; siteId: string; numExamples: number; metrics: Record<string, number> }];
   roundCompleted: [record: RoundRecord];
-  finished: [history: RoundRecord[]];
+  finished: [history: RoundRecord[], outcome: RunOutcome];
 }
 
 export interface RoundRunnerOptions {
@@ -93,6 +98,8 @@ export interface RoundRunnerOptions {
    * Its failure is logged and does not undo the training.
    */
   afterRounds?: () => Promise<void>;
+  /** Fraction of rounds that must aggregate for the run to count as done (see run-checks.ts `judgeRun`). */
+  minAggregatedFraction: number;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, onTimeout: () => void): Promise<T> {
@@ -125,6 +132,8 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
   round = 0;
   weights: WeightSet;
   history: RoundRecord[];
+  /** Set once the last round is over (before the after-rounds step). */
+  outcome: RunOutcome | null = null;
   private readonly abort = new AbortController();
 
   constructor(
@@ -183,8 +192,11 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
       this.emit('roundCompleted', record);
     }
     this.checkStopped();
+    this.outcome = judgeRun(this.history, o.minAggregatedFraction);
+    if (!this.outcome.ok) o.logger.error({ code: 'run_failed', ...this.outcome }, `the run did not train: ${this.outcome.reason}`);
     if (o.afterRounds) {
-      await o.afterRounds().catch((e: Error) => o.logger.warn({ err: e.message }, 'after-rounds step failed'));
+      this.enter('after_rounds');
+      await o.afterRounds().catch((e: Error) => o.logger.error({ code: 'after_rounds_failed', err: e.message }, 'after-rounds step failed'));
       this.checkStopped();
     }
     if (this.stage !== 'finished') this.enter('finished');
@@ -192,7 +204,7 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
     await o.registry.waitForEmpty(o.timeouts.finishMs, this.abort.signal).catch((e: Error) => {
       o.logger.warn({ err: e.message }, 'sites did not hang up after finish');
     });
-    this.emit('finished', this.history);
+    this.emit('finished', this.history, this.outcome);
     return this.history;
   }
 
@@ -257,6 +269,7 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
     // ---- aggregate ------------------------------------------------------------------------------
     this.enter('aggregate_fit');
     let aggregated = false;
+    let strategyError: string | null = null;
     let fitMetrics: Record<string, number> = {};
     if (replyCount(fitResults) >= o.minSites) {
       try {
@@ -268,7 +281,9 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
         }
       } catch (e) {
         // A strategy error must not kill the coordinator: keep the model, record the round as not aggregated.
-        o.logger.error({ round, err: (e as Error).message }, 'aggregation failed; global model kept');
+        strategyError = (e as Error).message;
+        o.metrics.strategyFailures.inc();
+        o.logger.error({ code: 'strategy_failed', round, err: strategyError }, 'aggregation failed; global model kept');
       }
     } else {
       o.logger.warn({ round, replies: replyCount(fitResults), minSites: o.minSites }, 'too few fit replies; global model kept');
@@ -295,6 +310,7 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
     this.enter('checkpoint');
     const record = this.record(round, fitResults, evalResults, failures, aggregated, fitMetrics, evalMetrics, startedAt, started);
     if (secureInfo) record.secureAggregation = secureInfo;
+    if (strategyError !== null) record.strategyError = strategyError;
     if (o.store) {
       try {
         await o.store.save({

@@ -30,8 +30,9 @@ import { CoordinatorError, RoundRunner, type RoundEvents, type RoundTimeouts } f
 import { SiteConnection } from './site-connection.ts';
 import { SiteRegistry } from './site-registry.ts';
 import type { SecAggTestHooks } from './secagg-driver.ts';
-import { validateSecureAggregation, type SecureAggregationOptions } from './secure-fit.ts';
-import { runStatisticsRound, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
+import type { SecureAggregationOptions } from './secure-fit.ts';
+import { checkRunPlan, MIN_SECURE_SITES, type RunOutcome } from './run-checks.ts';
+import { runStatisticsRound, StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
 import { FedAvg } from './strategies/fedavg.ts';
 import type { Strategy } from './strategies/strategy.ts';
 
@@ -85,6 +86,11 @@ export interface CoordinatorOptions {
    * wrap around for the enrolled number of sites is refused). See SECURITY.md.
    */
   secureAggregation?: SecureAggregationOptions;
+  /**
+   * Fraction of the rounds that must aggregate for the run to count as done (default 0.5; at least one round always).
+   * A run below it still writes its history, but `handle.outcome()` says why it failed and the CLI exits non-zero.
+   */
+  minAggregatedFraction?: number;
   /** Test seams only (a dishonest-coordinator double, a recorder of what the coordinator receives). */
   secAggTestHooks?: SecAggTestHooks;
 }
@@ -106,6 +112,8 @@ export interface CoordinatorHandle {
   /** The current global weights (a reference; clone before mutating). */
   weights(): WeightSet;
   metrics: CoordinatorMetrics;
+  /** Whether the run did its job (set when the last round is over, before `afterRounds`; null before). */
+  outcome(): RunOutcome | null;
   /**
    * Federated statistics through secure aggregation: every connected site computes `request.name` on the current
    * global model (`LocalTrainer.statistics`); only the element-wise sums come back. Throws StatisticsRoundError.
@@ -117,6 +125,9 @@ export interface CoordinatorHandle {
   /** Stop rounds, disconnect sites, close the HTTP server. Idempotent. */
   close(): Promise<void>;
 }
+
+/** Default `minAggregatedFraction`: a run in which most rounds kept the old model did not train. */
+export const DEFAULT_MIN_AGGREGATED_FRACTION = 0.5;
 
 export interface SiteEvents {
   siteConnected: [siteId: string];
@@ -144,15 +155,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   };
   const handshakeMs = opts.timeouts?.handshakeMs ?? 10_000;
   const maxUpdateBytes = opts.maxUpdateBytes ?? 256 * 1024 * 1024;
-  if (opts.secureAggregation) {
-    // The most sites that can ever be summed is the enrolled count (token enrollment can add more: every round's
-    // config is checked again for its actual number of sites).
-    try {
-      validateSecureAggregation(opts.secureAggregation, Math.max(minSites, opts.enrollment.siteIds().length));
-    } catch (e) {
-      throw new CoordinatorError('bad_options', `secureAggregation: ${(e as Error).message}`);
-    }
-  }
+  const minAggregatedFraction = opts.minAggregatedFraction ?? DEFAULT_MIN_AGGREGATED_FRACTION;
+  checkRunPlan(
+    {
+      rounds: opts.rounds,
+      minSites,
+      enrolledSites: opts.enrollment.siteIds().length,
+      minAggregatedFraction,
+      ...(opts.secureAggregation ? { secureAggregation: opts.secureAggregation } : {}),
+    },
+    logger,
+  );
 
   const checkpoint = store ? await store.load() : null;
   if (checkpoint) {
@@ -172,6 +185,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       metrics,
       store,
       maxUpdateBytes,
+      minAggregatedFraction,
       ...(opts.afterRounds
         ? {
             afterRounds: () => {
@@ -265,12 +279,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   } catch (e) {
     throw new CoordinatorError('bad_options', `tls: cannot use the certificate/key: ${(e as Error).message}`);
   }
-  const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(http, {
-    // socket.io's default 1 MB limit is kept on purpose: models travel in acknowledged chunks (protocol/secure-channel.ts).
-    maxHttpBufferSize: 1e6,
-    serveClient: false,
-  });
-  io.on('connection', (socket) => accept(socketIoServerTransport(socket)));
+  // One owner per request path: engine.io answers everything under /socket.io/ (and refuses the polling transport:
+  // sites use websocket only), express everything else. Express is attached first so engine.io's attach() wraps it;
+  // attaching both as independent listeners made both answer /socket.io/?transport=polling (ERR_HTTP_HEADERS_SENT,
+  // an uncaught exception that killed the process).
   // One status for the REST surface and the handle.
   const status = (): CoordinatorStatus => ({
     stage: runner.stage,
@@ -289,6 +301,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}),
   });
   http.on('request', app);
+  const io = new IoServer<ClientToServerEvents, ServerToClientEvents>(http, {
+    // socket.io's default 1 MB limit is kept on purpose: models travel in acknowledged chunks (protocol/secure-channel.ts).
+    maxHttpBufferSize: 1e6,
+    serveClient: false,
+    transports: ['websocket'],
+  });
+  io.on('connection', (socket) => accept(socketIoServerTransport(socket)));
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(opts.port ?? 0, opts.host ?? '127.0.0.1', () => {
@@ -334,8 +353,20 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     connectedSites: () => registry.ids(),
     weights: () => runner.weights,
     metrics,
-    runStatisticsRound: (request) =>
-      runStatisticsRound(
+    outcome: () => runner.outcome,
+    runStatisticsRound: async (request) => {
+      // After a restart (or any gap) the sites may still be reconnecting: wait for the run's quorum, as a round
+      // does, before summing statistics over whoever is there (at least 3).
+      const possible = opts.enrollment.siteIds().length + opts.enrollment.toJSON().tokens.length;
+      if (possible < MIN_SECURE_SITES) {
+        throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least ${MIN_SECURE_SITES} connected sites, and only ${possible} can ever connect (enrolled sites and tokens)`);
+      }
+      const want = Math.max(MIN_SECURE_SITES, minSites);
+      await registry.waitForCount(want, timeouts.waitForSitesMs, statsAbort.signal).catch((e: Error) => {
+        if (statsAbort.signal.aborted) throw new CoordinatorError('stopped', 'coordinator stopped');
+        logger.warn({ code: 'statistics_quorum_timeout', want, connected: registry.size, err: e.message }, 'statistics round starts without its quorum of sites');
+      });
+      return runStatisticsRound(
         {
           registry,
           enrollment: opts.enrollment,
@@ -347,7 +378,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
           ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}),
         },
         request,
-      ),
+      );
+    },
     accept,
     close: () => {
       if (!closed) {

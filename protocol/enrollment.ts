@@ -6,7 +6,7 @@
  * another key. Spent tokens disappear from `toJSON()`, so saving the file after an enrollment makes it stick.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { rename, writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from './common/atomic-write.ts';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { bytesEqual, toBase64 } from './bytes.ts';
@@ -105,9 +105,7 @@ export class Enrollment {
 
   /** Write the allow-list and the unspent tokens (owner-only permissions, atomic rename). */
   async save(path: string): Promise<void> {
-    const tmp = `${path}.tmp-${process.pid}`;
-    await writeFile(tmp, JSON.stringify(this.toJSON(), null, 2), { mode: 0o600 });
-    await rename(tmp, path);
+    await writeFileAtomic(path, JSON.stringify(this.toJSON(), null, 2), { mode: 0o600 });
   }
 
   /** Validates an enrollment (or peers) file's content (strict: unknown keys are errors); `text` adds line and column. */

@@ -2,7 +2,8 @@
  * Long-term identities: an Ed25519 key pair per site and per coordinator (tweetnacl `nacl.sign`).
  * Identity keys only sign handshakes; session traffic uses ephemeral X25519 keys (see handshake.ts).
  */
-import { readFile, writeFile, rename } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from './common/atomic-write.ts';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { fromBase64, toBase64 } from './bytes.ts';
@@ -66,9 +67,7 @@ export function identityFromJson(text: string, source = 'identity file'): Identi
 
 /** Write an identity file with owner-only permissions (atomic rename). */
 export async function saveIdentity(path: string, id: Identity): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  await writeFile(tmp, identityToJson(id), { mode: 0o600 });
-  await rename(tmp, path);
+  await writeFileAtomic(path, identityToJson(id), { mode: 0o600 });
 }
 
 export async function loadIdentity(path: string): Promise<Identity> {

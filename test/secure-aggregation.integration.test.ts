@@ -66,7 +66,7 @@ async function coordinator(fx: Fixture[], initial: WeightSet, extra: Partial<Par
     enrollment,
     initialWeights: initial,
     rounds: 2,
-    minSites: 2,
+    minSites: 3,
     strategy: new FedAvg({ localEpochs: EPOCHS, lr: LR }),
     port: 0,
     autoStart: false,

@@ -3,9 +3,11 @@
  * model arrives as an encoded WeightSet file. Reports progress as JSON event lines on stdout.
  * Usage: coordinator-process.ts JOB_FILE
  */
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startCoordinator, writeRunArtifacts, type Strategy } from '../../coordinator/index.ts';
+import { installProcessGuards, startCoordinator, writeRunArtifacts, type Strategy } from '../../coordinator/index.ts';
+import { getLogger } from '../../protocol/common/index.ts';
+import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
 import { createStrategy } from '../../coordinator/strategies/create-strategy.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
@@ -45,7 +47,10 @@ async function main(): Promise<void> {
   const enrollment = await Enrollment.load(job.enrollmentFile);
   const initialWeights = decodeWeightSet(new Uint8Array(await readFile(job.initialWeightsFile)));
 
+  const logger = getLogger().child({ component: 'coordinator' });
+  installProcessGuards(logger);
   const coord = await startCoordinator({
+    logger,
     identity,
     enrollment,
     initialWeights,
@@ -80,7 +85,10 @@ async function main(): Promise<void> {
 
   try {
     const history = await coord.done;
-    await writeFile(join(job.outDir, 'history.json'), JSON.stringify(history, null, 2));
+    await writeFileAtomic(join(job.outDir, 'history.json'), JSON.stringify(history, null, 2));
+    const outcome = coord.outcome();
+    // A run that did not train is a failure, whatever else it wrote (the reason is in run.json and on stderr).
+    if (outcome && !outcome.ok) throw new Error(`run failed: ${outcome.reason}`);
     emitEvent('finished', { rounds: history.length });
   } finally {
     await coord.close();

@@ -94,7 +94,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   const keysDir = join(outDir, 'keys');
   // A simulation is a fresh run with fresh identities: a previous run's results and checkpoints in the same folder
   // are replaced (a checkpoint would otherwise be resumed by the new coordinator).
-  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'initial-weights.bin', 'job.json']) {
+  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json']) {
     await rm(join(outDir, f), { recursive: true, force: true });
   }
   await mkdir(keysDir, { recursive: true });

@@ -4,6 +4,7 @@
  * Usage: site-process.ts JOB_FILE SITE_ID
  */
 import { loadIdentity } from '../../protocol/identity.ts';
+import { getLogger } from '../../protocol/common/index.ts';
 import { runSite } from '../../site-agent/client/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { asLocalTrainer, UNetTrainer } from '../../site-agent/trainer/index.ts';
@@ -53,6 +54,7 @@ async function main(): Promise<void> {
     coordinatorPublicKey: job.coordinatorPublicKey,
     siteId,
     trainer: asLocalTrainer(trainer),
+    logger: getLogger(),
     onProgress: (p) => emitEvent('progress', { siteId, progress: p }),
   });
   if (scenario.training.personalizeEpochs > 0) {

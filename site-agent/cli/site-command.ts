@@ -11,7 +11,8 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity, parsePublicKey } from '../../protocol/identity.ts';
-import { runSite } from '../client/index.ts';
+import { DEFAULT_GIVE_UP_AFTER_MS, DEFAULT_MAX_ATTEMPTS, runSite } from '../client/index.ts';
+import { getLogger } from '../../protocol/common/index.ts';
 import { loadSiteDataset } from '../data/dataset/index.ts';
 import { initEngine } from '../engine/index.ts';
 import { asLocalTrainer, splitByCase, UNetTrainer } from '../trainer/index.ts';
@@ -94,7 +95,8 @@ interface SiteOptions {
   skipBad?: boolean;
   token?: string;
   audit: string;
-  maxAttempts?: number;
+  maxAttempts: number;
+  giveUpAfter: number;
   backend?: string;
   ca?: string;
   peers?: string;
@@ -125,7 +127,8 @@ export function registerSiteCommands(program: Command): void {
     .option('--skip-bad', 'skip unusable files (listed) instead of refusing to start')
     .option('--token <token>', 'one-time enrollment token (first connection of a site not yet on the allow-list)')
     .option('--audit <file>', 'append-only audit log of what was sent', 'fedsfda-audit.jsonl')
-    .option('--max-attempts <n>', 'give up after this many failed connection attempts', int('max-attempts', 1, 1_000_000))
+    .option('--max-attempts <n>', 'give up after this many consecutive failed connection attempts', int('max-attempts', 1, 1_000_000), DEFAULT_MAX_ATTEMPTS)
+    .option('--give-up-after <seconds>', 'give up after this long without a session with the coordinator', int('give-up-after', 1, 7 * 24 * 3600), DEFAULT_GIVE_UP_AFTER_MS / 1000)
     .option('--backend <name>', 'compute backend (also FEDSFDA_BACKEND)')
     .option('--ca <file>', 'extra trusted CA / coordinator certificate (PEM) for an https:// coordinator')
     .option('--peers <file>', "the consortium's allow-list ({\"v\":1,\"sites\":{id: key}}, as enroll.json without tokens): secure aggregation then runs only with these peer keys")
@@ -152,7 +155,9 @@ export function registerSiteCommands(program: Command): void {
         coordinatorPublicKey: coordinatorKey,
         siteId: o.siteId,
         ...(o.token !== undefined ? { enrollmentToken: o.token } : {}),
-        ...(o.maxAttempts !== undefined ? { reconnect: { maxAttempts: o.maxAttempts } } : {}),
+        reconnect: { maxAttempts: o.maxAttempts },
+        giveUpAfterMs: o.giveUpAfter * 1000,
+        logger: getLogger(),
         ...(o.ca !== undefined ? { tlsCa: await readPem(o.ca, '--ca') } : {}),
         ...(o.peers !== undefined ? { peerIdentities: await readPeers(o.peers) } : {}),
         trainer: asLocalTrainer(trainer),

@@ -5,7 +5,7 @@ export interface BackoffOptions {
   initialDelayMs?: number;
   /** Cap (default 30 s). */
   maxDelayMs?: number;
-  /** Give up after this many consecutive failed attempts (default Infinity). */
+  /** Give up after this many consecutive failed attempts (runSite's default: DEFAULT_MAX_ATTEMPTS, 30). */
   maxAttempts?: number;
 }
 

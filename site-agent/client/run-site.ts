@@ -33,7 +33,10 @@ export interface RunSiteOptions {
   /** One-time enrollment token, for a site not yet on the coordinator's allow-list. */
   enrollmentToken?: string;
   logger?: Logger;
+  /** Backoff between attempts; `maxAttempts` consecutive failures end the run (default DEFAULT_MAX_ATTEMPTS). */
   reconnect?: BackoffOptions;
+  /** Give up after this long without a session with the coordinator (default DEFAULT_GIVE_UP_AFTER_MS). */
+  giveUpAfterMs?: number;
   handshakeTimeoutMs?: number;
   /** Transfer chunk size for uploads (default 256 KiB). */
   chunkBytes?: number;
@@ -63,19 +66,65 @@ export interface SiteRunResult {
   bytesReceived: number;
 }
 
+/** Why a connection attempt failed, as a closed set of codes an operator can grep and alert on. */
+export type ConnectFailureCode =
+  | 'tls_untrusted_certificate'
+  | 'tls_failed'
+  | 'connection_refused'
+  | 'host_not_found'
+  | 'connect_timeout'
+  | 'handshake_failed'
+  | 'connect_failed';
+
+const TLS_TRUST_CODES = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REVOKED',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A failed connection attempt with its typed code and the underlying cause (for the retry log line). */
+export class ConnectError extends Error {
+  override readonly name = 'ConnectError';
+  constructor(
+    readonly code: ConnectFailureCode,
+    reason: string,
+  ) {
+    super(reason);
+  }
+}
+
+/** The typed code of a failure cause (`causeCode`: Node's `err.code`, e.g. ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT). */
+export function classifyConnectFailure(causeCode: string | undefined, message: string): ConnectFailureCode {
+  if (causeCode && TLS_TRUST_CODES.has(causeCode)) return 'tls_untrusted_certificate';
+  if (causeCode === 'ECONNREFUSED') return 'connection_refused';
+  if (causeCode === 'ENOTFOUND' || causeCode === 'EAI_AGAIN') return 'host_not_found';
+  if (causeCode?.startsWith('ERR_SSL') || causeCode?.startsWith('ERR_TLS') || /certificate|ssl|tls/i.test(message)) return /certificate/i.test(message) ? 'tls_untrusted_certificate' : 'tls_failed';
+  if (causeCode === 'ETIMEDOUT' || /timeout/i.test(message)) return 'connect_timeout';
+  return 'connect_failed';
+}
+
 /**
  * engine.io reports a failed websocket as "websocket error" and keeps the cause (a TLS verification failure,
  * ECONNREFUSED, ...) in `description`: name it, so a site operator sees "self-signed certificate", not a riddle.
  */
-function connectErrorMessage(err: Error): string {
-  const d = (err as Error & { description?: unknown }).description as { message?: unknown; error?: { message?: unknown } } | undefined;
+function connectErrorOf(err: Error): ConnectError {
+  const d = (err as Error & { description?: unknown }).description as { message?: unknown; error?: { message?: unknown; code?: unknown } } | undefined;
   const cause = typeof d?.error?.message === 'string' ? d.error.message : typeof d?.message === 'string' ? d.message : undefined;
-  return cause && cause !== err.message ? `${err.message}: ${cause}` : err.message;
+  const causeCode = typeof d?.error?.code === 'string' ? d.error.code : undefined;
+  const message = cause && cause !== err.message ? `${err.message}: ${cause}` : err.message;
+  return new ConnectError(classifyConnectFailure(causeCode, message), message);
 }
 
 /**
  * Open a socket.io connection (websocket only, no built-in reconnection: runSite owns the policy). For `https://`
- * URLs the server certificate is verified against the system CAs plus `tlsCa`.
+ * URLs the server certificate is verified against the system CAs plus `tlsCa`. Rejects with a ConnectError.
  */
 export function connectSocketIo(url: string, timeoutMs = 10_000, tlsCa?: string | Buffer): Promise<SiteTransport> {
   return new Promise((resolve, reject) => {
@@ -91,12 +140,17 @@ export function connectSocketIo(url: string, timeoutMs = 10_000, tlsCa?: string 
     const onError = (err: Error): void => {
       socket.off('connect', onConnect);
       socket.close();
-      reject(new Error(connectErrorMessage(err)));
+      reject(connectErrorOf(err));
     };
     socket.once('connect', onConnect);
     socket.once('connect_error', onError);
   });
 }
+
+/** Consecutive failed connection attempts after which a site gives up (`reconnect.maxAttempts`). */
+export const DEFAULT_MAX_ATTEMPTS = 30;
+/** Time without a coordinator session after which a site gives up (`giveUpAfterMs`): 30 minutes. */
+export const DEFAULT_GIVE_UP_AFTER_MS = 30 * 60_000;
 
 export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
   // Configuration errors are fatal and reported before any connection attempt (retrying cannot fix them).
@@ -152,9 +206,12 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
     },
   };
   const connect = opts.connect ?? (() => connectSocketIo(opts.url, ctx.handshakeTimeoutMs, opts.tlsCa));
-  const maxAttempts = opts.reconnect?.maxAttempts ?? Infinity;
+  const maxAttempts = opts.reconnect?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  const giveUpAfterMs = opts.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
+  const log = logger.child({ component: 'site', siteId: opts.siteId });
   let failures = 0;
-  let lastError = '';
+  let lastSessionAt = Date.now();
+  let last: { code: ConnectFailureCode | 'coordinator_disconnected'; reason: string } | null = null;
   for (;;) {
     if (opts.signal?.aborted) throw new SiteError('aborted', 'aborted by caller');
     let outcome;
@@ -163,21 +220,37 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
       result.connections++;
       outcome = await runSession(transport, ctx, opts.signal);
     } catch (e) {
-      if (e instanceof SiteError && e.code !== 'handshake_failed') throw e; // refused, wrong coordinator, aborted: retrying will not help
-      lastError = (e as Error).message;
-      logger.warn({ siteId: opts.siteId, err: lastError }, 'connection attempt failed');
+      if (e instanceof SiteError && e.code !== 'handshake_failed') {
+        // Refused, wrong coordinator, aborted: retrying will not help.
+        if (e.code !== 'aborted') log.error({ code: e.code, ...(e.replyCode ? { replyCode: e.replyCode } : {}), err: e.message }, 'the coordinator cannot be used; stopping');
+        throw e;
+      }
+      const code: ConnectFailureCode = e instanceof ConnectError ? e.code : e instanceof SiteError ? 'handshake_failed' : 'connect_failed';
+      last = { code, reason: (e as Error).message };
       outcome = { kind: 'disconnected' as const, handshaken: false };
     }
     if (outcome.kind === 'finished') {
       result.lastRound = outcome.lastRound;
+      log.info({ code: 'run_finished', lastRound: outcome.lastRound }, 'the coordinator says the run is finished');
       return result;
     }
-    failures = outcome.handshaken ? 0 : failures + 1;
-    if (failures >= maxAttempts) {
-      throw new SiteError('gave_up', `no session after ${failures} attempts${lastError ? ` (last error: ${lastError})` : ''}`);
+    if (outcome.handshaken) {
+      failures = 0;
+      lastSessionAt = Date.now();
+      last = { code: 'coordinator_disconnected', reason: 'the session with the coordinator closed' };
+    } else failures++;
+    const waited = Date.now() - lastSessionAt;
+    if (failures >= maxAttempts || waited >= giveUpAfterMs) {
+      const why = failures >= maxAttempts ? `${failures} consecutive failed attempts (--max-attempts ${maxAttempts})` : `${Math.round(waited / 1000)} s without the coordinator (give-up time ${Math.round(giveUpAfterMs / 1000)} s)`;
+      const reason = `gave up after ${why} to reach ${opts.url}${last ? `; last error [${last.code}]: ${last.reason}` : ''}`;
+      log.error({ code: 'gave_up', attempts: failures, waitedMs: waited, ...(last ? { lastCode: last.code } : {}) }, reason);
+      throw new SiteError('gave_up', reason);
     }
     const delay = backoffDelay(failures, opts.reconnect);
-    logger.info({ siteId: opts.siteId, delayMs: Math.round(delay) }, 'reconnecting');
+    log.warn(
+      { code: last?.code ?? 'connect_failed', attempt: failures, maxAttempts, delayMs: Math.round(delay), err: last?.reason },
+      `${last?.code === 'tls_untrusted_certificate' ? 'cannot verify the coordinator\'s TLS certificate' : 'no session with the coordinator'}; retrying in ${(delay / 1000).toFixed(1)} s`,
+    );
     await abortableDelay(delay, opts.signal).catch(() => {
       throw new SiteError('aborted', 'aborted by caller');
     });
