@@ -19,6 +19,13 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_PROCESS_BOUND_MS } from './support/bounds.ts';
 
+/**
+ * The whole walkthrough (a global install, ~15 CLI processes, two secure rounds over TLS, statistics rounds, an
+ * adaptation) is one test: ~90 s on an idle 2-core machine, 400 s alone at load 33, more than 600 s inside the full
+ * suite at load 35. A bound against a hang, not a speed target.
+ */
+const WALKTHROUGH_BOUND_MS = 1_500_000;
+
 const repo = fileURLToPath(new URL('..', import.meta.url));
 let root: string;
 let work: string;
@@ -100,7 +107,7 @@ beforeAll(async () => {
     ),
   );
   env = { ...process.env, PATH: `${join(root, 'prefix', 'bin')}:${process.env.PATH ?? ''}`, NO_COLOR: '1' };
-});
+}, WALKTHROUGH_BOUND_MS);
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
 });
@@ -174,5 +181,5 @@ describe('README deployment walkthrough, installed command, outside the reposito
     await sh(`cp ${join(runDir, 'final-weights.fsws')} ${join(runDir, 'source-stats.json')} .`);
     await sh(line(readme, 'fedsfda adapt').replace('/data/new', 'data/site-4'));
     expect(JSON.parse(await readFile(join(work, 'adapted', 'adapt-report.json'), 'utf8'))).toMatchObject({ method: 'tent' });
-  });
+  }, WALKTHROUGH_BOUND_MS);
 });

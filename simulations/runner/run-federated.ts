@@ -15,6 +15,8 @@ import { buildMricronDatasets } from '../mricron/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import type { SimulationJob } from './job.ts';
 import { spawnTs, type ChildEvent, type TsChild } from './spawn-ts.ts';
+import { writeReportHtml } from '../../site-agent/report/index.ts';
+import { simulationReport } from './simulation-report.ts';
 import { buildSummary, type SimulationSummary } from './summary.ts';
 
 export class SimulationError extends Error {
@@ -94,7 +96,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   const keysDir = join(outDir, 'keys');
   // A simulation is a fresh run with fresh identities: a previous run's results and checkpoints in the same folder
   // are replaced (a checkpoint would otherwise be resumed by the new coordinator).
-  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json']) {
+  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'report.html', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json']) {
     await rm(join(outDir, f), { recursive: true, force: true });
   }
   await mkdir(keysDir, { recursive: true });
@@ -271,5 +273,8 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
     history: history ?? [],
   });
   await writeFile(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  // The results report next to summary.json: curves, tables, overlays (simulation-report.ts).
+  const finalWeights = await readFile(join(outDir, 'final-weights.fsws')).then((b) => new Uint8Array(b), () => null);
+  await writeReportHtml(outDir, await simulationReport({ summary, history: history ?? [], scenario: s, finalWeights }));
   return summary;
 }
