@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat } from '../protocol/common/index.ts';
 import { registerSimulateCommands } from '../simulations/cli.ts';
+import { registerDatasetBuilderCommands } from '../simulations/dataset-commands.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
 import { registerCoordinatorCommands } from '../coordinator/cli.ts';
 import { registerProvisionCommands } from '../coordinator/provision/provision-commands.ts';
@@ -13,6 +14,7 @@ import { registerEngineCommands } from '../site-agent/engine/index.ts';
 import { registerModelCommands } from '../site-agent/model/cli.ts';
 import { registerAdaptCommands } from '../site-agent/adapt/adapt-command.ts';
 import { registerSiteCommands } from '../site-agent/cli/index.ts';
+import { registerPrivacyCommands } from '../protocol/privacy/index.ts';
 
 /** The package's own version (package.json next to this folder, wherever the package is installed). */
 export function packageVersion(): string {
@@ -50,13 +52,14 @@ export async function main(argv: string[]): Promise<void> {
       setProcessLogger(createLogger({ level: o.logLevel, format: o.logFormat }));
     });
   registerSimulateCommands(program);
-  registerDataCommands(program);
+  registerDatasetBuilderCommands(registerDataCommands(program));
   registerCoordinatorCommands(program);
   registerProvisionCommands(program);
   registerEngineCommands(program);
   registerModelCommands(program);
   registerAdaptCommands(program);
   registerSiteCommands(program);
+  registerPrivacyCommands(program);
   shortHintsAfterErrors(program);
   try {
     await program.parseAsync(argv);

@@ -15,6 +15,7 @@ import type { Command } from 'commander';
 import { z } from 'zod';
 import { ConfigError, readConfigFile } from '../protocol/common/index.ts';
 import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';
+import { differentialPrivacyConfigSchema } from './strategies/dp-config.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../protocol/identity.ts';
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
@@ -48,6 +49,8 @@ export const coordinatorConfigSchema = z
       .default({}),
     /** Secure aggregation (SecAgg+): the coordinator learns only sums. See SECURITY.md. */
     secureAggregation: secureAggregationConfigSchema.optional(),
+    /** Client-level differential privacy (DP-FedAvg): clipping, noise, budget. See SECURITY.md. */
+    differentialPrivacy: differentialPrivacyConfigSchema.optional(),
     /** Statistics rounds after the last round (with --out): pooled source statistics, non-IID report. */
     statistics: runStatisticsSchema.optional(),
     /** Serve HTTPS/WSS: PEM files of the certificate chain and its private key. */
@@ -157,6 +160,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     minAggregatedFraction: cfg.minAggregatedFraction,
     ...(checkpointDir ? { checkpointDir } : {}),
     ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),
+    ...(cfg.differentialPrivacy ? { differentialPrivacy: cfg.differentialPrivacy } : {}),
     ...(tls ? { tls } : {}),
     ...(restToken ? { restToken } : {}),
     ...(out

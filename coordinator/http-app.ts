@@ -9,6 +9,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import { dashboardHtml, type SiteActivity } from './dashboard/index.ts';
 import type { CoordinatorMetrics } from './metrics-registry.ts';
 import type { RoundRecord } from './round-history.ts';
+import type { PrivacyStatus } from './strategies/dp-fedavg.ts';
 import type { Stage } from './round-runner.ts';
 
 export interface CoordinatorStatus {
@@ -20,6 +21,8 @@ export interface CoordinatorStatus {
   connectedSites: string[];
   strategy: string;
   coordinatorKey: string;
+  /** Differential privacy spent so far (epsilon, delta, per release) when the run is DP, else null. */
+  privacy: PrivacyStatus | null;
 }
 
 const sha256 = (s: string): Buffer => createHash('sha256').update(s, 'utf8').digest();

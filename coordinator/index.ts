@@ -29,6 +29,7 @@ export {
   CLASS_HISTOGRAM_FILE,
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
+  PRIVACY_FILE,
   runManifestSchema,
   completedRun,
   type RunManifest,
@@ -84,3 +85,4 @@ export {
   type AggregationErrorCode,
   type WeightedUpdate,
 } from './strategies/index.ts';
+export { withDifferentialPrivacy, type PrivacyStatus } from './strategies/index.ts';

@@ -31,11 +31,13 @@ import { CoordinatorError, RoundRunner, type RoundEvents, type RoundTimeouts } f
 import { SiteConnection } from './site-connection.ts';
 import { SiteRegistry } from './site-registry.ts';
 import type { SecAggTestHooks } from './secagg-driver.ts';
-import type { SecureAggregationOptions } from './secure-fit.ts';
+import { aggregatedTensors, quantFor, type SecureAggregationOptions } from './secure-fit.ts';
 import { checkRunPlan, MIN_SECURE_SITES, type RunOutcome } from './run-checks.ts';
 import { runStatisticsRound, StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from './statistics-round.ts';
 import { FedAvg } from './strategies/fedavg.ts';
 import type { Strategy } from './strategies/strategy.ts';
+import { withDifferentialPrivacy, type DifferentialPrivacyConfig } from './strategies/dp-config.ts';
+import { hasPrivacyAccounting } from './strategies/dp-fedavg.ts';
 
 export interface CoordinatorOptions {
   identity: Identity;
@@ -88,6 +90,12 @@ export interface CoordinatorOptions {
    */
   secureAggregation?: SecureAggregationOptions;
   /**
+   * Client-level differential privacy (DP-FedAvg, coordinator/strategies/dp-fedavg.ts): the strategy is wrapped so
+   * that each site's update is clipped and the mean is noised; a run whose planned rounds would exceed
+   * `maxEpsilon` refuses to start (PrivacyError 'budget-exceeded'). See SECURITY.md.
+   */
+  differentialPrivacy?: DifferentialPrivacyConfig;
+  /**
    * Fraction of the rounds that must aggregate for the run to count as done (default 0.5; at least one round always).
    * A run below it still writes its history, but `handle.outcome()` says why it failed and the CLI exits non-zero.
    */
@@ -135,6 +143,25 @@ export interface SiteEvents {
   siteDisconnected: [siteId: string];
 }
 
+/**
+ * The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round): central
+ * noise at the coordinator, or, with secure aggregation, discrete Gaussian shares added by the sites (then the
+ * quantization is pinned, because the sites' noise is calibrated to its step).
+ */
+function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): { strategy: Strategy; secure: SecureAggregationOptions | undefined } {
+  const enrolledSites = Math.max(minSites, opts.enrollment.siteIds().length);
+  if (!opts.differentialPrivacy) return { strategy: inner, secure: opts.secureAggregation };
+  if (!opts.secureAggregation) return { strategy: withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites }), secure: undefined };
+  const secure = { ...opts.secureAggregation, scaleBits: quantFor(opts.secureAggregation, Math.max(3, enrolledSites)).scaleBits };
+  const dim = aggregatedTensors(inner, opts.initialWeights).reduce((s, t) => s + t.length, 0);
+  const strategy = withDifferentialPrivacy(inner, opts.differentialPrivacy, {
+    rounds: opts.rounds,
+    enrolledSites,
+    distributed: { quant: { clip: secure.clip, scaleBits: secure.scaleBits }, maxExamples: secure.maxExamples, dim },
+  });
+  return { strategy, secure };
+}
+
 export async function startCoordinator(opts: CoordinatorOptions): Promise<CoordinatorHandle> {
   if (!Number.isInteger(opts.rounds) || opts.rounds < 0) throw new CoordinatorError('bad_options', `rounds must be a non-negative integer, got ${opts.rounds}`);
   if (opts.restToken !== undefined && (typeof opts.restToken !== 'string' || opts.restToken.length < 16)) {
@@ -143,7 +170,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const minSites = opts.minSites ?? 1;
   if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
   const logger = opts.logger ?? silentLogger;
-  const strategy: Strategy = opts.strategy ?? new FedAvg();
+  const { strategy, secure: secureAggregation } = withPrivacy(opts.strategy ?? new FedAvg(), opts, minSites);
   const metrics = coordinatorMetrics();
   const registry = new SiteRegistry();
   const store = opts.checkpointDir ? new CheckpointStore(opts.checkpointDir) : null;
@@ -163,7 +190,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       minSites,
       enrolledSites: opts.enrollment.siteIds().length,
       minAggregatedFraction,
-      ...(opts.secureAggregation ? { secureAggregation: opts.secureAggregation } : {}),
+      ...(secureAggregation ? { secureAggregation } : {}),
     },
     logger,
   );
@@ -195,8 +222,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
             },
           }
         : {}),
-      ...(opts.secureAggregation
-        ? { secure: { options: opts.secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
+      ...(secureAggregation
+        ? { secure: { options: secureAggregation, enrollment: opts.enrollment, ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}) } }
         : {}),
     },
     checkpoint ? { weights: checkpoint.weights, lastRound: checkpoint.round, history: checkpoint.history } : { weights: opts.initialWeights, lastRound: 0, history: [] },
@@ -301,6 +328,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     connectedSites: registry.ids(),
     strategy: strategy.name,
     coordinatorKey: publicKeyToString(opts.identity.publicKey),
+    privacy: hasPrivacyAccounting(strategy) ? strategy.privacyStatus() : null,
   });
   const siteBytes = (siteId: string): { toSite: number; fromSite: number } => {
     const closed = closedBySite.get(siteId) ?? { in: 0, out: 0 };

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { ConfigError, readJsonFile, validateConfig, type ConfigIssue } from '../protocol/common/index.ts';
 import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
+import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
 export const siteSpecSchema = z
@@ -105,6 +106,11 @@ export const federatedScenarioSchema = z.object({
      * Same fields as the coordinator's `secureAggregation` option (coordinator/secure-fit.ts).
      */
     secureAggregation: secureAggregationConfigSchema.optional(),
+    /**
+     * Client-level differential privacy (DP-FedAvg): same fields as the coordinator's `differentialPrivacy`
+     * (coordinator/strategies/dp-config.ts). A scenario over its `maxEpsilon` refuses to start.
+     */
+    differentialPrivacy: differentialPrivacyConfigSchema.optional(),
   }).strict(),
 }).strict();
 

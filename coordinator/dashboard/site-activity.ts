@@ -4,7 +4,7 @@
  * own events (no extra messages on the wire); byte counts come from the secure channels at read time.
  */
 import type { EventEmitter } from 'node:events';
-import type { RoundEvents, Stage } from '../round-runner.ts';
+import type { RoundEvents, Stage } from '../index.ts';
 
 export type SiteStage = 'offline' | 'idle' | 'fit' | 'evaluate' | 'waiting';
 

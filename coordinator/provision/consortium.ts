@@ -15,8 +15,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/
 import { join } from 'node:path';
 import { z } from 'zod';
 import { readConfigFile } from '../../protocol/common/index.ts';
-import { Enrollment, SITE_ID_RE } from '../../protocol/enrollment.ts';
-import { generateIdentity, loadIdentity, parsePublicKey, publicKeyToString, saveIdentity, type Identity } from '../../protocol/identity.ts';
+import { Enrollment, SITE_ID_RE, generateIdentity, loadIdentity, parsePublicKey, publicKeyToString, saveIdentity, type Identity } from '../../protocol/index.ts';
 import { createCa, issueServerCertificate, ProvisionError, subjectAltName } from './tls-certificates.ts';
 
 export const consortiumFileSchema = z

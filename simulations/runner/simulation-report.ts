@@ -5,14 +5,16 @@
  * (image, truth, prediction of the final global model) for a few validation slices per site. Only a simulation can
  * draw those: in a real federation the images never leave the hospitals (a site's `adapt` report draws its own).
  */
-import type { RoundRecord } from '../../coordinator/round-history.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
+import type { RoundRecord } from '../../coordinator/index.ts';
+import { decodeWeightSet } from '../../protocol/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { formatDistance, overlayPng, type ReportChart, type ReportOverlay, type ResultsReport } from '../../site-agent/report/index.ts';
-import { predict } from '../../site-agent/train/predict.ts';
-import type { FederatedScenario } from '../scenario.ts';
+import { predict } from '../../site-agent/train/index.ts';
 import { buildSiteData } from './site-data.ts';
 import type { SimulationSummary } from './summary.ts';
+
+/** The federated scenario (simulations/scenario.ts), named through the site-data builder that reads it. */
+type FederatedScenario = Parameters<typeof buildSiteData>[0];
 
 const fmt = (v: number | null | undefined, digits = 3): string => (v === null || v === undefined || !Number.isFinite(v) ? 'n/a' : v.toFixed(digits));
 

@@ -3,9 +3,10 @@
  * built from the coordinator's round history, and the table printed at the end of a run.
  */
 import Table from 'cli-table3';
-import { formatDistance, tableStyle } from '../../site-agent/report/console-format.ts';
-import type { RoundRecord } from '../../coordinator/round-history.ts';
-import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
+import { formatDistance, tableStyle } from '../../site-agent/report/index.ts';
+import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
+import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
+import type { ClassHistogramReport } from '../../protocol/index.ts';
 
 export interface DiceSummary {
   /** Mean over foreground classes of the per-volume Dice, averaged over the site's validation volumes. */
@@ -39,6 +40,8 @@ export interface SimulationSummary {
   readonly scenario: string;
   readonly startedAt: string;
   readonly durationMs: number;
+  /** True when the run was stopped (SIGINT/SIGTERM) before its last round: `rounds` holds those that completed. */
+  readonly interrupted: boolean;
   readonly backend: string;
   readonly config: unknown;
   readonly sites: SiteSummary[];
@@ -51,6 +54,8 @@ export interface SimulationSummary {
    * the sites' own histograms, which only a simulation can see (the check that the secure one is right).
    */
   readonly nonIid: { readonly secure: ClassHistogramReport | null; readonly inClear: ClassHistogramReport | null };
+  /** Differential privacy spent by the run (epsilon, delta, per release; privacy.json), or null without DP. */
+  readonly privacy: PrivacyStatus | null;
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
@@ -58,13 +63,9 @@ export interface SimulationSummary {
   readonly meanPersonalizedDice: number | null;
 }
 
-const num = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
-
-function dicePart(metrics: Record<string, number> | null | undefined, prefix: string, numClasses: number): DiceSummary {
-  const m = metrics ?? {};
-  const perClass: (number | null)[] = [];
-  for (let c = 1; c < numClasses; c++) perClass.push(num(m[`${prefix}dice.class${c}`]));
-  return { mean: num(m[`${prefix}dice`]), perClass };
+/** Dice overall and per class of a metric record (names: protocol/contracts/metric-names.ts). */
+function dicePart(metrics: Record<string, number> | null | undefined, numClasses: number): DiceSummary {
+  return readDice(metrics, numClasses);
 }
 
 function meanOf(values: (number | null)[]): number | null {
@@ -75,11 +76,14 @@ function meanOf(values: (number | null)[]): number | null {
 export function buildSummary(args: {
   artifacts: SimulationSummary['artifacts'];
   nonIid: SimulationSummary['nonIid'];
+  privacy?: PrivacyStatus | null;
   scenario: string;
   startedAt: Date;
   backend: string;
   config: unknown;
   numClasses: number;
+  /** The run was stopped before its last round (default false). */
+  interrupted?: boolean;
   sites: {
     id: string;
     shift: unknown;
@@ -98,13 +102,13 @@ export function buildSummary(args: {
     const { personalizedMetrics, ...site } = s;
     return {
       ...site,
-      untrainedDice: dicePart(initial, 'initial.', args.numClasses),
-      dice: dicePart(final, '', args.numClasses),
-      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, '', args.numClasses) : null,
-      iou: num(final?.iou),
-      hd95Mm: num(final?.hd95),
-      assdMm: num(final?.assd),
-      infiniteDistances: num(final?.infiniteDistances),
+      untrainedDice: dicePart(initial && initialMetrics(initial), args.numClasses),
+      dice: dicePart(final, args.numClasses),
+      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, args.numClasses) : null,
+      iou: metricValue(final, EVAL_METRIC.iou),
+      hd95Mm: metricValue(final, EVAL_METRIC.hd95),
+      assdMm: metricValue(final, EVAL_METRIC.assd),
+      infiniteDistances: metricValue(final, EVAL_METRIC.infiniteDistances),
     };
   });
   return {
@@ -112,18 +116,20 @@ export function buildSummary(args: {
     scenario: args.scenario,
     startedAt: args.startedAt.toISOString(),
     durationMs: Date.now() - args.startedAt.getTime(),
+    interrupted: args.interrupted ?? false,
     backend: args.backend,
     config: args.config,
     sites,
     rounds: args.history.map((r) => ({
       round: r.round,
       meanTrainLoss: r.meanTrainLoss,
-      meanEvalDice: num(r.evalMetrics?.dice),
+      meanEvalDice: metricValue(r.evalMetrics, EVAL_METRIC.dice),
       durationMs: r.durationMs,
       failures: r.failures.length,
     })),
     artifacts: args.artifacts,
     nonIid: args.nonIid,
+    privacy: args.privacy ?? null,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
     meanPersonalizedDice: meanOf(sites.map((s) => s.personalizedDice?.mean ?? null)),

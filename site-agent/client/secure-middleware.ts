@@ -15,6 +15,16 @@ import { fitContribution, type FitContributionSpec } from '../../protocol/secagg
 import { stageOf } from '../../protocol/secagg/messages.ts';
 import { packLayout, packVectors, sameLayout } from '../../protocol/secagg/pack.ts';
 import { SecAggSiteSession } from '../../protocol/secagg/site-session.ts';
+import {
+  PrivacyLedger,
+  cryptoNoiseSource,
+  ddgEvent,
+  distributedDpFromConfig,
+  dpFitContribution,
+  roundedSensitivity,
+  type DistributedDpFitConfig,
+  type DistributedDpParams,
+} from '../../protocol/privacy/index.ts';
 import { instructionFromWire, replyToWire } from '../../protocol/secagg/wire-json.ts';
 import type { SecureChannel } from '../../protocol/secure-channel.ts';
 import type { FitOutput, LocalTrainer } from './local-trainer.ts';
@@ -22,20 +32,27 @@ import type { FitOutput, LocalTrainer } from './local-trainer.ts';
 /** Sessions and statistics kept at once (older ones are forgotten: a coordinator cannot pile up state). */
 const MAX_KEPT = 8;
 
-type Work = { kind: 'fit'; out: FitOutput; shapes: Map<string, number[]> } | { kind: 'statistics'; values: Record<string, Float32Array> };
+type Work = { kind: 'fit'; out: FitOutput; shapes: Map<string, number[]>; global: WeightSet } | { kind: 'statistics'; values: Record<string, Float32Array> };
 
 interface Entry {
   readonly session: SecAggSiteSession;
   readonly setup: SecAggSetupContext;
   clip: number;
+  /** The round's quantization step and number of sites (for this site's own DP accounting). */
+  scaleBits: number;
+  sites: number;
   work: Promise<Work> | null;
   vector: Float32Array | undefined;
+  /** Distributed DP: this site's noise share, added to the quantized vector before masking. */
+  addNoise?: (quantized: Uint32Array) => void;
 }
 
 /** Per-site secure-aggregation state; outlives connections (a run survives nothing else, but pins do). */
 export class SiteSecAggState {
   readonly sessions = new Map<string, Entry>();
   readonly statistics = new Map<string, { name: string; values: Record<string, Float32Array> }>();
+  /** What this site has spent in distributed-DP rounds, by its own accounting (its audit log shows it). */
+  readonly privacy = new PrivacyLedger();
   /** Peer identity keys: pinned out of band (strict) or remembered the first time a coordinator presented them. */
   readonly knownPeers = new Map<string, Uint8Array>();
   readonly strict: boolean;
@@ -112,12 +129,12 @@ function startWork(ctx: SecAggSiteContext, sessionId: string, setup: SecAggSetup
     const global = await ctx.getModel(setup.modelId, setup.modelIncluded);
     const shapes = new Map(global.map((t) => [t.name, [...t.shape]]));
     const out = await ctx.trainer.fit(global, fit.config);
-    return { kind: 'fit', out, shapes };
+    return { kind: 'fit', out, shapes, global };
   })();
 }
 
 /** The float vector this site masks: its weighted contribution (fit) or its statistics (statistics). */
-function contributionVector(entry: Entry, work: Work): { vector: Float32Array; numExamples: number; metrics: Record<string, number> } {
+function contributionVector(entry: Entry, work: Work, privacy: PrivacyLedger): { vector: Float32Array; numExamples: number; metrics: Record<string, number> } {
   if (work.kind === 'fit') {
     const fit = entry.setup.fit!;
     const spec: FitContributionSpec = {
@@ -139,6 +156,8 @@ function contributionVector(entry: Entry, work: Work): { vector: Float32Array; n
     }
     const n = work.out.numExamples;
     if (!Number.isInteger(n) || n < 0) throw new SecAggError('bad-input', `trainer returned numExamples ${n}`);
+    const dp = distributedDpFromConfig(fit.config);
+    if (dp) return distributedDpVector(entry, spec, work.global, update, n, work.out.metrics ?? {}, dp, privacy);
     return { vector: fitContribution(spec, update, n, work.out.metrics ?? {}), numExamples: n, metrics: { ...work.out.metrics } };
   }
   const want = entry.setup.statistics!.entries;
@@ -153,6 +172,29 @@ function contributionVector(entry: Entry, work: Work): { vector: Float32Array; n
     }
   }
   return { vector, numExamples: 0, metrics: {} };
+}
+
+/**
+ * Distributed DP-FedAvg (protocol/privacy/dp-fit-contribution.ts): the clipped update with weight 1, the noise share
+ * queued for masking, and this site's own accounting of the round (assuming every site of the round adds its share).
+ */
+function distributedDpVector(
+  entry: Entry,
+  spec: FitContributionSpec,
+  global: WeightSet,
+  update: Map<string, Float32Array>,
+  numExamples: number,
+  metrics: Record<string, number>,
+  dp: DistributedDpFitConfig,
+  ledger: PrivacyLedger,
+): { vector: Float32Array; numExamples: number; metrics: Record<string, number> } {
+  const c = dpFitContribution(spec, new Map(global.map((t) => [t.name, t.data])), update, metrics, dp, cryptoNoiseSource());
+  entry.addNoise = c.addNoise;
+  const dim = spec.tensors.reduce((s, t) => s + t.length, 0);
+  const { l2, l1 } = roundedSensitivity(dp.clip / spec.maxExamples, entry.scaleBits, dim);
+  ledger.record(ddgEvent('dp-fedavg', { l2Sensitivity: l2, l1Sensitivity: l1, siteSigma: dp.siteSigma } as DistributedDpParams, entry.sites, dim));
+  const privacy = { 'dp.epsilon': ledger.spent(dp.delta).epsilon, 'dp.delta': dp.delta, 'dp.clip': dp.clip, 'dp.siteSigma': dp.siteSigma, 'dp.updateNorm': c.updateNorm };
+  return { vector: c.vector, numExamples, metrics: { ...metrics, ...privacy } };
 }
 
 type SecAggReplyBody = MessageOf<'secaggRes'>['reply'];
@@ -175,9 +217,11 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
       const entry: Entry = {
         setup: m.setup,
         clip: ins.config.quant.clip,
+        scaleBits: ins.config.quant.scaleBits,
+        sites: ins.config.siteIds.length,
         work: null,
         vector: undefined,
-        session: new SecAggSiteSession({ siteId: ctx.siteId, identity: ctx.identity, enrolled, input: () => entry.vector as Float32Array }),
+        session: new SecAggSiteSession({ siteId: ctx.siteId, identity: ctx.identity, enrolled, input: () => entry.vector as Float32Array, addNoise: (q) => entry.addNoise?.(q) }),
       };
       remember(st.sessions, m.sessionId, entry);
       const reply = await entry.session.handle(ins);
@@ -199,7 +243,7 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
         refuse(isSecAggError(e) ? 'secagg_refused' : 'trainer_failed', e);
         return;
       }
-      produced = contributionVector(entry, work);
+      produced = contributionVector(entry, work, st.privacy);
       entry.vector = produced.vector;
     }
     const reply = await entry.session.handle(ins);
