@@ -7,7 +7,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { Command } from 'commander';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { COMMAND_GROUPS, groupsFor } from '../bin/cli.ts';
 
 const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
 let cwd: string;
@@ -67,5 +69,31 @@ describe('fedsfda command line ergonomics (outside the repository)', () => {
     const r = await fedsfda('--log-level', 'loud', '--version');
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/Allowed choices are trace, debug, info, warn, error, fatal, silent/);
+  });
+});
+
+describe('lazy command groups (bin/cli.ts loads only the group of the command being run)', () => {
+  it('each group registers exactly the top-level commands it names, and every name is in one group', async () => {
+    const all: string[] = [];
+    for (const g of COMMAND_GROUPS) {
+      const p = new Command();
+      await g.register(p);
+      expect(p.commands.map((c) => c.name())).toEqual(g.names);
+      all.push(...g.names);
+    }
+    expect(new Set(all).size).toBe(all.length);
+  });
+
+  it('picks the command past global options and their values; all groups for help or a mistyped name; none for --version', () => {
+    const names = (args: string[]): string[] => groupsFor(['node', 'fedsfda', ...args]).flatMap((g) => g.names);
+    expect(names(['--log-level', 'debug', 'site', '--url', 'x'])).toEqual(['site']);
+    expect(names(['--log-format=json', 'enroll', 'list'])).toEqual(['consortium', 'enroll']);
+    expect(names(['source-stats', '--help'])).toEqual(['adapt', 'source-stats']);
+    const every = COMMAND_GROUPS.flatMap((g) => g.names);
+    expect(names([])).toEqual(every);
+    expect(names(['--help'])).toEqual(every);
+    expect(names(['help', 'site'])).toEqual(every);
+    expect(names(['simulat'])).toEqual(every);
+    expect(names(['--version'])).toEqual([]);
   });
 });
