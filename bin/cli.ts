@@ -5,7 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat } from '../protocol/common/index.ts';
+import { createLogger, getLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat } from '../protocol/common/index.ts';
 
 /** The package's own version (package.json next to this folder, wherever the package is installed). */
 export function packageVersion(): string {
@@ -78,6 +78,21 @@ export function groupsFor(argv: readonly string[]): readonly CommandGroup[] {
   return bareVersion ? [] : COMMAND_GROUPS;
 }
 
+/**
+ * A command that failed: one log line with timestamp, level and typed code (the operator's grep), and, when stderr
+ * is not a terminal (CI logs, pipes: the log line is JSON there), the message once more as plain text for a human.
+ */
+function reportFailure(err: unknown): void {
+  const e = err instanceof Error ? (err as Error & { code?: unknown }) : new Error(String(err));
+  const code = typeof e.code === 'string' && e.code !== '' ? e.code : 'command_failed';
+  try {
+    getLogger().error({ code, error: e.name }, e.message);
+  } catch {
+    // No logger (e.g. a bad FEDSFDA_LOG_LEVEL): the plain line below still says what failed.
+  }
+  if (process.stderr.isTTY !== true) console.error(`fedsfda: [${code}] ${e.message}`);
+}
+
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
   program
@@ -96,8 +111,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (err) {
-    const e = err as Error & { code?: string };
-    console.error(`fedsfda: ${e.code ? `[${e.code}] ` : ''}${e.message}`);
+    reportFailure(err);
     process.exitCode = 1;
   }
 }

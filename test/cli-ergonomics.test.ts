@@ -65,6 +65,17 @@ describe('fedsfda command line ergonomics (outside the repository)', () => {
     expect(audit.stderr).toContain('missing.jsonl');
   });
 
+  it('a failed command logs one line with timestamp, level and typed code, then the plain message, and exits 1', async () => {
+    const r = await fedsfda('enroll', 'list', '--dir', join(cwd, 'nowhere'));
+    expect(r.code).toBe(1);
+    const lines = r.stderr.trim().split('\n');
+    const log = JSON.parse(lines[0]) as { time: string; level: number; code: string; msg: string };
+    expect(log).toMatchObject({ level: 50, code: 'not_found' });
+    expect(Number.isNaN(Date.parse(log.time))).toBe(false);
+    expect(log.msg).toContain('is not a consortium folder');
+    expect(lines[1]).toBe(`fedsfda: [not_found] ${log.msg}`);
+  });
+
   it('an option outside its allowed values lists them', async () => {
     const r = await fedsfda('--log-level', 'loud', '--version');
     expect(r.code).not.toBe(0);
