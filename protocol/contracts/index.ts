@@ -28,6 +28,7 @@ export {
   convWeightName,
   decoderBlock,
   encoderBlock,
+  groupNormLayerName,
   headDimensions,
   isBatchNormTensor,
   tensorRole,
