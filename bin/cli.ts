@@ -83,7 +83,7 @@ export function groupsFor(argv: readonly string[]): readonly CommandGroup[] {
  * is not a terminal (CI logs, pipes: the log line is JSON there), the message once more as plain text for a human.
  */
 function reportFailure(err: unknown): void {
-  const e = err instanceof Error ? (err as Error & { code?: unknown }) : new Error(String(err));
+  const e: Error & { code?: unknown } = err instanceof Error ? err : new Error(String(err));
   const code = typeof e.code === 'string' && e.code !== '' ? e.code : 'command_failed';
   try {
     getLogger().error({ code, error: e.name }, e.message);
