@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimulationSummary } from '../simulations/runner/summary.ts';
 import { loadSourceStats } from '../site-agent/adapt/source-stats.ts';
 import { loadModel } from '../site-agent/model/index.ts';
-import { CHILD_PROCESS_BOUND_MS } from './support/bounds.ts';
+import { CHILD_PROCESS_BOUND_MS, STAGE_BOUND_MS } from './support/bounds.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
@@ -28,7 +28,7 @@ const scenario = {
     { id: 'site-y', shift: 'scanner-b', numCases: 3 },
   ],
   model: { baseChannels: 4, depth: 1 },
-  training: { rounds: 3, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: 120000 },
+  training: { rounds: 3, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: STAGE_BOUND_MS },
 };
 
 describe('fedsfda simulate (multi-process, loopback)', () => {
