@@ -5,7 +5,7 @@
  * missing here.
  */
 import { z } from 'zod';
-import type { AdaBnOptions, GmmSwdOptions, OsudaOptions, PolarityOptions, TentOptions } from '../../site-agent/adapt/index.ts';
+import type { AdaBnOptions, GmmSwdOptions, InputAdapterOptions, MeanTeacherOptions, OsudaOptions, RatioEntropyOptions, StageOptions, TentOptions } from '../../site-agent/adapt/index.ts';
 
 const positive = z.number().positive();
 const positiveInt = z.number().int().positive();
@@ -52,19 +52,61 @@ export const gmmSwdOptionsSchema = z
     selfTrainLr: positive.optional(),
   })
   .strict();
-const polarityShape = { inputPolarities: z.array(z.union([z.literal(1), z.literal(-1)])).min(1).optional() };
+export const meanTeacherOptionsSchema = z
+  .object({
+    ...shared,
+    passes: positiveInt.optional(),
+    dropout: fraction.optional(),
+    uncertainty: weight.optional(),
+    confidence: fraction.optional(),
+    prototypeFilter: z.boolean().optional(),
+    ema: fraction.optional(),
+    classBalance: z.enum(['mean-loss', 'frequency', 'none']).optional(),
+    augment: z
+      .union([
+        z.literal(false),
+        z.object({ prob: fraction.optional(), gammaMax: positive.optional(), contrast: weight.optional(), noise: weight.optional(), saltPepper: fraction.optional(), erase: z.boolean().optional() }).strict(),
+      ])
+      .optional(),
+    supervisedWeight: weight.optional(),
+  })
+  .strict();
+export const ratioEntropyOptionsSchema = z
+  .object({ ...shared, priorWeight: weight.optional(), params: z.enum(['all', 'bn']).optional(), classPrior: z.array(z.number().min(0)).optional() })
+  .strict();
+export const inputAdapterOptionsSchema = z
+  .object({
+    knots: positiveInt.optional(),
+    steps: z.number().int().min(0).optional(),
+    lr: positive.optional(),
+    starts: z.array(z.enum(['identity', 'negation', 'random'])).optional(),
+    randomStarts: z.number().int().min(0).optional(),
+    screen: z.number().int().min(0).optional(),
+    firstLayer: z.number().int().min(0).optional(),
+    layers: positiveInt.optional(),
+    entropyWeight: weight.optional(),
+    priorWeight: weight.optional(),
+    selection: z.enum(['objective', 'entropy-adabn']).optional(),
+    batchSize: positiveInt.optional(),
+    seed: z.number().int().optional(),
+  })
+  .strict();
+/** The stage before any method: the label-free input adapter (or its legacy spelling, the polarity check). */
+const stageShape = { inputAdapter: inputAdapterOptionsSchema.optional(), inputPolarities: z.array(z.union([z.literal(1), z.literal(-1)])).min(1).optional() };
 
-/** Options given to every method: any option some method understands, plus the input polarity check. */
+/** Options given to every method: any option some method understands, plus the input stage. */
 export const commonAdaptOptionsSchema = z
-  .object({ ...tentOptionsSchema.shape, ...osudaOptionsSchema.shape, ...gmmSwdOptionsSchema.shape, ...polarityShape })
+  .object({ ...tentOptionsSchema.shape, ...osudaOptionsSchema.shape, ...gmmSwdOptionsSchema.shape, ...meanTeacherOptionsSchema.shape, ...ratioEntropyOptionsSchema.shape, ...stageShape })
   .strict();
 
 export const methodAdaptOptionsSchema = z
   .object({
-    adabn: adabnOptionsSchema.extend(polarityShape).strict().optional(),
-    tent: tentOptionsSchema.extend(polarityShape).strict().optional(),
-    osuda: osudaOptionsSchema.extend(polarityShape).strict().optional(),
-    'gmm-swd': gmmSwdOptionsSchema.extend(polarityShape).strict().optional(),
+    adabn: adabnOptionsSchema.extend(stageShape).strict().optional(),
+    tent: tentOptionsSchema.extend(stageShape).strict().optional(),
+    osuda: osudaOptionsSchema.extend(stageShape).strict().optional(),
+    'gmm-swd': gmmSwdOptionsSchema.extend(stageShape).strict().optional(),
+    'mean-teacher': meanTeacherOptionsSchema.extend(stageShape).strict().optional(),
+    'ratio-entropy': ratioEntropyOptionsSchema.extend(stageShape).strict().optional(),
   })
   .strict();
 
@@ -76,11 +118,18 @@ export const schemasCoverOptions: [
   Check<Missing<TentOptions, typeof tentOptionsSchema>>,
   Check<Missing<OsudaOptions, typeof osudaOptionsSchema>>,
   Check<Missing<GmmSwdOptions, typeof gmmSwdOptionsSchema>>,
-  Check<Missing<PolarityOptions, z.ZodObject<typeof polarityShape>>>,
-] = [true, true, true, true, true];
+  Check<Missing<MeanTeacherOptions, typeof meanTeacherOptionsSchema>>,
+  Check<Missing<RatioEntropyOptions, typeof ratioEntropyOptionsSchema>>,
+  Check<Missing<InputAdapterOptions, typeof inputAdapterOptionsSchema>>,
+  // fittedAdapter is a run-time result handed between stages, not a config option.
+  Check<Exclude<Missing<StageOptions, z.ZodObject<typeof stageShape>>, 'fittedAdapter'>>,
+] = [true, true, true, true, true, true, true, true];
 const _typesCompatible: [
   z.output<typeof tentOptionsSchema> extends TentOptions ? true : false,
   z.output<typeof osudaOptionsSchema> extends OsudaOptions ? true : false,
   z.output<typeof gmmSwdOptionsSchema> extends GmmSwdOptions ? true : false,
-] = [true, true, true];
+  z.output<typeof meanTeacherOptionsSchema> extends MeanTeacherOptions ? true : false,
+  z.output<typeof ratioEntropyOptionsSchema> extends RatioEntropyOptions ? true : false,
+  z.output<typeof inputAdapterOptionsSchema> extends InputAdapterOptions ? true : false,
+] = [true, true, true, true, true, true];
 void _typesCompatible;
