@@ -71,7 +71,7 @@ describe('scenario files are strict', () => {
     expect(e.message).toContain('partition.alhpa: unknown key (did you mean "alpha"?)');
     expect(e.message).toContain('prepare.scanner: unknown key (did you mean "scanners"?)');
     expect(e.message).toContain('sites[2].shift.noize: unknown key (did you mean "noise"?)');
-    expect(e.message).toMatch(/model\.base: unknown key \(did you mean "(baseChannels|depth)"\?|model\.base: unknown key \(known keys: baseChannels, depth\)/);
+    expect(e.message).toMatch(/model\.base: unknown key \(did you mean "(baseChannels|depth)"\?|model\.base: unknown key \(known keys: baseChannels, depth, normalization\)/);
     expect(messages.every((m) => m.length > 0)).toBe(true);
     for (const i of e.issues) expect(i.line).toBeGreaterThan(0);
   });
