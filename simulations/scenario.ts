@@ -63,6 +63,8 @@ export const prepareSchema = z.object({
   labels: z.enum(['aal4', 'aal5', 'brain']).optional(),
   scanners: z.array(ScannerShiftOrPresetSchema).optional(),
   seed: z.number().int().optional(),
+  /** 2: each case also gets a simulated T2-like contrast (two input channels). */
+  contrasts: z.union([z.literal(1), z.literal(2)]).optional(),
 }).strict();
 
 export const federatedScenarioSchema = z.object({
@@ -75,6 +77,8 @@ export const federatedScenarioSchema = z.object({
     slicesPerCase: z.number().int().min(1).max(512),
     /** Fraction of each site's cases held out for local validation (split by case, never by slice). */
     valFraction: z.number().gt(0).lt(1).default(0.25),
+    /** Input channels of the model (the sites' datasets must have this many, e.g. two MR contrasts). */
+    channels: z.number().int().min(1).max(16).default(1),
     /**
      * Phantoms only: per foreground class, the probability that a case contains it (label skew; with a Dirichlet
      * partition `by: "presence"` sites then differ in which structures they have labelled). Default: always.
@@ -177,6 +181,9 @@ export function parseFederatedScenario(file: string, raw: unknown, text?: string
       throw new ScenarioError(file, `sites.${i}: a partitioned scenario splits one phantom pool; dataDir sites cannot take part`);
     }
     if (site.dataDir === undefined && site.shift === undefined) throw new ScenarioError(file, `sites.${i}: needs dataDir or shift`);
+    if (site.dataDir === undefined && parsed.data.data.channels > 1) {
+      throw new ScenarioError(file, `sites.${i}: data.channels ${parsed.data.data.channels} needs dataset folders (dataDir) with that many input channels; in-process phantom sites have one`);
+    }
     if (site.dataDir === undefined && !parsed.data.partition && site.numCases === undefined) {
       throw new ScenarioError(file, `sites.${i}: a phantom site needs numCases (or a scenario-level partition)`);
     }

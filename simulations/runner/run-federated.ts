@@ -38,7 +38,7 @@ const exists = (f: string): Promise<boolean> => access(f).then(() => true, () =>
 async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<SimulationSummary['artifacts']> {
   let model: string | null = null;
   if (await exists(join(outDir, 'final-weights.fsws'))) {
-    const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
+    const unet = createUNet({ inChannels: s.data.channels, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
     try {
       unet.setWeights(decodeWeightSet(new Uint8Array(await readFile(join(outDir, 'final-weights.fsws')))));
       await saveModel(unet, join(outDir, 'model'));

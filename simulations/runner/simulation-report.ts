@@ -48,7 +48,8 @@ export function simulationCharts(history: readonly RoundRecord[], siteIds: reado
 /** Up to `k` validation slices with the most foreground per site, predicted by the final global model. */
 async function overlays(scenario: FederatedScenario, finalWeights: Uint8Array, k: number): Promise<ReportOverlay[]> {
   const out: ReportOverlay[] = [];
-  const unet = createUNet({ inChannels: 1, numClasses: scenario.data.numClasses, baseChannels: scenario.model.baseChannels, depth: scenario.model.depth }, scenario.seed);
+  const m = scenario.model;
+  const unet = createUNet({ inChannels: scenario.data.channels, numClasses: scenario.data.numClasses, baseChannels: m.baseChannels, depth: m.depth, ...(m.normalization === 'group' ? { normalization: 'group' as const } : {}) }, scenario.seed);
   try {
     unet.setWeights(decodeWeightSet(finalWeights));
     for (const [index, site] of scenario.sites.entries()) {
@@ -57,8 +58,9 @@ async function overlays(scenario: FederatedScenario, finalWeights: Uint8Array, k
       const fg = Array.from({ length: val.n }, (_, i) => ({ i, n: val.labels.subarray(i * px, (i + 1) * px).reduce((a, b) => a + (b > 0 ? 1 : 0), 0) }));
       const chosen = fg.sort((a, b) => b.n - a.n).slice(0, k).map((x) => x.i).sort((a, b) => a - b);
       for (const i of chosen) {
-        const image = val.images.subarray(i * px * val.channels, (i + 1) * px * val.channels).filter((_, j) => j % val.channels === 0);
-        const pred = predict(unet, image, 1, val.height, val.width, 1);
+        const input = val.images.subarray(i * px * val.channels, (i + 1) * px * val.channels);
+        const pred = predict(unet, input, 1, val.height, val.width, val.channels);
+        const image = input.filter((_, j) => j % val.channels === 0); // the first channel is shown
         out.push({
           caption: `${site.id}, ${val.caseIds[i]}: image | truth | prediction`,
           png: overlayPng({ image, height: val.height, width: val.width, truth: val.labels.subarray(i * px, (i + 1) * px), prediction: pred }),
