@@ -12,6 +12,8 @@ import type { FederatedScenario } from '../scenario.ts';
 import { runFederation, type FederationOutcome } from './federation.ts';
 import { prepareRunFolder } from './run-folder.ts';
 import { buildSummary, memorySummary, type MemorySummary, type SimulationSummary } from './summary.ts';
+import { writeReportHtml } from '../../site-agent/report/index.ts';
+import { simulationReport } from './simulation-report.ts';
 
 export { SimulationError } from './federation.ts';
 
@@ -116,5 +118,8 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   const summary = await summarize(s, outDir, startedAt, backend, run);
   if (summary.memory) log(memoryLine(summary.memory));
   await writeFile(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  // The results report next to summary.json: curves, tables, overlays (simulation-report.ts).
+  const finalWeights = await readFile(join(outDir, 'final-weights.fsws')).then((b) => new Uint8Array(b), () => null);
+  await writeReportHtml(outDir, await simulationReport({ summary, history: run.history, scenario: s, finalWeights }));
   return summary;
 }

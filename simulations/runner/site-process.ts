@@ -133,8 +133,8 @@ async function main(): Promise<void> {
     process.exit(0);
   });
   const job = await readJob(jobFile);
-  const { raw } = await loadScenarioFile(job.scenarioFile);
-  const scenario = parseFederatedScenario(job.scenarioFile, raw);
+  const { raw, text } = await loadScenarioFile(job.scenarioFile);
+  const scenario = parseFederatedScenario(job.scenarioFile, raw, text);
   const engine = await initEngine();
   // The first failing site fails the process (as a site alone in its process would): the parent stops the run.
   await Promise.all(siteIds.map((id) => runOneSite(job, scenario, id, engine.backend).catch((err: unknown) => Promise.reject(new SiteFailure(id, err)))));
