@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat } from '../protocol/common/index.ts';
 import { registerSimulateCommands } from '../simulations/cli.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
-import { registerCoordinatorCommands } from '../coordinator/cli.ts';
+import { registerCoordinatorCommands } from '../coordinator/index.ts';
 import { registerEngineCommands } from '../site-agent/engine/index.ts';
 import { registerModelCommands } from '../site-agent/model/cli.ts';
 import { registerAdaptCommands } from '../site-agent/adapt/adapt-command.ts';

@@ -5,7 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
-import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
+import { secureAggregationConfigSchema } from '../coordinator/index.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
@@ -101,7 +101,7 @@ export const federatedScenarioSchema = z.object({
     stageTimeoutMs: z.number().int().min(1000).default(600_000),
     /**
      * Secure aggregation (SecAgg+): the coordinator learns only the sum of the sites' weighted updates.
-     * Same fields as the coordinator's `secureAggregation` option (coordinator/secure-fit.ts).
+     * Same fields as the coordinator's `secureAggregation` option (coordinator/workflows/secure-fit.ts).
      */
     secureAggregation: secureAggregationConfigSchema.optional(),
   }),

@@ -8,8 +8,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCoordinator, type CoordinatorHandle } from '../coordinator/start-coordinator.ts';
 import { FedAvg } from '../coordinator/strategies/fedavg.ts';
-import { StatisticsRoundError } from '../coordinator/statistics-round.ts';
-import type { SecAggTestHooks } from '../coordinator/secagg-driver.ts';
+import { StatisticsRoundError } from '../coordinator/index.ts';
+import type { SecAggTestHooks } from '../coordinator/index.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, type Identity } from '../protocol/identity.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';

@@ -1,7 +1,7 @@
 /**
  * Secure aggregation (SecAgg+ with signed keys and a consistency check): the coordinator learns only the sum.
- * Wired into real rounds by coordinator/secagg-driver.ts (+ secure-fit.ts, statistics-round.ts) and
- * site-agent/client/secure-middleware.ts; on the wire via `secaggIns/secaggRes` (wire-json.ts, PROTOCOL.md).
+ * Wired into real rounds by coordinator/workflows/secagg-session.ts (+ secure-fit.ts, statistics.ts) and
+ * site-agent/client/secagg-mod.ts; on the wire via `secaggIns/secaggRes` (wire-json.ts, PROTOCOL.md).
  *
  * Wiring into a real round (see run-round.ts for the in-memory reference):
  * ```ts

@@ -5,7 +5,7 @@
 import { classHistogramReportInClear, type ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import type { RoundRecord } from '../../coordinator/round-history.ts';
+import type { RoundRecord } from '../../coordinator/index.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
 import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';

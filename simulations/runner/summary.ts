@@ -3,7 +3,7 @@
  * built from the coordinator's round history, and the table printed at the end of a run.
  */
 import Table from 'cli-table3';
-import type { RoundRecord } from '../../coordinator/round-history.ts';
+import type { RoundRecord } from '../../coordinator/index.ts';
 import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 
 export interface DiceSummary {

@@ -9,21 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { createLogger } from '../../protocol/common/index.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
 import { runSite } from '../../site-agent/client/index.ts';
-import { ToyTrainer } from './toy-trainer.ts';
+import { ToyTrainer, type ToySiteArgs } from './toy-trainer.ts';
 
-interface ToySiteArgs {
-  url: string;
-  coordinatorKey: string;
-  siteId: string;
-  identityFile: string;
-  seed: number;
-  maxAttempts?: number;
-  giveUpAfterMs?: number;
-  initialDelayMs?: number;
-  maxDelayMs?: number;
-  failFit?: boolean;
-  ca?: string;
-}
 
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2]) as ToySiteArgs;

@@ -10,6 +10,21 @@ import { SOURCE_STATS_REQUEST, sourceStatsToVectors, type SourceStatsJson } from
 import type { EvalConfig, FitConfig, LocalTrainer, StatisticsRequest } from '../../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, linearWeights, makeLinearData } from './least-squares-trainer.ts';
 
+/** What a toy site process is started with (test/support/toy-site-process.ts, one JSON argument). */
+export interface ToySiteArgs {
+  url: string;
+  coordinatorKey: string;
+  siteId: string;
+  identityFile: string;
+  seed: number;
+  maxAttempts?: number;
+  giveUpAfterMs?: number;
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  failFit?: boolean;
+  ca?: string;
+}
+
 export const TOY_LATENT = 2;
 export const TOY_CLASSES = 2;
 
