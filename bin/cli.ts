@@ -11,6 +11,7 @@ import { registerEngineCommands } from '../site-agent/engine/index.ts';
 import { registerModelCommands } from '../site-agent/model/cli.ts';
 import { registerAdaptCommands } from '../site-agent/adapt/adapt-command.ts';
 import { registerSiteCommands } from '../site-agent/cli/index.ts';
+import { registerPrivacyCommands } from '../protocol/privacy/index.ts';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
   registerModelCommands(program);
   registerAdaptCommands(program);
   registerSiteCommands(program);
+  registerPrivacyCommands(program);
   try {
     await program.parseAsync(argv);
   } catch (err) {

@@ -9,8 +9,8 @@ import type { WeightSet } from '../protocol/named-tensor.ts';
 import { CoordinatorError } from './coordinator-error.ts';
 import type { ConnectionLimits } from './http/index.ts';
 import { checkRunPlan, type RoundTimeouts } from './rounds/index.ts';
-import { FedAvg, type Strategy } from './strategies/index.ts';
-import type { SecAggTestHooks, SecureAggregationOptions } from './workflows/index.ts';
+import { FedAvg, withDifferentialPrivacy, type DifferentialPrivacyConfig, type Strategy } from './strategies/index.ts';
+import { aggregatedTensors, quantFor, type SecAggTestHooks, type SecureAggregationOptions } from './workflows/index.ts';
 import type { CoordinatorHandle } from './start-coordinator.ts';
 
 export interface CoordinatorOptions {
@@ -69,6 +69,12 @@ export interface CoordinatorOptions {
    */
   secureAggregation?: SecureAggregationOptions;
   /**
+   * Client-level differential privacy (DP-FedAvg, coordinator/strategies/dp-fedavg.ts): the strategy is wrapped so
+   * that each site's update is clipped and the mean is noised; a run whose planned rounds would exceed
+   * `maxEpsilon` refuses to start (PrivacyError 'budget-exceeded'). See SECURITY.md.
+   */
+  differentialPrivacy?: DifferentialPrivacyConfig;
+  /**
    * Fraction of the rounds that must aggregate for the run to count as done (default 0.5; at least one round always).
    * A run below it still writes its history, but `handle.outcome()` says why it failed and the CLI exits non-zero.
    */
@@ -83,12 +89,34 @@ export const DEFAULT_MIN_AGGREGATED_FRACTION = 0.5;
 export interface ResolvedOptions {
   minSites: number;
   logger: Logger;
+  /** The strategy, wrapped in DP-FedAvg when `differentialPrivacy` is set. */
   strategy: Strategy;
+  /** The secure-aggregation options the run uses (quantization pinned under distributed DP). */
+  secureAggregation: SecureAggregationOptions | undefined;
   timeouts: RoundTimeouts;
   handshakeMs: number;
   headersMs: number;
   maxUpdateBytes: number;
   minAggregatedFraction: number;
+}
+
+/**
+ * The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round): central
+ * noise at the coordinator, or, with secure aggregation, discrete Gaussian shares added by the sites (then the
+ * quantization is pinned, because the sites' noise is calibrated to its step).
+ */
+function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): { strategy: Strategy; secure: SecureAggregationOptions | undefined } {
+  const enrolledSites = Math.max(minSites, opts.enrollment.siteIds().length);
+  if (!opts.differentialPrivacy) return { strategy: inner, secure: opts.secureAggregation };
+  if (!opts.secureAggregation) return { strategy: withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites }), secure: undefined };
+  const secure = { ...opts.secureAggregation, scaleBits: quantFor(opts.secureAggregation, Math.max(3, enrolledSites)).scaleBits };
+  const dim = aggregatedTensors(inner, opts.initialWeights).reduce((s, t) => s + t.length, 0);
+  const strategy = withDifferentialPrivacy(inner, opts.differentialPrivacy, {
+    rounds: opts.rounds,
+    enrolledSites,
+    distributed: { quant: { clip: secure.clip, scaleBits: secure.scaleBits }, maxExamples: secure.maxExamples, dim },
+  });
+  return { strategy, secure };
 }
 
 export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
@@ -100,13 +128,14 @@ export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
   if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
   const logger = opts.logger ?? silentLogger;
   const minAggregatedFraction = opts.minAggregatedFraction ?? DEFAULT_MIN_AGGREGATED_FRACTION;
+  const { strategy, secure } = withPrivacy(opts.strategy ?? new FedAvg({ minFitResults: minSites }), opts, minSites);
   checkRunPlan(
     {
       rounds: opts.rounds,
       minSites,
       enrolledSites: opts.enrollment.siteIds().length,
       minAggregatedFraction,
-      ...(opts.secureAggregation ? { secureAggregation: opts.secureAggregation } : {}),
+      ...(secure ? { secureAggregation: secure } : {}),
     },
     logger,
   );
@@ -114,7 +143,8 @@ export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
   return {
     minSites,
     logger,
-    strategy: opts.strategy ?? new FedAvg({ minFitResults: minSites }),
+    strategy,
+    secureAggregation: secure,
     timeouts: {
       waitForSitesMs: t.waitForSitesMs ?? Infinity,
       fitMs: t.fitMs ?? 30 * 60_000,

@@ -21,6 +21,7 @@ import { coordinatorMetrics, type CoordinatorMetrics } from './metrics/index.ts'
 import { MIN_SECURE_SITES, RoundRunner, type RoundEvents, type RoundRecord, type RunOutcome } from './rounds/index.ts';
 import { SiteGateway, SiteRegistry, type SiteEvents } from './sites/index.ts';
 import { CheckpointStore, type Checkpoint } from './storage/index.ts';
+import { hasPrivacyAccounting } from './strategies/index.ts';
 import { PlainFitWorkflow, runStatisticsRound, SecureFitWorkflow, StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from './workflows/index.ts';
 
 export interface CoordinatorHandle {
@@ -71,13 +72,13 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const store = opts.checkpointDir ? new CheckpointStore(opts.checkpointDir) : null;
   const initial = await resume(store, r, opts);
   const registry = new SiteRegistry();
-  const tracker = new StatusTracker(registry, () => opts.enrollment.siteIds(), opts.secureAggregation ? { clip: opts.secureAggregation.clip, maxExamples: opts.secureAggregation.maxExamples } : null);
+  const tracker = new StatusTracker(registry, () => opts.enrollment.siteIds(), r.secureAggregation ? { clip: r.secureAggregation.clip, maxExamples: r.secureAggregation.maxExamples } : null);
   const metrics = coordinatorMetrics({ bytesReceived: () => tracker.bytes().received, bytesSent: () => tracker.bytes().sent });
   let handle: CoordinatorHandle | undefined; // set below; afterRounds runs long after
   const runner = new RoundRunner(
     {
       strategy: r.strategy,
-      fitWorkflow: opts.secureAggregation ? new SecureFitWorkflow(opts.secureAggregation, opts.enrollment, opts.secAggTestHooks, tracker.secAggMonitor) : new PlainFitWorkflow(),
+      fitWorkflow: r.secureAggregation ? new SecureFitWorkflow(r.secureAggregation, opts.enrollment, opts.secAggTestHooks, tracker.secAggMonitor) : new PlainFitWorkflow(),
       registry,
       rounds: opts.rounds,
       minSites: r.minSites,
@@ -129,6 +130,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       coordinatorKey: publicKeyToString(opts.identity.publicKey),
       history: runner.history,
       outcome: runner.outcome,
+      privacy: hasPrivacyAccounting(r.strategy) ? r.strategy.privacyStatus() : null,
     });
   const server = await startServer({
     host: opts.host ?? '127.0.0.1',
@@ -225,7 +227,7 @@ async function statisticsRound(p: HandleParts, request: StatisticsRequest, signa
       reconnectGraceMs: 0,
       signal,
       model: () => p.runner.currentModel(),
-      secure: opts.secureAggregation,
+      secure: r.secureAggregation,
       monitor: p.tracker.secAggMonitor,
       ...(opts.secAggTestHooks ? { hooks: opts.secAggTestHooks } : {}),
     },

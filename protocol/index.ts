@@ -50,4 +50,4 @@ export { SecureChannel, sealedPort, type SealedPort, type ChannelStats, type Sec
 export type { Transport, EventMap, EventArgs, CloseReason } from './transport.ts';
 export { createMemoryTransportPair, type SiteTransport, type CoordinatorTransport } from './memory-transport.ts';
 export { socketIoServerTransport, socketIoClientTransport } from './socketio-transport.ts';
-export { sourceStatsToVectors, sourceStatsFromVectors, SOURCE_STATS_REQUEST, type SourceStatsJson } from './source-stats-vectors.ts';
+export { sourceStatsToVectors, sourceStatsFromVectors, SOURCE_STATS_REQUEST } from './source-stats-vectors.ts';

@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { ProtocolError } from './errors.ts';
-import { sourceStatsFromVectors, sourceStatsToVectors, type SourceStatsJson } from './source-stats-vectors.ts';
+import type { SourceStats } from './contracts/index.ts';
+import { sourceStatsFromVectors, sourceStatsToVectors } from './source-stats-vectors.ts';
 
-function site(k: number): SourceStatsJson {
+function site(k: number): SourceStats {
   const m = (c: number) => ({ count: c, sum: [c * 0.5, -c], sumOuter: [c, 0.25 * c, 0.25 * c, 2 * c] });
   return {
     kind: 'fedsfda-source-stats',

@@ -4,31 +4,17 @@
  * every field is a sufficient statistic (count, sum, sum of squares / outer products), and pooling is addition.
  * Sites multiply every entry by a public `scale` (about 1 / total source pixels) so the values stay inside the
  * secure-aggregation clipping range; the coordinator divides it back out. No tfjs here: the coordinator uses it.
+ * The package's schema and type have one home: protocol/contracts/source-stats.ts.
  */
+import { SOURCE_STATS_KIND, SOURCE_STATS_VERSION, type LatentMomentsJson, type SourceStats } from './contracts/index.ts';
 import { ProtocolError } from './errors.ts';
 
-interface Moments {
-  count: number;
-  sum: number[];
-  sumOuter: number[];
-}
-
-/** Structural copy of the adaptation package's JSON (validated again by its zod schema where it is loaded). */
-export interface SourceStatsJson {
-  kind: 'fedsfda-source-stats';
-  version: 1;
-  numClasses: number;
-  latentDim: number;
-  confidence: number;
-  numSites: number;
-  bn: Record<string, { count: number; sum: number[]; sumSq: number[] }>;
-  classes: { labelCount: number; confident: Moments; labelled: Moments }[];
-}
+type Moments = LatentMomentsJson;
 
 export const SOURCE_STATS_REQUEST = 'source-stats';
 
 /** Named vectors of one site's package, every entry multiplied by `scale`. */
-export function sourceStatsToVectors(stats: SourceStatsJson, scale: number): Record<string, Float32Array> {
+export function sourceStatsToVectors(stats: SourceStats, scale: number): Record<string, Float32Array> {
   if (!(scale > 0 && Number.isFinite(scale))) throw new ProtocolError('malformed', `source-stats scale must be > 0, got ${scale}`);
   const v = (xs: readonly number[]): Float32Array => Float32Array.from(xs, (x) => x * scale);
   const out: Record<string, Float32Array> = {};
@@ -52,7 +38,7 @@ export function sourceStatsToVectors(stats: SourceStatsJson, scale: number): Rec
 export function sourceStatsFromVectors(
   sums: Record<string, Float32Array>,
   meta: { numClasses: number; latentDim: number; confidence: number; numSites: number; scale: number },
-): SourceStatsJson {
+): SourceStats {
   const get = (name: string, length?: number): number[] => {
     const x = sums[name];
     if (!x) throw new ProtocolError('malformed', `source statistics lack "${name}"`);
@@ -60,7 +46,7 @@ export function sourceStatsFromVectors(
     return Array.from(x, (y) => y / meta.scale);
   };
   const count = (name: string): number => Math.max(0, Math.round(get(name, 1)[0]));
-  const bn: SourceStatsJson['bn'] = {};
+  const bn: SourceStats['bn'] = {};
   for (const name of Object.keys(sums)) {
     const m = /^bn\/(.+)\/count$/.exec(name);
     if (!m) continue;
@@ -74,5 +60,5 @@ export function sourceStatsFromVectors(
     confident: moments(`class/${k}/confident`),
     labelled: moments(`class/${k}/labelled`),
   }));
-  return { kind: 'fedsfda-source-stats', version: 1, numClasses: meta.numClasses, latentDim: d, confidence: meta.confidence, numSites: meta.numSites, bn, classes };
+  return { kind: SOURCE_STATS_KIND, version: SOURCE_STATS_VERSION, numClasses: meta.numClasses, latentDim: d, confidence: meta.confidence, numSites: meta.numSites, bn, classes };
 }

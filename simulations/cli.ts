@@ -65,6 +65,10 @@ export function registerSimulateCommands(program: Command): void {
             `mean Dice over sites: ${fmt(summary.meanDice)} (untrained model: ${fmt(summary.meanUntrainedDice)}); ` +
               `${(summary.durationMs / 1000).toFixed(1)} s on backend ${summary.backend}; wrote ${resolve(opts.out, 'summary.json')}`,
           );
+          if (summary.privacy) {
+            const p = summary.privacy;
+            console.log(`differential privacy (${p.mode}): epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta} after ${p.roundsAccounted} rounds (noise multiplier ${p.noiseMultiplier.toFixed(4)}, sampling rate ${p.samplingRate})`);
+          }
           break;
         }
         case 'sfda-benchmark': {

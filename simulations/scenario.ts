@@ -7,6 +7,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { secureAggregationConfigSchema } from '../coordinator/index.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
+import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
 export const siteSpecSchema = z
@@ -104,6 +105,11 @@ export const federatedScenarioSchema = z.object({
      * Same fields as the coordinator's `secureAggregation` option (coordinator/workflows/secure-fit.ts).
      */
     secureAggregation: secureAggregationConfigSchema.optional(),
+    /**
+     * Client-level differential privacy (DP-FedAvg): same fields as the coordinator's `differentialPrivacy`
+     * (coordinator/strategies/dp-config.ts). A scenario over its `maxEpsilon` refuses to start.
+     */
+    differentialPrivacy: differentialPrivacyConfigSchema.optional(),
   }),
 });
 

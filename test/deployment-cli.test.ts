@@ -114,7 +114,7 @@ describe('deployment CLI: coordinator + three sites as separate processes, then 
     // A new hospital adapts the coordinator's final weights with the pooled statistics, no source data.
     const adaptOut = join(dir, 'adapted');
     await fedsfda('adapt', '--model', join(runDir, 'final-weights.fsws'), '--source-stats', join(runDir, 'source-stats.json'), '--method', 'adabn',
-      '--phantom-preset', 'mr-to-ct', '--phantom-cases', '2', '--slices-per-case', '4', '--size', '16', '--evaluate', '--out', adaptOut);
+      '--data', join(dir, 'data', 'site-1', 'imagesTr'), '--eval-labels', join(dir, 'data', 'site-1'), '--size', '16', '--out', adaptOut);
     const adapted = await loadModelFromPath(join(adaptOut, 'model'));
     expect(adapted.config.numClasses).toBe(3);
     adapted.dispose();

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { CoordinatorError } from '../coordinator-error.ts';
 import { DEFAULT_MIN_AGGREGATED_FRACTION } from '../coordinator-options.ts';
 import { runStatisticsSchema } from '../storage/index.ts';
-import { strategySpecSchema } from '../strategies/index.ts';
+import { differentialPrivacyConfigSchema, strategySpecSchema } from '../strategies/index.ts';
 import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';
 
 export const coordinatorConfigSchema = z
@@ -34,6 +34,8 @@ export const coordinatorConfigSchema = z
       .default({}),
     /** Secure aggregation (SecAgg+): the coordinator learns only sums. See SECURITY.md. */
     secureAggregation: secureAggregationConfigSchema.optional(),
+    /** Client-level differential privacy (DP-FedAvg): clipping, noise, budget. See SECURITY.md. */
+    differentialPrivacy: differentialPrivacyConfigSchema.optional(),
     /** Statistics rounds after the last round (with --out): pooled source statistics, non-IID report. */
     statistics: runStatisticsSchema.optional(),
     /** Serve HTTPS/WSS: PEM files of the certificate chain and its private key. */

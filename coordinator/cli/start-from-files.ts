@@ -122,6 +122,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     minAggregatedFraction: cfg.minAggregatedFraction,
     ...(checkpointDir ? { checkpointDir } : {}),
     ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),
+    ...(cfg.differentialPrivacy ? { differentialPrivacy: cfg.differentialPrivacy } : {}),
     ...(tls ? { tls } : {}),
     ...(restToken ? { restToken } : {}),
     ...(o.out ? { afterRounds: artifactsHook(o.out, cfg, log) } : {}),

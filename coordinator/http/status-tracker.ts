@@ -3,7 +3,7 @@
  * and failures, and the secure-aggregation run in progress. Fed by the connection callbacks, the round runner's
  * events and the SecAgg monitor; read with `status()`.
  */
-import type { RoundFailure } from '../strategies/index.ts';
+import type { PrivacyStatus, RoundFailure } from '../strategies/index.ts';
 import type { RoundRecord, RunOutcome, Stage } from '../rounds/index.ts';
 import type { SiteConnection, SiteRegistry } from '../sites/index.ts';
 import type { SecAggMonitor, SiteReply } from '../workflows/index.ts';
@@ -29,6 +29,7 @@ export interface StatusBase {
   coordinatorKey: string;
   history: readonly RoundRecord[];
   outcome: RunOutcome | null;
+  privacy: PrivacyStatus | null;
 }
 
 function timelineEntry(r: RoundRecord): TimelineEntry {
@@ -169,6 +170,7 @@ export class StatusTracker {
         lastError: this.lastSecAggError,
       },
       outcome: base.outcome,
+      privacy: base.privacy,
     };
   }
 }

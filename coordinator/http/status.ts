@@ -10,6 +10,7 @@
  */
 import { z } from 'zod';
 import { roundRecordSchema } from '../rounds/round-record.ts';
+import type { PrivacyStatus } from '../strategies/index.ts';
 
 const metricsSchema = z.record(z.string(), z.number());
 
@@ -102,6 +103,8 @@ export const coordinatorStatusSchema = z.object({
   secureAggregation: secureAggregationStatusSchema,
   /** Set once the last round is over: whether the run trained. */
   outcome: runOutcomeSchema.nullable(),
+  /** Differential privacy spent so far (epsilon, delta, per release) when the run is DP, else null (coordinator/strategies/dp-fedavg.ts). */
+  privacy: z.custom<PrivacyStatus>((v) => typeof v === 'object' && v !== null).nullable(),
 });
 export type CoordinatorStatus = z.infer<typeof coordinatorStatusSchema>;
 

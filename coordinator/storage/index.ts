@@ -10,6 +10,7 @@ export {
   CLASS_HISTOGRAM_FILE,
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
+  PRIVACY_FILE,
   type RunManifest,
   type RunStatistics,
   type ArtifactReport,

@@ -1,10 +1,12 @@
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import type { PrivacyStatus } from '../strategies/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../../protocol/class-histogram-vectors.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { SOURCE_STATS_REQUEST, sourceStatsToVectors, type SourceStatsJson } from '../../protocol/source-stats-vectors.ts';
+import type { SourceStats } from '../../protocol/contracts/index.ts';
+import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
 import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { writeRunArtifacts, type ArtifactSource } from './run-artifacts.ts';
 import { StatisticsRoundError, type StatisticsRequest } from '../workflows/index.ts';
@@ -12,7 +14,7 @@ import { StatisticsRoundError, type StatisticsRequest } from '../workflows/index
 // A U-Net head [1, 1, latent 2, classes 2] is all the source-stats package needs from the model.
 const WEIGHTS: WeightSet = [{ name: 'head.w', shape: [1, 1, 2, 2], data: Float32Array.of(1, 2, 3, 4) }];
 
-function siteStats(count: number): SourceStatsJson {
+function siteStats(count: number): SourceStats {
   const m = { count, sum: [count, 0], sumOuter: [count, 0, 0, count] };
   return {
     kind: 'fedsfda-source-stats', version: 1, numClasses: 2, latentDim: 2, confidence: 0.97, numSites: 1,
@@ -51,10 +53,17 @@ describe('writeRunArtifacts', () => {
   it('without statistics writes only the final model, runs no statistics round', async () => {
     const requests: StatisticsRequest[] = [];
     const r = await writeRunArtifacts(fakeSource(requests), dir);
-    expect(r).toEqual({ finalWeights: 'final-weights.fsws', sourceStats: null, classHistogram: null, failures: [] });
+    expect(r).toEqual({ finalWeights: 'final-weights.fsws', sourceStats: null, classHistogram: null, failures: [], privacy: null });
     expect(requests).toEqual([]);
     expect(await readdir(dir)).toEqual(['final-weights.fsws']);
     expect(decodeWeightSet(new Uint8Array(await readFile(join(dir, 'final-weights.fsws'))))).toEqual(WEIGHTS);
+  });
+
+  it('writes privacy.json when the run is differentially private', async () => {
+    const privacy = { mode: 'central', epsilon: 2.5, delta: 1e-5 } as unknown as PrivacyStatus;
+    const r = await writeRunArtifacts({ ...fakeSource([]), status: () => ({ privacy }) }, dir);
+    expect(r.privacy).toBe('privacy.json');
+    expect(JSON.parse(await readFile(join(dir, 'privacy.json'), 'utf8'))).toEqual(privacy);
   });
 
   it('pools source statistics and the non-IID report with the public scale and the right clip ranges', async () => {
@@ -65,7 +74,7 @@ describe('writeRunArtifacts', () => {
       ['class-histogram', 1, 0.001],
     ]);
     expect(r.failures).toEqual([]);
-    const stats = JSON.parse(await readFile(join(dir, 'source-stats.json'), 'utf8')) as SourceStatsJson;
+    const stats = JSON.parse(await readFile(join(dir, 'source-stats.json'), 'utf8')) as SourceStats;
     expect(stats).toMatchObject({ numSites: 3, numClasses: 2, latentDim: 2 });
     expect(stats.classes[0].labelCount).toBe(60);
     expect(stats.bn['enc1.bn1'].count).toBe(60);

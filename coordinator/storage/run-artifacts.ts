@@ -15,6 +15,8 @@ import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../../protoc
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../../protocol/source-stats-vectors.ts';
 import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { headDimensions } from '../../protocol/contracts/index.ts';
+import type { PrivacyStatus } from '../strategies/index.ts';
 import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
 import type { RoundRecord } from '../rounds/round-record.ts';
 import type { RunOutcome } from '../rounds/run-checks.ts';
@@ -25,6 +27,8 @@ export const SOURCE_STATS_FILE = 'source-stats.json';
 export const CLASS_HISTOGRAM_FILE = 'class-histogram.json';
 export const HISTORY_FILE = 'history.json';
 export const RUN_MANIFEST_FILE = 'run.json';
+/** What the run spent in differential privacy (the coordinator status's `privacy`), when the run is DP. */
+export const PRIVACY_FILE = 'privacy.json';
 
 /** The `statistics` block of a coordinator config / what the simulation passes. */
 export const runStatisticsSchema = z
@@ -50,6 +54,8 @@ export interface ArtifactSource {
   history?(): RoundRecord[];
   /** Whether the run trained (run-checks.ts); statistics of a run that did not are skipped. */
   outcome?(): RunOutcome | null;
+  /** The coordinator status; its `privacy` (DP runs) is written to privacy.json. */
+  status?(): { privacy: PrivacyStatus | null };
 }
 
 export interface ArtifactReport {
@@ -58,6 +64,8 @@ export interface ArtifactReport {
   classHistogram: { file: string; sites: string[]; heterogeneity: number } | null;
   /** Statistics that were requested but not produced, with the reason (e.g. fewer than 3 sites). */
   failures: { artifact: 'source-stats' | 'class-histogram'; reason: string }[];
+  /** privacy.json when the run is differentially private, else null. */
+  privacy: string | null;
 }
 
 /**
@@ -75,6 +83,7 @@ export const runManifestSchema = z
       sourceStats: z.object({ file: z.string(), sites: z.array(z.string()) }).nullable(),
       classHistogram: z.object({ file: z.string(), sites: z.array(z.string()), heterogeneity: z.number() }).nullable(),
       failures: z.array(z.object({ artifact: z.enum(['source-stats', 'class-histogram']), reason: z.string() })),
+      privacy: z.string().nullable().default(null),
     }),
     writtenAt: z.string(),
   })
@@ -102,13 +111,6 @@ export async function completedRun(outDir: string, round: number): Promise<RunMa
   return manifest;
 }
 
-/** The numbers of classes and latent channels, read off the U-Net head ([1, 1, latent, classes]). */
-function headShape(weights: WeightSet): { latentDim: number; numClasses: number } {
-  const head = weights.find((t) => t.name === 'head.w');
-  if (!head || head.shape.length !== 4) throw new Error('the global model has no head.w of rank 4');
-  return { latentDim: head.shape[2], numClasses: head.shape[3] };
-}
-
 /**
  * Writes the final model, runs the requested statistics rounds (a failed statistic is reported, not thrown), then
  * history.json and run.json. Every file is replaced atomically; files of an earlier, interrupted attempt are removed
@@ -125,7 +127,7 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
   }
   const final = source.weights();
   await writeFileAtomic(join(outDir, FINAL_WEIGHTS_FILE), encodeWeightSet(final));
-  const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [] };
+  const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [], privacy: null };
   const outcome = source.outcome?.() ?? null;
   if (s && outcome && !outcome.ok) {
     const reason = `not computed: the run did not train (${outcome.reason})`;
@@ -133,6 +135,11 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
     if (s.classHistogram) report.failures.push({ artifact: 'class-histogram', reason });
   } else if (s) {
     await writeStatistics(source, outDir, s, final, report);
+  }
+  const privacy = source.status?.().privacy ?? null;
+  if (privacy) {
+    await writeFileAtomic(join(outDir, PRIVACY_FILE), JSON.stringify(privacy, null, 2));
+    report.privacy = PRIVACY_FILE;
   }
   if (history) {
     await writeFileAtomic(join(outDir, HISTORY_FILE), JSON.stringify(history, null, 2));
@@ -154,7 +161,7 @@ async function writeStatistics(source: ArtifactSource, outDir: string, s: z.outp
     try {
       // Moments of latent features are not bounded by 1 like counts: a wide clip (1e4) keeps them unclipped.
       const { sums, included } = await source.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence: s.confidence }, clip: 1e4 });
-      const stats = sourceStatsFromVectors(sums, { ...headShape(final), confidence: s.confidence, numSites: included.length, scale });
+      const stats = sourceStatsFromVectors(sums, { ...headDimensions(final), confidence: s.confidence, numSites: included.length, scale });
       await writeFileAtomic(join(outDir, SOURCE_STATS_FILE), JSON.stringify(stats));
       report.sourceStats = { file: SOURCE_STATS_FILE, sites: included };
     } catch (e) {

@@ -2,6 +2,7 @@
  * FedAvg (McMahan et al., AISTATS 2017) with Flower's knobs: fraction of sites per round, minimum replies,
  * an evaluation cadence, and extra fit-config keys. FedProx and FedBN are configurations of it (fedprox.ts, fedbn.ts).
  */
+import { Rng } from '../../protocol/common/index.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import type { FitConfig } from '../../protocol/messages.ts';
 import { weightedAverageWeightSets, weightedMetricMeans } from './aggregate.ts';
@@ -37,29 +38,13 @@ export interface FedAvgOptions {
   evaluateInitialModel?: boolean;
 }
 
-/** mulberry32: a tiny seeded generator for *sampling sites only* (no security role). */
-function sampler(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 export function sampleSites(sites: readonly SiteInfo[], fraction: number, round: number, seed: number): SiteInfo[] {
   const sorted = [...sites].sort((a, b) => (a.siteId < b.siteId ? -1 : a.siteId > b.siteId ? 1 : 0));
   if (fraction >= 1) return sorted;
   if (fraction <= 0) return [];
   const k = Math.max(1, Math.round(fraction * sorted.length));
-  const rnd = sampler(seed * 1_000_003 + round);
-  for (let i = sorted.length - 1; i > 0; i--) {
-    const j = Math.floor(rnd() * (i + 1));
-    [sorted[i], sorted[j]] = [sorted[j], sorted[i]];
-  }
-  return sorted.slice(0, k);
+  // The project's one seeded generator (sampling sites only; no security role).
+  return new Rng(seed * 1_000_003 + round).shuffle(sorted).slice(0, k);
 }
 
 export class FedAvg implements Strategy {

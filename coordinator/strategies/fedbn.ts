@@ -3,13 +3,12 @@
  * statistics, which stay local. The server keeps the global BN tensors unchanged; the fit config carries
  * `keepLocalBatchNorm: true` so the site trainer restores its own BN tensors before training.
  */
+import { isBatchNormTensor } from '../../protocol/contracts/index.ts';
 import type { FitConfig } from '../../protocol/messages.ts';
 import { FedAvg, type FedAvgOptions } from './fedavg.ts';
 
-/** Default BN predicate for fedsfda's names (`enc1.bn1.gamma`, `dec2.bn.mean`, `...norm...`). */
-export function isBatchNormName(name: string): boolean {
-  return name.split('.').some((seg) => /^bn\d*$/.test(seg) || /norm/i.test(seg));
-}
+/** Default BN predicate: the tensor-name contract's batch-norm roles (`enc1.bn1.gamma`, `dec2.bn.mean`, `...norm...`). */
+export const isBatchNormName: (name: string) => boolean = isBatchNormTensor;
 
 export interface FedBNOptions extends Omit<FedAvgOptions, 'aggregates'> {
   isBatchNorm?: (name: string) => boolean;

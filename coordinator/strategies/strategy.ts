@@ -3,6 +3,7 @@
  * explicitly, and return null to keep the current model. No sockets or files inside a strategy.
  */
 import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { RoundFailure } from '../../protocol/contracts/index.ts';
 import type { EvalConfig, FitConfig } from '../../protocol/messages.ts';
 
 export interface SiteInfo {
@@ -43,15 +44,8 @@ export interface EvaluateResult {
   readonly metrics: Readonly<Record<string, number>>;
 }
 
-/** Why a selected site did not contribute. */
-export type FailureCode = 'timeout' | 'disconnected' | 'site_error' | 'invalid_reply';
-
-export interface RoundFailure {
-  readonly siteId: string;
-  readonly stage: 'fit' | 'evaluate';
-  readonly code: FailureCode;
-  readonly reason: string;
-}
+// Why a selected site did not contribute: part of the round record contract (protocol/contracts/round-record.ts).
+export type { FailureCode, RoundFailure } from '../../protocol/contracts/index.ts';
 
 export interface AggregatedFit {
   readonly weights: WeightSet;

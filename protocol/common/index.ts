@@ -12,3 +12,5 @@ export {
   getLogger,
   setProcessLogger,
 } from './logger.ts';
+export { Rng } from './rng.ts';
+export { bytesEqual, concatBytes, decodeBase64Strict, decodeUtf8Strict, isBytes, lengthPrefixed, toBase64, toHex, utf8 } from './bytes.ts';

@@ -1,21 +1,13 @@
-/** Small byte helpers shared by the secagg primitives: UTF-8, length-prefixed fields, concatenation. */
-import { concatBytes as concatAll, lengthPrefixed } from '../bytes.ts';
+/** Byte helpers of the secagg primitives: the generic ones (protocol/common/bytes.ts) plus secagg's typed refusals. */
+import { concatBytes as concatAll, decodeUtf8Strict } from '../common/index.ts';
 import { SecAggError } from './errors.ts';
 
-const enc = new TextEncoder();
-const dec = new TextDecoder('utf-8', { fatal: true });
+export { bytesEqual, isBytes, lengthPrefixed, utf8 } from '../common/index.ts';
 
-export function utf8(s: string): Uint8Array {
-  return enc.encode(s);
-}
-
-/** Concatenation of a list (the session layer's `concatBytes` takes the parts as arguments). */
+/** Concatenation of a list (the generic `concatBytes` takes the parts as arguments). */
 export function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
   return concatAll(...parts);
 }
-
-/** A field prefixed with its 4-byte little-endian length, so that concatenations are unambiguous. */
-export { lengthPrefixed };
 
 /** Reads the length-prefixed fields written by `lengthPrefixed`; refuses truncated or trailing bytes. */
 export function readLengthPrefixed(b: Uint8Array, count: number): Uint8Array[] {
@@ -35,20 +27,7 @@ export function readLengthPrefixed(b: Uint8Array, count: number): Uint8Array[] {
 }
 
 export function decodeUtf8(b: Uint8Array): string {
-  try {
-    return dec.decode(b);
-  } catch {
-    throw new SecAggError('bad-ciphertext', 'field is not valid UTF-8');
-  }
-}
-
-export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let d = 0;
-  for (let i = 0; i < a.length; i++) d |= a[i] ^ b[i];
-  return d === 0;
-}
-
-export function isBytes(x: unknown, length?: number): x is Uint8Array {
-  return x instanceof Uint8Array && (length === undefined || x.length === length);
+  const s = decodeUtf8Strict(b);
+  if (s === undefined) throw new SecAggError('bad-ciphertext', 'field is not valid UTF-8');
+  return s;
 }

@@ -22,6 +22,8 @@ export interface SimulatedSite {
   readonly identity: nacl.SignKeyPair;
   /** Called once, when the site masks its vector (lazy so large simulations do not hold n vectors). */
   readonly input: () => Float32Array;
+  /** Distributed DP: the site's integer noise share, added after quantization (SiteSessionOptions.addNoise). */
+  readonly addNoise?: (quantized: Uint32Array) => void;
 }
 
 export interface RunSecAggOptions {
@@ -84,7 +86,7 @@ export async function runSecAggRound(
     opts.enrolled ?? new Map(sites.map((s) => [s.siteId, s.identity.publicKey] as const));
   const server = new SecAggServerWorkflow(config, opts.coordinatorVerifies === false ? undefined : enrolled);
   const sessions = new Map(
-    sites.map((s) => [s.siteId, new SecAggSiteSession({ siteId: s.siteId, identity: s.identity, enrolled, input: s.input })]),
+    sites.map((s) => [s.siteId, new SecAggSiteSession({ siteId: s.siteId, identity: s.identity, enrolled, input: s.input, ...(s.addNoise ? { addNoise: s.addNoise } : {}) })]),
   );
   const bytesSent = new Map(sites.map((s) => [s.siteId, 0]));
   const bytesReceived = new Map(sites.map((s) => [s.siteId, 0]));

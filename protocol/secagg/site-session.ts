@@ -57,6 +57,11 @@ export interface SiteSessionOptions {
   readonly enrolled: EnrolledIdentities;
   /** The float vector to aggregate (e.g. `packVectors(...).vector`); a function is called only when masking. */
   readonly input: Float32Array | (() => Float32Array);
+  /**
+   * Distributed differential privacy: adds this site's integer noise share to its quantized vector (mod 2^32) before
+   * masking, so the unmasked sum is already noised (protocol/privacy/distributed-noise.ts).
+   */
+  readonly addNoise?: (quantized: Uint32Array) => void;
 }
 
 interface HeldShares {
@@ -266,6 +271,7 @@ export class SecAggSiteSession {
       throw new SecAggError('bad-input', `input must be a Float32Array of length ${cfg.vectorLength}, got ${x?.length}`);
     }
     const y = quantize(x, cfg.quant);
+    this.opts.addNoise?.(y);
     const terms: MaskTerm[] = [{ seed: this.selfMaskSeed!, nonce: SELF_MASK_NONCE, sign: 1 }];
     for (const j of held.keys()) {
       const jIndex = cfg.siteIds.indexOf(j);

@@ -10,7 +10,7 @@ import { geometryFromAffine } from '../../site-agent/data/nifti/nifti-header.ts'
 import { readNifti, type NiftiVolume } from '../../site-agent/data/nifti/read-nifti.ts';
 import { mul44, type Mat44 } from '../../site-agent/data/nifti/affine.ts';
 import { writeDecathlonDataset, type DecathlonCase } from '../../site-agent/data/dataset/write-decathlon.ts';
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { applyScannerShift, sampleBiasField } from '../phantoms/apply-scanner-shift.ts';
 import { resolveScannerShift, type ScannerShiftOrPreset } from '../phantoms/scanner-shift.ts';
 import { buildLabels, LABEL_NAMES, type MricronLabelScheme } from './mricron-labels.ts';

@@ -8,7 +8,7 @@
  *   non-IID data silos: an experimental study", sec. 4.2).
  * - By scanner: each scanner's cases stay together on one site (the feature-shift setting of FedBN).
  */
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { PartitionError, type Partition, type PartitionItem } from './partition-item.ts';
 
 export interface DirichletOptions {

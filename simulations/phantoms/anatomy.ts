@@ -8,7 +8,7 @@
  * Coordinates are normalised to [-1, 1] on every axis. Intensities are noise-free tissue values in [0, 1]
  * with a low-frequency texture; scanner effects are added later by `applyScannerShift`.
  */
-import type { Rng } from '../../site-agent/util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 
 /** An ellipsoid rotated in-plane by `angle` (elongated in x/y, axis-aligned in z). */
 interface Ellipsoid {

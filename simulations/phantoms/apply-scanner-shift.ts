@@ -3,7 +3,7 @@
  * tissue contrast (intensity map, gamma) -> receive-coil bias field (multiplicative) -> point-spread
  * function (blur) -> limited acquisition resolution -> thermal noise (additive, last).
  */
-import type { Rng } from '../../site-agent/util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 import { resizeBilinear } from '../../site-agent/data/resize.ts';
 import { gaussianBlur2d } from './gaussian-blur.ts';
 import type { IntensityMap, ScannerShift } from './scanner-shift.ts';

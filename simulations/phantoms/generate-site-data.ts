@@ -2,7 +2,7 @@
  * One simulated site: `numCases` phantom volumes seen through one scanner, cut into axial 2D slices,
  * each case z-scored on its own (as a site would normalise each scan).
  */
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import { MAX_PHANTOM_CLASSES, renderAnatomySlice, sampleAnatomy } from './anatomy.ts';
 import { applyScannerShift, sampleBiasField } from './apply-scanner-shift.ts';

@@ -3,7 +3,7 @@
  * and for writing example datasets. The scanner shift's blur and resolution act in-plane (per axial slice),
  * as in a 2D multi-slice acquisition.
  */
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { MAX_PHANTOM_CLASSES, renderAnatomySlice, sampleAnatomy } from './anatomy.ts';
 import { applyScannerShift, sampleBiasField } from './apply-scanner-shift.ts';
 import { caseGenerators, MAX_PHANTOM_PIXELS, phantomShift, zScoreRange } from './generate-site-data.ts';

@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { writeDecathlonDataset, type DecathlonCase } from '../../site-agent/data/dataset/write-decathlon.ts';
 import { geometryFromSpacing } from '../../site-agent/data/nifti/nifti-header.ts';
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { PhantomError, requireInt } from './phantom-error.ts';
 import { generatePhantomVolume } from './phantom-volume.ts';
 import { resolveScannerShift, type ScannerShiftOrPreset } from './scanner-shift.ts';

@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     },
     checkpointDir: join(job.outDir, 'checkpoints'),
     ...(scenario.training.secureAggregation ? { secureAggregation: scenario.training.secureAggregation } : {}),
+    ...(scenario.training.differentialPrivacy ? { differentialPrivacy: scenario.training.differentialPrivacy } : {}),
     // After the last round: the final model, the pooled source statistics package for source-free adaptation at
     // a new hospital, and the non-IID report, each statistic computed by every site on its own data and summed
     // (masked, under secure aggregation) — the same artifacts as `fedsfda coordinator --out`.

@@ -5,7 +5,9 @@
 import { classHistogramReportInClear, type ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 import { access, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import type { RoundRecord } from '../../coordinator/index.ts';
+import { EVAL_METRIC, metricValue, type RoundRecord } from '../../protocol/contracts/index.ts';
+import { PRIVACY_FILE } from '../../coordinator/index.ts';
+import { FedAvg, withDifferentialPrivacy, type PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
 import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
@@ -76,6 +78,15 @@ async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<{ m
 }
 
 /** The coordinator's non-IID report (class-histogram.json), or null when the statistics round did not run. */
+/** privacy.json written by the coordinator of a DP run (coordinator/run-artifacts.ts), or null. */
+async function readPrivacy(outDir: string): Promise<PrivacyStatus | null> {
+  try {
+    return JSON.parse(await readFile(join(outDir, PRIVACY_FILE), 'utf8')) as PrivacyStatus;
+  } catch {
+    return null;
+  }
+}
+
 async function readSecureClassHistogram(outDir: string): Promise<ClassHistogramReport | null> {
   try {
     const { sites: _sites, ...report } = JSON.parse(await readFile(join(outDir, 'class-histogram.json'), 'utf8')) as ClassHistogramReport & { sites: string[] };
@@ -90,11 +101,15 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   const startedAt = new Date();
   const log = opts.onLog ?? (() => {});
   const s = opts.scenario;
+  // A DP scenario over its budget (or with impossible DP settings) is refused here, before any process starts.
+  if (s.training.differentialPrivacy) {
+    withDifferentialPrivacy(new FedAvg(), s.training.differentialPrivacy, { rounds: s.training.rounds, enrolledSites: s.sites.length });
+  }
   const outDir = resolve(opts.outDir);
   const keysDir = join(outDir, 'keys');
   // A simulation is a fresh run with fresh identities: a previous run's results and checkpoints in the same folder
   // are replaced (a checkpoint would otherwise be resumed by the new coordinator).
-  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json']) {
+  for (const f of ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json', PRIVACY_FILE]) {
     await rm(join(outDir, f), { recursive: true, force: true });
   }
   await mkdir(keysDir, { recursive: true });
@@ -167,7 +182,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
             case 'roundCompleted': {
               const r = e.record as RoundRecord;
               const loss = r.meanTrainLoss === null ? 'n/a' : r.meanTrainLoss.toFixed(4);
-              const dice = r.evalMetrics?.dice === undefined ? 'n/a' : r.evalMetrics.dice.toFixed(3);
+              const dice = metricValue(r.evalMetrics, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a';
               log(`round ${r.round} done in ${(r.durationMs / 1000).toFixed(1)} s: mean train loss ${loss}, mean val Dice ${dice}`);
               break;
             }
@@ -220,10 +235,17 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
                   `${siteId}: ready on backend ${String(e.backend)}, ${String(e.trainCases)} cases / ${String(e.trainSlices)} training and ` +
                     `${String(e.valSlices)} validation slices; training pixels by class: ${shares}`,
                 );
+              } else if (e.event === 'progress') {
+                // Distributed DP: the site's own accounting of what it added (its audit log has the same entry).
+                const pr = e.progress as { type?: string; round?: number; metrics?: Record<string, number> };
+                const m = pr.metrics ?? {};
+                if (pr.type === 'fit' && m['dp.epsilon'] !== undefined) {
+                  log(`${siteId}: round ${pr.round}: update norm ${m['dp.updateNorm']?.toFixed(4)} clipped to ${m['dp.clip']}, noise share sigma ${m['dp.siteSigma']?.toFixed(1)} steps; own epsilon so far ${m['dp.epsilon'].toFixed(3)} (delta ${m['dp.delta']})`);
+                }
               } else if (e.event === 'personalized') {
                 const m = e.metrics as Record<string, number>;
                 personalized.set(siteId, m);
-                log(`${siteId}: fine-tuned locally for ${s.training.personalizeEpochs} epoch(s): validation Dice ${m.dice?.toFixed(3) ?? 'n/a'}`);
+                log(`${siteId}: fine-tuned locally for ${s.training.personalizeEpochs} epoch(s): validation Dice ${metricValue(m, EVAL_METRIC.dice)?.toFixed(3) ?? 'n/a'}`);
               } else if (e.event === 'error') {
                 fail(`${siteId}: ${String(e.message)}`);
               }
@@ -255,6 +277,7 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
       secure: await readSecureClassHistogram(outDir),
       inClear: histograms.every((h): h is number[] => h !== null) && histograms.length > 0 ? classHistogramReportInClear(histograms) : null,
     },
+    privacy: await readPrivacy(outDir),
     scenario: s.name,
     startedAt,
     backend: engine.backend,

@@ -3,7 +3,8 @@
  * built from the coordinator's round history, and the table printed at the end of a run.
  */
 import Table from 'cli-table3';
-import type { RoundRecord } from '../../coordinator/index.ts';
+import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
+import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
 
 export interface DiceSummary {
@@ -50,6 +51,8 @@ export interface SimulationSummary {
    * the sites' own histograms, which only a simulation can see (the check that the secure one is right).
    */
   readonly nonIid: { readonly secure: ClassHistogramReport | null; readonly inClear: ClassHistogramReport | null };
+  /** Differential privacy spent by the run (epsilon, delta, per release; privacy.json), or null without DP. */
+  readonly privacy: PrivacyStatus | null;
   /** Unweighted means over sites. */
   readonly meanDice: number | null;
   readonly meanUntrainedDice: number | null;
@@ -57,13 +60,9 @@ export interface SimulationSummary {
   readonly meanPersonalizedDice: number | null;
 }
 
-const num = (v: number | undefined): number | null => (v === undefined || !Number.isFinite(v) ? null : v);
-
-function dicePart(metrics: Record<string, number> | null | undefined, prefix: string, numClasses: number): DiceSummary {
-  const m = metrics ?? {};
-  const perClass: (number | null)[] = [];
-  for (let c = 1; c < numClasses; c++) perClass.push(num(m[`${prefix}dice.class${c}`]));
-  return { mean: num(m[`${prefix}dice`]), perClass };
+/** Dice overall and per class of a metric record (names: protocol/contracts/metric-names.ts). */
+function dicePart(metrics: Record<string, number> | null | undefined, numClasses: number): DiceSummary {
+  return readDice(metrics, numClasses);
 }
 
 function meanOf(values: (number | null)[]): number | null {
@@ -74,6 +73,7 @@ function meanOf(values: (number | null)[]): number | null {
 export function buildSummary(args: {
   artifacts: SimulationSummary['artifacts'];
   nonIid: SimulationSummary['nonIid'];
+  privacy?: PrivacyStatus | null;
   scenario: string;
   startedAt: Date;
   backend: string;
@@ -97,13 +97,13 @@ export function buildSummary(args: {
     const { personalizedMetrics, ...site } = s;
     return {
       ...site,
-      untrainedDice: dicePart(initial, 'initial.', args.numClasses),
-      dice: dicePart(final, '', args.numClasses),
-      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, '', args.numClasses) : null,
-      iou: num(final?.iou),
-      hd95Mm: num(final?.hd95),
-      assdMm: num(final?.assd),
-      infiniteDistances: num(final?.infiniteDistances),
+      untrainedDice: dicePart(initial && initialMetrics(initial), args.numClasses),
+      dice: dicePart(final, args.numClasses),
+      personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, args.numClasses) : null,
+      iou: metricValue(final, EVAL_METRIC.iou),
+      hd95Mm: metricValue(final, EVAL_METRIC.hd95),
+      assdMm: metricValue(final, EVAL_METRIC.assd),
+      infiniteDistances: metricValue(final, EVAL_METRIC.infiniteDistances),
     };
   });
   return {
@@ -117,12 +117,13 @@ export function buildSummary(args: {
     rounds: args.history.map((r) => ({
       round: r.round,
       meanTrainLoss: r.meanTrainLoss,
-      meanEvalDice: num(r.evalMetrics?.dice),
+      meanEvalDice: metricValue(r.evalMetrics, EVAL_METRIC.dice),
       durationMs: r.durationMs,
       failures: r.failures.length,
     })),
     artifacts: args.artifacts,
     nonIid: args.nonIid,
+    privacy: args.privacy ?? null,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),
     meanPersonalizedDice: meanOf(sites.map((s) => s.personalizedDice?.mean ?? null)),

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import { augmentDataset, augmentSlice, IntensityAugmentSchema } from './intensity-augment.ts';
 

@@ -7,7 +7,7 @@
  */
 import { z } from 'zod';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
-import { Rng } from '../../site-agent/util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { gaussianBlur2d } from '../phantoms/gaussian-blur.ts';
 
 export const IntensityAugmentSchema = z

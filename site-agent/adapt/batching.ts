@@ -1,7 +1,7 @@
 /** Small helpers shared by the adaptation methods: batches of target images, seeded epoch orders, entropy. */
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
-import type { Rng } from '../util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 /** NHWC tensor of the given slices. */

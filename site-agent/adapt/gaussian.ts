@@ -3,7 +3,7 @@
  * statistics from several sites can be summed (by secure aggregation) before a Gaussian is formed.
  * All arithmetic in float64.
  */
-import type { Rng } from '../util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
 
 /** Per-class latent sufficient statistics: n, Σx (d), Σxxᵀ (d*d, row-major). */

@@ -16,7 +16,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptProgress, AdaptReport } from './adapt-report.ts';

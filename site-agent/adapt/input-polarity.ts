@@ -15,6 +15,7 @@
  * entropy minimization", ICLR 2021, sec. 3 and Fig. 1: lower entropy goes with lower error under shift). No target
  * label and no source image is used; the chosen polarity is reported.
  */
+import { FIRST_CONV } from '../../protocol/contracts/index.ts';
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
 import { adaptAdaBN } from './adabn.ts';
@@ -24,7 +25,8 @@ import type { UnlabeledSlices } from './unlabeled-slices.ts';
 import { validateUnlabeled } from './unlabeled-slices.ts';
 
 /** The first convolution, whose sign is the input polarity. */
-export const FIRST_CONV = 'enc1.conv1.w';
+/** The first convolution's weight name: one home, the tensor-name contract. */
+export { FIRST_CONV };
 
 export interface PolarityOptions {
   /**

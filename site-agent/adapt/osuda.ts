@@ -15,7 +15,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { BN_EPSILON, type UNet } from '../model/index.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
+import { BN_AFFINE_PARTS, batchNormTensorName } from '../../protocol/contracts/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptProgress, AdaptReport } from './adapt-report.ts';
 import { disposeStats, epochBatches, imageBatch, meanEntropy } from './batching.ts';
@@ -66,8 +67,8 @@ export function hbsLoss(
   return tf.tidy(() => {
     let total: tf.Tensor = tf.scalar(0);
     for (const l of layers) {
-      const dg = tf.abs(tf.sub(current.get(`${l}.gamma`)!, source.get(`${l}.gamma`)!));
-      const db = tf.abs(tf.sub(current.get(`${l}.beta`)!, source.get(`${l}.beta`)!));
+      const dg = tf.abs(tf.sub(current.get(batchNormTensorName(l, 'gamma'))!, source.get(batchNormTensorName(l, 'gamma'))!));
+      const db = tf.abs(tf.sub(current.get(batchNormTensorName(l, 'beta'))!, source.get(batchNormTensorName(l, 'beta'))!));
       total = tf.add(total, tf.sum(tf.mul(weights.get(l)!, tf.add(dg, db))));
     }
     return total as tf.Scalar;
@@ -101,16 +102,16 @@ export function adaptOsuda(unet: UNet, target: UnlabeledSlices, sourceStats: Sou
   const vars = bnAffineVariables(unet);
   // Frozen source γ/β (the high-order statistics L_HBS keeps the target close to).
   const sourceAffine = new Map<string, tf.Tensor>();
-  for (const l of layers) for (const p of ['gamma', 'beta']) sourceAffine.set(`${l}.${p}`, tf.clone(unet.trainable.get(`${l}.${p}`)!));
+  for (const l of layers) for (const p of BN_AFFINE_PARTS) sourceAffine.set(batchNormTensorName(l, p), tf.clone(unet.trainable.get(batchNormTensorName(l, p))!));
   const currentAffine = new Map<string, tf.Tensor>([...sourceAffine.keys()].map((k) => [k, unet.trainable.get(k)!]));
   // Source low-order statistics: the pooled package when given, else the model's own running values.
   const srcBn = new Map<string, { mean: ArrayLike<number>; variance: ArrayLike<number> }>();
   if (sourceStats) for (const [l, mv] of bnMeanVar(sourceStats)) srcBn.set(l, mv);
   else notes.push('no source statistics package: transferability uses the model\'s running statistics as the source values');
   for (const l of layers) {
-    if (!srcBn.has(l)) srcBn.set(l, { mean: unet.bnStats.get(`${l}.mean`)!.dataSync(), variance: unet.bnStats.get(`${l}.var`)!.dataSync() });
+    if (!srcBn.has(l)) srcBn.set(l, { mean: unet.bnStats.get(batchNormTensorName(l, 'mean'))!.dataSync(), variance: unet.bnStats.get(batchNormTensorName(l, 'var'))!.dataSync() });
   }
-  const gammaS = new Map(layers.map((l) => [l, sourceAffine.get(`${l}.gamma`)!.dataSync()]));
+  const gammaS = new Map(layers.map((l) => [l, sourceAffine.get(batchNormTensorName(l, 'gamma'))!.dataSync()]));
   const memory = new Map<number, Uint8Array[]>();
   const px = target.height * target.width;
   const optimizer = tf.train.adam(o.lr);
@@ -163,8 +164,8 @@ export function adaptOsuda(unet: UNet, target: UnlabeledSlices, sourceStats: Sou
           const alpha = transferabilityWeights(
             src.mean,
             src.variance,
-            unet.bnStats.get(`${l}.mean`)!.dataSync(),
-            unet.bnStats.get(`${l}.var`)!.dataSync(),
+            unet.bnStats.get(batchNormTensorName(l, 'mean'))!.dataSync(),
+            unet.bnStats.get(batchNormTensorName(l, 'var'))!.dataSync(),
             BN_EPSILON,
             opts.scaleTransferability === false ? undefined : gammaS.get(l),
           );

@@ -8,7 +8,7 @@
  * subgradient that a differentiable sort would give.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { Rng } from '../util/rng.ts';
+import type { Rng } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
 
 /** L random directions on the unit sphere in R^d, [d, L] row-major (normalised Gaussian vectors). */

@@ -9,64 +9,15 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
-import { z } from 'zod';
+import { batchNormTensorName, SOURCE_STATS_KIND, SOURCE_STATS_VERSION, SourceStatsSchema, type BnMoments, type SourceStats } from '../../protocol/contracts/index.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import type { UNet } from '../model/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { disposeStats, epochBatches, imageBatch } from './batching.ts';
 import { accumulateMoments, addMoments, emptyMoments, symmetrizeMoments, type LatentMoments } from './gaussian.ts';
 
-export const SOURCE_STATS_VERSION = 1;
-
-const MomentsSchema = z.object({
-  count: z.number().int().min(0),
-  sum: z.array(z.number()),
-  sumOuter: z.array(z.number()),
-});
-
-const BnMomentsSchema = z.object({
-  count: z.number().int().min(0),
-  sum: z.array(z.number()),
-  sumSq: z.array(z.number()),
-});
-
-export const SourceStatsSchema = z
-  .object({
-    kind: z.literal('fedsfda-source-stats'),
-    version: z.literal(SOURCE_STATS_VERSION),
-    numClasses: z.number().int().min(2).max(255),
-    latentDim: z.number().int().min(1),
-    confidence: z.number().gt(0).lt(1),
-    /** Number of source sites pooled into this package. */
-    numSites: z.number().int().min(1),
-    bn: z.record(z.string(), BnMomentsSchema),
-    classes: z.array(
-      z.object({
-        /** Source pixels labelled with this class (the class prior numerator). */
-        labelCount: z.number().int().min(0),
-        confident: MomentsSchema,
-        labelled: MomentsSchema,
-      }),
-    ),
-  })
-  .strict()
-  .superRefine((s, ctx) => {
-    if (s.classes.length !== s.numClasses) ctx.addIssue({ code: 'custom', path: ['classes'], message: `expected ${s.numClasses} classes` });
-    s.classes.forEach((c, i) => {
-      for (const key of ['confident', 'labelled'] as const) {
-        const m = c[key];
-        if (m.sum.length !== s.latentDim || m.sumOuter.length !== s.latentDim * s.latentDim) {
-          ctx.addIssue({ code: 'custom', path: ['classes', i, key], message: `moments must have ${s.latentDim} / ${s.latentDim ** 2} values` });
-        }
-      }
-    });
-    for (const [layer, m] of Object.entries(s.bn)) {
-      if (m.sum.length !== m.sumSq.length) ctx.addIssue({ code: 'custom', path: ['bn', layer], message: 'sum and sumSq differ in length' });
-    }
-  });
-
-export type SourceStats = z.infer<typeof SourceStatsSchema>;
-type BnMoments = z.infer<typeof BnMomentsSchema>;
+// The package's schema is a contract shared with the coordinator (protocol/contracts/source-stats.ts).
+export { SOURCE_STATS_VERSION, SourceStatsSchema, type SourceStats } from '../../protocol/contracts/index.ts';
 
 export interface SourceStatsOptions {
   readonly batchSize?: number;
@@ -161,7 +112,7 @@ export function computeSourceStats(unet: UNet, data: SliceDataset, opts: SourceS
     symmetrizeMoments(c.confident, dim);
     symmetrizeMoments(c.labelled, dim);
   }
-  return { kind: 'fedsfda-source-stats', version: SOURCE_STATS_VERSION, numClasses: k, latentDim: dim, confidence, numSites: 1, bn, classes };
+  return { kind: SOURCE_STATS_KIND, version: SOURCE_STATS_VERSION, numClasses: k, latentDim: dim, confidence, numSites: 1, bn, classes };
 }
 
 function copyMoments(m: LatentMoments): LatentMoments {
@@ -212,7 +163,7 @@ export function checkStatsMatchModel(stats: SourceStats, unet: UNet): void {
   }
   for (const layer of unet.bnLayers) {
     const m = stats.bn[layer];
-    const v = unet.bnStats.get(`${layer}.mean`);
+    const v = unet.bnStats.get(batchNormTensorName(layer, 'mean'));
     if (m === undefined || v === undefined || m.sum.length !== v.shape[0]) {
       throw new AdaptError('STATS_MISMATCH', `source stats have no matching entry for BN layer '${layer}'`);
     }

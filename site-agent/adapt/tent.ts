@@ -7,7 +7,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
+import { BN_AFFINE_PARTS, batchNormTensorName } from '../../protocol/contracts/index.ts';
 import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptProgress, AdaptReport } from './adapt-report.ts';
@@ -29,9 +30,9 @@ export interface TentOptions {
 export function bnAffineVariables(unet: UNet): tf.Variable[] {
   const out: tf.Variable[] = [];
   for (const layer of unet.bnLayers) {
-    for (const p of ['gamma', 'beta']) {
-      const v = unet.trainable.get(`${layer}.${p}`);
-      if (v === undefined) throw new AdaptError('STATS_MISMATCH', `model has no '${layer}.${p}'`);
+    for (const p of BN_AFFINE_PARTS) {
+      const v = unet.trainable.get(batchNormTensorName(layer, p));
+      if (v === undefined) throw new AdaptError('STATS_MISMATCH', `model has no '${batchNormTensorName(layer, p)}'`);
       out.push(v);
     }
   }

@@ -92,10 +92,19 @@ export function formatAudit(s: AuditSummary): string {
   const lines: string[] = [];
   for (const x of s.sessions) lines.push(`${x.time}  site ${x.siteId} -> ${x.coordinatorUrl} (coordinator key ${x.coordinatorKey})`);
   for (const u of s.updates) {
+    // `dp.*` entries are this site's own differential-privacy accounting (distributed DP), kept local, never sent.
+    const sent = Object.keys(u.metrics).filter((k) => !k.startsWith('dp.'));
     lines.push(
       `${u.time}  round ${u.round}: sent an encrypted model update of ${u.bytes} bytes (trained on ${u.numExamples} slices) ` +
-        `and metrics ${Object.keys(u.metrics).join(', ') || '(none)'}`,
+        `and metrics ${sent.join(', ') || '(none)'}`,
     );
+    const eps = u.metrics['dp.epsilon'];
+    if (eps !== undefined) {
+      lines.push(
+        `${u.time}  round ${u.round}: differential privacy: update clipped to norm ${u.metrics['dp.clip']} and noised by this site ` +
+          `(discrete Gaussian sigma ${u.metrics['dp.siteSigma']?.toFixed(1)} quantization steps); spent so far by this site's own accounting: epsilon ${eps.toFixed(3)} at delta ${u.metrics['dp.delta']}`,
+      );
+    }
   }
   for (const e of s.evaluations) {
     lines.push(`${e.time}  round ${e.round}: sent evaluation metrics ${Object.keys(e.metrics).join(', ') || '(none)'} over ${e.numExamples} slices`);

@@ -36,7 +36,9 @@ export function finiteMetrics(m: Record<string, number>): Record<string, number>
 
 /** A finished local training run. */
 export interface TrainedFit {
-  /** Shapes of the global model it started from (a secure contribution packs tensors by these). */
+  /** The global model it started from (a DP contribution clips the update relative to it). */
+  readonly global: WeightSet;
+  /** Shapes of the global model (a secure contribution packs tensors by these). */
   readonly shapes: Map<string, number[]>;
   readonly output: FitOutput;
   /** Filled the first time the update is uploaded in the clear (plain fit), then reused by re-sends. */
@@ -67,7 +69,7 @@ export async function trainOnce(ctx: FitPathContext, round: number, modelId: str
     const run = async (): Promise<TrainedFit> => {
       const output = await ctx.fit(global, config);
       if (!Number.isInteger(output.numExamples) || output.numExamples < 0) throw new Error(`trainer returned numExamples ${output.numExamples}`);
-      return { shapes, output: { ...output, metrics: finiteMetrics(output.metrics) } };
+      return { global, shapes, output: { ...output, metrics: finiteMetrics(output.metrics) } };
     };
     ctx.lastFit = { round, modelId, result: run() };
   }

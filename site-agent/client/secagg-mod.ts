@@ -5,18 +5,29 @@
  * background — training through `trainOnce` (the same cache and fit mods as a plain fit, so a reconnect or a
  * restarted coordinator does not train twice), or the statistics computed for the session; at
  * `collect-masked-vectors` it waits for that work, packs [n/M * w (aggregated tensors only), n/M, n/M * metrics] (or
- * the statistics) and sends only the masked vector. Any refusal aborts that run for good; the coordinator hears
+ * the statistics; under distributed DP the clipped update plus this site's discrete Gaussian noise share) and sends
+ * only the masked vector. Any refusal aborts that run for good; the coordinator hears
  * `secagg_refused`.
  */
 import nacl from 'tweetnacl';
 import { bytesEqual, fromBase64, toHex } from '../../protocol/bytes.ts';
 import { PROTOCOL_VERSION, type MessageOf, type ReplyError, type SecAggSetupContext } from '../../protocol/messages.ts';
-import { sizeOfShape } from '../../protocol/named-tensor.ts';
+import { sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
 import { SecAggError, isSecAggError } from '../../protocol/secagg/errors.ts';
 import { fitContribution, type FitContributionSpec } from '../../protocol/secagg/fit-contribution.ts';
 import { stageOf } from '../../protocol/secagg/messages.ts';
 import { packLayout, packVectors, sameLayout } from '../../protocol/secagg/pack.ts';
 import { SecAggSiteSession } from '../../protocol/secagg/site-session.ts';
+import {
+  PrivacyLedger,
+  cryptoNoiseSource,
+  ddgEvent,
+  distributedDpFromConfig,
+  dpFitContribution,
+  roundedSensitivity,
+  type DistributedDpFitConfig,
+  type DistributedDpParams,
+} from '../../protocol/privacy/index.ts';
 import { instructionFromWire, replyToWire } from '../../protocol/secagg/wire-json.ts';
 import type { SecureChannel } from '../../protocol/secure-channel.ts';
 import type { TrainedFit } from './fit-path.ts';
@@ -32,14 +43,21 @@ interface Entry {
   readonly session: SecAggSiteSession;
   readonly setup: SecAggSetupContext;
   clip: number;
+  /** The round's quantization step and number of sites (for this site's own DP accounting). */
+  scaleBits: number;
+  sites: number;
   work: Promise<Work> | null;
   vector: Float32Array | undefined;
+  /** Distributed DP: this site's noise share, added to the quantized vector before masking. */
+  addNoise?: (quantized: Uint32Array) => void;
 }
 
 /** Per-site secure-aggregation state; outlives connections (a run survives nothing else, but peer keys do). */
 export class SiteSecAggState {
   readonly sessions = new Map<string, Entry>();
   readonly statistics = new Map<string, { name: string; values: Record<string, Float32Array> }>();
+  /** What this site has spent in distributed-DP rounds, by its own accounting (its audit log shows it). */
+  readonly privacy = new PrivacyLedger();
 
   /** `peers`: keys pinned out of band or learned on first use (optionally persisted, peer-keys.ts). */
   constructor(readonly peers: PeerKeys = new PeerKeys()) {}
@@ -111,8 +129,11 @@ function startWork(ctx: SecAggSiteContext, sessionId: string, setup: SecAggSetup
   return ctx.fit(setup.round, setup.modelId, setup.modelIncluded, fit.config).then((trained) => ({ kind: 'fit', trained }));
 }
 
-/** This site's weighted fit contribution: the aggregated tensors of its update, its example count and metrics. */
-function fitVector(entry: Entry, trained: TrainedFit): { vector: Float32Array; numExamples: number; metrics: Record<string, number> } {
+/**
+ * This site's weighted fit contribution: the aggregated tensors of its update, its example count and metrics — or,
+ * under distributed DP, the clipped update with weight 1 and the noise share queued for masking.
+ */
+function fitVector(entry: Entry, trained: TrainedFit, ledger: PrivacyLedger): { vector: Float32Array; numExamples: number; metrics: Record<string, number> } {
   const fit = entry.setup.fit!;
   const spec: FitContributionSpec = {
     tensors: fit.tensors.map((name) => {
@@ -134,7 +155,32 @@ function fitVector(entry: Entry, trained: TrainedFit): { vector: Float32Array; n
   const n = trained.output.numExamples;
   if (!Number.isInteger(n) || n < 0) throw new SecAggError('bad-input', `trainer returned numExamples ${n}`);
   const metrics = trained.output.metrics ?? {};
+  const dp = distributedDpFromConfig(fit.config);
+  if (dp) return distributedDpVector(entry, spec, trained.global, update, n, metrics, dp, ledger);
   return { vector: fitContribution(spec, update, n, metrics), numExamples: n, metrics: { ...metrics } };
+}
+
+/**
+ * Distributed DP-FedAvg (protocol/privacy/dp-fit-contribution.ts): the clipped update with weight 1, the noise share
+ * queued for masking, and this site's own accounting of the round (assuming every site of the round adds its share).
+ */
+function distributedDpVector(
+  entry: Entry,
+  spec: FitContributionSpec,
+  global: WeightSet,
+  update: Map<string, Float32Array>,
+  numExamples: number,
+  metrics: Record<string, number>,
+  dp: DistributedDpFitConfig,
+  ledger: PrivacyLedger,
+): { vector: Float32Array; numExamples: number; metrics: Record<string, number> } {
+  const c = dpFitContribution(spec, new Map(global.map((t) => [t.name, t.data])), update, metrics, dp, cryptoNoiseSource());
+  entry.addNoise = c.addNoise;
+  const dim = spec.tensors.reduce((s, t) => s + t.length, 0);
+  const { l2, l1 } = roundedSensitivity(dp.clip / spec.maxExamples, entry.scaleBits, dim);
+  ledger.record(ddgEvent('dp-fedavg', { l2Sensitivity: l2, l1Sensitivity: l1, siteSigma: dp.siteSigma } as DistributedDpParams, entry.sites, dim));
+  const privacy = { 'dp.epsilon': ledger.spent(dp.delta).epsilon, 'dp.delta': dp.delta, 'dp.clip': dp.clip, 'dp.siteSigma': dp.siteSigma, 'dp.updateNorm': c.updateNorm };
+  return { vector: c.vector, numExamples, metrics: { ...metrics, ...privacy } };
 }
 
 /** The statistics vector, refused (never clipped) when a value lies outside the clip range. */
@@ -163,9 +209,11 @@ async function setupSession(ctx: SecAggSiteContext, m: MessageOf<'secaggIns'>, i
   const entry: Entry = {
     setup: m.setup,
     clip: ins.config.quant.clip,
+    scaleBits: ins.config.quant.scaleBits,
+    sites: ins.config.siteIds.length,
     work: null,
     vector: undefined,
-    session: new SecAggSiteSession({ siteId: ctx.siteId, identity: ctx.identity, enrolled, input: () => entry.vector as Float32Array }),
+    session: new SecAggSiteSession({ siteId: ctx.siteId, identity: ctx.identity, enrolled, input: () => entry.vector as Float32Array, addNoise: (q) => entry.addNoise?.(q) }),
   };
   remember(st.sessions, m.sessionId, entry);
   const reply = await entry.session.handle(ins);
@@ -198,7 +246,7 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
         return refuse(isSecAggError(e) ? 'secagg_refused' : 'trainer_failed', e);
       }
       if (work.kind === 'fit') {
-        const v = fitVector(entry, work.trained);
+        const v = fitVector(entry, work.trained, st.privacy);
         entry.vector = v.vector;
         produced = v;
       } else {

@@ -1,5 +1,17 @@
-export { sliceRange, type SliceDataset } from './slice-dataset.ts';
+export { sliceRange, type ImageSlices, type SliceDataset } from './slice-dataset.ts';
 export { resizeBilinear, resizeNearest } from './resize.ts';
+export {
+  DatasetError,
+  loadSiteDataset,
+  loadUnlabeledSiteDataset,
+  reassembleLabelVolume,
+  writeDecathlonDataset,
+  type CaseSlices,
+  type DecathlonCase,
+  type SiteDataset,
+  type UnlabeledSiteDataset,
+} from './dataset/index.ts';
+export { NiftiError, readNifti, writeNifti, type NiftiVolume } from './nifti/index.ts';
 export * as nifti from './nifti/index.ts';
 export * as dataset from './dataset/index.ts';
 export { registerDataCommands } from './cli/index.ts';

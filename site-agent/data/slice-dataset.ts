@@ -1,8 +1,10 @@
 /**
- * The in-memory 2D training set every trainer, adapter and evaluator consumes.
- * Images are NHWC float32 (already normalised); labels are one class index per pixel.
+ * The in-memory 2D slices every trainer, adapter and evaluator consumes.
+ * Images are NHWC float32 (already normalised); a `SliceDataset` adds one class index per pixel.
  */
-export interface SliceDataset {
+
+/** Slices without labels: what a new hospital has, and all that adaptation may see. */
+export interface ImageSlices {
   /** Number of 2D slices. */
   readonly n: number;
   readonly height: number;
@@ -10,9 +12,6 @@ export interface SliceDataset {
   readonly channels: number;
   /** n * height * width * channels, NHWC. */
   readonly images: Float32Array;
-  /** n * height * width class indices in [0, numClasses). */
-  readonly labels: Uint8Array;
-  readonly numClasses: number;
   /** In-plane pixel spacing in mm, [row, col], used by the distance metrics. */
   readonly spacing: readonly [number, number];
   /** Per slice: the case (volume) it came from, so metrics can be computed per volume. */
@@ -22,6 +21,13 @@ export interface SliceDataset {
    * With it, metrics are computed per 3D volume; without it, per 2D slice.
    */
   readonly sliceThickness?: number;
+}
+
+/** Labelled slices: the training set. */
+export interface SliceDataset extends ImageSlices {
+  /** n * height * width class indices in [0, numClasses). */
+  readonly labels: Uint8Array;
+  readonly numClasses: number;
 }
 
 /** A copy of slices [start, end) as a new dataset (views are avoided so that callers may mutate). */

@@ -7,7 +7,7 @@ import { initEngine, resetEngine } from './select-backend.ts';
 import { loadNativeAddonChecked } from './native-addon.ts';
 import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
 import { EngineError } from './errors.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 
 const nativeOk = loadNativeAddonChecked().ok;  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 

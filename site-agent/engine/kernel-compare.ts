@@ -4,7 +4,7 @@
  * Tolerance: |a - b| <= tol * (1 + max|b|) per tensor, i.e. relative to the tensor's scale.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 
 export interface InputSpec {
   shape: number[];

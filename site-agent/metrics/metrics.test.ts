@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { aggregateCases, computeMetrics, MetricsError, maskSurface, percentileSorted, squaredDistanceTransform } from './index.ts';
 
 function box2d(h: number, w: number, r0: number, r1: number, c0: number, c1: number, label = 1): Uint8Array {

@@ -1,8 +1,21 @@
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
+import {
+  BOTTLENECK_BLOCK,
+  HEAD_BIAS,
+  HEAD_WEIGHT,
+  batchNormLayerName,
+  batchNormTensorName,
+  convWeightName,
+  decoderBlock,
+  encoderBlock,
+  upConvBiasName,
+  upConvWeightName,
+  type TensorRole,
+} from '../../protocol/contracts/index.ts';
 import { channelsAt, type UNetConfig } from './unet-config.ts';
 
-/** What a parameter is, so that FedBN / TENT / OSUDA can select by role. */
-export type ParameterKind = 'conv' | 'bn-affine' | 'bn-stat' | 'head';
+/** What a parameter is, so that FedBN / TENT / OSUDA can select by role: the tensor-name contract's roles. */
+export type ParameterKind = TensorRole;
 
 /** How a parameter starts. */
 type InitKind = 'he' | 'lecun' | 'zeros' | 'ones';
@@ -35,32 +48,32 @@ export function buildLayout(config: UNetConfig): UNetLayout {
       [1, cin],
       [2, cout],
     ] as const) {
-      specs.push({ name: `${prefix}.conv${i}.w`, shape: [3, 3, inCh, cout], kind: 'conv', init: 'he', fanIn: 9 * inCh });
-      const bn = `${prefix}.bn${i}`;
+      specs.push({ name: convWeightName(prefix, i), shape: [3, 3, inCh, cout], kind: 'conv', init: 'he', fanIn: 9 * inCh });
+      const bn = batchNormLayerName(prefix, i);
       bnLayers.push(bn);
-      specs.push({ name: `${bn}.gamma`, shape: [cout], kind: 'bn-affine', init: 'ones', fanIn: 1 });
-      specs.push({ name: `${bn}.beta`, shape: [cout], kind: 'bn-affine', init: 'zeros', fanIn: 1 });
-      specs.push({ name: `${bn}.mean`, shape: [cout], kind: 'bn-stat', init: 'zeros', fanIn: 1 });
-      specs.push({ name: `${bn}.var`, shape: [cout], kind: 'bn-stat', init: 'ones', fanIn: 1 });
+      specs.push({ name: batchNormTensorName(bn, 'gamma'), shape: [cout], kind: 'bn-affine', init: 'ones', fanIn: 1 });
+      specs.push({ name: batchNormTensorName(bn, 'beta'), shape: [cout], kind: 'bn-affine', init: 'zeros', fanIn: 1 });
+      specs.push({ name: batchNormTensorName(bn, 'mean'), shape: [cout], kind: 'bn-stat', init: 'zeros', fanIn: 1 });
+      specs.push({ name: batchNormTensorName(bn, 'var'), shape: [cout], kind: 'bn-stat', init: 'ones', fanIn: 1 });
     }
   };
   const { depth, inChannels, numClasses } = config;
   for (let l = 1; l <= depth; l++) {
-    doubleConv(`enc${l}`, l === 1 ? inChannels : channelsAt(config, l - 1), channelsAt(config, l));
+    doubleConv(encoderBlock(l), l === 1 ? inChannels : channelsAt(config, l - 1), channelsAt(config, l));
   }
-  doubleConv('bottleneck', channelsAt(config, depth), channelsAt(config, depth + 1));
+  doubleConv(BOTTLENECK_BLOCK, channelsAt(config, depth), channelsAt(config, depth + 1));
   for (let l = depth; l >= 1; l--) {
     const cin = channelsAt(config, l + 1);
     const cout = channelsAt(config, l);
     // 2x2 stride-2 transposed conv: every output pixel sees exactly one tap per input channel, so fan-in = cin.
-    specs.push({ name: `up${l}.w`, shape: [2, 2, cout, cin], kind: 'conv', init: 'he', fanIn: cin });
-    specs.push({ name: `up${l}.b`, shape: [cout], kind: 'conv', init: 'zeros', fanIn: 1 });
-    doubleConv(`dec${l}`, 2 * cout, cout);
+    specs.push({ name: upConvWeightName(l), shape: [2, 2, cout, cin], kind: 'conv', init: 'he', fanIn: cin });
+    specs.push({ name: upConvBiasName(l), shape: [cout], kind: 'conv', init: 'zeros', fanIn: 1 });
+    doubleConv(decoderBlock(l), 2 * cout, cout);
   }
   const c1 = channelsAt(config, 1);
   // No ReLU follows the classifier, so LeCun (variance 1/fan_in) rather than He scaling.
-  specs.push({ name: 'head.w', shape: [1, 1, c1, numClasses], kind: 'head', init: 'lecun', fanIn: c1 });
-  specs.push({ name: 'head.b', shape: [numClasses], kind: 'head', init: 'zeros', fanIn: 1 });
+  specs.push({ name: HEAD_WEIGHT, shape: [1, 1, c1, numClasses], kind: 'head', init: 'lecun', fanIn: c1 });
+  specs.push({ name: HEAD_BIAS, shape: [numClasses], kind: 'head', init: 'zeros', fanIn: 1 });
   return { specs, bnLayers };
 }
 

@@ -1,4 +1,16 @@
 import * as tf from '@tensorflow/tfjs-core';
+import {
+  BOTTLENECK_BLOCK,
+  HEAD_BIAS,
+  HEAD_WEIGHT,
+  batchNormLayerName,
+  batchNormTensorName,
+  convWeightName,
+  decoderBlock,
+  encoderBlock,
+  upConvBiasName,
+  upConvWeightName,
+} from '../../protocol/contracts/index.ts';
 import { sizeOfShape, type NamedTensor, type WeightSet } from '../../protocol/named-tensor.ts';
 import { batchNormTrain } from '../engine/batch-norm-train.ts';
 import { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
@@ -117,8 +129,8 @@ class FunctionalUNet implements UNet {
       const statNames: string[] = [];
       const block = (h: tf.Tensor4D, prefix: string): tf.Tensor4D => {
         for (const i of [1, 2]) {
-          h = tf.conv2d(h, this.p(`${prefix}.conv${i}.w`) as tf.Tensor4D, 1, 'same');
-          h = this.batchNorm(h, `${prefix}.bn${i}`, opts.bn, collect, stats, statNames);
+          h = tf.conv2d(h, this.p(convWeightName(prefix, i)) as tf.Tensor4D, 1, 'same');
+          h = this.batchNorm(h, batchNormLayerName(prefix, i), opts.bn, collect, stats, statNames);
           h = tf.relu(h);
         }
         return h;
@@ -126,17 +138,17 @@ class FunctionalUNet implements UNet {
       const skips: tf.Tensor4D[] = [];
       let h: tf.Tensor4D = x;
       for (let l = 1; l <= this.config.depth; l++) {
-        h = block(h, `enc${l}`);
+        h = block(h, encoderBlock(l));
         skips.push(h);
         h = tf.maxPool(h, 2, 2, 'valid');
       }
-      h = block(h, 'bottleneck');
+      h = block(h, BOTTLENECK_BLOCK);
       for (let l = this.config.depth; l >= 1; l--) {
         const skip = skips[l - 1];
         const [n, hh, ww, c] = skip.shape;
-        const up = tf.conv2dTranspose(h, this.p(`up${l}.w`) as tf.Tensor4D, [n, hh, ww, c], 2, 'valid');
-        h = tf.add(up, this.p(`up${l}.b`));
-        h = block(tf.concat([skip, h], 3), `dec${l}`);
+        const up = tf.conv2dTranspose(h, this.p(upConvWeightName(l)) as tf.Tensor4D, [n, hh, ww, c], 2, 'valid');
+        h = tf.add(up, this.p(upConvBiasName(l)));
+        h = block(tf.concat([skip, h], 3), decoderBlock(l));
       }
       const logits = this.classify(h) as tf.Tensor4D;
       return { logits, latent: h, stats, statNames };
@@ -158,8 +170,8 @@ class FunctionalUNet implements UNet {
     stats: tf.Tensor1D[],
     statNames: string[],
   ): tf.Tensor4D {
-    const gamma = this.p(`${layer}.gamma`) as tf.Tensor1D;
-    const beta = this.p(`${layer}.beta`) as tf.Tensor1D;
+    const gamma = this.p(batchNormTensorName(layer, 'gamma')) as tf.Tensor1D;
+    const beta = this.p(batchNormTensorName(layer, 'beta')) as tf.Tensor1D;
     if (mode === 'batch') {
       // One fused op with its own backward pass (Ioffe & Szegedy 2015, Alg. 1 and section 3): about half the
       // training step of the op-by-op form on the native backend; the gradient is the same.
@@ -175,7 +187,7 @@ class FunctionalUNet implements UNet {
       stats.push(m.mean, m.variance);
       statNames.push(layer);
     }
-    return batchNormApply(x, this.s(`${layer}.mean`), this.s(`${layer}.var`), gamma, beta) as tf.Tensor4D;
+    return batchNormApply(x, this.s(batchNormTensorName(layer, 'mean')), this.s(batchNormTensorName(layer, 'var')), gamma, beta) as tf.Tensor4D;
   }
 
   classify(latent: tf.Tensor): tf.Tensor {
@@ -187,8 +199,8 @@ class FunctionalUNet implements UNet {
     }
     return tf.tidy(() => {
       const flat = tf.reshape(latent, [-1, c]);
-      const w = tf.reshape(this.p('head.w'), [c, k]);
-      const out = tf.add(tf.matMul(flat, w), this.p('head.b'));
+      const w = tf.reshape(this.p(HEAD_WEIGHT), [c, k]);
+      const out = tf.add(tf.matMul(flat, w), this.p(HEAD_BIAS));
       return tf.reshape(out, [...latent.shape.slice(0, -1), k]);
     });
   }
@@ -205,8 +217,8 @@ class FunctionalUNet implements UNet {
       throw new ModelError('INVALID_INPUT', `updateRunningStats: momentum must be in [0, 1], got ${momentum}`);
     }
     for (const [layer, st] of batchStats) {
-      const mean = this.bnStats.get(`${layer}.mean`);
-      const variance = this.bnStats.get(`${layer}.var`);
+      const mean = this.bnStats.get(batchNormTensorName(layer, 'mean'));
+      const variance = this.bnStats.get(batchNormTensorName(layer, 'var'));
       if (mean === undefined || variance === undefined) {
         throw new ModelError('UNKNOWN_PARAMETER', `updateRunningStats: '${layer}' is not a BN layer of this model`);
       }

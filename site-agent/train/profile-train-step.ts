@@ -2,7 +2,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import { createUNet } from '../model/unet.ts';
 import type { UNetConfig } from '../model/unet-config.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import type { LossKind } from './losses.ts';
 import { TrainError } from './train-error.ts';
 import { trainLocal } from './train-local.ts';

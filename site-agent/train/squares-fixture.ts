@@ -1,5 +1,5 @@
 import type { SliceDataset } from '../data/slice-dataset.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 
 /**
  * A tiny synthetic segmentation problem for tests and smoke benchmarks: each slice is Gaussian noise (sd 0.2)

@@ -3,7 +3,7 @@ import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import type { BatchNormStats, UNet } from '../model/unet.ts';
-import { Rng } from '../util/rng.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { checkDataset, makeBatch } from './batches.ts';
 import { segmentationLoss, type LossKind } from './losses.ts';
 import { createOptimizer } from './optimizer.ts';

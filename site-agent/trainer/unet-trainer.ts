@@ -2,6 +2,7 @@
  * The site's local trainer: what a site agent does with the global model in each round.
  * It owns the site's U-Net and data; only weights and aggregate numbers leave it.
  */
+import { asInitialMetrics, FIT_METRIC, segmentationMetricRecord } from '../../protocol/contracts/index.ts';
 import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../../protocol/class-histogram-vectors.ts';
@@ -51,24 +52,18 @@ export interface EvaluateOutcome {
   readonly metrics: Record<string, number>;
 }
 
-/** Flattens a volume evaluation into the wire's metric record (finite numbers only: JSON has no NaN/Infinity). */
+/** A volume evaluation as the wire's metric record (names: protocol/contracts/metric-names.ts). */
 function evaluationMetrics(unet: UNet, val: SliceDataset): Record<string, number> {
   const ev = evaluateVolumes(unet, val);
-  const out: Record<string, number> = {};
-  const put = (k: string, v: number): void => {
-    if (Number.isFinite(v)) out[k] = v;
-  };
-  put('dice', ev.mean.dice.mean);
-  put('iou', ev.mean.iou.mean);
-  put('hd95', ev.mean.hd95.mean);
-  put('assd', ev.mean.assd.mean);
-  ev.perClass.forEach((m, i) => {
-    put(`dice.class${i + 1}`, m.dice.mean);
-    put(`hd95.class${i + 1}`, m.hd95.mean);
+  return segmentationMetricRecord({
+    dice: ev.mean.dice.mean,
+    iou: ev.mean.iou.mean,
+    hd95: ev.mean.hd95.mean,
+    assd: ev.mean.assd.mean,
+    perClass: ev.perClass.map((m) => ({ dice: m.dice.mean, hd95: m.hd95.mean })),
+    infiniteDistances: ev.infiniteCount,
+    volumes: ev.cases.length,
   });
-  out.infiniteDistances = ev.infiniteCount;
-  out.volumes = ev.cases.length;
-  return out;
 }
 
 export class UNetTrainer {
@@ -131,7 +126,7 @@ export class UNetTrainer {
       const globalByName = new Map(global.map((t) => [t.name, t]));
       weights = weights.map((t) => (this.isBatchNorm(t.name) ? (globalByName.get(t.name) ?? t) : t));
     }
-    const metrics: Record<string, number> = { trainLoss: result.meanLoss, steps: result.steps };
+    const metrics: Record<string, number> = { [FIT_METRIC.trainLoss]: result.meanLoss, [FIT_METRIC.steps]: result.steps };
     // The untrained model's scores travel with the next evaluation reply: evaluation metrics are per site in
     // every mode, while fit metrics are only summed under secure aggregation.
     if (before) this.pendingInitialMetrics = before;
@@ -187,10 +182,8 @@ export class UNetTrainer {
   async evaluate(global: WeightSet): Promise<EvaluateOutcome> {
     this.load(global);
     const metrics = evaluationMetrics(this.unet, this.opts.val);
-    if (this.pendingInitialMetrics) {
-      for (const [k, v] of Object.entries(this.pendingInitialMetrics)) metrics[`initial.${k}`] = v;
-      this.pendingInitialMetrics = undefined;
-    }
-    return { numExamples: this.opts.val.n, metrics };
+    const initial = this.pendingInitialMetrics ? asInitialMetrics(this.pendingInitialMetrics) : {};
+    this.pendingInitialMetrics = undefined;
+    return { numExamples: this.opts.val.n, metrics: { ...metrics, ...initial } };
   }
 }

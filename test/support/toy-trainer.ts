@@ -6,7 +6,8 @@
  */
 import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../../protocol/class-histogram-vectors.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { SOURCE_STATS_REQUEST, sourceStatsToVectors, type SourceStatsJson } from '../../protocol/source-stats-vectors.ts';
+import type { SourceStats } from '../../protocol/contracts/index.ts';
+import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
 import type { EvalConfig, FitConfig, LocalTrainer, StatisticsRequest } from '../../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, linearWeights, makeLinearData } from './least-squares-trainer.ts';
 
@@ -92,7 +93,7 @@ export class ToyTrainer implements LocalTrainer {
       }
       return { count, sum, sumOuter };
     };
-    const stats: SourceStatsJson = {
+    const stats: SourceStats = {
       kind: 'fedsfda-source-stats',
       version: 1,
       numClasses: TOY_CLASSES,

@@ -8,7 +8,8 @@ export type FileProblemCode =
   | 'OUTSIDE_DATASET'
   | 'DIMS_MISMATCH'
   | 'SPACING_MISMATCH'
-  | 'GEOMETRY_MISMATCH';
+  | 'GEOMETRY_MISMATCH'
+  | 'DUPLICATE_CASE';
 
 export interface FileProblem {
   readonly file: string;

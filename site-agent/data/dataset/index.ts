@@ -1,16 +1,28 @@
 export { DatasetError, type DatasetErrorCode, type FileProblem, type FileProblemCode } from './dataset-error.ts';
 export { discoverDataset, type CaseFiles, type DiscoveredDataset } from './discover-dataset.ts';
+export { discoverImages, type DiscoveredImages } from './discover-images.ts';
 export { loadCase, loadDatasetCases, type LoadCasesOptions, type LoadedCase, type LoadedDataset } from './load-cases.ts';
+export { loadImageCases, type LoadImagesOptions, type LoadedImageCase, type LoadedImages } from './load-images.ts';
 export {
   normalizeVolume,
   planeAxes,
   reassembleLabelVolume,
+  volumesToImageSlices,
   volumesToSliceDataset,
   type CaseSlices,
+  type ImagePreprocessResult,
+  type ImageVolumeCase,
   type Normalization,
   type PreprocessOptions,
   type PreprocessResult,
   type VolumeCase,
 } from './preprocess.ts';
-export { loadSiteDataset, type LoadSiteDatasetOptions, type SiteDataset } from './load-site-dataset.ts';
+export {
+  loadSiteDataset,
+  loadUnlabeledSiteDataset,
+  type LoadImageSlicesOptions,
+  type LoadSiteDatasetOptions,
+  type SiteDataset,
+  type UnlabeledSiteDataset,
+} from './load-site-dataset.ts';
 export { writeDecathlonDataset, type DecathlonCase, type DecathlonDatasetSpec } from './write-decathlon.ts';

@@ -1,13 +1,20 @@
 /**
- * The one call a site agent makes: a dataset folder -> SliceDataset (+ provenance to write predictions back).
+ * The one call a site agent makes: a dataset folder -> SliceDataset (+ provenance to write predictions back);
+ * and its label-free twin for a new hospital's scans: a folder -> ImageSlices.
  */
+import type { ImageSlices } from '../slice-dataset.ts';
 import { loadDatasetCases, type LoadCasesOptions, type LoadedDataset } from './load-cases.ts';
-import { volumesToSliceDataset, type PreprocessOptions, type PreprocessResult } from './preprocess.ts';
+import { loadImageCases, type LoadedImages, type LoadImagesOptions } from './load-images.ts';
+import { volumesToImageSlices, volumesToSliceDataset, type CaseSlices, type PreprocessOptions, type PreprocessResult } from './preprocess.ts';
 
 export interface LoadSiteDatasetOptions extends LoadCasesOptions, PreprocessOptions {}
 
 export interface SiteDataset extends PreprocessResult {
   readonly loaded: LoadedDataset;
+}
+
+function skippedNote(problems: readonly { caseId: string }[]): string[] {
+  return problems.length > 0 ? [`skipped ${new Set(problems.map((p) => p.caseId)).size} bad case(s)`] : [];
 }
 
 /**
@@ -21,6 +28,29 @@ export async function loadSiteDataset(dir: string, opts: LoadSiteDatasetOptions)
     loaded.cases.map((c) => ({ id: c.id, image: c.image.data, label: c.label, dims: c.image.dims, spacing: c.image.spacing })),
     opts,
   );
-  const skippedNote = loaded.problems.length > 0 ? [`skipped ${new Set(loaded.problems.map((p) => p.caseId)).size} bad case(s)`] : [];
-  return { ...pre, warnings: [...skippedNote, ...pre.warnings], loaded };
+  return { ...pre, warnings: [...skippedNote(loaded.problems), ...pre.warnings], loaded };
+}
+
+export interface LoadImageSlicesOptions extends LoadImagesOptions, PreprocessOptions {}
+
+export interface UnlabeledSiteDataset {
+  readonly dataset: ImageSlices;
+  readonly cases: readonly CaseSlices[];
+  readonly warnings: readonly string[];
+  readonly loaded: LoadedImages;
+}
+
+/**
+ * Every image of a folder, labelled or not, sliced and normalised as `loadSiteDataset` does; label files are never
+ * opened, so a folder of images, a Decathlon `imagesTs/` alone or a dataset whose labels are absent all load.
+ * @example
+ * const { dataset } = await loadUnlabeledSiteDataset('/data/new-scanner', { size: 64, skipBad: true });
+ */
+export async function loadUnlabeledSiteDataset(dir: string, opts: LoadImageSlicesOptions): Promise<UnlabeledSiteDataset> {
+  const loaded = await loadImageCases(dir, opts);
+  const pre = volumesToImageSlices(
+    loaded.cases.map((c) => ({ id: c.id, image: c.image.data, dims: c.image.dims, spacing: c.image.spacing })),
+    opts,
+  );
+  return { ...pre, warnings: [...skippedNote(loaded.problems), ...pre.warnings], loaded };
 }

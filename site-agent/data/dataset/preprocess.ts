@@ -4,9 +4,9 @@
  * nearest labels), optional thinning of label-empty slices. Deterministic in `seed`.
  * `reassembleLabelVolume` inverts the slicing so predictions can be written back as NIfTI.
  */
-import { Rng } from '../../util/rng.ts';
+import { Rng } from '../../../protocol/common/index.ts';
 import { resizeBilinear, resizeNearest } from '../resize.ts';
-import type { SliceDataset } from '../slice-dataset.ts';
+import type { ImageSlices, SliceDataset } from '../slice-dataset.ts';
 import { DatasetError } from './dataset-error.ts';
 
 export type Normalization =
@@ -31,13 +31,18 @@ export interface PreprocessOptions {
   seed?: number;
 }
 
-/** A volume ready for slicing (canonical order). */
-export interface VolumeCase {
+/** A volume ready for slicing (canonical order), with or without its label map. */
+export interface ImageVolumeCase {
   readonly id: string;
   readonly image: Float32Array;
-  readonly label: Uint8Array;
+  readonly label?: Uint8Array;
   readonly dims: readonly [number, number, number];
   readonly spacing: readonly [number, number, number];
+}
+
+/** A labelled volume ready for slicing (canonical order). */
+export interface VolumeCase extends ImageVolumeCase {
+  readonly label: Uint8Array;
 }
 
 /** Where each case's slices came from, for reassembling predictions. */
@@ -54,6 +59,12 @@ export interface CaseSlices {
 
 export interface PreprocessResult {
   readonly dataset: SliceDataset;
+  readonly cases: readonly CaseSlices[];
+  readonly warnings: readonly string[];
+}
+
+export interface ImagePreprocessResult {
+  readonly dataset: ImageSlices;
   readonly cases: readonly CaseSlices[];
   readonly warnings: readonly string[];
 }
@@ -116,8 +127,14 @@ function extractSlice<T extends Float32Array | Uint8Array>(vol: T, dims: readonl
   }
 }
 
-/** Slices, normalises and resizes volumes into one SliceDataset. Images are copied, never mutated. */
-export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: PreprocessOptions): PreprocessResult {
+interface CheckedOptions {
+  readonly H: number;
+  readonly W: number;
+  readonly axis: 0 | 1 | 2;
+  readonly keep: number;
+}
+
+function checkOptions(volumes: readonly unknown[], opts: PreprocessOptions): CheckedOptions {
   const [H, W] = typeof opts.size === 'number' ? [opts.size, opts.size] : opts.size;
   if (![H, W].every((s) => Number.isInteger(s) && s >= 2 && s <= 4096)) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `size must be integers in [2, 4096], got ${JSON.stringify(opts.size)}`);
   const axis = opts.axis ?? 2;
@@ -125,77 +142,118 @@ export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: Prep
   const keep = opts.emptySliceKeepRate ?? 1;
   if (!(keep >= 0 && keep <= 1)) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `emptySliceKeepRate must be in [0, 1], got ${keep}`);
   if (volumes.length === 0) throw new DatasetError('NO_CASES', 'preprocess', 'no volumes to slice');
-  const norm = opts.normalization ?? { kind: 'zscore', mask: 'nonzero' };
-  const rng = new Rng(opts.seed ?? 0);
-  const { rows, cols } = planeAxes(axis);
-  const imgs: Float32Array[] = [];
-  const labs: Uint8Array[] = [];
-  const caseIds: string[] = [];
-  const cases: CaseSlices[] = [];
-  const warnings: string[] = [];
-  const spacings: Array<[number, number]> = [];
-  const thick = new Set<number>();
-  let maxClass = 0;
-  let skipped = 0;
-  for (const v of volumes) {
-    const img = new Float32Array(v.image);
-    let lab = v.label;
-    if (opts.labelMap) {
-      lab = new Uint8Array(v.label.length);
-      for (let i = 0; i < lab.length; i++) lab[i] = opts.labelMap[v.label[i]] ?? v.label[i];
-    }
-    normalizeVolume(img, lab, norm);
-    const h0 = v.dims[rows];
-    const w0 = v.dims[cols];
-    const sImg = new Float32Array(h0 * w0);
-    const sLab = new Uint8Array(h0 * w0);
-    const sourceIndex: number[] = [];
-    const start = caseIds.length;
-    for (let k = 0; k < v.dims[axis]; k++) {
-      extractSlice(lab, v.dims, axis, k, sLab);
+  return { H, W, axis, keep };
+}
+
+/** The slices of every volume, before they are packed into one array. */
+interface Sliced {
+  readonly imgs: Float32Array[];
+  /** Absent when the volumes carry no labels. */
+  readonly labs?: Uint8Array[];
+  readonly caseIds: string[];
+  readonly cases: CaseSlices[];
+  readonly spacings: Array<[number, number]>;
+  readonly thick: Set<number>;
+  maxClass: number;
+  skipped: number;
+}
+
+function remapLabels(label: Uint8Array, labelMap: Readonly<Record<number, number>> | undefined): Uint8Array {
+  if (!labelMap) return label;
+  const out = new Uint8Array(label.length);
+  for (let i = 0; i < out.length; i++) out[i] = labelMap[label[i]] ?? label[i];
+  return out;
+}
+
+/** Slices one volume into `acc`; label-empty slices are thinned (seeded) only when labels are known. */
+function sliceVolume(v: ImageVolumeCase, opts: PreprocessOptions, o: CheckedOptions, rng: Rng, acc: Sliced): void {
+  const { rows, cols } = planeAxes(o.axis);
+  const img = new Float32Array(v.image);
+  const lab = v.label === undefined ? undefined : remapLabels(v.label, opts.labelMap);
+  if (lab === undefined && opts.normalization?.kind === 'zscore' && opts.normalization.mask === 'label') {
+    throw new DatasetError('INVALID_OPTIONS', v.id, 'normalization mask "label" needs labels, and this case has none');
+  }
+  normalizeVolume(img, lab ?? new Uint8Array(0), opts.normalization ?? { kind: 'zscore', mask: 'nonzero' });
+  const h0 = v.dims[rows];
+  const w0 = v.dims[cols];
+  const sImg = new Float32Array(h0 * w0);
+  const sLab = new Uint8Array(h0 * w0);
+  const sourceIndex: number[] = [];
+  const start = acc.caseIds.length;
+  for (let k = 0; k < v.dims[o.axis]; k++) {
+    if (lab !== undefined) {
+      extractSlice(lab, v.dims, o.axis, k, sLab);
       let empty = true;
       for (let i = 0; i < sLab.length; i++) {
         if (sLab[i] !== 0) {
           empty = false;
-          if (sLab[i] > maxClass) maxClass = sLab[i];
+          if (sLab[i] > acc.maxClass) acc.maxClass = sLab[i];
         }
       }
       // Draw for every empty slice (kept or not) so that the stream, hence the choice, is reproducible.
-      if (empty && keep < 1 && rng.next() >= keep) {
-        skipped++;
+      if (empty && o.keep < 1 && rng.next() >= o.keep) {
+        acc.skipped++;
         continue;
       }
-      extractSlice(img, v.dims, axis, k, sImg);
-      imgs.push(resizeBilinear(sImg, h0, w0, H, W));
-      labs.push(resizeNearest(sLab, h0, w0, H, W));
-      caseIds.push(v.id);
-      sourceIndex.push(k);
+      acc.labs?.push(resizeNearest(sLab, h0, w0, o.H, o.W));
     }
-    cases.push({ caseId: v.id, axis, dims: [...v.dims] as [number, number, number], start, count: caseIds.length - start, sourceIndex });
-    spacings.push([(v.spacing[rows] * h0) / H, (v.spacing[cols] * w0) / W]);
-    thick.add(+v.spacing[axis].toFixed(6));
+    extractSlice(img, v.dims, o.axis, k, sImg);
+    acc.imgs.push(resizeBilinear(sImg, h0, w0, o.H, o.W));
+    acc.caseIds.push(v.id);
+    sourceIndex.push(k);
   }
-  const numClasses = opts.numClasses ?? maxClass + 1;
-  if (maxClass >= numClasses) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `label value ${maxClass} found but numClasses is ${numClasses} (use labelMap to remap)`);
-  const n = imgs.length;
-  const images = new Float32Array(n * H * W);
-  const labels = new Uint8Array(n * H * W);
-  for (let i = 0; i < n; i++) {
-    images.set(imgs[i], i * H * W);
-    labels.set(labs[i], i * H * W);
-  }
-  const mean = (k: 0 | 1): number => spacings.reduce((s, p) => s + p[k], 0) / spacings.length;
+  acc.cases.push({ caseId: v.id, axis: o.axis, dims: [...v.dims] as [number, number, number], start, count: acc.caseIds.length - start, sourceIndex });
+  acc.spacings.push([(v.spacing[rows] * h0) / o.H, (v.spacing[cols] * w0) / o.W]);
+  acc.thick.add(+v.spacing[o.axis].toFixed(6));
+}
+
+function sliceVolumes(volumes: readonly ImageVolumeCase[], opts: PreprocessOptions, withLabels: boolean): { acc: Sliced; o: CheckedOptions } {
+  const o = checkOptions(volumes, opts);
+  const rng = new Rng(opts.seed ?? 0);
+  const acc: Sliced = { imgs: [], ...(withLabels ? { labs: [] } : {}), caseIds: [], cases: [], spacings: [], thick: new Set(), maxClass: 0, skipped: 0 };
+  for (const v of volumes) sliceVolume(v, opts, o, rng, acc);
+  return { acc, o };
+}
+
+function pack<T extends Float32Array | Uint8Array>(parts: readonly T[], size: number, make: (n: number) => T): T {
+  const out = make(parts.length * size);
+  parts.forEach((p, i) => out.set(p, i * size));
+  return out;
+}
+
+/** The image fields shared by labelled and unlabeled results, and the warnings about them. */
+function imageSlices(acc: Sliced, o: CheckedOptions): { slices: ImageSlices; warnings: string[] } {
+  const warnings: string[] = [];
+  const mean = (k: 0 | 1): number => acc.spacings.reduce((s, p) => s + p[k], 0) / acc.spacings.length;
   const spacing: [number, number] = [mean(0), mean(1)];
-  if (spacings.some((p) => Math.abs(p[0] - spacing[0]) > 0.01 * spacing[0] || Math.abs(p[1] - spacing[1]) > 0.01 * spacing[1])) {
+  if (acc.spacings.some((p) => Math.abs(p[0] - spacing[0]) > 0.01 * spacing[0] || Math.abs(p[1] - spacing[1]) > 0.01 * spacing[1])) {
     warnings.push(`in-plane spacing after resize differs between cases; the dataset reports the mean ${spacing.map((s) => s.toFixed(3)).join('x')} mm`);
   }
-  if (skipped > 0) warnings.push(`skipped ${skipped} label-empty slice(s) (emptySliceKeepRate ${keep})`);
-  const contiguous = skipped === 0 && thick.size === 1;
-  return {
-    dataset: { n, height: H, width: W, channels: 1, images, labels, numClasses, spacing, caseIds, ...(contiguous ? { sliceThickness: [...thick][0] } : {}) },
-    cases,
-    warnings,
-  };
+  if (acc.skipped > 0) warnings.push(`skipped ${acc.skipped} label-empty slice(s) (emptySliceKeepRate ${o.keep})`);
+  const contiguous = acc.skipped === 0 && acc.thick.size === 1;
+  const images = pack(acc.imgs, o.H * o.W, (n) => new Float32Array(n));
+  const slices: ImageSlices = { n: acc.imgs.length, height: o.H, width: o.W, channels: 1, images, spacing, caseIds: acc.caseIds, ...(contiguous ? { sliceThickness: [...acc.thick][0] } : {}) };
+  return { slices, warnings };
+}
+
+/** Slices, normalises and resizes labelled volumes into one SliceDataset. Images are copied, never mutated. */
+export function volumesToSliceDataset(volumes: readonly VolumeCase[], opts: PreprocessOptions): PreprocessResult {
+  const { acc, o } = sliceVolumes(volumes, opts, true);
+  const numClasses = opts.numClasses ?? acc.maxClass + 1;
+  if (acc.maxClass >= numClasses) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `label value ${acc.maxClass} found but numClasses is ${numClasses} (use labelMap to remap)`);
+  const { slices, warnings } = imageSlices(acc, o);
+  const labels = pack(acc.labs ?? [], o.H * o.W, (n) => new Uint8Array(n));
+  return { dataset: { ...slices, labels, numClasses }, cases: acc.cases, warnings };
+}
+
+/**
+ * Slices, normalises and resizes volumes that have no labels (a new hospital's scans) exactly as
+ * `volumesToSliceDataset` does their images; label-only options (`labelMap`, `numClasses`, empty-slice thinning) do not apply.
+ */
+export function volumesToImageSlices(volumes: readonly ImageVolumeCase[], opts: PreprocessOptions): ImagePreprocessResult {
+  const { acc, o } = sliceVolumes(volumes.map((v) => ({ ...v, label: undefined })), { ...opts, emptySliceKeepRate: 1 }, false);
+  const { slices, warnings } = imageSlices(acc, o);
+  return { dataset: slices, cases: acc.cases, warnings };
 }
 
 /**

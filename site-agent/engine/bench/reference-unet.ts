@@ -6,7 +6,7 @@
  * compute, so that its FLOP count and op mix are representative.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { Rng } from '../../util/rng.ts';
+import { Rng } from '../../../protocol/common/index.ts';
 import { batchNormTrain } from '../batch-norm-train.ts';
 
 export interface ReferenceUNetConfig {
