@@ -194,7 +194,7 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
 
   private fail(round: number, f: RoundFailure): void {
     this.o.metrics.failures.inc({ code: f.code, stage: f.stage });
-    this.o.logger.warn({ code: `site_${f.code}`, round, siteId: f.siteId, stage: f.stage, reason: f.reason }, `site ${f.siteId} failed ${f.stage} in round ${round}`);
+    this.o.logger.warn({ code: `${f.stage}_${f.code}`, round, siteId: f.siteId, stage: f.stage, reason: f.reason }, `site ${f.siteId} failed ${f.stage} in round ${round}`);
     this.emit('siteFailed', { ...f, round });
   }
 

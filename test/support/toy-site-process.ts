@@ -20,7 +20,11 @@ async function main(): Promise<void> {
     identity: await loadIdentity(a.identityFile),
     coordinatorPublicKey: a.coordinatorKey,
     siteId: a.siteId,
-    trainer: new ToyTrainer(a.seed, { failFit: a.failFit === true }),
+    trainer: new ToyTrainer(a.seed, {
+      failFit: a.failFit === true,
+      ...(a.slowInRound !== undefined ? { slowInRound: a.slowInRound, slowMs: a.slowMs ?? 10_000 } : {}),
+      ...(a.dieInRound !== undefined ? { dieInRound: a.dieInRound } : {}),
+    }),
     logger,
     reconnect: { maxAttempts: a.maxAttempts ?? 200, initialDelayMs: a.initialDelayMs ?? 100, maxDelayMs: a.maxDelayMs ?? 1000 },
     ...(a.giveUpAfterMs !== undefined ? { giveUpAfterMs: a.giveUpAfterMs } : {}),
