@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { createLogger, setProcessLogger, LOG_LEVELS, LOG_FORMATS, type LogLevel, type LogFormat } from '../protocol/common/index.ts';
 import { registerSimulateCommands } from '../simulations/cli.ts';
+import { registerDatasetBuilderCommands } from '../simulations/dataset-commands.ts';
 import { registerDataCommands } from '../site-agent/data/cli/index.ts';
 import { registerCoordinatorCommands } from '../coordinator/index.ts';
 import { registerEngineCommands } from '../site-agent/engine/index.ts';
@@ -27,7 +28,7 @@ export async function main(argv: string[]): Promise<void> {
       setProcessLogger(createLogger({ level: o.logLevel, format: o.logFormat }));
     });
   registerSimulateCommands(program);
-  registerDataCommands(program);
+  registerDatasetBuilderCommands(registerDataCommands(program));
   registerCoordinatorCommands(program);
   registerEngineCommands(program);
   registerModelCommands(program);

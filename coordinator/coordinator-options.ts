@@ -6,9 +6,9 @@ import type { Enrollment } from '../protocol/enrollment.ts';
 import type { Identity } from '../protocol/identity.ts';
 import { silentLogger, type Logger } from '../protocol/common/index.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
-import { CoordinatorError } from './coordinator-error.ts';
+import { CoordinatorError } from './errors/index.ts';
 import type { ConnectionLimits } from './http/index.ts';
-import { checkRunPlan, type RoundTimeouts } from './rounds/index.ts';
+import { checkRunPlan, DEFAULT_MIN_AGGREGATED_FRACTION, type RoundTimeouts } from './rounds/index.ts';
 import { FedAvg, withDifferentialPrivacy, type DifferentialPrivacyConfig, type Strategy } from './strategies/index.ts';
 import { aggregatedTensors, quantFor, type SecAggTestHooks, type SecureAggregationOptions } from './workflows/index.ts';
 import type { CoordinatorHandle } from './start-coordinator.ts';
@@ -83,8 +83,7 @@ export interface CoordinatorOptions {
   secAggTestHooks?: SecAggTestHooks;
 }
 
-/** Default `minAggregatedFraction`: a run in which most rounds kept the old model did not train. */
-export const DEFAULT_MIN_AGGREGATED_FRACTION = 0.5;
+export { DEFAULT_MIN_AGGREGATED_FRACTION };
 
 export interface ResolvedOptions {
   minSites: number;

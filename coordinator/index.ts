@@ -18,7 +18,7 @@ export {
   type ProcessGuardOptions,
 } from './cli/index.ts';
 export { startCoordinator, DEFAULT_MIN_AGGREGATED_FRACTION, type CoordinatorOptions, type CoordinatorHandle, type SiteEvents } from './start-coordinator.ts';
-export { CoordinatorError, type CoordinatorErrorCode } from './coordinator-error.ts';
+export { CoordinatorError, type CoordinatorErrorCode } from './errors/index.ts';
 export {
   RoundRunner,
   encodeModel,

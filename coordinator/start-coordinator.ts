@@ -14,15 +14,30 @@ import { publicKeyToString } from '../protocol/identity.ts';
 import type { CoordinatorTransport } from '../protocol/memory-transport.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { socketIoServerTransport } from '../protocol/socketio-transport.ts';
-import { CoordinatorError } from './coordinator-error.ts';
+import { CoordinatorError } from './errors/index.ts';
 import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './coordinator-options.ts';
-import { ConnectionGate, createHttpApp, DEFAULT_CONNECTION_LIMITS, startServer, StatusTracker, type CoordinatorServer, type CoordinatorStatus } from './http/index.ts';
+import {
+  ConnectionGate,
+  createHttpApp,
+  DEFAULT_CONNECTION_LIMITS,
+  startServer,
+  StatusTracker,
+  type CoordinatorServer,
+  type CoordinatorStatus,
+} from './http/index.ts';
 import { coordinatorMetrics, type CoordinatorMetrics } from './metrics/index.ts';
 import { MIN_SECURE_SITES, RoundRunner, type RoundEvents, type RoundRecord, type RunOutcome } from './rounds/index.ts';
 import { SiteGateway, SiteRegistry, type SiteEvents } from './sites/index.ts';
 import { CheckpointStore, type Checkpoint } from './storage/index.ts';
 import { hasPrivacyAccounting } from './strategies/index.ts';
-import { PlainFitWorkflow, runStatisticsRound, SecureFitWorkflow, StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from './workflows/index.ts';
+import {
+  PlainFitWorkflow,
+  runStatisticsRound,
+  SecureFitWorkflow,
+  StatisticsRoundError,
+  type StatisticsRequest,
+  type StatisticsResult,
+} from './workflows/index.ts';
 
 export interface CoordinatorHandle {
   url: string;

@@ -18,7 +18,7 @@
  *
  *   npx tsx scripts/bench-secagg.ts [--json] [--n 10,50,100] [--params 1000000] [--live-n 10|none] [--live-rounds 4]
  */
-import { runNoTrainingRounds } from './bench-rounds.ts';
+import { runNoTrainingRounds } from '../simulations/benchmarks/bench-rounds.ts';
 import { symmetricBackend } from '../protocol/sodium.ts';
 import {
   applyKeystream,

@@ -6,7 +6,8 @@ import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/cre
 import { runStrategyComparison } from './runner/compare-strategies.ts';
 import { formatSummaryTable } from './runner/summary.ts';
 import { runFederatedSimulation } from './runner/run-federated.ts';
-import { loadScenarioFile, parseFederatedScenario, ScenarioError } from './scenario.ts';
+import { getLogger } from '../protocol/common/index.ts';
+import { loadScenarioFile, parseFederatedScenario, ScenarioError, type FederatedScenario } from './scenario.ts';
 
 function strategyList(v: string): StrategyName[] {
   const names = v.split(',').map((x) => x.trim());
@@ -25,6 +26,60 @@ function nonNegative(v: string): number {
 
 export const DEFAULT_SCENARIO = fileURLToPath(new URL('./scenarios/default.json', import.meta.url));
 
+/** Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT, the shell's convention for Ctrl-C). */
+export const EXIT_INTERRUPTED = 130;
+
+/**
+ * SIGINT/SIGTERM abort the run instead of killing this process: the runner stops every child process and writes a
+ * partial summary (marked interrupted) before the command returns; the CLI then exits 130.
+ */
+function interruptOnSignals(): { signal: AbortSignal; dispose(): void } {
+  const controller = new AbortController();
+  const onSignal = (sig: NodeJS.Signals): void => {
+    if (controller.signal.aborted) return;
+    getLogger().warn({ code: 'INTERRUPTED', signal: sig }, `simulate: ${sig} received, stopping every process`);
+    controller.abort(sig);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}
+
+async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<void> {
+  console.log(`fedsfda simulate: ${scenario.name} -> ${resolve(opts.out)}`);
+  const summary = await runFederatedSimulation({ scenarioFile: opts.config, scenario, outDir: opts.out, onLog: (line) => console.log(`  ${line}`), signal });
+  console.log(formatSummaryTable(summary));
+  const fmt = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(3));
+  console.log(
+    `mean Dice over sites: ${fmt(summary.meanDice)} (untrained model: ${fmt(summary.meanUntrainedDice)}); ` +
+      `${(summary.durationMs / 1000).toFixed(1)} s on backend ${summary.backend}; wrote ${resolve(opts.out, 'summary.json')}`,
+  );
+  if (summary.privacy) {
+    const p = summary.privacy;
+    console.log(`differential privacy (${p.mode}): epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta} after ${p.roundsAccounted} rounds (noise multiplier ${p.noiseMultiplier.toFixed(4)}, sampling rate ${p.samplingRate})`);
+  }
+}
+
+async function runCompare(opts: { out: string; proximalMu?: number }, scenario: FederatedScenario, strategies: StrategyName[], signal: AbortSignal): Promise<void> {
+  console.log(`fedsfda simulate --compare ${strategies.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
+  const { table } = await runStrategyComparison({
+    scenario,
+    strategies,
+    outDir: opts.out,
+    ...(opts.proximalMu !== undefined ? { proximalMu: opts.proximalMu } : {}),
+    onLog: (line) => console.log(`  ${line}`),
+    signal,
+  });
+  console.log(table);
+  console.log(`wrote ${resolve(opts.out, 'comparison.json')}`);
+}
+
 export function registerSimulateCommands(program: Command): void {
   program
     .command('simulate')
@@ -39,35 +94,16 @@ export function registerSimulateCommands(program: Command): void {
       switch (kind) {
         case 'federated': {
           const scenario = parseFederatedScenario(opts.config, raw);
-          if (opts.compare) {
-            console.log(`fedsfda simulate --compare ${opts.compare.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
-            const { table } = await runStrategyComparison({
-              scenario,
-              strategies: opts.compare,
-              outDir: opts.out,
-              ...(opts.proximalMu !== undefined ? { proximalMu: opts.proximalMu } : {}),
-              onLog: (line) => console.log(`  ${line}`),
-            });
-            console.log(table);
-            console.log(`wrote ${resolve(opts.out, 'comparison.json')}`);
-            break;
+          const interrupt = interruptOnSignals();
+          try {
+            if (opts.compare) await runCompare(opts, scenario, opts.compare, interrupt.signal);
+            else await runOne(opts, scenario, interrupt.signal);
+          } finally {
+            interrupt.dispose();
           }
-          console.log(`fedsfda simulate: ${scenario.name} -> ${resolve(opts.out)}`);
-          const summary = await runFederatedSimulation({
-            scenarioFile: opts.config,
-            scenario,
-            outDir: opts.out,
-            onLog: (line) => console.log(`  ${line}`),
-          });
-          console.log(formatSummaryTable(summary));
-          const fmt = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(3));
-          console.log(
-            `mean Dice over sites: ${fmt(summary.meanDice)} (untrained model: ${fmt(summary.meanUntrainedDice)}); ` +
-              `${(summary.durationMs / 1000).toFixed(1)} s on backend ${summary.backend}; wrote ${resolve(opts.out, 'summary.json')}`,
-          );
-          if (summary.privacy) {
-            const p = summary.privacy;
-            console.log(`differential privacy (${p.mode}): epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta} after ${p.roundsAccounted} rounds (noise multiplier ${p.noiseMultiplier.toFixed(4)}, sampling rate ${p.samplingRate})`);
+          if (interrupt.signal.aborted) {
+            console.log(`interrupted by ${String(interrupt.signal.reason)}: every process stopped; partial results in ${resolve(opts.out)}`);
+            process.exitCode = EXIT_INTERRUPTED;
           }
           break;
         }

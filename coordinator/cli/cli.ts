@@ -11,11 +11,9 @@
  */
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { Enrollment } from '../../protocol/enrollment.ts';
-import { getLogger } from '../../protocol/common/index.ts';
-import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
-import { generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
-import { CoordinatorError } from '../coordinator-error.ts';
+import { Enrollment, generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../../protocol/index.ts';
+import { getLogger, writeFileAtomic } from '../../protocol/common/index.ts';
+import { CoordinatorError } from '../errors/index.ts';
 import { HISTORY_FILE } from '../storage/index.ts';
 import { STRATEGY_NAMES } from '../strategies/index.ts';
 import { installProcessGuards } from './process-guard.ts';

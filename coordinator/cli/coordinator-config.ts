@@ -1,8 +1,8 @@
 /** The coordinator's `--config FILE` (JSON, strict: an unknown key is an error); command-line flags override it. */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { CoordinatorError } from '../coordinator-error.ts';
-import { DEFAULT_MIN_AGGREGATED_FRACTION } from '../coordinator-options.ts';
+import { CoordinatorError } from '../errors/index.ts';
+import { DEFAULT_MIN_AGGREGATED_FRACTION } from '../rounds/index.ts';
 import { runStatisticsSchema } from '../storage/index.ts';
 import { differentialPrivacyConfigSchema, strategySpecSchema } from '../strategies/index.ts';
 import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';

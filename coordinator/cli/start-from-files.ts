@@ -4,13 +4,11 @@
  */
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Enrollment } from '../../protocol/enrollment.ts';
+import { decodeWeightSet, Enrollment, loadIdentity } from '../../protocol/index.ts';
 import { getLogger } from '../../protocol/common/index.ts';
-import { loadIdentity } from '../../protocol/identity.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
-import { CoordinatorError } from '../coordinator-error.ts';
+import { CoordinatorError } from '../errors/index.ts';
 import { MIN_SECURE_SITES } from '../rounds/index.ts';
-import { startCoordinator, type CoordinatorHandle } from '../start-coordinator.ts';
+import { startCoordinator, type CoordinatorHandle } from '../index.ts';
 import { writeRunArtifacts } from '../storage/index.ts';
 import { createStrategy, STRATEGY_NAMES, type StrategyName } from '../strategies/index.ts';
 import { loadCoordinatorConfig, type CoordinatorConfig } from './coordinator-config.ts';

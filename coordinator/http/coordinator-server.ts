@@ -9,8 +9,8 @@ import { createServer, type Server as HttpServer, type RequestListener } from 'n
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { Server as IoServer, type Socket } from 'socket.io';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.ts';
-import { CoordinatorError } from '../coordinator-error.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/index.ts';
+import { CoordinatorError } from '../errors/index.ts';
 
 export interface ServerOptions {
   host: string;

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { DASHBOARD_HTML } from '../dashboard.ts';
+import { DASHBOARD_HTML } from '../dashboard/index.ts';
 import type { CoordinatorMetrics } from '../metrics/index.ts';
 import type { RoundRecord } from '../rounds/index.ts';
 import { roundsPageQuerySchema, type CoordinatorStatus } from './status.ts';

@@ -9,7 +9,7 @@
  * for (const s of status.sites) console.log(s.siteId, s.connected, s.currentStage, s.bytesReceived);
  */
 import { z } from 'zod';
-import { roundRecordSchema } from '../rounds/round-record.ts';
+import { roundRecordSchema } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../strategies/index.ts';
 
 const metricsSchema = z.record(z.string(), z.number());

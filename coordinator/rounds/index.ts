@@ -3,4 +3,4 @@ export { RoundRunner, encodeModel, type RoundTimeouts, type RoundEvents, type Ro
 export { checkTransition, type Stage } from './stages.ts';
 export { roundRecordSchema, type RoundRecord, type SiteRoundRecord } from './round-record.ts';
 export { buildRoundRecord, type RoundFacts } from './record-builder.ts';
-export { checkRunPlan, judgeRun, MIN_SECURE_SITES, type RunPlan, type RunOutcome } from './run-checks.ts';
+export { checkRunPlan, judgeRun, MIN_SECURE_SITES, DEFAULT_MIN_AGGREGATED_FRACTION, type RunPlan, type RunOutcome } from './run-checks.ts';

@@ -7,11 +7,9 @@
  */
 import { EventEmitter } from 'node:events';
 import nacl from 'tweetnacl';
-import { toHex } from '../../protocol/bytes.ts';
+import { cloneWeightSet, encodeWeightSet, toHex, type WeightSet } from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
-import { cloneWeightSet, type WeightSet } from '../../protocol/named-tensor.ts';
-import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
-import { CoordinatorError } from '../coordinator-error.ts';
+import { CoordinatorError } from '../errors/index.ts';
 import type { CoordinatorMetrics } from '../metrics/index.ts';
 import type { SiteRegistry } from '../sites/index.ts';
 import type { CheckpointStore } from '../storage/index.ts';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger, type Logger } from '../../protocol/common/index.ts';
-import { CoordinatorError } from '../coordinator-error.ts';
+import { CoordinatorError } from '../errors/index.ts';
 import type { RoundRecord } from './round-record.ts';
 import { checkRunPlan, judgeRun } from './run-checks.ts';
 

@@ -3,14 +3,16 @@
  * finished run: a run in which too few rounds aggregated did not do its job, whatever else happened.
  */
 import type { Logger } from '../../protocol/common/index.ts';
-import { defaultThreshold } from '../../protocol/secagg/config.ts';
-import { defaultDegree } from '../../protocol/secagg/neighbours.ts';
-import { CoordinatorError } from '../coordinator-error.ts';
+import { defaultDegree, defaultThreshold } from '../../protocol/secagg/index.ts';
+import { CoordinatorError } from '../errors/index.ts';
 import type { RoundRecord } from './round-record.ts';
 import { validateSecureAggregation, type SecureAggregationOptions } from '../workflows/index.ts';
 
 /** Fewest sites secure aggregation and statistics rounds can run with (with 2, each learns the other's vector). */
 export const MIN_SECURE_SITES = 3;
+
+/** Default `minAggregatedFraction`: a run in which most rounds kept the old model did not train. */
+export const DEFAULT_MIN_AGGREGATED_FRACTION = 0.5;
 
 export interface RunPlan {
   rounds: number;

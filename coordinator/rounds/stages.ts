@@ -1,5 +1,5 @@
 /** The round state machine's stages and the transitions allowed between them (checked before each one runs). */
-import { CoordinatorError } from '../coordinator-error.ts';
+import { CoordinatorError } from '../errors/index.ts';
 
 export type Stage =
   | 'idle'

@@ -5,16 +5,27 @@
  * reply, refuse an error reply, and receive the attached blob if the reply names one. Replies that match no open
  * request are answered with an error message, never thrown.
  */
-import { createWelcome, verifyHello } from '../../protocol/handshake.ts';
-import type { Enrollment } from '../../protocol/enrollment.ts';
-import { ProtocolError } from '../../protocol/errors.ts';
-import type { Identity } from '../../protocol/identity.ts';
+import {
+  createWelcome,
+  PROTOCOL_VERSION,
+  ProtocolError,
+  refusedSchema,
+  sealedPort,
+  SecureChannel,
+  SecureSession,
+  verifyHello,
+  type CoordinatorTransport,
+  type Enrollment,
+  type EvalConfig,
+  type FitConfig,
+  type Identity,
+  type MessageOf,
+  type ReplyError,
+  type SecAggSetupContext,
+  type SessionMessage,
+  type TransferStore,
+} from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
-import type { CoordinatorTransport } from '../../protocol/memory-transport.ts';
-import { PROTOCOL_VERSION, refusedSchema, type SecAggSetupContext, type EvalConfig, type FitConfig, type MessageOf, type ReplyError, type SessionMessage } from '../../protocol/messages.ts';
-import { SecureChannel, sealedPort } from '../../protocol/secure-channel.ts';
-import { SecureSession } from '../../protocol/secure-session.ts';
-import type { TransferStore } from '../../protocol/transfer-store.ts';
 import type { FailureCode } from '../strategies/index.ts';
 
 /** A failed request to a site, with the code the strategy will see. */

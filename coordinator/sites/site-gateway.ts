@@ -3,12 +3,8 @@
  * receive stores that outlive connections (an upload cut by a disconnect resumes by chunk index), the persisted
  * enrollment (a spent one-time token must stay spent after a restart), metrics and logs.
  */
-import type { Enrollment } from '../../protocol/enrollment.ts';
-import type { Identity } from '../../protocol/identity.ts';
+import { DEFAULT_MAX_ENVELOPE_BYTES, TransferStore, type CoordinatorTransport, type Enrollment, type Identity } from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
-import type { CoordinatorTransport } from '../../protocol/memory-transport.ts';
-import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../protocol/secure-session.ts';
-import { TransferStore } from '../../protocol/transfer-store.ts';
 import type { CoordinatorMetrics } from '../metrics/index.ts';
 import { SiteConnection } from './site-connection.ts';
 import type { SiteRegistry } from './site-registry.ts';

@@ -12,10 +12,9 @@
 import { mkdir, open, readFile, readdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
-import { roundRecordSchema, type RoundRecord } from '../rounds/round-record.ts';
+import { writeFileAtomic } from '../../protocol/common/index.ts';
+import { decodeWeightSet, encodeWeightSet, type WeightSet } from '../../protocol/index.ts';
+import { roundRecordSchema, type RoundRecord } from '../../protocol/contracts/index.ts';
 
 export interface Checkpoint {
   /** Last completed round (0 = none yet, or only the initial evaluation). */

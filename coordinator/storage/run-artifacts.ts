@@ -11,15 +11,18 @@
 import { access, readFile, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { CLASS_HISTOGRAM_REQUEST, classHistogramFromVectors } from '../../protocol/class-histogram-vectors.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { SOURCE_STATS_REQUEST, sourceStatsFromVectors } from '../../protocol/source-stats-vectors.ts';
-import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
-import { headDimensions } from '../../protocol/contracts/index.ts';
+import {
+  CLASS_HISTOGRAM_REQUEST,
+  classHistogramFromVectors,
+  encodeWeightSet,
+  SOURCE_STATS_REQUEST,
+  sourceStatsFromVectors,
+  type WeightSet,
+} from '../../protocol/index.ts';
+import { headDimensions, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../strategies/index.ts';
-import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
-import type { RoundRecord } from '../rounds/round-record.ts';
-import type { RunOutcome } from '../rounds/run-checks.ts';
+import { writeFileAtomic } from '../../protocol/common/index.ts';
+import type { RunOutcome } from '../rounds/index.ts';
 import { StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from '../workflows/index.ts';
 
 export const FINAL_WEIGHTS_FILE = 'final-weights.fsws';

@@ -8,7 +8,7 @@
  * delegates to an inner one.
  */
 import type { Logger } from '../../protocol/common/index.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import type { SiteRegistry } from '../sites/index.ts';
 import type { FitInstruction, FitResult, RoundFailure, Strategy } from '../strategies/index.ts';
 

@@ -3,7 +3,7 @@
  * it), trains, and uploads its update; each update is decoded under the size limit and checked against the global
  * model before the strategy sees it.
  */
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { decodeWeightSet } from '../../protocol/index.ts';
 import { deadlineIn, requestKey, requestSite, SiteRequestError } from '../sites/index.ts';
 import { checkUpdateMatches, type FitInstruction, type FitResult, type RoundFailure } from '../strategies/index.ts';
 import { failureOf } from './failures.ts';

@@ -9,15 +9,22 @@
  * its sum). No strategy math here.
  */
 import nacl from 'tweetnacl';
-import { toBase64, toHex } from '../../protocol/bytes.ts';
-import type { Enrollment } from '../../protocol/enrollment.ts';
-import type { SecAggSetupContext } from '../../protocol/messages.ts';
-import { makeSecAggConfig, type SecAggConfig } from '../../protocol/secagg/config.ts';
-import { SecAggError, isSecAggError } from '../../protocol/secagg/errors.ts';
-import { SECAGG_STAGES, type SecAggInstruction, type SecAggReply, type SecAggStage } from '../../protocol/secagg/messages.ts';
-import type { QuantConfig } from '../../protocol/secagg/quantize.ts';
-import { SecAggServerWorkflow, type SecAggResult } from '../../protocol/secagg/server-workflow.ts';
-import { instructionToWire, replyFromWire } from '../../protocol/secagg/wire-json.ts';
+import { toBase64, toHex, type Enrollment, type SecAggSetupContext } from '../../protocol/index.ts';
+import {
+  instructionToWire,
+  isSecAggError,
+  makeSecAggConfig,
+  replyFromWire,
+  SECAGG_STAGES,
+  SecAggError,
+  SecAggServerWorkflow,
+  type QuantConfig,
+  type SecAggConfig,
+  type SecAggInstruction,
+  type SecAggReply,
+  type SecAggResult,
+  type SecAggStage,
+} from '../../protocol/secagg/index.ts';
 import { deadlineIn, requestKey, requestSite, SiteRequestError } from '../sites/index.ts';
 import type { FailureCode } from '../strategies/index.ts';
 import { failureCodeOf } from './failures.ts';

@@ -5,12 +5,19 @@
  * Flower's SecAgg+ workflow wraps an unchanged strategy. FedAvg, FedProx and FedAdam/FedYogi work on it unchanged;
  * FedBN's batch-norm tensors are not in the masked vector at all (they never leave the site).
  */
-import type { Enrollment } from '../../protocol/enrollment.ts';
-import { cloneWeightSet, sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
-import { SecAggError, isSecAggError } from '../../protocol/secagg/errors.ts';
-import { fitAggregateFromSum, fitContributionLayout, type FitContributionSpec } from '../../protocol/secagg/fit-contribution.ts';
-import { checkQuantConfig, maxSafeScaleBits, quantizationErrorBound, type QuantConfig } from '../../protocol/secagg/quantize.ts';
-import type { SecAggResult } from '../../protocol/secagg/server-workflow.ts';
+import { cloneWeightSet, sizeOfShape, type Enrollment, type WeightSet } from '../../protocol/index.ts';
+import {
+  checkQuantConfig,
+  fitAggregateFromSum,
+  fitContributionLayout,
+  isSecAggError,
+  maxSafeScaleBits,
+  quantizationErrorBound,
+  SecAggError,
+  type FitContributionSpec,
+  type QuantConfig,
+  type SecAggResult,
+} from '../../protocol/secagg/index.ts';
 import type { FitResult, RoundFailure, Strategy } from '../strategies/index.ts';
 import type { FitInput, FitOutcome, FitWorkflow } from './fit-workflow.ts';
 import { driveSecAgg, newSessionId, prepareSecAgg, type PreparedSecAgg, type SecAggMonitor, type SecAggTestHooks } from './secagg-session.ts';

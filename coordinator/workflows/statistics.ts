@@ -5,11 +5,19 @@
  * e.g. example counts, BN statistics, or per-class latent sufficient statistics (count, sum, sum of outer products)
  * for the pooled source GMM.
  */
-import type { Enrollment } from '../../protocol/enrollment.ts';
-import { packLayout, unpackVectors, type PackLayout } from '../../protocol/secagg/pack.ts';
+import type { Enrollment } from '../../protocol/index.ts';
+import { packLayout, unpackVectors, type PackLayout } from '../../protocol/secagg/index.ts';
 import { deadlineIn, requestKey, requestSite } from '../sites/index.ts';
 import type { EncodedModel, ExchangeContext } from './fit-workflow.ts';
-import { driveSecAgg, newSessionId, prepareSecAgg, type DriveFailure, type PreparedSecAgg, type SecAggMonitor, type SecAggTestHooks } from './secagg-session.ts';
+import {
+  driveSecAgg,
+  newSessionId,
+  prepareSecAgg,
+  type DriveFailure,
+  type PreparedSecAgg,
+  type SecAggMonitor,
+  type SecAggTestHooks,
+} from './secagg-session.ts';
 import { quantFor, type SecureAggregationOptions } from './secure-fit.ts';
 
 export interface StatisticsRequest {

@@ -14,3 +14,4 @@ export {
 } from './logger.ts';
 export { Rng } from './rng.ts';
 export { bytesEqual, concatBytes, decodeBase64Strict, decodeUtf8Strict, isBytes, lengthPrefixed, toBase64, toHex, utf8 } from './bytes.ts';
+export { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.ts';

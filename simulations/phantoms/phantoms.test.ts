@@ -163,6 +163,12 @@ describe('generateSiteData', () => {
     const diff = (x: SliceDataset): number => x.images.reduce((s, v, i) => s + Math.abs(v - none.images[i]), 0) / x.images.length;
     expect(diff(g)).toBeGreaterThan(0.05);
     expect(diff(bf)).toBeGreaterThan(0.05);
+    // ...but not the labels: the anatomy (hence every label pixel) is the same under both shifts.
+    for (const shifted of [g, bf]) {
+      expect(shifted.labels.length).toBe(none.labels.length);
+      expect(Buffer.from(shifted.labels.buffer).equals(Buffer.from(none.labels.buffer))).toBe(true);
+    }
+    expect(new Set(none.labels).size).toBeGreaterThan(1);
   });
 
   it('rejects bad options with a typed error', () => {

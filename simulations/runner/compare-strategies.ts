@@ -7,7 +7,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
-import type { StrategyName } from '../../coordinator/strategies/create-strategy.ts';
+import type { StrategyName } from '../../coordinator/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import { runFederatedSimulation } from './run-federated.ts';
 import type { SimulationSummary } from './summary.ts';
@@ -27,6 +27,8 @@ export interface StrategyComparisonRow {
 
 export interface StrategyComparison {
   schema: 'fedsfda.compare/v1';
+  /** True when a run was stopped (SIGINT/SIGTERM): rows holds the strategies that ran, the last one partial. */
+  readonly interrupted: boolean;
   scenario: string;
   /** From the first run's non-IID report (masked sums when >= 3 sites, else computed in the clear). */
   heterogeneity: number | null;
@@ -59,11 +61,18 @@ export async function runStrategyComparison(opts: {
   outDir: string;
   proximalMu?: number;
   onLog?: (line: string) => void;
-}): Promise<{ comparison: StrategyComparison; table: string }> {
+  /** Aborting stops the running simulation (its summary is marked interrupted) and the strategies after it. */
+  signal?: AbortSignal;
+}): Promise<{ comparison: StrategyComparison; table: string; interrupted: boolean }> {
   const log = opts.onLog ?? (() => {});
   const rows: StrategyComparisonRow[] = [];
   let report: SimulationSummary['nonIid']['secure'] = null;
+  let interrupted = false;
   for (const strategy of opts.strategies) {
+    if (opts.signal?.aborted) {
+      interrupted = true;
+      break;
+    }
     const mu = strategy === 'fedprox' ? (opts.proximalMu ?? opts.scenario.training.proximalMu) : 0;
     if (strategy === 'fedprox' && mu === 0) log('warning: fedprox with proximalMu 0 is fedavg; pass --proximal-mu');
     const scenario: FederatedScenario = { ...opts.scenario, training: { ...opts.scenario.training, strategy, proximalMu: mu } };
@@ -73,12 +82,14 @@ export async function runStrategyComparison(opts: {
     const scenarioFile = join(outDir, 'scenario.json');
     await writeFile(scenarioFile, JSON.stringify(scenario, null, 2));
     log(`${strategy}${strategy === 'fedprox' ? ` (mu ${mu})` : ''}: running -> ${outDir}`);
-    const summary = await runFederatedSimulation({ scenarioFile, scenario, outDir, onLog: (l) => log(`[${strategy}] ${l}`) });
+    const summary = await runFederatedSimulation({ scenarioFile, scenario, outDir, onLog: (l) => log(`[${strategy}] ${l}`), ...(opts.signal ? { signal: opts.signal } : {}) });
+    interrupted ||= summary.interrupted;
     report ??= summary.nonIid.secure ?? summary.nonIid.inClear;
     rows.push(rowOf(strategy, mu, summary));
   }
   const comparison: StrategyComparison = {
     schema: 'fedsfda.compare/v1',
+    interrupted,
     scenario: opts.scenario.name,
     heterogeneity: report?.heterogeneity ?? null,
     betweenSiteCv: report?.betweenSiteCv ?? null,
@@ -105,5 +116,5 @@ export async function runStrategyComparison(opts: {
     ? `label distributions across sites: heterogeneity ${report.heterogeneity.toExponential(3)}, between-site CV of each class's share ` +
       report.betweenSiteCv.map((cv, k) => `c${k} ${cv.toFixed(2)}`).join(' ')
     : 'label distributions across sites: n/a';
-  return { comparison, table: `${head}\n${table.toString()}` };
+  return { comparison, table: `${head}\n${table.toString()}`, interrupted };
 }

@@ -1,20 +1,20 @@
 /**
  * Child process: the coordinator of a simulated federation. Never imports tfjs (house rule): the initial
- * model arrives as an encoded WeightSet file. Reports progress as JSON event lines on stdout.
+ * model arrives as an encoded WeightSet file. Reports progress as typed events (child-events.ts) on stdout.
+ * Stopped on purpose (SIGTERM/SIGINT, or the parent gone) it closes its port, writes the history so far and exits 0.
  * Usage: coordinator-process.ts JOB_FILE
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { installProcessGuards, startCoordinator, writeRunArtifacts, type Strategy } from '../../coordinator/index.ts';
-import { getLogger } from '../../protocol/common/index.ts';
-import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
-import { createStrategy } from '../../coordinator/strategies/create-strategy.ts';
-import { Enrollment } from '../../protocol/enrollment.ts';
-import { loadIdentity } from '../../protocol/identity.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { createStrategy, installProcessGuards, startCoordinator, writeRunArtifacts, type CoordinatorHandle, type Strategy } from '../../coordinator/index.ts';
+import { getLogger, writeFileAtomic } from '../../protocol/common/index.ts';
+import { decodeWeightSet, Enrollment, loadIdentity } from '../../protocol/index.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
+import { coordinatorEventSchema, emitChildEvent, type CoordinatorEvent } from './child-events.ts';
+import { onStopRequest } from './child-lifecycle.ts';
 import { readJob } from './job.ts';
-import { emitEvent } from './spawn-ts.ts';
+
+const emit = (e: CoordinatorEvent): void => emitChildEvent(coordinatorEventSchema, e);
 
 /** The scenario's strategy through the coordinator's own factory (same spec as `fedsfda coordinator --config`). */
 function makeStrategy(s: FederatedScenario): Strategy {
@@ -41,31 +41,23 @@ function sourcePixelBound(s: FederatedScenario): number {
   return s.data.size * s.data.size * slicesPerSite.reduce((a, b) => a + b, 0);
 }
 
-async function main(): Promise<void> {
-  const job = await readJob(process.argv[2]);
+async function start(jobFile: string): Promise<{ coord: CoordinatorHandle; outDir: string }> {
+  const job = await readJob(jobFile);
   const { raw } = await loadScenarioFile(job.scenarioFile);
   const scenario = parseFederatedScenario(job.scenarioFile, raw);
-  const identity = await loadIdentity(job.coordinatorIdentityFile);
-  const enrollment = await Enrollment.load(job.enrollmentFile);
-  const initialWeights = decodeWeightSet(new Uint8Array(await readFile(job.initialWeightsFile)));
-
   const logger = getLogger().child({ component: 'coordinator' });
   installProcessGuards(logger);
   const coord = await startCoordinator({
     logger,
-    identity,
-    enrollment,
-    initialWeights,
+    identity: await loadIdentity(job.coordinatorIdentityFile),
+    enrollment: await Enrollment.load(job.enrollmentFile),
+    initialWeights: decodeWeightSet(new Uint8Array(await readFile(job.initialWeightsFile))),
     rounds: scenario.training.rounds,
     minSites: scenario.training.minSites ?? scenario.sites.length,
     strategy: makeStrategy(scenario),
     host: '127.0.0.1',
     port: 0,
-    timeouts: {
-      waitForSitesMs: scenario.training.stageTimeoutMs,
-      fitMs: scenario.training.stageTimeoutMs,
-      evaluateMs: scenario.training.stageTimeoutMs,
-    },
+    timeouts: { waitForSitesMs: scenario.training.stageTimeoutMs, fitMs: scenario.training.stageTimeoutMs, evaluateMs: scenario.training.stageTimeoutMs },
     checkpointDir: join(job.outDir, 'checkpoints'),
     ...(scenario.training.secureAggregation ? { secureAggregation: scenario.training.secureAggregation } : {}),
     ...(scenario.training.differentialPrivacy ? { differentialPrivacy: scenario.training.differentialPrivacy } : {}),
@@ -74,34 +66,52 @@ async function main(): Promise<void> {
     // (masked, under secure aggregation) — the same artifacts as `fedsfda coordinator --out`.
     afterRounds: async (handle) => {
       const report = await writeRunArtifacts(handle, job.outDir, { pixelBound: sourcePixelBound(scenario), confidence: 0.97 });
-      if (report.sourceStats) emitEvent('sourceStats', { sites: report.sourceStats.sites });
-      if (report.classHistogram) emitEvent('classHistogram', { sites: report.classHistogram.sites, heterogeneity: report.classHistogram.heterogeneity });
-      for (const f of report.failures) {
-        emitEvent(f.artifact === 'source-stats' ? 'sourceStatsFailed' : 'classHistogramFailed', { message: f.reason });
-      }
+      if (report.sourceStats) emit({ event: 'sourceStats', sites: report.sourceStats.sites });
+      if (report.classHistogram) emit({ event: 'classHistogram', sites: report.classHistogram.sites, heterogeneity: report.classHistogram.heterogeneity });
+      for (const f of report.failures) emit({ event: f.artifact === 'source-stats' ? 'sourceStatsFailed' : 'classHistogramFailed', message: f.reason });
     },
   });
-  coord.events.on('roundStarted', (round: number, sites: string[]) => emitEvent('roundStarted', { round, sites }));
-  coord.events.on('siteFailed', (f: unknown) => emitEvent('siteFailed', { failure: f }));
-  coord.events.on('roundCompleted', (record: unknown) => emitEvent('roundCompleted', { record }));
-  emitEvent('listening', { url: coord.url, publicKey: coord.publicKey });
+  coord.events.on('roundStarted', (round: number, sites: string[]) => emit({ event: 'roundStarted', round, sites }));
+  coord.events.on('siteFailed', (failure) => emit({ event: 'siteFailed', failure }));
+  coord.events.on('roundCompleted', (record) => emit({ event: 'roundCompleted', record }));
+  emit({ event: 'listening', url: coord.url, publicKey: coord.publicKey });
+  return { coord, outDir: job.outDir };
+}
 
+async function main(): Promise<number> {
+  const { coord, outDir } = await start(process.argv[2]);
+  let stopped = false;
+  const removeStop = onStopRequest((reason) => {
+    stopped = true;
+    getLogger().info({ code: 'STOP_REQUESTED', reason }, 'coordinator: stopping on request');
+    void coord.close();
+  });
   try {
-    const history = await coord.done;
-    await writeFileAtomic(join(job.outDir, 'history.json'), JSON.stringify(history, null, 2));
+    const history = await coord.done.catch((err: unknown) => {
+      if (stopped) return coord.history();
+      throw err;
+    });
+    await writeFileAtomic(join(outDir, 'history.json'), JSON.stringify(history, null, 2));
+    if (stopped) {
+      emit({ event: 'stopped', rounds: history.length });
+      return 0;
+    }
     const outcome = coord.outcome();
     // A run that did not train is a failure, whatever else it wrote (the reason is in run.json and on stderr).
     if (outcome && !outcome.ok) throw new Error(`run failed: ${outcome.reason}`);
-    emitEvent('finished', { rounds: history.filter((r) => r.round > 0).length });
+    emit({ event: 'finished', rounds: history.filter((r) => r.round > 0).length });
+    return 0;
   } finally {
+    removeStop();
     await coord.close();
   }
 }
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (err: unknown) => {
-    emitEvent('error', { message: err instanceof Error ? err.message : String(err) });
+    const code = (err as { code?: unknown }).code;
+    emit({ event: 'error', message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) });
     process.exit(1);
   },
 );

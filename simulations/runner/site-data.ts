@@ -2,9 +2,8 @@
  * A simulated site's local data: phantom volumes through the site's scanner, split by case into
  * training and validation (never by slice: neighbouring slices of one volume are nearly identical).
  */
-import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
-import { selectCases, splitByCase } from '../../site-agent/trainer/split-by-case.ts';
+import { loadSiteDataset, type SliceDataset } from '../../site-agent/data/index.ts';
+import { selectCases, splitByCase } from '../../site-agent/trainer/index.ts';
 import { itemsFromSliceDataset, partitionDirichlet, partitionQuantitySkew } from '../partition/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import type { FederatedScenario } from '../scenario.ts';

@@ -1,21 +1,49 @@
 /**
- * Child process: one simulated hospital. Generates its own phantom data (it never leaves this process),
- * trains the U-Net when the coordinator asks, and reports progress as JSON event lines on stdout.
+ * Child process: one simulated hospital. Builds its own data (it never leaves this process), trains the U-Net when
+ * the coordinator asks, and reports progress as typed events (child-events.ts) on stdout. Stopped on purpose
+ * (SIGTERM/SIGINT, or the parent gone) it exits 0 at once: it holds nothing to save.
  * Usage: site-process.ts JOB_FILE SITE_ID
  */
-import { loadIdentity } from '../../protocol/identity.ts';
 import { getLogger } from '../../protocol/common/index.ts';
-import { runSite } from '../../site-agent/client/index.ts';
+import { loadIdentity } from '../../protocol/index.ts';
+import { runSite, type SiteProgress } from '../../site-agent/client/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { asLocalTrainer, UNetTrainer } from '../../site-agent/trainer/index.ts';
-import { loadScenarioFile, parseFederatedScenario } from '../scenario.ts';
-import { readJob } from './job.ts';
 import { classHistogram } from '../partition/index.ts';
+import { loadScenarioFile, parseFederatedScenario } from '../scenario.ts';
+import { emitChildEvent, siteEventSchema, type SiteEvent, type SiteProgressEvent } from './child-events.ts';
+import { onStopRequest } from './child-lifecycle.ts';
+import { readJob } from './job.ts';
 import { buildSiteData } from './site-data.ts';
-import { emitEvent } from './spawn-ts.ts';
+
+const emit = (e: SiteEvent): void => emitChildEvent(siteEventSchema, e);
+
+/** The session events the parent prints (connections, failures with their cause, disconnections). */
+function progressEvent(p: SiteProgress): SiteProgressEvent | null {
+  switch (p.type) {
+    case 'connected':
+      return { type: 'connected', attempt: p.attempt };
+    case 'failed':
+      return { type: 'failed', round: p.round, stage: p.stage, reason: p.reason };
+    case 'disconnected':
+      return { type: 'disconnected', bytesSent: p.bytesSent, bytesReceived: p.bytesReceived };
+    case 'fit': {
+      const m = p.metrics;
+      const eps = m['dp.epsilon'];
+      if (eps === undefined) return null;
+      return { type: 'dp-fit', round: p.round, updateNorm: m['dp.updateNorm'] ?? NaN, clip: m['dp.clip'] ?? NaN, siteSigma: m['dp.siteSigma'] ?? NaN, epsilon: eps, delta: m['dp.delta'] ?? NaN };
+    }
+    default:
+      return null;
+  }
+}
 
 async function main(): Promise<void> {
   const [jobFile, siteId] = process.argv.slice(2);
+  onStopRequest((reason) => {
+    getLogger().info({ code: 'STOP_REQUESTED', reason, siteId }, 'site: stopping on request');
+    process.exit(0);
+  });
   const job = await readJob(jobFile);
   const site = job.sites.find((s) => s.id === siteId);
   if (!site) throw new Error(`site ${siteId} is not in the job file`);
@@ -24,7 +52,8 @@ async function main(): Promise<void> {
 
   const engine = await initEngine();
   const data = await buildSiteData(scenario, site.index);
-  emitEvent('ready', {
+  emit({
+    event: 'ready',
     siteId,
     backend: engine.backend,
     trainSlices: data.train.n,
@@ -34,12 +63,7 @@ async function main(): Promise<void> {
   });
 
   const trainer = new UNetTrainer({
-    model: {
-      inChannels: data.train.channels,
-      numClasses: scenario.data.numClasses,
-      baseChannels: scenario.model.baseChannels,
-      depth: scenario.model.depth,
-    },
+    model: { inChannels: data.train.channels, numClasses: scenario.data.numClasses, baseChannels: scenario.model.baseChannels, depth: scenario.model.depth },
     train: data.train,
     val: data.val,
     batchSize: scenario.training.batchSize,
@@ -47,28 +71,31 @@ async function main(): Promise<void> {
     loss: scenario.training.loss,
     seed: scenario.seed * 31 + site.index,
   });
-  const identity = await loadIdentity(site.identityFile);
   const result = await runSite({
     url: process.env.FEDSFDA_COORDINATOR_URL ?? '',
-    identity,
+    identity: await loadIdentity(site.identityFile),
     coordinatorPublicKey: job.coordinatorPublicKey,
     siteId,
     trainer: asLocalTrainer(trainer),
     logger: getLogger(),
-    onProgress: (p) => emitEvent('progress', { siteId, progress: p }),
+    onProgress: (p) => {
+      const progress = progressEvent(p);
+      if (progress) emit({ event: 'progress', siteId, progress });
+    },
   });
   if (scenario.training.personalizeEpochs > 0) {
     // Personalisation baseline: the final global model fine-tuned on this site's data only, scored locally.
     const metrics = await trainer.personalize({ epochs: scenario.training.personalizeEpochs, lr: scenario.training.lr });
-    emitEvent('personalized', { siteId, metrics });
+    emit({ event: 'personalized', siteId, metrics });
   }
-  emitEvent('done', { siteId, ...result });
+  emit({ event: 'done', siteId, ...result });
 }
 
 main().then(
   () => process.exit(0),
   (err: unknown) => {
-    emitEvent('error', { message: err instanceof Error ? err.message : String(err) });
+    const code = (err as { code?: unknown }).code;
+    emit({ event: 'error', message: err instanceof Error ? err.message : String(err), ...(typeof code === 'string' ? { code } : {}) });
     process.exit(1);
   },
 );

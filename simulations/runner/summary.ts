@@ -5,7 +5,7 @@
 import Table from 'cli-table3';
 import { EVAL_METRIC, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
-import type { ClassHistogramReport } from '../../protocol/class-histogram-vectors.ts';
+import type { ClassHistogramReport } from '../../protocol/index.ts';
 
 export interface DiceSummary {
   /** Mean over foreground classes of the per-volume Dice, averaged over the site's validation volumes. */
@@ -39,6 +39,8 @@ export interface SimulationSummary {
   readonly scenario: string;
   readonly startedAt: string;
   readonly durationMs: number;
+  /** True when the run was stopped (SIGINT/SIGTERM) before its last round: `rounds` holds those that completed. */
+  readonly interrupted: boolean;
   readonly backend: string;
   readonly config: unknown;
   readonly sites: SiteSummary[];
@@ -79,6 +81,8 @@ export function buildSummary(args: {
   backend: string;
   config: unknown;
   numClasses: number;
+  /** The run was stopped before its last round (default false). */
+  interrupted?: boolean;
   sites: {
     id: string;
     shift: unknown;
@@ -113,6 +117,7 @@ export function buildSummary(args: {
     scenario: args.scenario,
     startedAt: args.startedAt.toISOString(),
     durationMs: Date.now() - args.startedAt.getTime(),
+    interrupted: args.interrupted ?? false,
     backend: args.backend,
     config: args.config,
     sites,

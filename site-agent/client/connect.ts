@@ -4,9 +4,7 @@
  */
 import { rootCertificates } from 'node:tls';
 import { io } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.ts';
-import type { SiteTransport } from '../../protocol/memory-transport.ts';
-import { socketIoClientTransport } from '../../protocol/socketio-transport.ts';
+import { socketIoClientTransport, type ClientToServerEvents, type ServerToClientEvents, type SiteTransport } from '../../protocol/index.ts';
 
 /** Why a connection attempt failed, as a closed set of codes an operator can grep and alert on. */
 export type ConnectFailureCode =

@@ -6,9 +6,7 @@
  * is answered without training again — including while the first run is still going.
  */
 import nacl from 'tweetnacl';
-import { toHex } from '../../protocol/bytes.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { encodeWeightSet, toHex, type WeightSet } from '../../protocol/index.ts';
 import type { FitConfig, FitOutput, LocalTrainer } from './local-trainer.ts';
 
 /** Train from a global model: the trainer itself, or a mod wrapped around it. */

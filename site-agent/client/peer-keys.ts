@@ -7,9 +7,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
-import { bytesEqual, fromBase64, toBase64 } from '../../protocol/bytes.ts';
-import { writeFileAtomic } from '../../protocol/common/atomic-write.ts';
-import { SITE_ID_RE } from '../../protocol/enrollment.ts';
+import { bytesEqual, fromBase64, SITE_ID_RE, toBase64 } from '../../protocol/index.ts';
+import { writeFileAtomic } from '../../protocol/common/index.ts';
 
 const fileSchema = z.object({ v: z.literal(1), kind: z.literal('fedsfda-known-peers'), peers: z.record(z.string().regex(SITE_ID_RE), z.string()) }).strict();
 

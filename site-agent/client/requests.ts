@@ -3,9 +3,7 @@
  * resumable transfer) and `evaluateIns` (score the model on the local validation split). Failures are replies with
  * a code, never exceptions escaping the session.
  */
-import { PROTOCOL_VERSION, type MessageOf } from '../../protocol/messages.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { SecureChannel } from '../../protocol/secure-channel.ts';
+import { PROTOCOL_VERSION, type MessageOf, type SecureChannel, type WeightSet } from '../../protocol/index.ts';
 import { encodedUpdate, finiteMetrics, trainOnce, type TrainedFit } from './fit-path.ts';
 import { getModel, safeSend, type SessionContext } from './site-session.ts';
 

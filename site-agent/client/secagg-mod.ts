@@ -10,14 +10,31 @@
  * `secagg_refused`.
  */
 import nacl from 'tweetnacl';
-import { bytesEqual, fromBase64, toHex } from '../../protocol/bytes.ts';
-import { PROTOCOL_VERSION, type MessageOf, type ReplyError, type SecAggSetupContext } from '../../protocol/messages.ts';
-import { sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
-import { SecAggError, isSecAggError } from '../../protocol/secagg/errors.ts';
-import { fitContribution, type FitContributionSpec } from '../../protocol/secagg/fit-contribution.ts';
-import { stageOf } from '../../protocol/secagg/messages.ts';
-import { packLayout, packVectors, sameLayout } from '../../protocol/secagg/pack.ts';
-import { SecAggSiteSession } from '../../protocol/secagg/site-session.ts';
+import {
+  bytesEqual,
+  fromBase64,
+  PROTOCOL_VERSION,
+  sizeOfShape,
+  toHex,
+  type MessageOf,
+  type ReplyError,
+  type SecAggSetupContext,
+  type SecureChannel,
+  type WeightSet,
+} from '../../protocol/index.ts';
+import {
+  fitContribution,
+  instructionFromWire,
+  isSecAggError,
+  packLayout,
+  packVectors,
+  replyToWire,
+  sameLayout,
+  SecAggError,
+  SecAggSiteSession,
+  stageOf,
+  type FitContributionSpec,
+} from '../../protocol/secagg/index.ts';
 import {
   PrivacyLedger,
   cryptoNoiseSource,
@@ -28,8 +45,6 @@ import {
   type DistributedDpFitConfig,
   type DistributedDpParams,
 } from '../../protocol/privacy/index.ts';
-import { instructionFromWire, replyToWire } from '../../protocol/secagg/wire-json.ts';
-import type { SecureChannel } from '../../protocol/secure-channel.ts';
 import type { TrainedFit } from './fit-path.ts';
 import type { FitConfig } from './local-trainer.ts';
 import { PeerKeys } from './peer-keys.ts';

@@ -3,9 +3,7 @@
  * hook, keep them for the masked run that follows (secagg-mod.ts, purpose `statistics`), and answer with their layout
  * only (names and lengths, never values).
  */
-import { PROTOCOL_VERSION, type MessageOf } from '../../protocol/messages.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { SecureChannel } from '../../protocol/secure-channel.ts';
+import { PROTOCOL_VERSION, type MessageOf, type SecureChannel, type WeightSet } from '../../protocol/index.ts';
 import type { LocalTrainer } from './local-trainer.ts';
 import { remember, type SiteSecAggState } from './secagg-mod.ts';
 

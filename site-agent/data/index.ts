@@ -14,4 +14,4 @@ export {
 export { NiftiError, readNifti, writeNifti, type NiftiVolume } from './nifti/index.ts';
 export * as nifti from './nifti/index.ts';
 export * as dataset from './dataset/index.ts';
-export { registerDataCommands } from './cli/index.ts';
+export { intArg, registerDataCommands } from './cli/index.ts';

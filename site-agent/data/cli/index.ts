@@ -1,3 +1,3 @@
 export { checkPath, formatCheckReport, type CheckReport, type FileCheck } from './check-path.ts';
 export { formatInspection, inspectNifti, type NiftiInspection } from './inspect-nifti.ts';
-export { registerDataCommands } from './register-data-commands.ts';
+export { intArg, registerDataCommands } from './register-data-commands.ts';

@@ -1,5 +1,6 @@
 /**
- * `fedsfda data ...`: check, inspect, build-phantoms, build-mricron.
+ * `fedsfda data ...`: check and inspect (the dataset builders, build-phantoms and build-mricron, are registered
+ * into this group by simulations/dataset-commands.ts).
  * Exit codes: 0 all usable; 1 bad data (the report says what); 2 usage error or missing dependency.
  */
 import type { Command } from 'commander';
@@ -7,7 +8,8 @@ import { NiftiError } from '../nifti/nifti-error.ts';
 import { checkPath, formatCheckReport } from './check-path.ts';
 import { formatInspection, inspectNifti } from './inspect-nifti.ts';
 
-function intArg(name: string, min: number) {
+/** A commander parser for an integer option >= `min`. */
+export function intArg(name: string, min: number) {
   return (v: string): number => {
     const n = Number(v);
     if (!Number.isInteger(n) || n < min) throw new Error(`--${name} must be an integer >= ${min}, got "${v}"`);
@@ -25,7 +27,7 @@ function readOpts(o: ReadFlags): { maxBytes?: number; volumeIndex?: number } {
   return { ...(o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {}), ...(o.volume !== undefined ? { volumeIndex: o.volume } : {}) };
 }
 
-export function registerDataCommands(program: Command): void {
+export function registerDataCommands(program: Command): Command {
   const data = program.command('data').description('check, inspect and build NIfTI datasets');
 
   data
@@ -59,88 +61,5 @@ export function registerDataCommands(program: Command): void {
       }
     });
 
-  data
-    .command('build-phantoms')
-    .description('write one Decathlon-layout dataset of phantom volumes per simulated site (no download needed)')
-    .requiredOption('--out <dir>', 'output folder (site-1, site-2, ... are created inside)')
-    .requiredOption('--sites <n>', 'number of sites', intArg('sites', 1))
-    .option('--cases <n>', 'cases per site', intArg('cases', 1), 6)
-    .option('--dims <x,y,z>', 'voxels per case', '64,64,16')
-    .option('--spacing <x,y,z>', 'voxel size in mm', '3,3,6')
-    .option('--classes <n>', 'number of classes including background', intArg('classes', 2), 4)
-    .option('--scanners <list>', 'comma-separated scanner presets, one per site (cycled)')
-    .option('--seed <n>', 'random seed', intArg('seed', 0), 1)
-    .action(async (o: { out: string; sites: number; cases: number; dims: string; spacing: string; classes: number; scanners?: string; seed: number }) => {
-      const { writePhantomDatasets, PhantomError, ScannerShiftError } = await import('../../../simulations/phantoms/index.ts');
-      const triple = (name: string, v: string): [number, number, number] => {
-        const t = v.split(',').map(Number);
-        if (t.length !== 3 || !t.every((x) => Number.isFinite(x) && x > 0)) throw new PhantomError(`--${name} must be three positive numbers like 64,64,16, got "${v}"`);
-        return [t[0], t[1], t[2]];
-      };
-      try {
-        const sites = await writePhantomDatasets({
-          out: o.out,
-          sites: o.sites,
-          casesPerSite: o.cases,
-          dims: triple('dims', o.dims),
-          spacing: triple('spacing', o.spacing),
-          numClasses: o.classes,
-          ...(o.scanners ? { scanners: o.scanners.split(',').map((s) => s.trim()) as never } : {}),
-          seed: o.seed,
-        });
-        for (const s of sites) process.stdout.write(`${s.dir}: ${o.cases} cases, scanner ${typeof s.scanner === 'string' ? s.scanner : JSON.stringify(s.scanner)}\n`);
-      } catch (e) {
-        if (e instanceof PhantomError || e instanceof ScannerShiftError) {
-          process.stderr.write(`${e.message}\n`);
-          process.exitCode = 2;
-          return;
-        }
-        throw e;
-      }
-    });
-
-  data
-    .command('build-mricron')
-    .description("build one Decathlon-layout dataset per simulated site from Debian's mricron-data templates (apt-get install mricron-data)")
-    .requiredOption('--out <dir>', 'output folder (site-1, site-2, ... are created inside)')
-    .requiredOption('--sites <n>', 'number of sites', intArg('sites', 1))
-    .option('--cases <n>', 'training cases per site', intArg('cases', 1), 6)
-    .option('--test-cases <n>', 'unlabelled cases per site (imagesTs/)', intArg('test-cases', 0), 0)
-    .option('--slab <n>', 'axial slices per case', intArg('slab', 1), 12)
-    .option('--downsample <n>', 'integer downsampling of the 1 mm template', intArg('downsample', 1), 2)
-    .option('--labels <scheme>', 'aal4 (cortex, deep grey, cerebellum) | aal5 (+ white matter) | brain', 'aal4')
-    .option('--scanners <list>', 'comma-separated scanner presets, one per site (cycled)')
-    .option('--seed <n>', 'random seed', intArg('seed', 0), 1)
-    .option('--skull-stripped', 'use the brain-extracted ch2bet image instead of the whole head')
-    .option('--templates <dir>', 'template folder (default /usr/share/mricron/templates or FEDSFDA_MRICRON_DIR)')
-    .action(
-      async (o: { out: string; sites: number; cases: number; testCases: number; slab: number; downsample: number; labels: string; scanners?: string; seed: number; skullStripped?: boolean; templates?: string }) => {
-        // Loaded lazily: a hospital's site agent never needs the simulation code.
-        const { buildMricronDatasets, MricronError } = await import('../../../simulations/mricron/index.ts');
-        const { ScannerShiftError, PhantomError } = await import('../../../simulations/phantoms/index.ts');
-        try {
-          const sites = await buildMricronDatasets({
-            out: o.out,
-            sites: o.sites,
-            casesPerSite: o.cases,
-            testCasesPerSite: o.testCases,
-            slabSlices: o.slab,
-            downsample: o.downsample,
-            labels: o.labels as 'aal4',
-            ...(o.scanners ? { scanners: o.scanners.split(',').map((s) => s.trim()) as never } : {}),
-            seed: o.seed,
-            skullStripped: o.skullStripped ?? false,
-            ...(o.templates ? { templatesDir: o.templates } : {}),
-          });
-          for (const s of sites) process.stdout.write(`${s.dir}: ${s.cases} cases, scanner ${typeof s.scanner === 'string' ? s.scanner : JSON.stringify(s.scanner)}\n`);
-        } catch (e) {
-          if (e instanceof MricronError || e instanceof ScannerShiftError || e instanceof PhantomError || e instanceof NiftiError) {
-            process.stderr.write(`${e.message}\n`);
-            process.exitCode = 2;
-            return;
-          }
-          throw e;
-        }
-      },
-    );
+  return data;
 }

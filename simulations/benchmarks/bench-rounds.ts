@@ -4,18 +4,18 @@
  * aggregation cost, no training) and bytes on the wire per site per round against the ideal of 2 + 1/R model copies
  * (round 1: fit download, update upload, evaluate download; later rounds reuse the evaluated model by content id,
  * so only the upload and the evaluate download remain).
- * Run: npx tsx scripts/bench-rounds.ts [MEGABYTES=4] [SITES=2] [ROUNDS=3]
+ * Run: npx tsx simulations/benchmarks/bench-rounds.ts [MEGABYTES=4] [SITES=2] [ROUNDS=3]
  * Everything shares one process and the machine's cores: numbers are an upper bound on the overhead and noisy.
  * `runNoTrainingRounds` is also the "live" layer of scripts/bench-secagg.ts (plain vs secure rounds).
  */
 import { pathToFileURL } from 'node:url';
-import { Enrollment } from '../protocol/enrollment.ts';
-import { generateIdentity } from '../protocol/identity.ts';
-import type { WeightSet } from '../protocol/named-tensor.ts';
-import { encodedSize } from '../protocol/tensor-codec.ts';
-import { runSite, type SiteRunResult } from '../site-agent/client/run-site.ts';
-import type { SecureAggregationOptions } from '../coordinator/index.ts';
-import { startCoordinator } from '../coordinator/index.ts';
+import { Enrollment } from '../../protocol/enrollment.ts';
+import { generateIdentity } from '../../protocol/identity.ts';
+import type { WeightSet } from '../../protocol/named-tensor.ts';
+import { encodedSize } from '../../protocol/tensor-codec.ts';
+import { runSite, type SiteRunResult } from '../../site-agent/client/run-site.ts';
+import type { SecureAggregationOptions } from '../../coordinator/index.ts';
+import { startCoordinator } from '../../coordinator/index.ts';
 
 export interface NoTrainingRun {
   /** Wall time of each round (roundStarted -> roundCompleted), ms. */

@@ -1,0 +1,1 @@
+export { DASHBOARD_HTML } from './dashboard-page.ts';
