@@ -66,12 +66,12 @@ describe('writeRunArtifacts', () => {
     expect(JSON.parse(await readFile(join(dir, 'privacy.json'), 'utf8'))).toEqual(privacy);
   });
 
-  it('pools source statistics and the non-IID report with the public scale and the right clip ranges', async () => {
+  it('pools source statistics (ranges sized from the data) and the non-IID report (clip 1) with the public scale', async () => {
     const requests: StatisticsRequest[] = [];
     const r = await writeRunArtifacts(fakeSource(requests), dir, { pixelBound: 1000 });
-    expect(requests.map((q) => [q.name, q.clip, q.config?.scale])).toEqual([
-      ['source-stats', 1e4, 0.001],
-      ['class-histogram', 1, 0.001],
+    expect(requests.map((q) => [q.name, q.clip, q.scaled, q.config?.scale])).toEqual([
+      ['source-stats', undefined, true, 0.001],
+      ['class-histogram', 1, undefined, 0.001],
     ]);
     expect(r.failures).toEqual([]);
     const stats = JSON.parse(await readFile(join(dir, 'source-stats.json'), 'utf8')) as SourceStats;

@@ -38,7 +38,8 @@ export const runStatisticsSchema = z
   .object({
     /**
      * Public upper bound on the labelled training pixels of the whole federation. Sites scale their statistics
-     * by 1 / pixelBound so that they fit the masked sum's clipping range; a site above it refuses (typed error).
+     * by 1 / pixelBound so that counts and histogram entries lie in [0, 1] (the class histogram's clipping range;
+     * a site above it refuses, typed error). The source statistics' ranges are sized from the data.
      */
     pixelBound: z.number().positive(),
     sourceStats: z.boolean().default(true),
@@ -162,8 +163,9 @@ async function writeStatistics(source: ArtifactSource, outDir: string, s: z.outp
   };
   if (s.sourceStats) {
     try {
-      // Moments of latent features are not bounded by 1 like counts: a wide clip (1e4) keeps them unclipped.
-      const { sums, included } = await source.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence: s.confidence }, clip: 1e4 });
+      // Sums of squares and outer products of activations have no bound known in advance (a DP-noised model's exceed
+      // any fixed clip): each vector's range is sized from the data by a first masked sum (statistic-range.ts).
+      const { sums, included } = await source.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { scale, confidence: s.confidence }, scaled: true });
       const stats = sourceStatsFromVectors(sums, { ...headDimensions(final), confidence: s.confidence, numSites: included.length, scale });
       await writeFileAtomic(join(outDir, SOURCE_STATS_FILE), JSON.stringify(stats));
       report.sourceStats = { file: SOURCE_STATS_FILE, sites: included };

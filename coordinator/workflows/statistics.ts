@@ -6,7 +6,15 @@
  * for the pooled source GMM.
  */
 import type { Enrollment } from '../../protocol/index.ts';
-import { packLayout, unpackVectors, type PackLayout } from '../../protocol/secagg/index.ts';
+import {
+  exponentsFromRangeSums,
+  packLayout,
+  RANGE_BUCKETS,
+  scaleByExponents,
+  unpackVectors,
+  type PackLayout,
+  type QuantConfig,
+} from '../../protocol/secagg/index.ts';
 import { deadlineIn, requestKey, requestSite } from '../sites/index.ts';
 import type { EncodedModel, ExchangeContext } from './fit-workflow.ts';
 import {
@@ -26,6 +34,12 @@ export interface StatisticsRequest {
   config?: Record<string, number | string | boolean>;
   /** Clipping range of the values (default: the coordinator's secureAggregation.clip). Sites refuse values outside it. */
   clip?: number;
+  /**
+   * Size each named vector's range from the data instead of a fixed clip: two masked sums (the exponent bounds, then
+   * the values times 2^-bound), each at clip 1 (protocol/secagg/statistic-range.ts). For statistics without a known
+   * bound, e.g. sums of squares of a model's activations. `clip` is ignored.
+   */
+  scaled?: boolean;
   scaleBits?: number;
   threshold?: number;
 }
@@ -67,7 +81,7 @@ function checkRequest(request: StatisticsRequest, deps: StatisticsDeps): { clip:
   if (typeof request?.name !== 'string' || !/^[A-Za-z0-9._:/-]{1,128}$/.test(request.name)) {
     throw new StatisticsRoundError('bad-request', 'statistics name must be 1-128 characters of [A-Za-z0-9._:/-]');
   }
-  const clip = request.clip ?? deps.secure?.clip;
+  const clip = request.scaled ? 1 : (request.clip ?? deps.secure?.clip);
   if (clip === undefined) throw new StatisticsRoundError('bad-request', 'no clip range: pass request.clip or configure secureAggregation');
   return { clip };
 }
@@ -128,7 +142,7 @@ async function agreeOnLayout(deps: StatisticsDeps, request: StatisticsRequest, s
 export async function runStatisticsRound(deps: StatisticsDeps, request: StatisticsRequest): Promise<StatisticsResult> {
   const { clip } = checkRequest(request, deps);
   if (deps.registry.size < 3) throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least 3 connected sites, have ${deps.registry.size}`);
-  let quant;
+  let quant: QuantConfig;
   try {
     quant = quantFor({ clip, maxExamples: 1, ...(request.scaleBits !== undefined ? { scaleBits: request.scaleBits } : {}) }, deps.registry.size);
   } catch (e) {
@@ -139,14 +153,46 @@ export async function runStatisticsRound(deps: StatisticsDeps, request: Statisti
   // One session id for the layout exchange (statsIns) and the masked run that follows it.
   const sessionId = newSessionId('stats');
   const { layout, sites } = await agreeOnLayout(deps, request, sessionId, model, failures);
+  const run = { deps, request, model, quant, failures };
+  if (!request.scaled) return maskedSum(run, { sessionId, siteIds: sites, layout, stage: {} });
+  // Scaled: first the exponent bound of every named vector, then the values times 2^-bound (statistic-range.ts).
+  const rangeLayout = packLayout(Object.fromEntries(layout.entries.map((e) => [e.name, RANGE_BUCKETS])));
+  const range = await maskedSum(run, { sessionId: `${sessionId}.range`, siteIds: sites, layout: rangeLayout, stage: { range: true, computedIn: sessionId } });
+  let exponents: Record<string, number>;
+  try {
+    exponents = exponentsFromRangeSums(range.sums);
+  } catch (e) {
+    throw new StatisticsRoundError('aborted', (e as Error).message, failures);
+  }
+  const exps = layout.entries.map((e) => exponents[e.name]);
+  deps.logger.info({ code: 'statistics_scaled', name: request.name, minExponent: Math.min(...exps), maxExponent: Math.max(...exps) }, 'statistics scaled by their summed exponent bounds');
+  const values = await maskedSum(run, { sessionId, siteIds: range.included, layout, stage: { exponents: exps } });
+  return { sums: scaleByExponents(values.sums, exponents, 1), included: values.included };
+}
+
+interface StatisticsRun {
+  deps: StatisticsDeps;
+  request: StatisticsRequest;
+  model: { round: number } & EncodedModel;
+  quant: QuantConfig;
+  /** Sites left out so far, with their reasons (every stage adds to it). */
+  failures: { siteId: string; reason: string }[];
+}
+
+/** Step 2: one masked sum over `siteIds` (`stage` marks a range or scaled stage of a scaled round). */
+async function maskedSum(
+  run: StatisticsRun,
+  m: { sessionId: string; siteIds: readonly string[]; layout: PackLayout; stage: { range?: true; computedIn?: string; exponents?: number[] } },
+): Promise<StatisticsResult> {
+  const { deps, request, model, failures } = run;
   let prepared: PreparedSecAgg;
   try {
     const threshold = request.threshold ?? deps.secure?.threshold;
     prepared = prepareSecAgg({
-      sessionId,
-      siteIds: sites,
-      vectorLength: layout.totalLength,
-      quant,
+      sessionId: m.sessionId,
+      siteIds: [...m.siteIds],
+      vectorLength: m.layout.totalLength,
+      quant: run.quant,
       enrollment: deps.enrollment,
       ...(threshold !== undefined ? { threshold } : {}),
       ...(deps.secure?.degree !== undefined ? { degree: deps.secure.degree } : {}),
@@ -154,18 +200,6 @@ export async function runStatisticsRound(deps: StatisticsDeps, request: Statisti
   } catch (e) {
     throw new StatisticsRoundError('bad-request', (e as Error).message, failures);
   }
-  return maskedSum(deps, request, model, prepared, layout, failures);
-}
-
-/** Step 2: the masked sum over the sites that agreed on the layout. */
-async function maskedSum(
-  deps: StatisticsDeps,
-  request: StatisticsRequest,
-  model: { round: number } & EncodedModel,
-  prepared: PreparedSecAgg,
-  layout: PackLayout,
-  failures: { siteId: string; reason: string }[],
-): Promise<StatisticsResult> {
   const outcome = await driveSecAgg({
     ...deps,
     purpose: 'statistics',
@@ -178,11 +212,11 @@ async function maskedSum(
       round: model.round,
       enrolled: prepared.enrolledB64,
       modelId: model.id,
-      statistics: { name: request.name, entries: layout.entries.map((e) => ({ name: e.name, length: e.length })) },
+      statistics: { name: request.name, entries: m.layout.entries.map((e) => ({ name: e.name, length: e.length })), ...m.stage },
     }),
     ...(deps.hooks ? { hooks: deps.hooks } : {}),
   });
-  const all = [...failures, ...outcome.failures.map((f: DriveFailure) => ({ siteId: f.siteId, reason: `${f.stage}: ${f.reason}` }))];
-  if (!outcome.result) throw new StatisticsRoundError('aborted', outcome.error?.message ?? 'secure aggregation aborted', all);
-  return { sums: unpackVectors(outcome.result.sum, layout), included: [...outcome.result.included] };
+  failures.push(...outcome.failures.map((f: DriveFailure) => ({ siteId: f.siteId, reason: `${f.stage}: ${f.reason}` })));
+  if (!outcome.result) throw new StatisticsRoundError('aborted', outcome.error?.message ?? 'secure aggregation aborted', failures);
+  return { sums: unpackVectors(outcome.result.sum, m.layout), included: [...outcome.result.included] };
 }

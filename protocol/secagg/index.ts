@@ -76,6 +76,16 @@ export {
 } from './wire-json.ts';
 export { packVectors, unpackVectors, packLayout, sameLayout, type PackLayout, type PackEntry } from './pack.ts';
 export {
+  RANGE_MIN_EXP,
+  RANGE_MAX_EXP,
+  RANGE_BUCKETS,
+  exponentBound,
+  rangeVectors,
+  exponentsFromRangeSums,
+  checkExponent,
+  scaleByExponents,
+} from './statistic-range.ts';
+export {
   SECAGG_VERSION,
   SECAGG_STAGES,
   stageOf,

@@ -28,6 +28,8 @@ import {
   isSecAggError,
   packLayout,
   packVectors,
+  rangeVectors,
+  scaleByExponents,
   replyToWire,
   sameLayout,
   SecAggError,
@@ -133,9 +135,10 @@ async function trustedEnrolled(ctx: SecAggSiteContext, listed: Record<string, st
 
 function startWork(ctx: SecAggSiteContext, sessionId: string, setup: SecAggSetupContext): Promise<Work> {
   if (setup.purpose === 'statistics') {
-    const cached = ctx.secagg.statistics.get(sessionId);
+    const computedIn = setup.statistics?.computedIn ?? sessionId;
+    const cached = ctx.secagg.statistics.get(computedIn);
     if (!cached || !setup.statistics || cached.name !== setup.statistics.name) {
-      return Promise.reject(new SecAggError('wrong-stage', `no "${setup.statistics?.name}" statistics were computed for ${sessionId}`));
+      return Promise.reject(new SecAggError('wrong-stage', `no "${setup.statistics?.name}" statistics were computed for ${computedIn}`));
     }
     return Promise.resolve({ kind: 'statistics', values: cached.values });
   }
@@ -198,11 +201,19 @@ function distributedDpVector(
   return { vector: c.vector, numExamples, metrics: { ...metrics, ...privacy } };
 }
 
-/** The statistics vector, refused (never clipped) when a value lies outside the clip range. */
+/**
+ * The statistics vector, refused (never clipped) when a value lies outside the clip range. A range stage sends the
+ * one-hot exponent bounds of the values instead; a scaled stage sends each named vector times 2^-exponent
+ * (protocol/secagg/statistic-range.ts).
+ */
 function statisticsVector(entry: Entry, values: Record<string, Float32Array>): Float32Array {
+  const st = entry.setup.statistics!;
   const lengths: Record<string, number> = {};
-  for (const e of entry.setup.statistics!.entries) lengths[e.name] = e.length;
-  const { vector, layout } = packVectors(values);
+  for (const e of st.entries) lengths[e.name] = e.length;
+  let sent = values;
+  if (st.range) sent = rangeVectors(values);
+  else if (st.exponents) sent = scaleByExponents(values, Object.fromEntries(st.entries.map((e, i) => [e.name, st.exponents![i]])), -1);
+  const { vector, layout } = packVectors(sent);
   if (!sameLayout(layout, packLayout(lengths))) throw new SecAggError('bad-input', 'statistics layout differs from the one the round was set up with');
   for (let i = 0; i < vector.length; i++) {
     if (!(Math.abs(vector[i]) <= entry.clip)) {
