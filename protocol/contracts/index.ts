@@ -25,6 +25,7 @@ export {
   convWeightName,
   decoderBlock,
   encoderBlock,
+  groupNormLayerName,
   headDimensions,
   isBatchNormTensor,
   tensorRole,

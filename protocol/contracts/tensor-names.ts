@@ -5,11 +5,15 @@
  *   `<block>.conv<i>.w`                 3x3 convolution ([3, 3, in, out]); blocks `enc<l>`, `bottleneck`, `dec<l>`
  *   `<block>.bn<i>.gamma|beta`          batch-norm affine parameters ([C])
  *   `<block>.bn<i>.mean|var`            batch-norm running statistics ([C])
+ *   `<block>.gn<i>.gamma|beta`          group-norm affine parameters ([C]) of the GroupNorm U-Net (DP-SGD); no statistics
  *   `up<l>.w`, `up<l>.b`                2x2 transposed convolution and its bias
  *   `head.w`, `head.b`                  the 1x1 classifier ([1, 1, latent, classes]) and its bias
  */
 
-/** What a tensor is, so that FedBN, TENT and OSUDA can select by role. */
+/**
+ * What a tensor is, so that FedBN, TENT and OSUDA can select by role. `bn-affine` is the affine part of any
+ * normalisation layer (batch norm, or group norm in the GroupNorm U-Net); `bn-stat` exists for batch norm only.
+ */
 export type TensorRole = 'conv' | 'bn-affine' | 'bn-stat' | 'head';
 
 export const BN_AFFINE_PARTS = ['gamma', 'beta'] as const;
@@ -30,6 +34,15 @@ export function batchNormLayerName(block: string, i: number): string {
 
 export function batchNormTensorName(layer: string, part: BatchNormPart): string {
   return `${layer}.${part}`;
+}
+
+/**
+ * The group-norm layer that follows convolution `i` of a block in the GroupNorm U-Net (the variant for DP-SGD:
+ * group norm normalises each example on its own, Wu & He, ECCV 2018). Its tensors are `<layer>.gamma|beta`
+ * (batchNormTensorName with an affine part); there are no running statistics.
+ */
+export function groupNormLayerName(block: string, i: number): string {
+  return `${block}.gn${i}`;
 }
 
 export function upConvWeightName(level: number): string {
@@ -53,9 +66,9 @@ export const BOTTLENECK_BLOCK = 'bottleneck';
 /** The first convolution: the one that sees the input image (input-polarity checks negate it). */
 export const FIRST_CONV = convWeightName(encoderBlock(1), 1);
 
-/** A normalisation layer segment: `bn`, `bn1`, ... or any `...norm...` (group/instance norm of other models). */
+/** A normalisation layer segment: `bn`, `bn1`, `gn1`, ... or any `...norm...` (group/instance norm of other models). */
 function isNormSegment(seg: string): boolean {
-  return /^bn\d*$/.test(seg) || /norm/i.test(seg);
+  return /^[bg]n\d*$/.test(seg) || /norm/i.test(seg);
 }
 
 /** The role of a tensor, from its name alone. */

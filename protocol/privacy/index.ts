@@ -60,3 +60,13 @@ export {
   type DistributedDpFitConfig,
   type DpFitContribution,
 } from './dp-fit-contribution.ts';
+export {
+  DP_SGD_METRIC,
+  dpSgdConfigSchema,
+  dpSgdSampling,
+  planDpSgd,
+  type DpSgdConfig,
+  type DpSgdPlan,
+  type DpSgdRunShape,
+} from './dp-sgd-plan.ts';
+export { DpGradientAccumulator, poissonSample } from './dp-sgd-step.ts';

@@ -1,6 +1,7 @@
 export { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
 export { ModelError, type ModelErrorCode } from './model-error.ts';
-export { UNetConfigSchema, parseUNetConfig, channelsAt, type UNetConfig } from './unet-config.ts';
+export { UNetConfigSchema, parseUNetConfig, channelsAt, normalizationOf, type Normalization, type UNetConfig } from './unet-config.ts';
+export { GROUP_NORM_MAX_GROUPS, groupNormApply, groupNormGroups } from './group-norm.ts';
 export { buildLayout, type ParameterKind, type ParamSpec, type UNetLayout } from './unet-params.ts';
 export {
   createUNet,

@@ -2,7 +2,7 @@
  * A site that joins a federation learns the architecture from the global model it receives: the U-Net's
  * stable parameter names and shapes determine its config, so sites need no separate model file.
  */
-import { FIRST_CONV, HEAD_WEIGHT, convWeightName, encoderBlock } from '../../protocol/contracts/index.ts';
+import { FIRST_CONV, HEAD_WEIGHT, batchNormTensorName, convWeightName, encoderBlock, groupNormLayerName } from '../../protocol/contracts/index.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { ModelError } from './model-error.ts';
 import { parseUNetConfig, type UNetConfig } from './unet-config.ts';
@@ -16,10 +16,13 @@ export function inferUNetConfig(ws: WeightSet): UNetConfig {
   }
   let depth = 0;
   while (byName.has(convWeightName(encoderBlock(depth + 1), 1))) depth++;
+  // The GroupNorm U-Net names its normalisation layers `gn<i>`; its groups follow from the channel counts.
+  const group = byName.has(batchNormTensorName(groupNormLayerName(encoderBlock(1), 1), 'gamma'));
   return parseUNetConfig({
     inChannels: first.shape[2],
     numClasses: head.shape[3],
     baseChannels: first.shape[3],
     depth,
+    ...(group ? { normalization: 'group' } : {}),
   });
 }

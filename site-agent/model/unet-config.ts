@@ -11,6 +11,11 @@ export const UNetConfigSchema = z
     numClasses: z.number().int().min(2).max(255),
     baseChannels: z.number().int().min(1).max(512),
     depth: z.number().int().min(1).max(6),
+    /**
+     * 'batch' (default): batch norm after every 3x3 conv. 'group': group norm instead (groupNormGroups channels
+     * rule, no running statistics), the variant DP-SGD needs because batch norm mixes the examples of a batch.
+     */
+    normalization: z.enum(['batch', 'group']).optional(),
     /** Optional fixed input size [height, width]; when set, forward() rejects other sizes. */
     inputSize: z.tuple([z.number().int().min(1), z.number().int().min(1)]).optional(),
   })
@@ -39,6 +44,13 @@ export function parseUNetConfig(raw: unknown): UNetConfig {
     throw new ModelError('INVALID_CONFIG', `invalid U-Net config at ${where}: ${issue.message}`);
   }
   return r.data;
+}
+
+export type Normalization = NonNullable<UNetConfig['normalization']>;
+
+/** The config's normalisation layer kind ('batch' when unset). */
+export function normalizationOf(config: UNetConfig): Normalization {
+  return config.normalization ?? 'batch';
 }
 
 /** Channels at encoder level `level` (1-based); level depth+1 is the bottleneck. */

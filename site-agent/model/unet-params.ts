@@ -8,11 +8,12 @@ import {
   convWeightName,
   decoderBlock,
   encoderBlock,
+  groupNormLayerName,
   upConvBiasName,
   upConvWeightName,
   type TensorRole,
 } from '../../protocol/contracts/index.ts';
-import { channelsAt, type UNetConfig } from './unet-config.ts';
+import { channelsAt, normalizationOf, type UNetConfig } from './unet-config.ts';
 
 /** What a parameter is, so that FedBN / TENT / OSUDA can select by role: the tensor-name contract's roles. */
 export type ParameterKind = TensorRole;
@@ -29,10 +30,13 @@ export interface ParamSpec {
   readonly fanIn: number;
 }
 
-/** The full, ordered parameter list of a U-Net, and its BN layer prefixes in forward order. */
+/** The full, ordered parameter list of a U-Net, and its normalisation layer prefixes in forward order. */
 export interface UNetLayout {
   readonly specs: readonly ParamSpec[];
+  /** Batch-norm layers (empty for the GroupNorm U-Net). */
   readonly bnLayers: readonly string[];
+  /** Group-norm layers (empty for the batch-norm U-Net). */
+  readonly gnLayers: readonly string[];
 }
 
 /**
@@ -43,12 +47,22 @@ export interface UNetLayout {
 export function buildLayout(config: UNetConfig): UNetLayout {
   const specs: ParamSpec[] = [];
   const bnLayers: string[] = [];
+  const gnLayers: string[] = [];
+  const group = normalizationOf(config) === 'group';
   const doubleConv = (prefix: string, cin: number, cout: number): void => {
     for (const [i, inCh] of [
       [1, cin],
       [2, cout],
     ] as const) {
       specs.push({ name: convWeightName(prefix, i), shape: [3, 3, inCh, cout], kind: 'conv', init: 'he', fanIn: 9 * inCh });
+      if (group) {
+        // Group norm: the same affine parameters as batch norm, no running statistics.
+        const gn = groupNormLayerName(prefix, i);
+        gnLayers.push(gn);
+        specs.push({ name: batchNormTensorName(gn, 'gamma'), shape: [cout], kind: 'bn-affine', init: 'ones', fanIn: 1 });
+        specs.push({ name: batchNormTensorName(gn, 'beta'), shape: [cout], kind: 'bn-affine', init: 'zeros', fanIn: 1 });
+        continue;
+      }
       const bn = batchNormLayerName(prefix, i);
       bnLayers.push(bn);
       specs.push({ name: batchNormTensorName(bn, 'gamma'), shape: [cout], kind: 'bn-affine', init: 'ones', fanIn: 1 });
@@ -74,7 +88,7 @@ export function buildLayout(config: UNetConfig): UNetLayout {
   // No ReLU follows the classifier, so LeCun (variance 1/fan_in) rather than He scaling.
   specs.push({ name: HEAD_WEIGHT, shape: [1, 1, c1, numClasses], kind: 'head', init: 'lecun', fanIn: c1 });
   specs.push({ name: HEAD_BIAS, shape: [numClasses], kind: 'head', init: 'zeros', fanIn: 1 });
-  return { specs, bnLayers };
+  return { specs, bnLayers, gnLayers };
 }
 
 /**

@@ -8,14 +8,16 @@ import {
   convWeightName,
   decoderBlock,
   encoderBlock,
+  groupNormLayerName,
   upConvBiasName,
   upConvWeightName,
 } from '../../protocol/contracts/index.ts';
 import { sizeOfShape, type NamedTensor, type WeightSet } from '../../protocol/named-tensor.ts';
 import { batchNormTrain } from '../engine/batch-norm-train.ts';
 import { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
+import { groupNormApply, groupNormGroups } from './group-norm.ts';
 import { ModelError } from './model-error.ts';
-import { channelsAt, parseUNetConfig, type UNetConfig } from './unet-config.ts';
+import { channelsAt, normalizationOf, parseUNetConfig, type UNetConfig } from './unet-config.ts';
 import { buildLayout, initialValues, type ParameterKind, type ParamSpec } from './unet-params.ts';
 
 /** Per-BN-layer moments of the layer's input over (N, H, W): the biased (population) variance. */
@@ -25,7 +27,10 @@ export interface BatchNormStats {
 }
 
 export interface ForwardOptions {
-  /** 'running': normalise with running statistics (inference). 'batch': with this batch's moments (training, TENT). */
+  /**
+   * 'running': normalise with running statistics (inference). 'batch': with this batch's moments (training, TENT).
+   * The GroupNorm U-Net normalises every example by its own moments in both modes (there is nothing to choose).
+   */
   readonly bn: 'running' | 'batch';
   /**
    * Whether to return the per-layer batch moments. Default true. In 'running' mode they cost one extra
@@ -39,7 +44,7 @@ export interface ForwardResult {
   readonly logits: tf.Tensor4D;
   /** [N, H, W, baseChannels]: the feature map right before the 1x1 classifier. */
   readonly latent: tf.Tensor4D;
-  /** Keyed by BN layer prefix (e.g. `enc1.bn1`); empty when collectStats is false. */
+  /** Keyed by BN layer prefix (e.g. `enc1.bn1`); empty when collectStats is false, and for the GroupNorm U-Net. */
   readonly batchStats: Map<string, BatchNormStats>;
 }
 
@@ -55,8 +60,10 @@ export interface UNet {
   readonly trainable: Map<string, tf.Variable>;
   /** BN running mean/var (`<layer>.mean`, `<layer>.var`), not trainable. */
   readonly bnStats: Map<string, tf.Variable>;
-  /** BN layer prefixes in forward order, e.g. `enc1.bn1`. */
+  /** BN layer prefixes in forward order, e.g. `enc1.bn1` (none in the GroupNorm U-Net). */
   readonly bnLayers: readonly string[];
+  /** Group-norm layer prefixes in forward order, e.g. `enc1.gn1` (GroupNorm U-Net only). */
+  readonly gnLayers: readonly string[];
   /** All parameter names in the fixed wire order (trainable and BN statistics interleaved by layer). */
   readonly paramNames: readonly string[];
   /** Number of trainable scalars (BN running statistics excluded). */
@@ -74,7 +81,8 @@ export interface UNet {
 let modelCounter = 0;
 
 /**
- * Builds a U-Net (Ronneberger et al., MICCAI 2015) with BN after every 3x3 conv, seeded He initialisation.
+ * Builds a U-Net (Ronneberger et al., MICCAI 2015) with BN (or, with `normalization: 'group'`, group norm) after
+ * every 3x3 conv, seeded He initialisation.
  * @example
  * const unet = createUNet({ inChannels: 1, numClasses: 4, baseChannels: 16, depth: 2 }, 42);
  * const { logits } = unet.forward(x, { bn: 'running' });
@@ -90,6 +98,7 @@ class FunctionalUNet implements UNet {
   readonly trainable = new Map<string, tf.Variable>();
   readonly bnStats = new Map<string, tf.Variable>();
   readonly bnLayers: readonly string[];
+  readonly gnLayers: readonly string[];
   readonly paramNames: readonly string[];
   readonly numParams: number;
   private readonly specs = new Map<string, ParamSpec>();
@@ -99,6 +108,7 @@ class FunctionalUNet implements UNet {
     this.config = config;
     const layout = buildLayout(config);
     this.bnLayers = layout.bnLayers;
+    this.gnLayers = layout.gnLayers;
     this.paramNames = layout.specs.map((s) => s.name);
     const values = initialValues(layout.specs, seed);
     const prefix = `fedsfda_unet${++modelCounter}/`;
@@ -124,13 +134,14 @@ class FunctionalUNet implements UNet {
       throw new ModelError('INVALID_INPUT', `forward: opts.bn must be 'running' or 'batch', got ${String(opts.bn)}`);
     }
     const collect = opts.collectStats ?? true;
+    const group = normalizationOf(this.config) === 'group';
     const out = tf.tidy(() => {
       const stats: tf.Tensor1D[] = [];
       const statNames: string[] = [];
       const block = (h: tf.Tensor4D, prefix: string): tf.Tensor4D => {
         for (const i of [1, 2]) {
           h = tf.conv2d(h, this.p(convWeightName(prefix, i)) as tf.Tensor4D, 1, 'same');
-          h = this.batchNorm(h, batchNormLayerName(prefix, i), opts.bn, collect, stats, statNames);
+          h = group ? this.groupNorm(h, groupNormLayerName(prefix, i)) : this.batchNorm(h, batchNormLayerName(prefix, i), opts.bn, collect, stats, statNames);
           h = tf.relu(h);
         }
         return h;
@@ -159,6 +170,13 @@ class FunctionalUNet implements UNet {
       batchStats.set(out.statNames[i], { mean: out.stats[2 * i], variance: out.stats[2 * i + 1] });
     }
     return { logits: out.logits, latent: out.latent, batchStats };
+  }
+
+  /** One group-norm layer (groups by groupNormGroups): each example normalised by its own group moments. */
+  private groupNorm(x: tf.Tensor4D, layer: string): tf.Tensor4D {
+    const gamma = this.p(batchNormTensorName(layer, 'gamma')) as tf.Tensor1D;
+    const beta = this.p(batchNormTensorName(layer, 'beta')) as tf.Tensor1D;
+    return groupNormApply(x, gamma, beta, groupNormGroups(x.shape[3]));
   }
 
   /** One BN layer in the requested mode; records the layer input's batch moments when asked. */

@@ -11,6 +11,8 @@ export {
 export { createOptimizer, type OptimizerConfig, type TrainOptimizer } from './optimizer.ts';
 export { makeBatch, checkDataset, checkImages } from './batches.ts';
 export { trainLocal, type TrainConfig, type TrainResult } from './train-local.ts';
+export { trainLocalDpSgd, type DpSgdTrainConfig, type DpSgdTrainResult } from './dp-sgd.ts';
+export { DpSgdSession } from './dp-sgd-session.ts';
 export { predict, predictProbs } from './predict.ts';
 export { evaluateDice, type DiceSummary } from './evaluate-dice.ts';
 export { profileTrainStep, type ProfileOptions, type ProfileResult, type KernelUse } from './profile-train-step.ts';

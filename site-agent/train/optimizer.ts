@@ -15,6 +15,8 @@ export interface TrainOptimizer {
   readonly config: OptimizerConfig;
   /** Computes d f / d vars, applies one update, disposes everything but the variables; returns f's value. */
   step(f: () => tf.Scalar, vars: readonly tf.Variable[]): number;
+  /** Applies gradients computed elsewhere (keyed by variable name; DP-SGD's noised mean), plus weight decay; disposes them. */
+  apply(grads: Record<string, tf.Tensor>, vars: readonly tf.Variable[]): void;
   dispose(): void;
 }
 
@@ -42,26 +44,33 @@ export function createOptimizer(config: OptimizerConfig): TrainOptimizer {
       throw new TrainError('INVALID_CONFIG', `unknown optimizer '${String(never)}' (expected sgd or adam)`);
     }
   }
+  const apply = (grads: Record<string, tf.Tensor>, vars: readonly tf.Variable[]): void => {
+    try {
+      if (wd > 0) {
+        for (const v of vars) {
+          const g = grads[v.name];
+          if (g === undefined) continue;
+          grads[v.name] = tf.tidy(() => tf.add(g, tf.mul(v, wd)));
+          g.dispose();
+        }
+      }
+      inner.applyGradients(grads);
+    } finally {
+      for (const g of Object.values(grads)) g.dispose();
+    }
+  };
   return {
     config: { kind, lr, momentum, weightDecay: wd },
     step(f, vars) {
       const { value, grads } = tf.variableGrads(f, [...vars]);
       try {
-        if (wd > 0) {
-          for (const v of vars) {
-            const g = grads[v.name];
-            if (g === undefined) continue;
-            grads[v.name] = tf.tidy(() => tf.add(g, tf.mul(v, wd)));
-            g.dispose();
-          }
-        }
-        inner.applyGradients(grads);
+        apply(grads, vars);
         return value.dataSync()[0];
       } finally {
         value.dispose();
-        for (const g of Object.values(grads)) g.dispose();
       }
     },
+    apply,
     dispose() {
       inner.dispose();
       // tfjs-core 4.22's MomentumOptimizer.dispose() forgets the -lr scalar `c` that its SGD base class keeps.

@@ -10,7 +10,7 @@ import { computeSourceStats } from '../adapt/source-stats.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
 import { createUNet, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
-import { trainLocal, type TrainConfig } from '../train/index.ts';
+import { DpSgdSession, trainLocal, type TrainConfig, type TrainResult } from '../train/index.ts';
 import { inferUNetConfig } from '../model/infer-config.ts';
 
 export interface UNetTrainerOptions {
@@ -30,6 +30,11 @@ export interface UNetTrainerOptions {
   readonly keepBatchNormLocal?: boolean;
   /** Called after every local step (progress reporting). */
   readonly onStep?: (round: number, step: number, loss: number) => void;
+  /**
+   * Sample-level DP-SGD for every fit (site-agent/train/dp-sgd-session.ts; needs the GroupNorm U-Net). Its
+   * accounting rides along the fit metrics (DP_SGD_METRIC) and so reaches the site's audit log.
+   */
+  readonly dpSgd?: DpSgdSession;
 }
 
 export interface FitRequest {
@@ -105,16 +110,23 @@ export class UNetTrainer {
   async fit(global: WeightSet, req: FitRequest): Promise<FitOutcome> {
     if (req.keepLocalBatchNorm === true) this.keepBatchNormLocal = true;
     this.load(global);
-    const result = await trainLocal(this.unet, this.opts.train, {
+    const common = {
       epochs: Math.max(1, req.localEpochs),
-      batchSize: this.opts.batchSize,
       optimizer: this.opts.optimizer,
       lr: req.lr,
       loss: this.opts.loss,
-      seed: this.opts.seed * 1000 + req.round,
       ...(req.proximalMu ? { proximalMu: req.proximalMu, globalWeights: global } : {}),
-      onStep: (step, loss) => this.opts.onStep?.(req.round, step, loss),
-    });
+      onStep: (step: number, loss: number) => this.opts.onStep?.(req.round, step, loss),
+    };
+    let result: TrainResult;
+    let privacy: Record<string, number> = {};
+    if (this.opts.dpSgd) {
+      const r = await this.opts.dpSgd.train(this.unet, this.opts.train, common);
+      result = r;
+      privacy = r.metrics;
+    } else {
+      result = await trainLocal(this.unet, this.opts.train, { ...common, batchSize: this.opts.batchSize, seed: this.opts.seed * 1000 + req.round });
+    }
     this.hasLocalBatchNorm = true;
     let weights: NamedTensor[] = this.unet.getWeights();
     if (this.keepBatchNormLocal) {
@@ -123,7 +135,7 @@ export class UNetTrainer {
       const globalByName = new Map(global.map((t) => [t.name, t]));
       weights = weights.map((t) => (this.isBatchNorm(t.name) ? (globalByName.get(t.name) ?? t) : t));
     }
-    const metrics: Record<string, number> = { [FIT_METRIC.trainLoss]: result.meanLoss, [FIT_METRIC.steps]: result.steps };
+    const metrics: Record<string, number> = { [FIT_METRIC.trainLoss]: result.meanLoss, [FIT_METRIC.steps]: result.steps, ...privacy };
     // FedAvg weights a site by its number of training examples (McMahan et al. 2017, Algorithm 1), not by epochs.
     return { weights, numExamples: this.opts.train.n, metrics };
   }
