@@ -287,8 +287,9 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
       const maskedId = `masked-${m.sessionId}-${toHex(nacl.randomBytes(4))}`;
       send({ ok: true, message: json, maskedId });
       await ch.sendBlob(maskedId, masked);
+      // A scaled statistics round masks twice: the exponent bounds (audited as `<name>:range`), then the values.
       const { round, purpose, statistics } = entry.setup;
-      ctx.onMasked({ round, purpose, ...(statistics ? { name: statistics.name } : {}), numExamples: produced?.numExamples ?? 0, metrics: produced?.metrics ?? {}, maskedBytes: masked.length });
+      ctx.onMasked({ round, purpose, ...(statistics ? { name: statistics.range ? `${statistics.name}:range` : statistics.name } : {}), numExamples: produced?.numExamples ?? 0, metrics: produced?.metrics ?? {}, maskedBytes: masked.length });
     } else {
       send({ ok: true, message: json });
     }
