@@ -117,8 +117,26 @@ export function registerSimulateCommands(program: Command): void {
           console.log(`wrote ${resolve(opts.out, 'summary.json')} (${(result.wallMs / 1000).toFixed(1)} s)`);
           break;
         }
+        case 'sfda-suite': {
+          const { initEngine } = await import('../site-agent/engine/index.ts');
+          const { runSfdaSuiteFile } = await import('./sfda/index.ts');
+          const info = await initEngine();
+          console.log(`fedsfda simulate: source-free adaptation shift suite on backend ${info.backend} -> ${resolve(opts.out)}`);
+          const result = await runSfdaSuiteFile(opts.config, opts.out, (line) => console.log(line));
+          console.log(`wrote ${resolve(opts.out, 'summary.json')} (${(result.wallMs / 1000).toFixed(1)} s)`);
+          break;
+        }
+        case 'sfda-multi-target': {
+          const { initEngine } = await import('../site-agent/engine/index.ts');
+          const { runMultiTargetFile } = await import('./sfda/index.ts');
+          const info = await initEngine();
+          console.log(`fedsfda simulate: federated source-free adaptation of several target sites on backend ${info.backend} -> ${resolve(opts.out)}`);
+          const result = await runMultiTargetFile(opts.config, opts.out, (line) => console.log(line));
+          console.log(`wrote ${resolve(opts.out, 'summary.json')} (${(result.wallMs / 1000).toFixed(1)} s)`);
+          break;
+        }
         default:
-          throw new ScenarioError(opts.config, `unknown kind "${kind}" (expected "federated" or "sfda-benchmark")`);
+          throw new ScenarioError(opts.config, `unknown kind "${kind}" (expected "federated", "sfda-benchmark", "sfda-suite" or "sfda-multi-target")`);
       }
     });
 }

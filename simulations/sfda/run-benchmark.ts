@@ -1,23 +1,20 @@
 /**
- * The source-free adaptation benchmark: federated training on labelled source sites (in-process FedAvg), pooled
+ * The source-free adaptation benchmark: federated training on labelled source sites (in-process rounds aggregated by the coordinator's FedAvg strategy), pooled
  * source statistics, then each method adapts the federated model on an unlabelled target site with a strong scanner
  * shift; every method is scored on separate labelled target test cases (3D per volume: Dice, ASSD in mm), over
  * several seeds. `source-only` is the unadapted federated model; `target-supervised` the same network trained with
  * the target's labels (the upper bound).
  *   npx tsx simulations/sfda/run-benchmark.ts --config simulations/scenarios/sfda-benchmark.json [--out DIR]
  */
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { adapt, computeSourceStats, evaluateSegmentation, poolSourceStats, toUnlabeled, type AdaptMethod, type AdaptOptions } from '../../site-agent/adapt/index.ts';
+import { adapt, applyCurve, computeSourceStats, evaluateSegmentation, poolSourceStats, toUnlabeled, type AdaptMethod, type AdaptOptions, type IntensityCurve } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/train/index.ts';
-import { buildMricronDatasets } from '../mricron/index.ts';
-import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
-import { generateSiteData } from '../phantoms/index.ts';
+import { benchmarkSiteData } from './benchmark-site.ts';
 import { parseSfdaBenchmarkConfig, type SfdaBenchmarkConfig } from './benchmark-config.ts';
-import { runFedAvg } from './fedavg.ts';
+import { trainFederatedSource } from './federated-source.ts';
 
 export const BENCHMARK_METHODS = ['source-only', 'adabn', 'tent', 'osuda', 'gmm-swd', 'target-supervised'] as const;
 export type BenchmarkMethod = (typeof BENCHMARK_METHODS)[number];
@@ -62,21 +59,8 @@ function meanStd(v: number[]): { mean: number; std: number } {
 }
 
 /** One benchmark site's slices: phantoms, or mricron anatomy read back through the dataset loader (also tune-adapt.ts). */
-export async function benchmarkSite(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmarkConfig['data']['target']['shift'], numCases: number, tag: string): Promise<SliceDataset> {
-  const d = cfg.data;
-  if (d.anatomy === 'mricron') {
-    // Real anatomy: a one-site Decathlon folder built from the templates, read back through the dataset loader
-    // exactly as a hospital's folder would be.
-    const dir = await mkdtemp(join(tmpdir(), `fedsfda-sfda-${tag}-`));
-    try {
-      await buildMricronDatasets({ out: dir, sites: 1, casesPerSite: numCases, slabSlices: d.slicesPerCase, scanners: [shift], seed, labels: 'aal4' });
-      const { dataset } = await loadSiteDataset(join(dir, 'site-1'), { size: d.size, numClasses: d.numClasses, normalization: { kind: 'zscore', mask: 'nonzero' }, seed });
-      return { ...dataset, caseIds: dataset.caseIds.map((id) => `${tag}-${id}`) };
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-    }
-  }
-  return generateSiteData({ seed, numCases, slicesPerCase: d.slicesPerCase, size: d.size, numClasses: d.numClasses, shift, caseIdPrefix: `${tag}-` });
+export function benchmarkSite(cfg: SfdaBenchmarkConfig, seed: number, shift: SfdaBenchmarkConfig['data']['target']['shift'], numCases: number, tag: string): Promise<SliceDataset> {
+  return benchmarkSiteData(cfg.data, seed, shift, numCases, tag);
 }
 
 async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) => void): Promise<Record<BenchmarkMethod, MethodRun>> {
@@ -86,15 +70,16 @@ async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) 
   const targetTest = await benchmarkSite(cfg, seed * 100 + 51, d.target.shift, d.target.testCases, 'tgt-test');
   const modelCfg = { inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth };
   const testImages = toUnlabeled(targetTest);
-  const score = (u: ReturnType<typeof createUNet>): { dice: number; assd: number; infiniteCount: number } => {
-    const ev = evaluateSegmentation(u, testImages, targetTest.labels, targetTest.sliceThickness);
+  // A fitted input curve (report.inputCurve) is part of the adapted model: the test images go through it too.
+  const score = (u: ReturnType<typeof createUNet>, curve?: IntensityCurve): { dice: number; assd: number; infiniteCount: number } => {
+    const ev = evaluateSegmentation(u, curve ? applyCurve(curve, testImages) : testImages, targetTest.labels, targetTest.sliceThickness);
     return { dice: ev.summary.mean.dice.mean, assd: ev.summary.mean.assd.mean, infiniteCount: ev.summary.infiniteCount };
   };
   const out = {} as Record<BenchmarkMethod, MethodRun>;
   const unet = createUNet(modelCfg, seed);
   try {
     let t0 = performance.now();
-    await runFedAvg(unet, sources, {
+    await trainFederatedSource(unet, sources, {
       ...cfg.federated,
       seed,
       onRound: (r, loss) => log(`seed ${seed}: FedAvg round ${r}/${cfg.federated.rounds} mean local loss ${loss.toFixed(4)}`),
@@ -108,7 +93,7 @@ async function runSeed(cfg: SfdaBenchmarkConfig, seed: number, log: (m: string) 
       t0 = performance.now();
       const opts = { ...cfg.adapt.common, ...(cfg.adapt.methods[method] ?? {}), batchSize: cfg.adapt.batchSize, seed } as AdaptOptions;
       const report = adapt(method, unet, toUnlabeled(targetAdapt), stats, opts);
-      out[method] = { seed, ...score(unet), wallMs: performance.now() - t0, notes: report.notes };
+      out[method] = { seed, ...score(unet, report.inputCurve), wallMs: performance.now() - t0, notes: report.notes };
       log(`seed ${seed}: ${method} Dice ${out[method].dice.toFixed(3)} (${report.steps} steps, ${(out[method].wallMs / 1000).toFixed(1)} s)`);
     }
   } finally {

@@ -16,7 +16,7 @@ import { adapt, computeSourceStats, evaluateSegmentation, isAdaptMethod, poolSou
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { parseSfdaBenchmarkConfig } from './benchmark-config.ts';
-import { runFedAvg } from './fedavg.ts';
+import { trainFederatedSource } from './federated-source.ts';
 import { benchmarkSite } from './run-benchmark.ts';
 import { IntensityAugmentSchema } from './intensity-augment.ts';
 
@@ -66,7 +66,7 @@ for (const seed of seeds) {
     const saved = JSON.parse(await readFile(file, 'utf8')) as { name: string; shape: number[]; data: number[] }[];
     unet.setWeights(saved.map((t) => ({ name: t.name, shape: t.shape, data: Float32Array.from(t.data) })));
   } catch {
-    await runFedAvg(unet, sources, { ...cfg.federated, augment, seed });
+    await trainFederatedSource(unet, sources, { ...cfg.federated, augment, seed });
     await writeFile(file, JSON.stringify(unet.getWeights().map((t) => ({ ...t, data: Array.from(t.data) }))));
   }
   const federated: WeightSet = unet.getWeights();
@@ -95,7 +95,7 @@ for (const seed of seeds) {
     for (const v of variants) {
       unet.setWeights(federated);
       const t0 = performance.now();
-      const opts = { ...cfg.adapt.common, ...(cfg.adapt.methods[method] ?? {}), batchSize: cfg.adapt.batchSize, seed, ...v } as AdaptOptions;
+      const opts = { ...cfg.adapt.common, ...((cfg.adapt.methods as Record<string, Record<string, unknown> | undefined>)[method] ?? {}), batchSize: cfg.adapt.batchSize, seed, ...v } as AdaptOptions;
       const rep = adapt(method, unet, toUnlabeled(targetAdapt), stats, opts);
       const dice = score();
       row.push(dice);

@@ -1,4 +1,3 @@
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,7 +74,7 @@ describe('fedsfda source-stats / adapt', () => {
     const scored = JSON.parse(await readFile(join(dir, 'out-e', 'adapt-report.json'), 'utf8'));
     expect(scored.before.summary.numCases).toBe(3);
     expect(scored.after.summary.numCases).toBe(3);
-    expect(scored.report.notes[0]).toMatch(/^input polarity [+-]1 \(mean target entropy after AdaBN \+1: [\d.]+, -1: [\d.]+\)$/);
+    expect(scored.report.notes[0]).toMatch(/^input polarity [+-]1 \(input adapter \(K=2, 0 steps\): kept start [01] \((identity|negation)\); entropy after AdaBN per start \[identity [\d.]+, negation [\d.]+\]\)$/);
   });
 
   it('scores only the target cases the labelled copy holds', async () => {
@@ -88,6 +87,34 @@ describe('fedsfda source-stats / adapt', () => {
     const report = JSON.parse(await readFile(join(dir, 'out-p', 'adapt-report.json'), 'utf8'));
     expect(report.before.perCase.map((c: { caseId: string }) => c.caseId)).toEqual(['t1']);
     expect(report.cases.unscored).toEqual(['t0', 't2']);
+  });
+
+  it('--input-adapter saves the fitted curve next to the model and predicts through it; --labelled runs the few-label mean teacher', async () => {
+    await program().parseAsync(['node', 'x', 'source-stats', '--model', join(dir, 'model'), '--data', join(dir, 'source'), '--out', join(dir, 's2.json')]);
+    await program().parseAsync([
+      'node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn',
+      '--data', join(dir, 'scans'), '--input-adapter', '--out', join(dir, 'out-a'),
+    ]);
+    const report = JSON.parse(await readFile(join(dir, 'out-a', 'adapt-report.json'), 'utf8'));
+    expect(report.report.notes[0]).toMatch(/^input adapter \(K=8, 40 steps\): kept start|^input polarity [+-]1/);
+    if (report.report.inputCurve) {
+      const curve = JSON.parse(await readFile(join(dir, 'out-a', 'model', 'input-curve.json'), 'utf8'));
+      expect(curve).toEqual(report.report.inputCurve);
+      expect(curve.kind).toBe('fedsfda-intensity-curve');
+    }
+    await program().parseAsync([
+      'node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'mean-teacher', '--epochs', '1',
+      '--data', join(dir, 'scans'), '--labelled', join(dir, 'target'), '--out', join(dir, 'out-l'),
+    ]);
+    const few = JSON.parse(await readFile(join(dir, 'out-l', 'adapt-report.json'), 'utf8'));
+    expect(few.report.method).toBe('mean-teacher+labels');
+    expect(few.report.notes).toContain('few-label mode: 6 labelled target slices');
+    await expect(
+      program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--labelled', join(dir, 'target'), '--out', join(dir, 'o4')]),
+    ).rejects.toMatchObject({ code: 'BAD_OPTION' });
+    await expect(
+      program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--input-adapter', '--polarity-check', '--out', join(dir, 'o5')]),
+    ).rejects.toMatchObject({ code: 'BAD_OPTION' });
   });
 
   it('refuses an unknown method, and eval labels that share no case with the target, with typed errors', async () => {

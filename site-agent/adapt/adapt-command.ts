@@ -10,7 +10,8 @@ import { loadSiteDataset, reassembleLabelVolume, writeNifti, type UnlabeledSiteD
 import { getLogger } from '../../protocol/common/index.ts';
 import { initEngine } from '../engine/index.ts';
 import { loadModelFromPath, saveModel, type UNet } from '../model/index.ts';
-import { adapt, ADAPT_METHODS, isAdaptMethod } from './adapt.ts';
+import { adapt, adaptWithLabels, ADAPT_METHODS, isAdaptMethod } from './adapt.ts';
+import { applyCurve, saveCurve, type IntensityCurve } from './intensity-curve.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptReport } from './adapt-report.ts';
 import { predictLabels } from './batching.ts';
@@ -30,7 +31,12 @@ interface AdaptOpts {
   epochs?: string;
   batchSize: string;
   polarityCheck?: boolean;
+  inputAdapter?: boolean;
+  labelled?: string;
 }
+
+/** The input curve of an adapted model, next to its model.json (written when the input adapter ran). */
+export const INPUT_CURVE_FILE = 'input-curve.json';
 
 function inputSize(o: { size?: string }, unet: UNet): number {
   const size = Number(o.size ?? unet.config.inputSize?.[0] ?? 64);
@@ -43,19 +49,21 @@ function summaryLine(tag: string, ev: SegmentationEvaluation): string {
   return `${tag}: Dice ${m.dice.mean.toFixed(4)}  IoU ${m.iou.mean.toFixed(4)}  HD95 ${m.hd95.mean.toFixed(2)} mm  ASSD ${m.assd.mean.toFixed(2)} mm  (infinite distances: ${ev.summary.infiniteCount}, volumes: ${ev.summary.numCases})`;
 }
 
-function evaluate(unet: UNet, scored: LabelledSubset | undefined, tag: string): SegmentationEvaluation | undefined {
+function evaluate(unet: UNet, scored: LabelledSubset | undefined, tag: string, curve?: IntensityCurve): SegmentationEvaluation | undefined {
   if (scored === undefined) return undefined;
-  const ev = evaluateSegmentation(unet, scored.images, scored.labels, scored.sliceThickness);
+  const ev = evaluateSegmentation(unet, curve ? applyCurve(curve, scored.images) : scored.images, scored.labels, scored.sliceThickness);
   console.log(summaryLine(tag, ev));
   return ev;
 }
 
 /** Writes the adapted model, one NIfTI prediction per target case in its input geometry, and the report. */
 async function writeOutputs(o: AdaptOpts, unet: UNet, target: UnlabeledSiteDataset, report: AdaptReport, evals: { before?: SegmentationEvaluation; after?: SegmentationEvaluation; scored?: LabelledSubset }): Promise<void> {
-  const images = target.dataset;
+  // A fitted input curve is part of the adapted model: it is saved next to it and applied before predicting.
+  const images = report.inputCurve ? applyCurve(report.inputCurve, target.dataset) : target.dataset;
   const predictions = predictLabels(unet, images, Number(o.batchSize));
   await mkdir(join(o.out, 'predictions'), { recursive: true });
   await saveModel(unet, join(o.out, 'model'));
+  if (report.inputCurve) await saveCurve(report.inputCurve, join(o.out, 'model', INPUT_CURVE_FILE));
   const px = images.height * images.width;
   for (const c of target.cases) {
     const vol = reassembleLabelVolume(predictions.subarray(c.start * px, (c.start + c.count) * px), images.height, images.width, c);
@@ -75,13 +83,23 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
   const target = await loadTarget(o.data, inputSize(o, unet));
   const scored = o.evalLabels === undefined ? undefined : await matchEvalLabels(o.evalLabels, target, unet.config.numClasses);
   const before = evaluate(unet, scored, 'before');
-  const opts = { seed: Number(o.seed), batchSize: Number(o.batchSize), ...(o.epochs ? { epochs: Number(o.epochs) } : {}), ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}) };
-  const report = adapt(o.method, unet, target.dataset, stats, {
-    ...opts,
-    onProgress: (s, t, l) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),
-  });
+  if (o.polarityCheck && o.inputAdapter) throw new AdaptError('BAD_OPTION', 'give --polarity-check or --input-adapter, not both (the polarity check is the adapter with two knots)');
+  const opts = {
+    seed: Number(o.seed),
+    batchSize: Number(o.batchSize),
+    ...(o.epochs ? { epochs: Number(o.epochs) } : {}),
+    ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}),
+    ...(o.inputAdapter ? { inputAdapter: {} } : {}),
+    onProgress: (s: number, t: number, l: number) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),
+  };
+  let report: AdaptReport;
+  if (o.labelled !== undefined) {
+    if (o.method !== 'mean-teacher') throw new AdaptError('BAD_OPTION', `--labelled (few-label mode) runs the mean teacher: use --method mean-teacher, not ${o.method}`);
+    const { dataset: labelled } = await loadSiteDataset(o.labelled, { size: [target.dataset.height, target.dataset.width], numClasses: unet.config.numClasses });
+    report = adaptWithLabels(unet, target.dataset, labelled, stats, opts);
+  } else report = adapt(o.method, unet, target.dataset, stats, opts);
   process.stderr.write('\n');
-  const after = evaluate(unet, scored, 'after ');
+  const after = evaluate(unet, scored, 'after ', report.inputCurve);
   await writeOutputs(o, unet, target, report, { before, after, scored });
   console.log(`adapted model -> ${join(o.out, 'model')}; predictions -> ${join(o.out, 'predictions')} (${target.cases.length} case(s)); ${report.notes.join('; ')}`);
   unet.dispose();
@@ -101,7 +119,9 @@ export function registerAdaptCommands(program: Command): void {
     .option('--seed <n>', 'adaptation seed', '1')
     .option('--epochs <n>', 'passes over the target data (method default if omitted)')
     .option('--batch-size <n>', 'batch size', '8')
-    .option('--polarity-check', 'label-free input polarity check first: keep the source model or its negated-input twin, whichever is less uncertain on the target (input-polarity.ts)')
+    .option('--polarity-check', 'label-free input polarity check first: keep the source model or its negated-input twin, whichever is less uncertain on the target (the input adapter with two knots)')
+    .option('--input-adapter', `label-free input adapter first: an intensity curve fitted in front of the frozen model so that the target matches the source BN statistics (input-adapter.ts); saved as model/${'input-curve.json'} and applied to the predictions`)
+    .option('--labelled <dir>', 'few-label mode (with --method mean-teacher): a labelled dataset folder of some target cases, used with the supervised loss')
     .action(runAdapt);
 
   program

@@ -7,6 +7,7 @@ export type AdaptErrorCode =
   | 'STATS_FILE_INVALID'
   | 'STATS_VERSION'
   | 'GMM_UNAVAILABLE'
+  | 'SOURCE_STATS_REQUIRED'
   | 'UNKNOWN_METHOD';
 
 /** Bad input to an adaptation function; the message names what is wrong. */

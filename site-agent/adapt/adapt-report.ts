@@ -1,3 +1,5 @@
+import type { IntensityCurve } from './intensity-curve.ts';
+
 /** What every adaptation method returns besides mutating the model in place. */
 export interface AdaptReport {
   readonly method: string;
@@ -7,6 +9,11 @@ export interface AdaptReport {
   readonly losses: number[];
   /** Anything the caller should know (fallbacks, skipped parts). */
   readonly notes: string[];
+  /**
+   * The input adapter's intensity curve, when one was fitted and it is not a plain polarity flip (a flip is folded into
+   * the first convolution): the adapted model expects images seen through it (`applyCurve`).
+   */
+  readonly inputCurve?: IntensityCurve;
 }
 
 /** Progress callback: step index (1-based), total steps, loss of this step (NaN when none). */

@@ -1,18 +1,17 @@
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
+import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import {
   ADAPT_METHODS,
   AdaptError,
   adapt,
-  chooseInputPolarity,
+  fitInputAdapter,
+  POLARITY_CHECK,
   computeSourceStats,
   fitSourceGmm,
   loadSourceStats,
@@ -32,7 +31,7 @@ let sourceWeights: WeightSet;
 let unadaptedDice: number;
 
 beforeAll(async () => {
-  await tf.setBackend('cpu');
+  await initEngine();
   source = makeNestedBoxes(16, TOY_SIZE, 1);
   // Target scanner: gain 0.3, offset +1 (intensities the source model never saw).
   target = makeNestedBoxes(16, TOY_SIZE, 2, 0.3, 1.0);
@@ -97,27 +96,24 @@ describe('toy shifted problem', () => {
   });
 });
 
-describe('input polarity check', () => {
+describe('input polarity check (the input adapter with K = 2, no steps)', () => {
   afterEach(() => unet.setWeights(sourceWeights));
 
-  it('picks -1 on a contrast-inverted target and +1 on an upright one, leaving BN statistics untouched', () => {
+  it('picks the negation on a contrast-inverted target and the identity on an upright one, leaving the model untouched', () => {
     // Inverted scanner: x -> 1 - x (background bright, core dark).
     const inverted = makeNestedBoxes(16, TOY_SIZE, 4, -1, 1);
     const upright = makeNestedBoxes(16, TOY_SIZE, 5);
     unet.setWeights(sourceWeights);
-    const inv = chooseInputPolarity(unet, toUnlabeled(inverted), [1, -1]);
-    expect(inv.polarity).toBe(-1);
-    expect(inv.entropies[1]).toBeLessThan(inv.entropies[0]);
-    const w = new Map(unet.getWeights().map((t) => [t.name, t.data]));
-    for (const t of sourceWeights) {
-      const expected = t.name === 'enc1.conv1.w' ? t.data.map((v) => -v) : t.data;
-      expect([t.name, Array.from(w.get(t.name)!)]).toEqual([t.name, Array.from(expected)]);
-    }
-    unet.setWeights(sourceWeights);
-    expect(chooseInputPolarity(unet, toUnlabeled(upright), [1, -1]).polarity).toBe(1);
+    const inv = fitInputAdapter(unet, toUnlabeled(inverted), stats, POLARITY_CHECK);
+    expect(inv.candidates.map((c) => c.start)).toEqual(['identity', 'negation']);
+    expect(inv.candidates[inv.chosen].start).toBe('negation');
+    expect(inv.curve.values).toEqual(inv.curve.knots.map((x) => -x));
+    expect(unet.getWeights()).toEqual(sourceWeights);
+    expect(fitInputAdapter(unet, toUnlabeled(upright), stats, POLARITY_CHECK).candidates[0].start).toBe('identity');
+    expect(fitInputAdapter(unet, toUnlabeled(upright), stats, POLARITY_CHECK).chosen).toBe(0);
   });
 
-  it('adapt() runs the method from the chosen polarity and says so; the check lifts AdaBN on an inverted target', () => {
+  it('adapt() folds a chosen flip into the first convolution, runs the method from it and says so; the check lifts AdaBN on an inverted target', () => {
     const inverted = makeNestedBoxes(16, TOY_SIZE, 4, -1, 1);
     unet.setWeights(sourceWeights);
     adapt('adabn', unet, toUnlabeled(inverted), stats, {});
@@ -125,7 +121,9 @@ describe('input polarity check', () => {
     unet.setWeights(sourceWeights);
     const report = adapt('adabn', unet, toUnlabeled(inverted), stats, { inputPolarities: [1, -1] });
     const checked = meanDice(unet, toUnlabeled(inverted), inverted.labels, 3);
-    expect(report.notes[0]).toMatch(/^input polarity -1 \(mean target entropy after AdaBN \+1: [\d.]+, -1: [\d.]+\)$/);
+    expect(report.notes[0]).toMatch(/^input polarity -1 \(input adapter \(K=2, 0 steps\): kept start 1 \(negation\); entropy after AdaBN per start \[identity [\d.]+, negation [\d.]+\]\)$/);
+    expect(report.inputCurve).toBeUndefined();
+    expect(Array.from(unet.getWeights().find((t) => t.name === 'enc1.conv1.w')!.data)).toEqual(Array.from(sourceWeights.find((t) => t.name === 'enc1.conv1.w')!.data, (v) => -v));
     expect(checked).toBeGreaterThan(plain + 0.2);
     expect(() => adapt('adabn', unet, toUnlabeled(inverted), stats, { inputPolarities: [1, 2] })).toThrow(AdaptError);
   });

@@ -35,7 +35,37 @@ export { adaptOsuda, hbsLoss, type OsudaOptions } from './osuda.ts';
 export { adaptGmmSwd, fitSourceGmm, apportion, type SourceGmm, type GmmFitOptions, type GmmSwdOptions, selectTrainable, targetSwd } from './gmm-swd.ts';
 export { agreeWithMemory, classBalancedPseudoLabels, classBalancedSelection, type PseudoLabels } from './pseudo-labels.ts';
 export { predictedProportions, priorDivergence, RESTART_SELECTIONS, type RestartSelection } from './restart-selection.ts';
-export { applyInputPolarity, checkPolarities, chooseInputPolarity, targetEntropy, FIRST_CONV, type PolarityChoice, type PolarityOptions } from './input-polarity.ts';
-export { adapt, isAdaptMethod, ADAPT_METHODS, type AdaptMethod, type AdaptOptions } from './adapt.ts';
+export {
+  fitInputAdapter,
+  negateFirstConv,
+  POLARITY_CHECK,
+  FIRST_CONV,
+  type InputAdapterOptions,
+  type InputAdapterResult,
+  type AdapterCandidate,
+  type AdapterStart,
+} from './input-adapter.ts';
+export {
+  applyCurve,
+  applyCurveToArray,
+  basisMatrix,
+  curvePolarity,
+  evalCurve,
+  identityCurve,
+  makeCurve,
+  parseCurve,
+  quantileKnots,
+  saveCurve,
+  loadCurve,
+  IntensityCurveSchema,
+  type IntensityCurve,
+} from './intensity-curve.ts';
+export { teacherPass, prototypeSums, addPrototypeSums, denoise, type DplOptions, type PrototypeSums, type TeacherPass, type DenoisedLabels } from './denoised-pseudo-labels.ts';
+export { adaptMeanTeacher, MeanTeacherSession, classWeights, frequencyWeights, keptClassCounts, type MeanTeacherOptions, type ClassBalance } from './mean-teacher.ts';
+export { JointTargetSite, jointStatisticsVectors, jointStatisticsFromVectors, JOINT_ADAPT_REQUEST, type JointSiteOptions } from './joint-target-site.ts';
+export { adaptRatioEntropy, ratioDivergence, type RatioEntropyOptions } from './ratio-entropy.ts';
+export { strongAugment, type StrongAugmentOptions } from './strong-augment.ts';
+export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS, type AdaptMethod, type AdaptOptions, type StageOptions } from './adapt.ts';
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';
+export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';

@@ -3,7 +3,8 @@ import '@tensorflow/tfjs-backend-cpu';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createUNet } from '../model/index.ts';
 import { AdaptError } from './adapt-error.ts';
-import { applyInputPolarity, checkPolarities } from './input-polarity.ts';
+import { requestedAdapter } from './adapt.ts';
+import { negateFirstConv, POLARITY_CHECK } from './input-adapter.ts';
 import { predictedProportions, priorDivergence } from './restart-selection.ts';
 import { makeNestedBoxes, TOY_CONFIG, TOY_SIZE } from './toy-shift-fixture.ts';
 import { toUnlabeled } from './unlabeled-slices.ts';
@@ -33,25 +34,25 @@ describe('priorDivergence', () => {
   it('refuses mismatched or negative inputs with typed errors', () => {
     expect(() => priorDivergence([0.5, 0.5], [1])).toThrow(expect.objectContaining({ code: 'BAD_SHAPE' }));
     expect(() => priorDivergence([0.5, 0.5], [-0.1, 1.1])).toThrow(AdaptError);
-    expect(() => checkPolarities([])).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
-    expect(() => checkPolarities([1, 0])).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
-    expect(() => checkPolarities([-1, -1])).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
-    expect(checkPolarities([1, -1])).toEqual([1, -1]);
+    expect(() => requestedAdapter({ inputPolarities: [] })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    expect(() => requestedAdapter({ inputPolarities: [1, 0] })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    expect(() => requestedAdapter({ inputPolarities: [-1, -1] })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    expect(() => requestedAdapter({ inputPolarities: [1, -1], inputAdapter: {} })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    expect(requestedAdapter({ inputPolarities: [1, -1] })).toEqual(POLARITY_CHECK);
+    expect(requestedAdapter({ inputPolarities: [1] })).toBeNull();
+    expect(requestedAdapter({})).toBeNull();
   });
 });
 
-describe('applyInputPolarity', () => {
-  it('-1 makes the network on x identical to the original network on -x; 1 changes nothing', () => {
+describe('negateFirstConv', () => {
+  it('makes the network on x identical to the original network on -x', () => {
     const ds = makeNestedBoxes(2, TOY_SIZE, 5);
     const x = tf.tensor4d(ds.images, [2, TOY_SIZE, TOY_SIZE, 1]);
     const negX = tf.neg(x);
     const unet = createUNet(TOY_CONFIG, 11);
     try {
-      const w0 = unet.getWeights();
       const onNeg = unet.forward(negX as tf.Tensor4D, { bn: 'batch', collectStats: false }).logits;
-      applyInputPolarity(unet, 1);
-      expect(unet.getWeights()).toEqual(w0);
-      applyInputPolarity(unet, -1);
+      negateFirstConv(unet);
       const flipped = unet.forward(x, { bn: 'batch', collectStats: false }).logits;
       expect(Array.from(flipped.dataSync())).toEqual(Array.from(onNeg.dataSync()));
       onNeg.dispose();

@@ -1,0 +1,49 @@
+import { describe, expect, it } from 'vitest';
+import { mergeSuiteLines } from './merge-suite-logs.ts';
+import { parseSfdaSuiteConfig } from './suite-config.ts';
+import { formatSuiteDataset } from './suite-table.ts';
+
+const cfg = parseSfdaSuiteConfig(
+  {
+    kind: 'sfda-suite',
+    name: 'merge',
+    seeds: [1, 2],
+    datasets: [
+      {
+        name: 'phantom', anatomy: 'phantom', size: 24, numClasses: 3, slicesPerCase: 4,
+        sourceSites: [{ shift: 'scanner-a', numCases: 3 }], sourceTestCases: 1, adaptCases: 2, testCases: 2,
+        families: [{ name: 'inversion', shift: 'mr-to-ct' }, { name: 'mild', shift: 'scanner-c', heldOut: true }],
+      },
+    ],
+    model: { baseChannels: 8, depth: 1 },
+    federated: { rounds: 1, localEpochs: 1, batchSize: 4, lr: 0.02 },
+    targetSupervised: { numCases: 1, epochs: 1, lr: 0.01 },
+    fewLabel: { cases: [], options: {} },
+    adapt: { batchSize: 4, rows: [{ name: 'adabn', method: 'adabn' }] },
+  },
+  'merge-test',
+);
+
+describe('merging suite logs', () => {
+  it('collects the cells of logs from separate processes, one seed each, and a run stopped early', () => {
+    const seed1 = [
+      'phantom seed 1: federated round 1/1 loss 0.5',
+      'phantom seed 1: in-domain source Dice federated 0.700, centralized 0.720',
+      'phantom seed 1 inversion: source-only Dice 0.100 (0.0 s) [label-free: entropy 0.1]',
+      'phantom seed 1 inversion: adabn Dice 0.500 (1.5 s) | a note',
+      'phantom seed 1 inversion: target-supervised Dice 0.900 (3.0 s)',
+    ];
+    // Seed 2 stopped during the family: no supervised cell.
+    const seed2 = ['phantom seed 2: in-domain source Dice federated 0.800, centralized NaN', 'phantom seed 2 inversion: source-only Dice 0.300 (0.0 s)', 'phantom seed 2 inversion: adabn Dice 0.700 (1.0 s)'];
+    const { results, seeds } = mergeSuiteLines(cfg, [...seed2, ...seed1]);
+    expect(seeds.get('phantom')).toEqual([1, 2]);
+    const r = results[0];
+    expect(r.cells.adabn.inversion.map((c) => [c.seed, c.dice])).toEqual([[1, 0.5], [2, 0.7]]);
+    expect(r.cells['target-supervised'].inversion.map((c) => c.dice)).toEqual([0.9]);
+    expect(r.cells.adabn.mild).toEqual([]);
+    const text = formatSuiteDataset(r, [1, 2]);
+    expect(text).toContain('0.600±0.100');
+    // Gap closed by adabn: (0.6 - 0.2) / (0.9 - 0.2).
+    expect(text).toContain('57%');
+  });
+});

@@ -1,0 +1,78 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { maxSafeScaleBits, quantizationErrorBound, type SecAggReply } from '../../protocol/secagg/index.ts';
+import { initEngine } from '../../site-agent/engine/index.ts';
+import { readFile } from 'node:fs/promises';
+import { formatMultiTarget, MultiTargetError, multiTargetSchema, parseMultiTargetConfig, runMultiTarget, type MultiTargetConfig } from './multi-target.ts';
+
+beforeAll(async () => {
+  await initEngine();
+});
+
+const config: MultiTargetConfig = multiTargetSchema.parse({
+  kind: 'sfda-multi-target',
+  name: 'smoke',
+  seeds: [1],
+  data: {
+    anatomy: 'phantom',
+    size: 24,
+    numClasses: 3,
+    slicesPerCase: 4,
+    sourceSites: [{ shift: 'scanner-a', numCases: 3 }, { shift: 'scanner-b', numCases: 3 }],
+    targets: [
+      { id: 'site-c', shift: 'scanner-c', adaptCases: 2, testCases: 2 },
+      { id: 'site-ct', shift: 'mr-to-ct', adaptCases: 2, testCases: 2 },
+      { id: 'site-lf', shift: 'low-field', adaptCases: 2, testCases: 2 },
+    ],
+  },
+  model: { baseChannels: 8, depth: 1 },
+  federated: { rounds: 4, localEpochs: 2, batchSize: 4, lr: 0.02 },
+  adapt: { rounds: 2, batchSize: 4, options: { inputAdapter: { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn' } } },
+  secureAggregation: { maxExamples: 64, maxPixels: 65536, clip: 8 },
+});
+
+describe('federated multi-target adaptation', () => {
+  it('the shipped scenario validates and bad ones are refused', async () => {
+    const raw = JSON.parse(await readFile(new URL('../scenarios/sfda-multi-target.json', import.meta.url), 'utf8'));
+    expect(parseMultiTargetConfig(raw).data.targets.length).toBeGreaterThanOrEqual(3);
+    expect(() => parseMultiTargetConfig({ ...raw, data: { ...raw.data, targets: raw.data.targets.slice(0, 2) } })).toThrow(MultiTargetError);
+    expect(() => parseMultiTargetConfig({ ...raw, secureAggregation: { ...raw.secureAggregation, clip: 0 } })).toThrow(MultiTargetError);
+  });
+
+  it('adapts several unlabelled sites through secure sums: the sums are right and the coordinator sees masked vectors only', async () => {
+    const seen: { purpose: string; reply: SecAggReply }[] = [];
+    const rounds: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
+    const r = await runMultiTarget(config, {
+      onCoordinatorReceive: (reply, purpose) => seen.push({ purpose, reply }),
+      onSiteInputs: (purpose, _round, inputs, sum) => rounds.push({ purpose, inputs, sum }),
+    });
+    expect(r.sites.map((s) => s.id)).toEqual(['site-c', 'site-ct', 'site-lf']);
+    for (const s of r.sites) for (const v of [...s.alone, ...s.federated, ...s.sourceOnly]) expect(Number.isFinite(v)).toBe(true);
+    expect(formatMultiTarget(r)).toContain('federated (secure sums)');
+    // Two secure sums per round (statistics, then weights), each equal to the plain sum of the sites' vectors up to
+    // the quantization error.
+    expect(rounds.map((x) => x.purpose)).toEqual(['statistics', 'fit', 'statistics', 'fit']);
+    const quant = { clip: 8, scaleBits: maxSafeScaleBits(8, 3) };
+    for (const { inputs, sum } of rounds) {
+      const bound = quantizationErrorBound(quant, 3) + 1e-6;
+      for (let j = 0; j < sum.length; j++) {
+        const plain = inputs.reduce((a, v) => a + Math.max(-8, Math.min(8, v[j])), 0);
+        expect(Math.abs(sum[j] - plain)).toBeLessThanOrEqual(bound + Math.abs(plain) * 2 ** -23);
+      }
+    }
+    // What reached the coordinator: masked words spread over the whole ring, unrelated to any site's vector.
+    const masked = seen.filter((x) => x.reply.type === 'secagg/masked-vector');
+    expect(masked).toHaveLength(2 * 2 * 3);
+    // Uniform words have their top bit set with probability 1/2: the pooled fraction lies within 5 standard deviations
+    // of 1/2 (a fixed band per vector failed on the short statistics vectors by chance).
+    const words = masked.flatMap(({ reply }) => (reply.type === 'secagg/masked-vector' ? Array.from(reply.masked) : []));
+    expect(words.length).toBeGreaterThan(100);
+    const high = words.filter((w) => w >= 2 ** 31).length / words.length;
+    expect(Math.abs(high - 0.5)).toBeLessThan(5 * Math.sqrt(0.25 / words.length));
+    // No plaintext statistics vector appears among the messages the coordinator received.
+    const statInputs = rounds.filter((x) => x.purpose === 'statistics').flatMap((x) => x.inputs);
+    for (const { reply } of seen) {
+      const text = JSON.stringify(reply, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Uint32Array) : v));
+      for (const v of statInputs) expect(text.includes(Array.from(v.slice(0, 4)).join(','))).toBe(false);
+    }
+  }, 600_000);
+});

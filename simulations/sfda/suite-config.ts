@@ -1,0 +1,122 @@
+/**
+ * The SFDA shift suite (simulations/scenarios/sfda-suite*.json, `kind: sfda-suite`), validated with zod: one federated
+ * source model per dataset and seed, adapted to every target shift family by every method row, next to the references
+ * (source-only, centralized source, few-label rows, target-supervised).
+ */
+import { z } from 'zod';
+import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+
+const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
+
+const familySchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/, 'family names are lowercase letters, digits and dashes'),
+    shift: ScannerShiftOrPresetSchema,
+    /** A held-out family: never used for tuning, reported in its own table. */
+    heldOut: z.boolean().default(false),
+  })
+  .strict();
+
+const datasetSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/),
+    /** `phantom`: generated phantoms; `mricron`: real T1 anatomy (Debian mricron-data ch2 + AAL, 4 classes). */
+    anatomy: z.enum(['phantom', 'mricron']),
+    size: z.number().int().min(8).max(256),
+    numClasses: z.number().int().min(2).max(8),
+    slicesPerCase: z.number().int().min(1).max(128),
+    sourceSites: z.array(siteSchema).min(1).max(16),
+    /** Held-out cases per source scanner scoring the federated and centralized source models in their own domain. */
+    sourceTestCases: z.number().int().min(1).max(50),
+    /** Per family: unlabelled cases adapted on, and separate labelled cases scored on. */
+    adaptCases: z.number().int().min(1).max(100),
+    testCases: z.number().int().min(1).max(100),
+    families: z.array(familySchema).min(1).max(32),
+  })
+  .strict();
+
+/** One row of the table: a method of `adapt()` with its options. */
+const methodRowSchema = z
+  .object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9+-]{0,39}$/),
+    method: z.enum(['adabn', 'tent', 'osuda', 'gmm-swd', 'mean-teacher', 'ratio-entropy']),
+    options: z.record(z.string(), z.unknown()).default({}),
+  })
+  .strict();
+
+export const sfdaSuiteSchema = z
+  .object({
+    kind: z.literal('sfda-suite'),
+    name: z.string().min(1),
+    /** Reported seeds (settings were chosen on other, tuning seeds). */
+    seeds: z.array(z.number().int()).min(1).max(20),
+    datasets: z.array(datasetSchema).min(1).max(4),
+    model: z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict(),
+    federated: z
+      .object({
+        rounds: z.number().int().min(1).max(200),
+        localEpochs: z.number().int().min(1).max(50),
+        batchSize: z.number().int().min(1).max(64),
+        lr: z.number().positive(),
+      })
+      .strict(),
+    /** Pooled training on all source slices, as many passes as the federation made (rounds x local epochs) unless given. */
+    centralized: z.object({ epochs: z.number().int().min(1).max(2000).optional(), lr: z.number().positive().optional() }).strict().default({}),
+    /**
+     * The strong upper bound: the source model fine-tuned on `numCases` labelled target cases (drawn apart from the
+     * adaptation and test cases) for `epochs` passes.
+     */
+    targetSupervised: z.object({ numCases: z.number().int().min(1).max(200), epochs: z.number().int().min(1).max(500), lr: z.number().positive() }).strict(),
+    /** Few-label rows: the first k of the supervised cases labelled, plus the unlabelled adaptation cases. */
+    fewLabel: z
+      .object({ cases: z.array(z.number().int().min(1).max(50)).max(8), options: z.record(z.string(), z.unknown()).default({}) })
+      .strict()
+      .default({ cases: [], options: {} }),
+    adapt: z
+      .object({
+        batchSize: z.number().int().min(1).max(64),
+        /** Options every row starts from. */
+        common: z.record(z.string(), z.unknown()).default({}),
+        rows: z.array(methodRowSchema).min(1).max(24),
+      })
+      .strict(),
+  })
+  .strict()
+  .superRefine((s, ctx) => {
+    const rows = new Set<string>();
+    s.adapt.rows.forEach((r, i) => {
+      if (rows.has(r.name)) ctx.addIssue({ code: 'custom', path: ['adapt', 'rows', i, 'name'], message: `duplicate row "${r.name}"` });
+      rows.add(r.name);
+    });
+    s.datasets.forEach((d, i) => {
+      const names = new Set<string>();
+      d.families.forEach((f, j) => {
+        if (names.has(f.name)) ctx.addIssue({ code: 'custom', path: ['datasets', i, 'families', j, 'name'], message: `duplicate family "${f.name}"` });
+        names.add(f.name);
+      });
+      for (const k of s.fewLabel.cases) {
+        if (k > s.targetSupervised.numCases) ctx.addIssue({ code: 'custom', path: ['fewLabel', 'cases'], message: `${k} labelled cases exceed targetSupervised.numCases` });
+      }
+    });
+  });
+
+export type SfdaSuiteConfig = z.infer<typeof sfdaSuiteSchema>;
+export type SuiteDataset = SfdaSuiteConfig['datasets'][number];
+export type SuiteFamily = SuiteDataset['families'][number];
+
+export class SfdaSuiteError extends Error {
+  readonly code = 'BAD_SUITE_CONFIG' as const;
+  constructor(message: string) {
+    super(message);
+    this.name = 'SfdaSuiteError';
+  }
+}
+
+export function parseSfdaSuiteConfig(raw: unknown, where = 'sfda suite config'): SfdaSuiteConfig {
+  const r = sfdaSuiteSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new SfdaSuiteError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data;
+}

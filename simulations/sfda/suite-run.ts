@@ -1,0 +1,226 @@
+/**
+ * Runs the SFDA shift suite (suite-config.ts). Per dataset and seed: the source sites are trained once by federated
+ * rounds (the coordinator's FedAvg, federated-source.ts) and once centrally on their pooled slices; the pooled source
+ * statistics package is computed; then, for every target family, every row adapts a fresh copy of the federated model
+ * on the family's unlabelled adaptation cases and is scored on separate labelled test cases (3D per volume: mean
+ * foreground Dice, ASSD in mm). Target labels enter only the scorer, the few-label rows (their labelled subset) and the
+ * supervised reference.
+ */
+import {
+  adapt,
+  adaptWithLabels,
+  applyCurve,
+  computeSourceStats,
+  evaluateSegmentation,
+  fitInputAdapter,
+  poolSourceStats,
+  requestedAdapter,
+  toUnlabeled,
+  type AdaptOptions,
+  labelFreeScores,
+  type InputAdapterResult,
+  type IntensityCurve,
+  type LabelFreeScores,
+  type SourceStats,
+  type UnlabeledSlices,
+} from '../../site-agent/adapt/index.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
+import { createUNet, type UNet } from '../../site-agent/model/index.ts';
+import { trainLocal } from '../../site-agent/train/index.ts';
+import type { WeightSet } from '../../protocol/index.ts';
+import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
+import { trainFederatedSource } from './federated-source.ts';
+import type { SfdaSuiteConfig, SuiteDataset, SuiteFamily } from './suite-config.ts';
+
+export interface CellRun {
+  readonly seed: number;
+  readonly dice: number;
+  readonly assd: number;
+  readonly infiniteCount: number;
+  readonly wallMs: number;
+  readonly notes: string[];
+  /** Label-free scores of the final model on the adaptation images (diagnostics for the do-no-harm safeguard). */
+  readonly labelFree?: LabelFreeScores;
+}
+
+export interface SourceScore {
+  readonly seed: number;
+  /** Mean over the source scanners of the held-out in-domain Dice. */
+  readonly federated: number;
+  readonly centralized: number;
+}
+
+export interface DatasetResult {
+  readonly name: string;
+  readonly families: { name: string; heldOut: boolean }[];
+  /** Row names in table order. */
+  readonly rows: string[];
+  /** cells[row][family] = one run per seed. */
+  readonly cells: Record<string, Record<string, CellRun[]>>;
+  readonly source: SourceScore[];
+}
+
+export interface SuiteFilters {
+  readonly datasets?: readonly string[];
+  readonly families?: readonly string[];
+  /** Method rows to run (source-only always runs). */
+  readonly rows?: readonly string[];
+  /** Skip the supervised, centralized and few-label references (tuning). */
+  readonly skipReferences?: boolean;
+  /** Loads / stores trained source models (tuning across invocations); the suite itself trains once per run. */
+  readonly sourceCache?: { load(key: string): Promise<WeightSet | null>; store(key: string, w: WeightSet): Promise<void> };
+}
+
+export const SOURCE_ONLY = 'source-only';
+export const TARGET_SUPERVISED = 'target-supervised';
+export const CENTRALIZED_SOURCE = 'centralized-source';
+export const fewLabelRow = (k: number): string => `few-label-${k}`;
+
+interface ScoredSet {
+  readonly ds: SliceDataset;
+  score(u: UNet, curve?: IntensityCurve): { dice: number; assd: number; infiniteCount: number };
+}
+
+function scoredSet(ds: SliceDataset): ScoredSet {
+  const images = toUnlabeled(ds);
+  return {
+    ds,
+    score(u, curve) {
+      const ev = evaluateSegmentation(u, curve ? applyCurve(curve, images) : images, ds.labels, ds.sliceThickness);
+      return { dice: ev.summary.mean.dice.mean, assd: ev.summary.mean.assd.mean, infiniteCount: ev.summary.infiniteCount };
+    },
+  };
+}
+
+interface SourceModels {
+  readonly federated: WeightSet;
+  readonly centralized: WeightSet | null;
+  readonly stats: SourceStats;
+  readonly score: SourceScore;
+}
+
+async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number, unet: UNet, filters: SuiteFilters, log: (m: string) => void): Promise<SourceModels> {
+  const sources = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
+  const tests = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 60 + i, s.shift, d.sourceTestCases, `src${i}-test`)));
+  const key = JSON.stringify({ d: { ...d, families: undefined }, model: cfg.model, fed: cfg.federated, seed });
+  const cached = filters.sourceCache ? await filters.sourceCache.load(`fed-${key}`) : null;
+  if (cached) unet.setWeights(cached);
+  else {
+    await trainFederatedSource(unet, sources, { ...cfg.federated, seed, onRound: (r, l) => log(`${d.name} seed ${seed}: federated round ${r}/${cfg.federated.rounds} loss ${l.toFixed(4)}`) });
+    await filters.sourceCache?.store(`fed-${key}`, unet.getWeights());
+  }
+  const federated = unet.getWeights();
+  const stats = poolSourceStats(sources.map((s) => computeSourceStats(unet, s)));
+  const inDomain = (u: UNet): number => tests.reduce((a, t) => a + scoredSet(t).score(u).dice, 0) / tests.length;
+  const fedScore = inDomain(unet);
+  let centralized: WeightSet | null = null;
+  let centScore = NaN;
+  if (!filters.skipReferences) {
+    const central = createUNet(unet.config, seed);
+    try {
+      const cachedC = filters.sourceCache ? await filters.sourceCache.load(`central-${key}`) : null;
+      if (cachedC) central.setWeights(cachedC);
+      else {
+        const epochs = cfg.centralized.epochs ?? cfg.federated.rounds * cfg.federated.localEpochs;
+        await trainLocal(central, concatSites(sources), { epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: cfg.centralized.lr ?? cfg.federated.lr, loss: 'ce+dice', seed });
+        await filters.sourceCache?.store(`central-${key}`, central.getWeights());
+      }
+      centralized = central.getWeights();
+      centScore = inDomain(central);
+    } finally {
+      central.dispose();
+    }
+  }
+  log(`${d.name} seed ${seed}: in-domain source Dice federated ${fedScore.toFixed(3)}, centralized ${centScore.toFixed(3)}`);
+  return { federated, centralized, stats, score: { seed, federated: fedScore, centralized: centScore } };
+}
+
+type RowRunner = () => Promise<{ curve?: IntensityCurve; notes: string[] }>;
+
+async function runCell(unet: UNet, test: ScoredSet, seed: number, start: WeightSet, run: RowRunner, target?: { images: UnlabeledSlices; stats: SourceStats }): Promise<CellRun> {
+  unet.setWeights(start);
+  const t0 = performance.now();
+  const r = await run();
+  const wallMs = performance.now() - t0;
+  const labelFree = target ? labelFreeScores(unet, target.images, target.stats, r.curve, seed) : undefined;
+  return { seed, ...test.score(unet, r.curve), wallMs, notes: r.notes, ...(labelFree ? { labelFree } : {}) };
+}
+
+async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, seed: number, unet: UNet, src: SourceModels, filters: SuiteFilters, put: (row: string, run: CellRun) => void, log: (m: string) => void): Promise<void> {
+  const target = toUnlabeled(await benchmarkSiteData(d, seed * 100 + 50, f.shift, d.adaptCases, 'tgt-adapt'));
+  const test = scoredSet(await benchmarkSiteData(d, seed * 100 + 51, f.shift, d.testCases, 'tgt-test'));
+  const base = { ...cfg.adapt.common, batchSize: cfg.adapt.batchSize, seed };
+  const record = (row: string, run: CellRun): void => {
+    put(row, run);
+    const lf = run.labelFree ? ` [label-free: entropy ${run.labelFree.entropy.toFixed(4)}, prior KL ${run.labelFree.priorKl.toFixed(4)}, consistency ${run.labelFree.consistency.toFixed(4)}]` : '';
+    log(`${d.name} seed ${seed} ${f.name}: ${row} Dice ${run.dice.toFixed(3)} (${(run.wallMs / 1000).toFixed(1)} s)${lf}${run.notes.length ? ` | ${run.notes.join(' | ')}` : ''}`);
+  };
+  const onTarget = { images: target, stats: src.stats };
+  record(SOURCE_ONLY, await runCell(unet, test, seed, src.federated, async () => ({ notes: [] }), onTarget));
+  // Rows with the same input-adapter options share one fit (it only reads the frozen source model and the target).
+  const fits = new Map<string, InputAdapterResult>();
+  const withFit = (o: AdaptOptions): AdaptOptions => {
+    const a = requestedAdapter(o);
+    if (a === null) return o;
+    const key = JSON.stringify({ a, seed: o.seed, batchSize: o.batchSize });
+    let fit = fits.get(key);
+    if (fit === undefined) {
+      unet.setWeights(src.federated);
+      const t0 = performance.now();
+      fit = fitInputAdapter(unet, target, src.stats, { batchSize: o.batchSize, seed: o.seed, ...a });
+      fits.set(key, fit);
+      log(`${d.name} seed ${seed} ${f.name}: input adapter ${JSON.stringify(a)} fitted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    }
+    return { ...o, fittedAdapter: fit };
+  };
+  for (const row of cfg.adapt.rows) {
+    if (filters.rows && !filters.rows.includes(row.name)) continue;
+    const opts = withFit({ ...base, ...row.options } as AdaptOptions);
+    record(row.name, await runCell(unet, test, seed, src.federated, async () => {
+      const r = adapt(row.method, unet, target, src.stats, opts);
+      return { curve: r.inputCurve, notes: r.notes };
+    }, onTarget));
+  }
+  if (filters.skipReferences) return;
+  const supData = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');
+  for (const k of cfg.fewLabel.cases) {
+    const labelled = firstCases(supData, k);
+    const opts = withFit({ ...base, ...cfg.fewLabel.options } as AdaptOptions);
+    record(fewLabelRow(k), await runCell(unet, test, seed, src.federated, async () => {
+      const r = adaptWithLabels(unet, target, labelled, src.stats, opts);
+      return { curve: r.inputCurve, notes: r.notes };
+    }));
+  }
+  record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => {
+    const t = cfg.targetSupervised;
+    await trainLocal(unet, supData, { epochs: t.epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: t.lr, loss: 'ce+dice', seed });
+    return { notes: [`source model fine-tuned on ${supData.n} labelled target slices (${t.numCases} cases), ${t.epochs} epochs`] };
+  }));
+  if (src.centralized) record(CENTRALIZED_SOURCE, await runCell(unet, test, seed, src.centralized, async () => ({ notes: [] })));
+}
+
+/** Row names of a dataset's table, in order. */
+export function suiteRows(cfg: SfdaSuiteConfig, filters: SuiteFilters = {}): string[] {
+  const rows = [SOURCE_ONLY, ...cfg.adapt.rows.map((r) => r.name).filter((r) => !filters.rows || filters.rows.includes(r))];
+  if (!filters.skipReferences) rows.push(...cfg.fewLabel.cases.map(fewLabelRow), TARGET_SUPERVISED, CENTRALIZED_SOURCE);
+  return rows;
+}
+
+/** One dataset over all seeds. */
+export async function runSuiteDataset(cfg: SfdaSuiteConfig, d: SuiteDataset, filters: SuiteFilters, log: (m: string) => void): Promise<DatasetResult> {
+  const families = d.families.filter((f) => !filters.families || filters.families.includes(f.name));
+  const rows = suiteRows(cfg, filters);
+  const cells: DatasetResult['cells'] = Object.fromEntries(rows.map((r) => [r, Object.fromEntries(families.map((f) => [f.name, [] as CellRun[]]))]));
+  const source: SourceScore[] = [];
+  for (const seed of cfg.seeds) {
+    const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
+    try {
+      const src = await trainSources(cfg, d, seed, unet, filters, log);
+      source.push(src.score);
+      for (const f of families) await runFamily(cfg, d, f, seed, unet, src, filters, (row, run) => cells[row][f.name].push(run), log);
+    } finally {
+      unet.dispose();
+    }
+  }
+  return { name: d.name, families: families.map((f) => ({ name: f.name, heldOut: f.heldOut })), rows, cells, source };
+}

@@ -1,0 +1,86 @@
+import { readFile } from 'node:fs/promises';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initEngine } from '../../site-agent/engine/index.ts';
+import { formatSuite, parseSfdaSuiteConfig, runSfdaSuite, SfdaSuiteError, summarizeFamilies } from './index.ts';
+
+beforeAll(async () => {
+  await initEngine();
+});
+
+const tiny = {
+  kind: 'sfda-suite',
+  name: 'smoke',
+  seeds: [1],
+  datasets: [
+    {
+      name: 'phantom',
+      anatomy: 'phantom',
+      size: 24,
+      numClasses: 3,
+      slicesPerCase: 4,
+      sourceSites: [{ shift: 'scanner-a', numCases: 3 }, { shift: 'scanner-b', numCases: 3 }],
+      sourceTestCases: 1,
+      adaptCases: 2,
+      testCases: 2,
+      families: [
+        { name: 'inversion', shift: 'mr-to-ct' },
+        { name: 'mild', shift: 'scanner-c', heldOut: true },
+      ],
+    },
+  ],
+  model: { baseChannels: 8, depth: 1 },
+  federated: { rounds: 4, localEpochs: 2, batchSize: 4, lr: 0.02 },
+  targetSupervised: { numCases: 3, epochs: 4, lr: 0.01 },
+  fewLabel: { cases: [1], options: { epochs: 1 } },
+  adapt: {
+    batchSize: 4,
+    rows: [
+      { name: 'adabn', method: 'adabn' },
+      { name: 'polarity+adabn', method: 'adabn', options: { inputPolarities: [1, -1] } },
+      { name: 'adapter+tent', method: 'tent', options: { inputAdapter: { steps: 3, randomStarts: 1 }, epochs: 1 } },
+      { name: 'adapter+mean-teacher', method: 'mean-teacher', options: { inputAdapter: { steps: 3, randomStarts: 1 }, epochs: 1 } },
+    ],
+  },
+};
+
+describe('sfda shift suite', () => {
+  it('the shipped suite validates; duplicates, unknown methods and too many few-label cases are refused', async () => {
+    const raw = JSON.parse(await readFile(new URL('../scenarios/sfda-suite.json', import.meta.url), 'utf8'));
+    const cfg = parseSfdaSuiteConfig(raw);
+    expect(cfg.seeds).toEqual([1, 2, 3]);
+    for (const d of cfg.datasets) expect(d.families.some((f) => f.heldOut)).toBe(true);
+    const bad = [
+      { ...tiny, adapt: { ...tiny.adapt, rows: [tiny.adapt.rows[0], tiny.adapt.rows[0]] } },
+      { ...tiny, adapt: { ...tiny.adapt, rows: [{ name: 'x', method: 'bogus' }] } },
+      { ...tiny, fewLabel: { cases: [4] } },
+      { ...tiny, datasets: [{ ...tiny.datasets[0], families: [tiny.datasets[0].families[0], tiny.datasets[0].families[0]] }] },
+    ];
+    for (const b of bad) expect(() => parseSfdaSuiteConfig(b)).toThrow(SfdaSuiteError);
+  });
+
+  it('runs every row and reference per family, with the input-adapter fit shared and held-out families apart', async () => {
+    const lines: string[] = [];
+    const r = await runSfdaSuite(parseSfdaSuiteConfig(tiny), {}, (m) => lines.push(m));
+    const d = r.datasets[0];
+    expect(d.rows).toEqual(['source-only', 'adabn', 'polarity+adabn', 'adapter+tent', 'adapter+mean-teacher', 'few-label-1', 'target-supervised', 'centralized-source']);
+    for (const row of d.rows) for (const f of ['inversion', 'mild']) expect([row, f, d.cells[row][f].length]).toEqual([row, f, 1]);
+    expect(d.cells['target-supervised'].inversion[0].notes[0]).toBe('source model fine-tuned on 12 labelled target slices (3 cases), 4 epochs');
+    expect(d.cells['adapter+tent'].inversion[0].notes[0]).toMatch(/^input adapter \(K=8, 3 steps\)|^input polarity/);
+    expect(d.cells['few-label-1'].inversion[0].notes.some((n) => n === 'few-label mode: 4 labelled target slices')).toBe(true);
+    expect(d.source).toHaveLength(1);
+    expect(Number.isFinite(d.source[0].federated) && Number.isFinite(d.source[0].centralized)).toBe(true);
+    // Every adapter row used the same fit (one fit per family and seed).
+    const adapterNotes = ['adapter+tent', 'adapter+mean-teacher'].map((row) => d.cells[row].inversion[0].notes[0]);
+    expect(adapterNotes[0]).toBe(adapterNotes[1]);
+    const text = formatSuite(r);
+    expect(text).toContain('phantom: Dice (mean ± std over seeds 1), published families');
+    expect(text).toContain('phantom: held-out families (never tuned on)');
+    expect(text).toMatch(/in-domain source Dice, federated/);
+    const sums = summarizeFamilies(d);
+    expect(sums.map((s) => [s.family, s.heldOut])).toEqual([['inversion', false], ['mild', true]]);
+    // The inverted target: the unadapted model fails, the polarity-checked one does not.
+    const inv = sums[0];
+    expect(inv.sourceOnly).toBeLessThan(0.2);
+    expect(inv.best!.dice).toBeGreaterThan(inv.sourceOnly + 0.4);
+  }, 600_000);
+});

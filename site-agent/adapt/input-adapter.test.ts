@@ -1,0 +1,71 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WeightSet } from '../../protocol/index.ts';
+import type { SliceDataset } from '../data/index.ts';
+import { initEngine } from '../engine/index.ts';
+import type { UNet } from '../model/index.ts';
+import { adapt, applyCurve, computeSourceStats, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
+import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
+
+let unet: UNet;
+let stats: SourceStats;
+let sourceWeights: WeightSet;
+let reordered: SliceDataset;
+
+beforeAll(async () => {
+  await initEngine();
+  const source = makeNestedBoxes(16, TOY_SIZE, 1);
+  unet = await trainToySource(source);
+  sourceWeights = unet.getWeights();
+  stats = computeSourceStats(unet, source);
+  // A contrast reordering: the ring (0.5 at the source) becomes the brightest tissue (1.0), the core (1.0) drops to
+  // 0.5, the background stays dark. Neither y = x nor y = -x maps this back.
+  const t = makeNestedBoxes(16, TOY_SIZE, 7);
+  reordered = { ...t, images: t.images.map((v) => (v < 0.25 ? v : v < 0.75 ? v + 0.5 : v - 0.5)) };
+}, 600_000);
+
+afterAll(() => unet?.dispose());
+
+describe('input adapter', () => {
+  it('recovers a non-monotone contrast reordering that the polarity check cannot, label-free', () => {
+    const target = toUnlabeled(reordered);
+    unet.setWeights(sourceWeights);
+    adapt('adabn', unet, target, stats, { inputPolarities: [1, -1] });
+    const polarity = meanDice(unet, target, reordered.labels, 3);
+    unet.setWeights(sourceWeights);
+    const report = adapt('adabn', unet, target, stats, { seed: 1, inputAdapter: {} });
+    expect(report.inputCurve).toBeDefined();
+    const adapted = meanDice(unet, applyCurve(report.inputCurve!, target), reordered.labels, 3);
+    // The adapted model expects its inputs through the curve: without it, it is scored on the wrong contrast.
+    const withoutCurve = meanDice(unet, target, reordered.labels, 3);
+    expect(polarity).toBeLessThan(0.6);
+    expect(adapted).toBeGreaterThan(0.85);
+    expect(adapted).toBeGreaterThan(withoutCurve + 0.2);
+    // The recovered curve brightens the dark-after-shift core (~0.5) above the ring (~1.0 after the shift), as the source had it.
+    const c = report.inputCurve!;
+    const at = (x: number): number => {
+      let s = 0;
+      while (s < c.knots.length - 2 && c.knots[s + 1] < x) s++;
+      const t = (x - c.knots[s]) / (c.knots[s + 1] - c.knots[s]);
+      return (1 - t) * c.values[s] + t * c.values[s + 1];
+    };
+    expect(at(0.5)).toBeGreaterThan(at(1.0));
+  });
+
+  it('leaves the model as given, keeps the start with the lowest objective, and says so', () => {
+    unet.setWeights(sourceWeights);
+    const fit = fitInputAdapter(unet, toUnlabeled(reordered), stats, { seed: 3, steps: 5, randomStarts: 2 });
+    expect(unet.getWeights()).toEqual(sourceWeights);
+    expect(fit.candidates.map((c) => c.start)).toEqual(['identity', 'negation', 'random', 'random']);
+    const best = Math.min(...fit.candidates.map((c) => c.score));
+    expect(fit.candidates[fit.chosen].score).toBe(best);
+    expect(fit.curve).toBe(fit.candidates[fit.chosen].curve);
+    expect(fit.note).toMatch(/^input adapter \(K=8, 5 steps\): kept start \d \((identity|negation|random)\)/);
+  });
+
+  it('refuses bad options with typed errors', () => {
+    const t = toUnlabeled(reordered);
+    for (const bad of [{ knots: 1 }, { steps: -1 }, { lr: 0 }, { firstLayer: 99 }, { selection: 'best' }, { starts: [], randomStarts: 0 }, { priorWeight: -1 }]) {
+      expect(() => fitInputAdapter(unet, t, stats, bad as never)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    }
+  });
+});

@@ -1,0 +1,305 @@
+/**
+ * Label-free input adapter: a learned intensity transfer g (intensity-curve.ts, K knots, free values) in front of the
+ * FROZEN source network, fitted on the target images only, so that the network sees target images whose internal
+ * statistics look like the source's. Objective (per batch of target slices x, network in inference mode with the
+ * source BN statistics):
+ *   L(v) = (1/|S|) Σ_{l ∈ S} (1/C_l) Σ_k KL( N(μ_lk(g_v(x)), σ²_lk(g_v(x))) || N(μ^s_lk, σ^s²_lk) ) + λ · H(g_v(x))
+ * where S are the first `layers` BN layers, μ_lk / σ²_lk the batch moments of the layer's input channel k, μ^s / σ^s²
+ * the source's stored statistics (the pooled source-stats package when given, else the model's running statistics),
+ * and H the mean prediction entropy. This is DeepInversion's feature-distribution regulariser (Yin et al., "Dreaming to
+ * Distill", CVPR 2020, eq. 4: ||μ_l(x) - μ^BN_l||_2 + ||σ²_l(x) - σ²^BN_l||_2), used as in FSM (Yang et al., "Source
+ * free domain adaptation for medical image segmentation with Fourier style mining", MedIA 79 (2022) 102457, sec. 3.1:
+ * BN statistics of the frozen source model as the source-domain description), written here as a per-channel
+ * Gaussian KL so that channels and layers of different scales weigh alike; the entropy term is TENT's (Wang et al.,
+ * ICLR 2021, eq. 2). Only the K curve values are optimised (Adam); the network is not touched.
+ *
+ * The objective is non-convex in v (a class-swapping curve is a local optimum), so the fit runs from several starts:
+ * the identity, the negation (y = -x) and `randomStarts` random curves; the start whose final objective, measured on
+ * the whole target set, is lowest wins (selection 'objective'). The input polarity check of session 2 is the special
+ * case K = 2, no gradient steps, starts {identity, negation}, selection 'entropy-adabn' (lowest mean target entropy
+ * after AdaBN); `POLARITY_CHECK` spells it out.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { FIRST_CONV } from '../../protocol/contracts/index.ts';
+import { BN_EPSILON, type UNet } from '../model/index.ts';
+import { Rng } from '../../protocol/common/index.ts';
+import { adaptAdaBN } from './adabn.ts';
+import { AdaptError } from './adapt-error.ts';
+import { epochBatches, meanEntropy } from './batching.ts';
+import { applyCurve, basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
+export { curvePolarity } from './intensity-curve.ts';
+import { bnMeanVar, classPriors, type SourceStats } from './source-stats.ts';
+import type { UnlabeledSlices } from './unlabeled-slices.ts';
+import { validateUnlabeled } from './unlabeled-slices.ts';
+
+export type AdapterStart = 'identity' | 'negation' | 'random';
+
+export interface InputAdapterOptions {
+  /** Knots K of the curve. Default 8. */
+  readonly knots?: number;
+  /** Adam steps per start. Default 40 (0: no fitting, the starts are only compared). */
+  readonly steps?: number;
+  /** Adam learning rate on the curve values (z-score units). Default 0.05. */
+  readonly lr?: number;
+  /** Fixed starts. Default ['identity', 'negation']. */
+  readonly starts?: readonly AdapterStart[];
+  /** Random starts in addition. Default 4. */
+  readonly randomStarts?: number;
+  /** Random curves screened by their objective on one batch before the best `randomStarts` are refined. Default 0 (no screening). */
+  readonly screen?: number;
+  /** Index (in forward order) of the first BN layer matched. Default 2 (the first block's layers are skipped, see below). */
+  readonly firstLayer?: number;
+  /** BN layers matched from `firstLayer` on. Default: all the rest. */
+  readonly layers?: number;
+  /** λ_H on the prediction entropy. Default 0. */
+  readonly entropyWeight?: number;
+  /** λ_π on KL(source class priors || mean predicted class probabilities of the batch). Default 0. */
+  readonly priorWeight?: number;
+  /** 'objective' (default): lowest final objective on the target; 'entropy-adabn': lowest entropy after AdaBN. */
+  readonly selection?: 'objective' | 'entropy-adabn';
+  readonly batchSize?: number;
+  readonly seed?: number;
+}
+
+/** The first convolution (the tensor-name contract): negating it is exactly the network on the negated input. */
+export { FIRST_CONV };
+
+/** Negates the first convolution (polarity -1): the model then computes on the negated input, bit for bit. */
+export function negateFirstConv(unet: UNet): void {
+  const w = unet.trainable.get(FIRST_CONV);
+  if (w === undefined) throw new AdaptError('BAD_OPTION', `input polarity needs the first convolution '${FIRST_CONV}', which the model does not have`);
+  tf.tidy(() => w.assign(tf.neg(w)));
+}
+
+/** The session-2 input polarity check as an input-adapter setting. */
+export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn' };
+
+export interface AdapterCandidate {
+  readonly start: AdapterStart;
+  readonly score: number;
+  readonly curve: IntensityCurve;
+}
+
+export interface InputAdapterResult {
+  readonly curve: IntensityCurve;
+  readonly chosen: number;
+  readonly candidates: AdapterCandidate[];
+  readonly note: string;
+}
+
+interface Targets {
+  readonly layers: string[];
+  /** Source class priors (null: no prior term). */
+  readonly prior: tf.Tensor1D | null;
+  readonly mean: Map<string, tf.Tensor1D>;
+  readonly variance: Map<string, tf.Tensor1D>;
+}
+
+function sourceTargets(unet: UNet, stats: SourceStats | null, first: number, count: number): Targets {
+  const layers = unet.bnLayers.slice(first, Math.min(first + count, unet.bnLayers.length));
+  if (layers.length === 0) throw new AdaptError('BAD_OPTION', `inputAdapter: no BN layer from index ${first} on (the model has ${unet.bnLayers.length})`);
+  const fromStats = stats ? bnMeanVar(stats) : null;
+  const mean = new Map<string, tf.Tensor1D>();
+  const variance = new Map<string, tf.Tensor1D>();
+  for (const l of layers) {
+    const s = fromStats?.get(l);
+    mean.set(l, s ? tf.tensor1d(Float32Array.from(s.mean)) : (tf.clone(unet.bnStats.get(`${l}.mean`)!) as tf.Tensor1D));
+    variance.set(l, s ? tf.tensor1d(Float32Array.from(s.variance)) : (tf.clone(unet.bnStats.get(`${l}.var`)!) as tf.Tensor1D));
+  }
+  return { layers, mean, variance, prior: stats ? tf.tensor1d(Float32Array.from(classPriors(stats))) : null };
+}
+
+function disposeTargets(t: Targets): void {
+  for (const m of [t.mean, t.variance]) for (const v of m.values()) v.dispose();
+  t.prior?.dispose();
+}
+
+interface Weights {
+  readonly entropyWeight: number;
+  readonly priorWeight: number;
+}
+
+/** Mean over layers of the channel-mean KL(N(batch moments) || N(source moments)), plus λ_H·entropy + λ_π·prior KL. */
+function objective(unet: UNet, x: tf.Tensor4D, t: Targets, w: Weights): tf.Scalar {
+  const r = unet.forward(x, { bn: 'running', collectStats: true });
+  let kl: tf.Tensor = tf.scalar(0);
+  for (const l of t.layers) {
+    const s = r.batchStats.get(l)!;
+    const vt = tf.add(s.variance, BN_EPSILON);
+    const vs = tf.add(t.variance.get(l)!, BN_EPSILON);
+    // KL(N(μt, vt) || N(μs, vs)) = ½ [log(vs/vt) + (vt + (μt - μs)²)/vs - 1], averaged over channels.
+    const d = tf.mul(0.5, tf.sub(tf.add(tf.log(tf.div(vs, vt)), tf.div(tf.add(vt, tf.squaredDifference(s.mean, t.mean.get(l)!)), vs)), 1));
+    kl = tf.add(kl, tf.mean(d));
+  }
+  let loss = tf.div(kl, Math.max(1, t.layers.length));
+  if (w.entropyWeight > 0) loss = tf.add(loss, tf.mul(meanEntropy(r.logits), w.entropyWeight));
+  if (w.priorWeight > 0 && t.prior) {
+    // KL(π || τ̂), τ̂ the batch's mean softmax: the anatomy's class proportions do not change with the scanner.
+    const k = r.logits.shape[3];
+    const tau = tf.mean(tf.reshape(tf.softmax(r.logits), [-1, k]), 0);
+    const kl2 = tf.sum(tf.mul(t.prior, tf.sub(tf.log(tf.add(t.prior, 1e-8)), tf.log(tf.add(tau, 1e-8)))));
+    loss = tf.add(loss, tf.mul(kl2, w.priorWeight));
+  }
+  return loss as tf.Scalar;
+}
+
+function batchInput(basis: Float32Array, target: UnlabeledSlices, idx: readonly number[], k: number, v: tf.Tensor): tf.Tensor4D {
+  const px = target.height * target.width;
+  const rows = new Float32Array(idx.length * px * k);
+  idx.forEach((s, i) => rows.set(basis.subarray(s * px * k, (s + 1) * px * k), i * px * k));
+  return tf.tidy(() => tf.reshape(tf.matMul(tf.tensor2d(rows, [idx.length * px, k]), tf.reshape(v, [k, 1])), [idx.length, target.height, target.width, 1]) as tf.Tensor4D);
+}
+
+function startValues(start: AdapterStart, knots: readonly number[], rng: Rng): number[] {
+  if (start === 'identity') return [...knots];
+  if (start === 'negation') return knots.map((x) => -x);
+  // Half the random curves reorder the knots' own intensity levels (a random permutation: contrast reordering in its
+  // plainest form), half are smooth: values at 2-4 anchors drawn over the knots' range, interpolated between them.
+  if (rng.next() < 0.5) return rng.shuffle([...knots]);
+  const lo = knots[0];
+  const hi = knots[knots.length - 1];
+  const anchors = 2 + rng.int(3);
+  const a = Array.from({ length: anchors }, () => rng.uniform(lo, hi));
+  return knots.map((_, i) => {
+    const p = (i / (knots.length - 1)) * (anchors - 1);
+    const j = Math.min(anchors - 2, Math.floor(p));
+    return a[j] + (p - j) * (a[j + 1] - a[j]);
+  });
+}
+
+function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed'>>): void {
+  const int = (name: string, v: number, min: number): void => {
+    if (!Number.isInteger(v) || v < min) throw new AdaptError('BAD_OPTION', `inputAdapter.${name} must be an integer >= ${min}, got ${v}`);
+  };
+  int('knots', o.knots, 2);
+  int('steps', o.steps, 0);
+  int('randomStarts', o.randomStarts, 0);
+  int('screen', o.screen, 0);
+  int('layers', o.layers, 1);
+  int('firstLayer', o.firstLayer, 0);
+  if (!(o.priorWeight >= 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.priorWeight must be >= 0, got ${o.priorWeight}`);
+  int('batchSize', o.batchSize, 1);
+  if (!(o.lr > 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.lr must be > 0, got ${o.lr}`);
+  if (!(o.entropyWeight >= 0)) throw new AdaptError('BAD_OPTION', `inputAdapter.entropyWeight must be >= 0, got ${o.entropyWeight}`);
+  if (o.selection !== 'objective' && o.selection !== 'entropy-adabn') throw new AdaptError('BAD_OPTION', `inputAdapter.selection must be 'objective' or 'entropy-adabn', got ${String(o.selection)}`);
+  if (o.starts.some((s) => s !== 'identity' && s !== 'negation' && s !== 'random')) throw new AdaptError('BAD_OPTION', `inputAdapter.starts: unknown start in ${JSON.stringify(o.starts)}`);
+  if (o.starts.length + o.randomStarts < 1) throw new AdaptError('BAD_OPTION', 'inputAdapter needs at least one start');
+}
+
+/** The objective of one curve over the whole target set (inference, no gradient). */
+function scoreObjective(unet: UNet, target: UnlabeledSlices, basis: Float32Array, k: number, curve: IntensityCurve, t: Targets, o: Weights & { batchSize: number }): number {
+  const v = tf.tensor1d(curve.values);
+  let sum = 0;
+  for (const idx of epochBatches(target.n, o.batchSize, null)) {
+    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, k, v), t, o));
+    sum += s.dataSync()[0] * idx.length;
+    s.dispose();
+  }
+  v.dispose();
+  return sum / target.n;
+}
+
+/** Mean target entropy after AdaBN on the curve's output (the polarity check's criterion); restores the weights. */
+function scoreEntropyAfterAdaBn(unet: UNet, target: UnlabeledSlices, curve: IntensityCurve, batchSize: number): number {
+  const initial = unet.getWeights();
+  const seen = applyCurve(curve, target);
+  adaptAdaBN(unet, seen, { batchSize });
+  let sum = 0;
+  for (const idx of epochBatches(seen.n, batchSize, null)) {
+    const px = seen.height * seen.width;
+    const data = new Float32Array(idx.length * px);
+    idx.forEach((s, i) => data.set(seen.images.subarray(s * px, (s + 1) * px), i * px));
+    const e = tf.tidy(() => meanEntropy(unet.forward(tf.tensor4d(data, [idx.length, seen.height, seen.width, 1]), { bn: 'running', collectStats: false }).logits));
+    sum += e.dataSync()[0] * idx.length;
+    e.dispose();
+  }
+  unet.setWeights(initial);
+  return sum / seen.n;
+}
+
+/**
+ * Fits the curve (see the file comment). The model is left exactly as given.
+ * @example
+ * const { curve } = fitInputAdapter(unet, toUnlabeled(target), sourceStats, { knots: 8 });
+ * adapt('adabn', unet, applyCurve(curve, toUnlabeled(target)), sourceStats);
+ */
+export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, opts: InputAdapterOptions = {}): InputAdapterResult {
+  validateUnlabeled(target);
+  if (target.channels !== 1) throw new AdaptError('BAD_SHAPE', `the input adapter needs 1-channel images, got ${target.channels}`);
+  const o = {
+    knots: opts.knots ?? 8,
+    steps: opts.steps ?? 40,
+    lr: opts.lr ?? 0.05,
+    starts: opts.starts ?? (['identity', 'negation'] as const),
+    randomStarts: opts.randomStarts ?? 4,
+    screen: opts.screen ?? 0,
+    firstLayer: opts.firstLayer ?? 2,
+    layers: opts.layers ?? 1000,
+    entropyWeight: opts.entropyWeight ?? 0,
+    priorWeight: opts.priorWeight ?? 0,
+    selection: opts.selection ?? 'objective',
+    batchSize: opts.batchSize ?? 8,
+  };
+  checkOptions(o);
+  const rng = new Rng(opts.seed ?? 0);
+  const knots = quantileKnots(target.images, o.knots);
+  const k = knots.length;
+  const basis = basisMatrix(knots, target.images);
+  const t = sourceTargets(unet, stats, o.firstLayer, o.layers);
+  const candidates: AdapterCandidate[] = [];
+  try {
+    const starts = [...o.starts.map((s) => ({ start: s, values: startValues(s, knots, rng) })), ...randomStarts(unet, target, basis, knots, t, o, rng)];
+    for (const { start, values } of starts) {
+      const curve = makeCurve(knots, refine(unet, target, basis, values, t, o, rng));
+      const score = o.selection === 'objective' ? scoreObjective(unet, target, basis, k, curve, t, o) : scoreEntropyAfterAdaBn(unet, target, curve, o.batchSize);
+      candidates.push({ start, score, curve });
+    }
+  } finally {
+    disposeTargets(t);
+  }
+  let chosen = 0;
+  for (let i = 1; i < candidates.length; i++) if (candidates[i].score < candidates[chosen].score) chosen = i;
+  const what = o.selection === 'objective' ? 'objective' : 'entropy after AdaBN';
+  const note = `input adapter (K=${k}, ${o.steps} steps): kept start ${chosen} (${candidates[chosen].start}); ${what} per start [${candidates.map((c) => `${c.start} ${c.score.toFixed(4)}`).join(', ')}]`;
+  return { curve: candidates[chosen].curve, chosen, candidates, note };
+}
+
+type Resolved = Weights & { steps: number; lr: number; randomStarts: number; screen: number; batchSize: number };
+
+/** Adam steps on the curve values from `values`; returns the final values. */
+function refine(unet: UNet, target: UnlabeledSlices, basis: Float32Array, values: number[], t: Targets, o: Resolved, rng: Rng): number[] {
+  const v = tf.variable(tf.tensor1d(values), true);
+  const optimizer = tf.train.adam(o.lr);
+  try {
+    for (let step = 0; step < o.steps; step++) {
+      const idx = epochBatches(target.n, o.batchSize, rng)[0];
+      const cost = optimizer.minimize(() => objective(unet, batchInput(basis, target, idx, values.length, v), t, o), true, [v]);
+      cost?.dispose();
+    }
+    return Array.from(v.dataSync());
+  } finally {
+    optimizer.dispose();
+    v.dispose();
+  }
+}
+
+/**
+ * The random starts: without screening, `randomStarts` random curves; with `screen` = M, M random curves scored by the
+ * objective on one batch (forward passes only) and the best `randomStarts` of them kept (random search, then local
+ * refinement).
+ */
+function randomStarts(unet: UNet, target: UnlabeledSlices, basis: Float32Array, knots: number[], t: Targets, o: Resolved, rng: Rng): { start: AdapterStart; values: number[] }[] {
+  const pool = Array.from({ length: Math.max(o.randomStarts, o.screen) }, () => startValues('random', knots, rng));
+  if (o.screen <= o.randomStarts) return pool.slice(0, o.randomStarts).map((values) => ({ start: 'random', values }));
+  const idx = epochBatches(target.n, o.batchSize, rng)[0];
+  const scored = pool.map((values) => {
+    const v = tf.tensor1d(values);
+    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, knots.length, v), t, o));
+    const score = s.dataSync()[0];
+    s.dispose();
+    v.dispose();
+    return { values, score };
+  });
+  scored.sort((a, b) => a.score - b.score);
+  return scored.slice(0, o.randomStarts).map(({ values }) => ({ start: 'random', values }));
+}

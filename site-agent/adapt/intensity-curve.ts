@@ -1,0 +1,155 @@
+/**
+ * A free piecewise-linear intensity transfer y = g(x) with K knots, applied pixel-wise to the (z-scored) input image in
+ * front of a frozen network: the parameterisation of the input adapter (input-adapter.ts). Knots x_1 < ... < x_K are
+ * fixed (target intensity quantiles); the values y_k are free, so g may be non-monotone (a contrast reordering between
+ * MR sequences is one). Between knots g interpolates linearly; beyond the end knots it extends the end segments
+ * linearly, so that with K = 2 the curve is exactly an affine map (y = -x is the input polarity flip).
+ * Saved next to an adapted model as JSON (`kind: fedsfda-intensity-curve`); validated with zod on load.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { AdaptError } from './adapt-error.ts';
+import type { UnlabeledSlices } from './unlabeled-slices.ts';
+
+export const IntensityCurveSchema = z
+  .object({
+    kind: z.literal('fedsfda-intensity-curve'),
+    version: z.literal(1),
+    knots: z.array(z.number().finite()).min(2).max(256),
+    values: z.array(z.number().finite()).min(2).max(256),
+  })
+  .strict()
+  .superRefine((c, ctx) => {
+    if (c.values.length !== c.knots.length) ctx.addIssue({ code: 'custom', path: ['values'], message: `expected ${c.knots.length} values, one per knot` });
+    for (let i = 1; i < c.knots.length; i++) {
+      if (!(c.knots[i] > c.knots[i - 1])) ctx.addIssue({ code: 'custom', path: ['knots', i], message: 'knots must be strictly increasing' });
+    }
+  });
+
+export type IntensityCurve = z.infer<typeof IntensityCurveSchema>;
+
+/** Builds and validates a curve; bad knots or values are a typed error naming the field. */
+export function makeCurve(knots: readonly number[], values: readonly number[]): IntensityCurve {
+  return parseCurve({ kind: 'fedsfda-intensity-curve', version: 1, knots: [...knots], values: [...values] });
+}
+
+export function parseCurve(raw: unknown, where = 'intensity curve'): IntensityCurve {
+  const r = IntensityCurveSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new AdaptError('BAD_OPTION', `${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  return r.data;
+}
+
+/** The identity curve through the given knots. */
+export function identityCurve(knots: readonly number[]): IntensityCurve {
+  return makeCurve(knots, knots);
+}
+
+/** Segment index s (0..K-2) and position t of x on it (t < 0 or > 1 beyond the end knots: linear extension). */
+function locate(knots: readonly number[], x: number): { s: number; t: number } {
+  const k = knots.length;
+  let lo = 0;
+  let hi = k - 2;
+  // Binary search for the last segment whose left knot is <= x (clamped to the end segments).
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >> 1;
+    if (knots[mid] <= x) lo = mid;
+    else hi = mid - 1;
+  }
+  return { s: lo, t: (x - knots[lo]) / (knots[lo + 1] - knots[lo]) };
+}
+
+/** g(x) for one value. */
+export function evalCurve(c: IntensityCurve, x: number): number {
+  const { s, t } = locate(c.knots, x);
+  return (1 - t) * c.values[s] + t * c.values[s + 1];
+}
+
+/**
+ * +1 / -1 when the curve is exactly y = x / y = -x through two knots (the polarity check's outcomes), else null.
+ */
+export function curvePolarity(c: IntensityCurve): 1 | -1 | null {
+  if (c.knots.length !== 2) return null;
+  if (c.values.every((v, i) => v === c.knots[i])) return 1;
+  if (c.values.every((v, i) => v === -c.knots[i])) return -1;
+  return null;
+}
+
+/** g applied to every value of `images` (a new array; a polarity curve is applied exactly, without interpolation). */
+export function applyCurveToArray(c: IntensityCurve, images: Float32Array): Float32Array {
+  const polarity = curvePolarity(c);
+  if (polarity === 1) return new Float32Array(images);
+  if (polarity === -1) return images.map((v) => -v);
+  const out = new Float32Array(images.length);
+  for (let i = 0; i < images.length; i++) out[i] = evalCurve(c, images[i]);
+  return out;
+}
+
+/** The target seen through the curve (same slices, case ids and spacing). */
+export function applyCurve(c: IntensityCurve, target: UnlabeledSlices): UnlabeledSlices {
+  if (target.channels !== 1) throw new AdaptError('BAD_SHAPE', `an intensity curve applies to 1-channel images, got ${target.channels} channels`);
+  return { ...target, images: applyCurveToArray(c, target.images) };
+}
+
+/**
+ * The curve as a linear map of its values: row i of the [n, K] matrix holds the interpolation weights of x_i, so
+ * g(x) = B v. Used to fit the values by gradient descent (a dense matMul, cheap for K <= 32).
+ */
+export function basisMatrix(knots: readonly number[], x: Float32Array): Float32Array {
+  const k = knots.length;
+  const b = new Float32Array(x.length * k);
+  for (let i = 0; i < x.length; i++) {
+    const { s, t } = locate(knots, x[i]);
+    b[i * k + s] = 1 - t;
+    b[i * k + s + 1] = t;
+  }
+  return b;
+}
+
+/**
+ * K knots at evenly spaced quantiles of the values (from `lo` to `hi`), at least `minGap` of the value range apart
+ * (quantiles of a large constant region, e.g. background, would otherwise coincide).
+ */
+export function quantileKnots(values: Float32Array, k: number, lo = 0.005, hi = 0.995): number[] {
+  if (!Number.isInteger(k) || k < 2) throw new AdaptError('BAD_OPTION', `an intensity curve needs at least 2 knots, got ${k}`);
+  if (values.length === 0) throw new AdaptError('EMPTY_TARGET', 'no intensities to place knots on');
+  // A strided sample is plenty for quantiles and keeps this cheap on large targets.
+  const stride = Math.max(1, Math.floor(values.length / 200_000));
+  const sample: number[] = [];
+  for (let i = 0; i < values.length; i += stride) if (Number.isFinite(values[i])) sample.push(values[i]);
+  sample.sort((a, b) => a - b);
+  const q = (p: number): number => sample[Math.min(sample.length - 1, Math.max(0, Math.round(p * (sample.length - 1))))];
+  const a = q(lo);
+  const b = q(hi);
+  if (!(b > a)) throw new AdaptError('BAD_SHAPE', `the target intensities are constant (${a}); an intensity curve cannot be fitted`);
+  const minGap = (b - a) / (4 * k);
+  const knots = [a];
+  for (let i = 1; i < k - 1; i++) {
+    const v = q(lo + ((hi - lo) * i) / (k - 1));
+    if (v - knots[knots.length - 1] >= minGap && b - v >= minGap) knots.push(v);
+  }
+  knots.push(b);
+  // Merged knots: fill the largest gaps so that K knots remain.
+  while (knots.length < k) {
+    let at = 0;
+    for (let i = 1; i < knots.length - 1; i++) if (knots[i + 1] - knots[i] > knots[at + 1] - knots[at]) at = i;
+    knots.splice(at + 1, 0, (knots[at] + knots[at + 1]) / 2);
+  }
+  return knots;
+}
+
+export async function saveCurve(c: IntensityCurve, file: string): Promise<void> {
+  await writeFile(file, JSON.stringify(c, null, 2));
+}
+
+export async function loadCurve(file: string): Promise<IntensityCurve> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (e) {
+    throw new AdaptError('STATS_FILE_INVALID', `cannot read intensity curve ${file}: ${(e as Error).message}`);
+  }
+  return parseCurve(raw, file);
+}

@@ -1,0 +1,68 @@
+/**
+ * Label-free scores of a model on the target images (through its input curve, when it has one), for the do-no-harm
+ * safeguard and for the suite's diagnostics:
+ * - `entropy`: mean prediction entropy (TENT's premise: lower entropy goes with lower error, Wang et al. ICLR 2021);
+ * - `priorKl`: KL(source class priors || predicted class proportions): the anatomy's class proportions do not change
+ *   with the scanner, so a collapse or a class swap shows as a large divergence (Bateson et al., MedIA 2022);
+ * - `consistency`: mean over foreground classes of the Dice overlap between the predictions on the image and on a
+ *   mildly perturbed copy (gamma, contrast, noise): a model that has found the target's structure is stable under
+ *   small acquisition perturbations (the augmentation-consistency premise of mean-teacher methods).
+ * None reads a label.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { Rng } from '../../protocol/common/index.ts';
+import type { UNet } from '../model/index.ts';
+import { epochBatches, imageBatch, meanEntropy, predictLabels } from './batching.ts';
+import { applyCurve, type IntensityCurve } from './intensity-curve.ts';
+import { priorDivergence } from './restart-selection.ts';
+import { classPriors, type SourceStats } from './source-stats.ts';
+import { strongAugment } from './strong-augment.ts';
+import type { UnlabeledSlices } from './unlabeled-slices.ts';
+
+export interface LabelFreeScores {
+  readonly entropy: number;
+  readonly priorKl: number;
+  readonly consistency: number;
+}
+
+/** Mean foreground overlap 2|A∩B| / (|A|+|B|) between two label maps (classes absent from both are skipped). */
+export function labelAgreement(a: Uint8Array, b: Uint8Array, numClasses: number): number {
+  const inter = new Float64Array(numClasses);
+  const na = new Float64Array(numClasses);
+  const nb = new Float64Array(numClasses);
+  for (let i = 0; i < a.length; i++) {
+    na[a[i]]++;
+    nb[b[i]]++;
+    if (a[i] === b[i]) inter[a[i]]++;
+  }
+  let sum = 0;
+  let n = 0;
+  for (let c = 1; c < numClasses; c++) {
+    if (na[c] + nb[c] === 0) continue;
+    sum += (2 * inter[c]) / (na[c] + nb[c]);
+    n++;
+  }
+  return n === 0 ? 1 : sum / n;
+}
+
+/** The three scores of `unet` (inference mode, its own BN statistics) on `target` seen through `curve`. */
+export function labelFreeScores(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, curve?: IntensityCurve, seed = 0): LabelFreeScores {
+  const seen = curve ? applyCurve(curve, target) : target;
+  const k = unet.config.numClasses;
+  let entropy = 0;
+  for (const idx of epochBatches(seen.n, 8, null)) {
+    const e = tf.tidy(() => meanEntropy(unet.forward(imageBatch(seen, idx), { bn: 'running', collectStats: false }).logits));
+    entropy += (e.dataSync()[0] * idx.length) / seen.n;
+    e.dispose();
+  }
+  const pred = predictLabels(unet, seen);
+  const counts = new Float64Array(k);
+  for (const c of pred) counts[c]++;
+  const proportions = counts.map((c) => c / pred.length);
+  const priorKl = stats ? priorDivergence(classPriors(stats), proportions) : NaN;
+  // The perturbation is applied to the raw target (before the curve), as a scanner's small variations would be.
+  const rng = new Rng(seed ^ 0x5afe);
+  const perturbed = { ...target, images: strongAugment(target.images, target.n, target.height, target.width, rng, { prob: 1, gammaMax: 1.25, contrast: 0.1, noise: 0.05, saltPepper: 0, erase: false }) };
+  const predPerturbed = predictLabels(unet, curve ? applyCurve(curve, perturbed) : perturbed);
+  return { entropy, priorKl, consistency: labelAgreement(pred, predPerturbed, k) };
+}
