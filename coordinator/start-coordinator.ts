@@ -14,6 +14,7 @@ import { publicKeyToString } from '../protocol/identity.ts';
 import type { CoordinatorTransport } from '../protocol/memory-transport.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { socketIoServerTransport } from '../protocol/socketio-transport.ts';
+import { SiteActivityTracker } from './dashboard/index.ts';
 import { CoordinatorError } from './errors/index.ts';
 import { resolveOptions, type CoordinatorOptions, type ResolvedOptions } from './coordinator-options.ts';
 import {
@@ -111,6 +112,9 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   runner.on('siteFailed', (f) => tracker.failed(f));
   // The runner is the one emitter; connection events are added to it so callers listen in one place.
   const events = runner as unknown as EventEmitter<RoundEvents & SiteEvents>;
+  // The dashboard's per-site view, from the same events the handle exposes.
+  const activity = new SiteActivityTracker(opts.enrollment.siteIds());
+  activity.attach(events);
   const gate = new ConnectionGate({ ...DEFAULT_CONNECTION_LIMITS, ...opts.limits }, r.logger, (reason) => metrics.limitRefusals.inc({ reason }));
   const addressOf = (peer: string): string => peer.split('#')[0];
   const gateway = new SiteGateway({
@@ -153,7 +157,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ...(opts.tls ? { tls: opts.tls } : {}),
     headersTimeoutMs: r.headersMs,
     connectTimeoutMs: r.handshakeMs,
-    app: createHttpApp({ status, history: () => runner.history, metrics, model: () => runner.currentModel(), ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}) }),
+    app: createHttpApp({ status, sites: () => activity.snapshot((id) => tracker.siteBytes(id)), history: () => runner.history, metrics, model: () => runner.currentModel(), ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}) }),
     beforeListen: (http) => gate.attach(http),
     onSocket: (socket) => gateway.accept(socketIoServerTransport(socket)),
   });

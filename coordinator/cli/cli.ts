@@ -64,6 +64,8 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--out <dir>', 'run folder: history.json, final-weights.fsws, and the statistics configured under "statistics"')
     .option('--tls-cert <file>', 'serve HTTPS/WSS with this PEM certificate chain (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--rest-token-file <file>', 'REST/dashboard bearer token from this (owner-only) file instead of FEDSFDA_REST_TOKEN')
+    .option('--serve-after', 'keep serving the REST API and dashboard after the last round, until SIGINT/SIGTERM')
     .action(runCoordinatorCommand);
 }
 
@@ -77,8 +79,11 @@ async function runCoordinatorCommand(o: CoordinatorCommandOptions): Promise<void
   const handle = await startCoordinatorFromFiles(o);
   const uninstallGuards = installProcessGuards(logger, { onSurvived: (code) => handle.metrics.survivedErrors.inc({ code }) });
   let stoppedBy: string | null = null;
+  let stopRequested: () => void = () => {};
+  const stopped = new Promise<void>((r) => (stopRequested = r));
   const stop = (signal: string): void => {
     stoppedBy = signal;
+    stopRequested();
     logger.info({ code: 'stopping', signal }, `stopping on ${signal}`);
     void handle.close();
   };
@@ -104,6 +109,10 @@ async function runCoordinatorCommand(o: CoordinatorCommandOptions): Promise<void
       return;
     }
     console.log(`finished ${history.filter((r) => r.round > 0).length} round(s)`);
+    if (o.serveAfter) {
+      console.log(`still serving ${handle.url} (--serve-after); stop with Ctrl-C or SIGTERM`);
+      await stopped;
+    }
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);

@@ -1,5 +1,5 @@
 /** The coordinator's `--config FILE` (JSON, strict: an unknown key is an error); command-line flags override it. */
-import { readFile } from 'node:fs/promises';
+import { ConfigError, readConfigFile } from '../../protocol/common/index.ts';
 import { z } from 'zod';
 import { CoordinatorError } from '../errors/index.ts';
 import { DEFAULT_MIN_AGGREGATED_FRACTION } from '../rounds/index.ts';
@@ -48,15 +48,10 @@ export type CoordinatorConfig = z.infer<typeof coordinatorConfigSchema>;
 
 /** Read and validate `--config FILE` (no file: every default). Throws CoordinatorError('bad_options') naming the problem. */
 export async function loadCoordinatorConfig(file: string | undefined): Promise<CoordinatorConfig> {
-  let raw: unknown = {};
-  if (file) {
-    try {
-      raw = JSON.parse(await readFile(file, 'utf8'));
-    } catch (e) {
-      throw new CoordinatorError('bad_options', `cannot read --config ${file}: ${(e as Error).message}`);
-    }
+  try {
+    return file ? await readConfigFile(coordinatorConfigSchema, file) : coordinatorConfigSchema.parse({});
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CoordinatorError('bad_options', `--config ${e.message}`);
+    throw e;
   }
-  const parsed = coordinatorConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new CoordinatorError('bad_options', `--config ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  return parsed.data;
 }

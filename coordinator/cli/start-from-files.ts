@@ -3,7 +3,7 @@
  * command-line flags over the config, refuse what cannot work, start the coordinator, and print progress lines.
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { decodeWeightSet, Enrollment, loadIdentity } from '../../protocol/index.ts';
 import { getLogger } from '../../protocol/common/index.ts';
 import { CoordinatorError } from '../errors/index.ts';
@@ -28,6 +28,24 @@ export interface CoordinatorCommandOptions {
   out?: string;
   tlsCert?: string;
   tlsKey?: string;
+  restTokenFile?: string;
+  serveAfter?: boolean;
+}
+
+/** The dashboard's address; with a REST token, in the URL fragment (never sent to the server, see dashboard). */
+export function dashboardUrl(url: string, restToken: string | undefined): string {
+  return restToken ? `${url}/#token=${encodeURIComponent(restToken)}` : `${url}/`;
+}
+
+async function readRestToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await readFile(file, 'utf8')).trim();
+  } catch (e) {
+    throw new CoordinatorError('bad_options', `cannot read --rest-token-file ${file}: ${(e as Error).message}`);
+  }
+  if (token.length < 16) throw new CoordinatorError('bad_options', `--rest-token-file ${file}: the token must be at least 16 characters`);
+  return token;
 }
 
 function int(flag: string, v: string | undefined): number | undefined {
@@ -38,8 +56,10 @@ function int(flag: string, v: string | undefined): number | undefined {
 }
 
 async function readTls(o: CoordinatorCommandOptions, cfg: CoordinatorConfig): Promise<{ cert: string; key: string } | undefined> {
-  const certFile = o.tlsCert ?? cfg.tls?.certFile;
-  const keyFile = o.tlsKey ?? cfg.tls?.keyFile;
+  // Paths inside the config file are relative to it (a provisioned coordinator folder can be moved as a whole).
+  const fromConfig = (f: string | undefined): string | undefined => (f === undefined || o.config === undefined ? f : resolve(dirname(o.config), f));
+  const certFile = o.tlsCert ?? fromConfig(cfg.tls?.certFile);
+  const keyFile = o.tlsKey ?? fromConfig(cfg.tls?.keyFile);
   if ((certFile === undefined) !== (keyFile === undefined)) throw new CoordinatorError('bad_options', 'TLS needs both a certificate (--tls-cert) and its key (--tls-key)');
   if (!certFile || !keyFile) return undefined;
   const read = async (f: string, what: string): Promise<string> => {
@@ -102,8 +122,8 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   const checkpointDir = o.checkpointDir ?? cfg.checkpointDir;
   if (o.out) await mkdir(o.out, { recursive: true });
   const tls = await readTls(o, cfg);
-  // Read from the environment, never from a flag (flags show up in process listings).
-  const restToken = process.env.FEDSFDA_REST_TOKEN;
+  // From a file or the environment, never from a flag value (flags show up in process listings).
+  const restToken = o.restTokenFile !== undefined ? await readRestToken(o.restTokenFile) : process.env.FEDSFDA_REST_TOKEN;
   const handle = await startCoordinator({
     logger: getLogger().child({ component: 'coordinator' }),
     identity,
@@ -126,6 +146,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     ...(o.out ? { afterRounds: artifactsHook(o.out, cfg, log) } : {}),
   });
   log(`coordinator listening on ${handle.url} (key ${handle.publicKey}); enrolled sites: ${enrollment.siteIds().join(', ') || '(tokens only)'}`);
+  log(`dashboard: ${dashboardUrl(handle.url, restToken)}`);
   printProgress(handle, log);
   return handle;
 }

@@ -1,1 +1,2 @@
-export { DASHBOARD_HTML } from './dashboard-page.ts';
+export { dashboardHtml } from './dashboard-page.ts';
+export { SiteActivityTracker, type SiteActivity, type SiteStage } from './site-activity.ts';

@@ -5,7 +5,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { DASHBOARD_HTML } from '../dashboard/index.ts';
+import { dashboardHtml, type SiteActivity } from '../dashboard/index.ts';
 import type { CoordinatorMetrics } from '../metrics/index.ts';
 import type { RoundRecord } from '../rounds/index.ts';
 import { roundsPageQuerySchema, type CoordinatorStatus } from './status.ts';
@@ -25,6 +25,8 @@ function requireBearer(token: string, onRefused: () => void): (req: Request, res
 
 export interface HttpAppDeps {
   status(): CoordinatorStatus;
+  /** Per-site activity for the dashboard (`GET /sites`). */
+  sites(): SiteActivity[];
   history(): RoundRecord[];
   metrics: CoordinatorMetrics;
   restToken?: string;
@@ -36,7 +38,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/', (_req, res) => {
-    res.type('html').send(DASHBOARD_HTML);
+    res.type('html').send(dashboardHtml());
   });
   app.get('/health', (_req, res) => {
     res.json({ ok: true, status: 'up' });
@@ -44,6 +46,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   if (deps.restToken !== undefined) app.use(requireBearer(deps.restToken, () => deps.metrics.restUnauthorized.inc()));
   app.get('/status', (_req, res) => {
     res.json({ ok: true, ...deps.status() });
+  });
+  app.get('/sites', (_req, res) => {
+    res.json({ ok: true, sites: deps.sites() });
   });
   app.get('/rounds', (req, res) => {
     const q = roundsPageQuerySchema.safeParse(req.query);

@@ -129,6 +129,12 @@ export class StatusTracker {
     },
   };
 
+  /** Bytes to and from one site over all its sessions (the dashboard's per-site view). */
+  siteBytes(siteId: string): { toSite: number; fromSite: number } {
+    const s = this.siteStatus(siteId);
+    return { toSite: s.bytesSent, fromSite: s.bytesReceived };
+  }
+
   private siteStatus(siteId: string): SiteStatus {
     const t = this.site(siteId);
     const conn = this.registry.get(siteId);
