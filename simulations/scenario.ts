@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
+import { dpSgdConfigSchema } from '../protocol/privacy/index.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
 export const siteSpecSchema = z
@@ -85,6 +86,8 @@ export const federatedScenarioSchema = z.object({
   model: z.object({
     baseChannels: z.number().int().min(1).max(128),
     depth: z.number().int().min(1).max(5),
+    /** 'group': the GroupNorm U-Net (no batch-norm statistics), which sample-level DP-SGD needs. */
+    normalization: z.enum(['batch', 'group']).default('batch'),
   }),
   training: z.object({
     rounds: z.number().int().min(1).max(1000),
@@ -110,7 +113,17 @@ export const federatedScenarioSchema = z.object({
      * (coordinator/strategies/dp-config.ts). A scenario over its `maxEpsilon` refuses to start.
      */
     differentialPrivacy: differentialPrivacyConfigSchema.optional(),
+    /**
+     * Sample-level DP-SGD at every site (protocol/privacy/dp-sgd-plan.ts): each site clips every training slice's
+     * gradient and adds noise, and accounts its own epsilon over all its local steps. Needs model.normalization
+     * 'group'. `seed` makes the sampling and noise reproducible (simulations only: a known seed leaves no privacy).
+     */
+    dpSgd: dpSgdConfigSchema.optional(),
   }),
+}).superRefine((s, ctx) => {
+  if (s.training.dpSgd && s.model.normalization !== 'group') {
+    ctx.addIssue({ code: 'custom', path: ['model', 'normalization'], message: 'training.dpSgd needs model.normalization "group": batch norm mixes the slices of a batch, so per-slice gradients (and their clipping) are undefined' });
+  }
 });
 
 export type FederatedScenario = z.infer<typeof federatedScenarioSchema>;

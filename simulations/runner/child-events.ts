@@ -40,6 +40,16 @@ const siteProgressSchema = z.discriminatedUnion('type', [
     epsilon: z.number(),
     delta: z.number(),
   }),
+  /** Sample-level DP-SGD: the site's own ledger after one fit. */
+  z.object({
+    type: z.literal('dp-sgd-fit'),
+    round: z.number().int(),
+    steps: z.number(),
+    clippedFraction: z.number(),
+    noiseMultiplier: z.number(),
+    epsilon: z.number(),
+    delta: z.number(),
+  }),
 ]);
 export type SiteProgressEvent = z.infer<typeof siteProgressSchema>;
 

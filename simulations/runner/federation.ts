@@ -43,6 +43,15 @@ export interface FederationOutcome {
   readonly history: RoundRecord[];
   readonly sites: ReadonlyMap<string, SiteReady>;
   readonly personalized: ReadonlyMap<string, Record<string, number>>;
+  /** Sample-level DP-SGD: each site's own accounting after its last fit. */
+  readonly dpSgd: ReadonlyMap<string, SiteDpSgd>;
+}
+
+export interface SiteDpSgd {
+  readonly epsilon: number;
+  readonly delta: number;
+  readonly steps: number;
+  readonly noiseMultiplier: number;
 }
 
 /** How long a child may take to stop after SIGTERM before it is killed. */
@@ -56,6 +65,7 @@ class Federation {
   private coordinatorEnd: 'finished' | 'stopped' | null = null;
   readonly sites = new Map<string, SiteReady>();
   readonly personalized = new Map<string, Record<string, number>>();
+  readonly dpSgd = new Map<string, SiteDpSgd>();
   private settled = false;
   private settle!: { resolve: (s: FederationOutcome['status']) => void; reject: (e: Error) => void };
 
@@ -70,7 +80,7 @@ class Federation {
       if (this.o.signal?.aborted) this.end('interrupted');
       else this.startCoordinator();
       const status = await ended;
-      return { status, history: await this.history(), sites: this.sites, personalized: this.personalized };
+      return { status, history: await this.history(), sites: this.sites, personalized: this.personalized, dpSgd: this.dpSgd };
     } finally {
       clearTimeout(timer);
       this.o.signal?.removeEventListener('abort', onAbort);
@@ -182,6 +192,9 @@ class Federation {
     if (p.type === 'failed') log(`${siteId}: round ${p.round} ${p.stage} failed: ${p.reason}`);
     else if (p.type === 'dp-fit') {
       log(`${siteId}: round ${p.round}: update norm ${p.updateNorm.toFixed(4)} clipped to ${p.clip}, noise share sigma ${p.siteSigma.toFixed(1)} steps; own epsilon so far ${p.epsilon.toFixed(3)} (delta ${p.delta})`);
+    } else if (p.type === 'dp-sgd-fit') {
+      this.dpSgd.set(siteId, { epsilon: p.epsilon, delta: p.delta, steps: p.steps, noiseMultiplier: p.noiseMultiplier });
+      log(`${siteId}: round ${p.round}: DP-SGD ${p.steps} noised steps so far (noise multiplier ${p.noiseMultiplier.toFixed(3)}, ${(100 * p.clippedFraction).toFixed(0)}% of slice gradients clipped); own epsilon so far ${p.epsilon.toFixed(3)} (delta ${p.delta})`);
     }
   }
 

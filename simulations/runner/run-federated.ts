@@ -36,7 +36,7 @@ const exists = (f: string): Promise<boolean> => access(f).then(() => true, () =>
 async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<SimulationSummary['artifacts']> {
   let model: string | null = null;
   if (await exists(join(outDir, 'final-weights.fsws'))) {
-    const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth }, s.seed);
+    const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
     try {
       unet.setWeights(decodeWeightSet(new Uint8Array(await readFile(join(outDir, 'final-weights.fsws')))));
       await saveModel(unet, join(outDir, 'model'));
@@ -84,6 +84,7 @@ async function summarize(s: FederatedScenario, outDir: string, startedAt: Date, 
       valSlices: run.sites.get(site.id)?.valSlices ?? null,
       classHistogram: run.sites.get(site.id)?.classHistogram ?? null,
       personalizedMetrics: run.personalized.get(site.id) ?? null,
+      dpSgd: run.dpSgd.get(site.id) ?? null,
     })),
     history: run.history,
     privacy: await readPrivacy(outDir),

@@ -69,7 +69,7 @@ export async function prepareRunFolder(scenarioFile: string, s: FederatedScenari
   const identities = await writeIdentities(s, keysDir);
   // The initial global model: seeded, so a scenario reproduces.
   const engine = await initEngine();
-  const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth }, s.seed);
+  const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
   const initialWeightsFile = join(outDir, 'initial-weights.bin');
   await writeFile(initialWeightsFile, encodeWeightSet(unet.getWeights()));
   unet.dispose();

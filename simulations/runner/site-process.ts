@@ -6,11 +6,13 @@
  */
 import { getLogger } from '../../protocol/common/index.ts';
 import { loadIdentity } from '../../protocol/index.ts';
+import { cryptoNoiseSource, DP_SGD_METRIC, planDpSgd, seededNoiseSource } from '../../protocol/privacy/index.ts';
 import { runSite, type SiteProgress } from '../../site-agent/client/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
+import { DpSgdSession } from '../../site-agent/train/index.ts';
 import { asLocalTrainer, UNetTrainer } from '../../site-agent/trainer/index.ts';
 import { classHistogram } from '../partition/index.ts';
-import { loadScenarioFile, parseFederatedScenario } from '../scenario.ts';
+import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
 import { emitChildEvent, siteEventSchema, type SiteEvent, type SiteProgressEvent } from './child-events.ts';
 import { onStopRequest } from './child-lifecycle.ts';
 import { readJob } from './job.ts';
@@ -29,6 +31,10 @@ function progressEvent(p: SiteProgress): SiteProgressEvent | null {
       return { type: 'disconnected', bytesSent: p.bytesSent, bytesReceived: p.bytesReceived };
     case 'fit': {
       const m = p.metrics;
+      const sgdEps = m[DP_SGD_METRIC.epsilon];
+      if (sgdEps !== undefined) {
+        return { type: 'dp-sgd-fit', round: p.round, steps: m[DP_SGD_METRIC.steps] ?? NaN, clippedFraction: m[DP_SGD_METRIC.clippedFraction] ?? NaN, noiseMultiplier: m[DP_SGD_METRIC.noiseMultiplier] ?? NaN, epsilon: sgdEps, delta: m[DP_SGD_METRIC.delta] ?? NaN };
+      }
       const eps = m['dp.epsilon'];
       if (eps === undefined) return null;
       return { type: 'dp-fit', round: p.round, updateNorm: m['dp.updateNorm'] ?? NaN, clip: m['dp.clip'] ?? NaN, siteSigma: m['dp.siteSigma'] ?? NaN, epsilon: eps, delta: m['dp.delta'] ?? NaN };
@@ -36,6 +42,18 @@ function progressEvent(p: SiteProgress): SiteProgressEvent | null {
     default:
       return null;
   }
+}
+
+/**
+ * The site's DP-SGD session when the scenario asks for it: planned over all its local epochs (rounds x local epochs),
+ * refused before round 1 when the plan is over the budget (PrivacyError 'budget-exceeded').
+ */
+function dpSgdSession(scenario: FederatedScenario, siteIndex: number, examples: number): DpSgdSession | undefined {
+  const cfg = scenario.training.dpSgd;
+  if (!cfg) return undefined;
+  const plan = planDpSgd(cfg, { examples, batchSize: scenario.training.batchSize, plannedEpochs: scenario.training.rounds * scenario.training.localEpochs });
+  const noise = cfg.seed !== undefined ? seededNoiseSource(cfg.seed * 1009 + siteIndex) : cryptoNoiseSource();
+  return new DpSgdSession(plan, noise);
 }
 
 async function main(): Promise<void> {
@@ -62,14 +80,22 @@ async function main(): Promise<void> {
     classHistogram: classHistogram(data.train),
   });
 
+  const dpSgd = dpSgdSession(scenario, site.index, data.train.n);
   const trainer = new UNetTrainer({
-    model: { inChannels: data.train.channels, numClasses: scenario.data.numClasses, baseChannels: scenario.model.baseChannels, depth: scenario.model.depth },
+    model: {
+      inChannels: data.train.channels,
+      numClasses: scenario.data.numClasses,
+      baseChannels: scenario.model.baseChannels,
+      depth: scenario.model.depth,
+      ...(scenario.model.normalization === 'group' ? { normalization: 'group' as const } : {}),
+    },
     train: data.train,
     val: data.val,
     batchSize: scenario.training.batchSize,
     optimizer: scenario.training.optimizer,
     loss: scenario.training.loss,
     seed: scenario.seed * 31 + site.index,
+    ...(dpSgd ? { dpSgd } : {}),
   });
   const result = await runSite({
     url: process.env.FEDSFDA_COORDINATOR_URL ?? '',

@@ -32,6 +32,8 @@ export interface SiteSummary {
   readonly assdMm: number | null;
   /** Count of (volume, class, metric) entries that were infinite (empty prediction with non-empty truth). */
   readonly infiniteDistances: number | null;
+  /** Sample-level DP-SGD (training.dpSgd): what this site spent, from its own ledger; null without DP-SGD. */
+  readonly dpSgd: { readonly epsilon: number; readonly delta: number; readonly steps: number; readonly noiseMultiplier: number } | null;
 }
 
 export interface SimulationSummary {
@@ -90,6 +92,7 @@ export function buildSummary(args: {
     valSlices: number | null;
     classHistogram: number[] | null;
     personalizedMetrics?: Record<string, number> | null;
+    dpSgd?: SiteSummary['dpSgd'];
   }[];
   history: RoundRecord[];
 }): SimulationSummary {
@@ -98,9 +101,10 @@ export function buildSummary(args: {
   const sites: SiteSummary[] = args.sites.map((s) => {
     const initial = first?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
     const final = last?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
-    const { personalizedMetrics, ...site } = s;
+    const { personalizedMetrics, dpSgd, ...site } = s;
     return {
       ...site,
+      dpSgd: dpSgd ?? null,
       untrainedDice: dicePart(initial && initialMetrics(initial), args.numClasses),
       dice: dicePart(final, args.numClasses),
       personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, args.numClasses) : null,

@@ -5,6 +5,7 @@
  * its own moments (so layer l's statistics are measured on target features normalised by target statistics at
  * layers < l), and the running values become the example-weighted average of the batch moments. No gradient.
  */
+import { planAdaBN, plansEnabled } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import type { AdaptReport } from './adapt-report.ts';
 import { disposeStats, epochBatches, imageBatch } from './batching.ts';
@@ -20,6 +21,10 @@ export interface AdaBnOptions {
 export function adaptAdaBN(unet: UNet, target: UnlabeledSlices, opts: AdaBnOptions = {}): AdaptReport {
   validateUnlabeled(target);
   const batchSize = opts.batchSize ?? 8;
+  if (plansEnabled(unet)) {
+    // The same passes on a compiled plan (fedsfda-native): batch-BN forward, running update in place.
+    return { method: 'adabn', steps: planAdaBN(unet, target.images, target.n, target.height, target.width, batchSize), losses: [], notes: [] };
+  }
   let seen = 0;
   let steps = 0;
   for (const idx of epochBatches(target.n, batchSize, null)) {

@@ -6,6 +6,7 @@
  * final AdaBN pass stores the target statistics under the adapted γ/β (stated in the report's notes).
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { startPlanTraining } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { BN_AFFINE_PARTS, batchNormTensorName } from '../../protocol/contracts/index.ts';
@@ -55,27 +56,34 @@ export function adaptTent(unet: UNet, target: UnlabeledSlices, opts: TentOptions
   checkPositive('batchSize', batchSize, true);
   const rng = new Rng(opts.seed ?? 0);
   const vars = bnAffineVariables(unet);
-  const optimizer = tf.train.adam(lr);
   const losses: number[] = [];
   const total = epochs * Math.ceil(target.n / batchSize);
+  // The compiled plan when the engine runs them (fedsfda-native): the same step (tf.train.adam(lr) takes the
+  // backend's epsilon, 1e-7), entropy and BN-affine gradients in one native run.
+  const plan = startPlanTraining(unet, {
+    optimizer: 'adam', lr, adamEps: 1e-7, loss: 'entropy', trainable: unet.bnLayers.flatMap((l) => [`${l}.gamma`, `${l}.beta`]),
+  });
+  const optimizer = plan === null ? tf.train.adam(lr) : null;
   try {
     for (let e = 0; e < epochs; e++) {
       for (const idx of epochBatches(target.n, batchSize, rng)) {
         const x = imageBatch(target, idx);
-        const cost = optimizer.minimize(
-          () => meanEntropy(unet.forward(x, { bn: 'batch', collectStats: false }).logits),
-          true,
-          vars,
-        );
-        const loss = cost ? cost.dataSync()[0] : NaN;
-        cost?.dispose();
+        let loss: number;
+        if (plan !== null) {
+          loss = plan.step(x.dataSync() as Float32Array, null, idx.length, target.height, target.width);
+        } else {
+          const cost = optimizer!.minimize(() => meanEntropy(unet.forward(x, { bn: 'batch', collectStats: false }).logits), true, vars);
+          loss = cost ? cost.dataSync()[0] : NaN;
+          cost?.dispose();
+        }
         x.dispose();
         losses.push(loss);
         opts.onProgress?.(losses.length, total, loss);
       }
     }
   } finally {
-    optimizer.dispose();
+    plan?.finish();
+    optimizer?.dispose();
   }
   adaptAdaBN(unet, target, { batchSize });
   return {

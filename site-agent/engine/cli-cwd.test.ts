@@ -27,9 +27,10 @@ describe('engine commands outside the repository root', () => {
   it('`fedsfda doctor --json` run from a temp folder selects a backend and registers gradients', async () => {
     const { stdout } = await run(process.execPath, [cli, 'doctor', '--json'], { cwd: dir, timeout: 120_000, env: { ...process.env, FEDSFDA_BACKEND: '' } });
     const line = stdout.trim().split('\n').at(-1) ?? '';
-    const info = JSON.parse(line) as { backend: string; tried: { name: string; ok: boolean }[] };
+    const info = JSON.parse(line) as { backend: string; kernels: string; tried: { name: string; ok: boolean }[] };
     expect(BACKEND_CANDIDATES).toContain(info.backend);
     expect(info.tried.find((t) => t.name === 'cpu')?.ok).toBe(true);
     expect(info.tried.find((t) => t.name === 'wasm')?.ok).toBe(true);
+    expect(info.kernels).toMatch(info.backend === 'fedsfda-native' ? /compiled plans/ : /op by op/);
   });
 });

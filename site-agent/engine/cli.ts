@@ -5,8 +5,16 @@ import type { Command } from 'commander';
 import { initEngine, type EngineInfo } from './select-backend.ts';
 import { runTrainBench } from './bench/train-bench.ts';
 import { EngineError } from './errors.ts';
+import { engineMode, plansEnabled } from './plan/unet-binding.ts';
 import { symmetricBackend } from '../../protocol/sodium.ts';
 import { u32Folder } from '../../protocol/secagg/u32-simd.ts';
+
+/** Which kernels model code runs on: compiled plans (fedsfda-native) or the backend's tfjs kernels op by op. */
+export function kernelInfo(info: EngineInfo): string {
+  if (plansEnabled()) return `compiled plans: U-Net steps as one native run (direct NHWC convolutions, ${info.simdDetail}, ${info.threads} threads); FEDSFDA_ENGINE=ops selects tfjs op by op`;
+  if (info.backend === 'fedsfda-native' && engineMode() === 'ops') return 'tfjs op by op on the native kernels (FEDSFDA_ENGINE=ops)';
+  return `tfjs op by op on ${info.backend} (compiled plans need fedsfda-native)`;
+}
 
 /** The protocol's crypto path: libsodium or pure JS, and whether mask folding runs in WebAssembly SIMD. */
 export function cryptoInfo(): { backend: string; reason: string; maskFoldSimd: boolean } {
@@ -44,10 +52,12 @@ export function registerEngineCommands(program: Command): void {
     .action(async (o: { json?: boolean; backend?: string }) => {
       const info = await initEngine({ probeAll: true, ...(o.backend ? { backend: o.backend } : {}) });
       const crypto = cryptoInfo();
+      const kernels = kernelInfo(info);
       process.stdout.write(
         o.json
-          ? JSON.stringify({ ...info, crypto }) + '\n'
+          ? JSON.stringify({ ...info, kernels, crypto }) + '\n'
           : formatEngineInfo(info) +
+              `\nkernels:   ${kernels}` +
               `\ncrypto:    ${crypto.backend} (${crypto.reason}); mask folding ${crypto.maskFoldSimd ? 'WebAssembly SIMD' : 'JS loop'}\n`,
       );
     });
@@ -67,8 +77,12 @@ export function registerEngineCommands(program: Command): void {
     .option('--profile', 'also profile one step per kernel (table on stderr; kernelProfile in the JSON)')
     .option('--fused-bn', "reference model: batch norm via the engine's fused batchNormTrain")
     .option('--model <name>', "'reference' (engine's plain-ops U-Net, ~5.5 GFLOP/step) or 'unet' (site-agent/model)", 'reference')
-    .action(async (o: { json?: boolean; warmup: number; steps: number; batch: number; size: number; backend?: string; cpuBaseline: boolean; model: string; profile?: boolean; fusedBn?: boolean }) => {
+    .option('--engine <path>', "'plan' (compiled plan, default on fedsfda-native) or 'ops' (tfjs op by op)")
+    .option('--no-compare', 'do not also time the other engine path')
+    .option('--no-pytorch', 'do not time the same network in PyTorch')
+    .action(async (o: { json?: boolean; warmup: number; steps: number; batch: number; size: number; backend?: string; cpuBaseline: boolean; model: string; profile?: boolean; fusedBn?: boolean; engine?: string; compare: boolean; pytorch: boolean }) => {
       if (o.model !== 'reference' && o.model !== 'unet') throw new EngineError('BAD_ARGUMENT', `--model must be 'reference' or 'unet', got "${o.model}"`);
+      if (o.engine !== undefined && o.engine !== 'plan' && o.engine !== 'ops') throw new EngineError('BAD_ARGUMENT', `--engine must be 'plan' or 'ops', got "${o.engine}"`);
       const r = await runTrainBench({
         warmup: o.warmup,
         steps: o.steps,
@@ -78,19 +92,24 @@ export function registerEngineCommands(program: Command): void {
         model: o.model,
         profile: o.profile ?? false,
         fusedBn: o.fusedBn ?? false,
+        compare: o.compare,
+        pytorch: o.pytorch,
+        ...(o.engine === 'plan' || o.engine === 'ops' ? { engine: o.engine } : {}),
         ...(o.backend ? { backend: o.backend } : {}),
         onStep: o.json ? undefined : (phase, i, ms) => process.stderr.write(`${phase} step ${i + 1}: ${ms.toFixed(1)} ms\n`),
       });
       if (r.kernelProfile) {
         const total = r.kernelProfile.reduce((a, k) => a + k.ms, 0);
         process.stderr.write(`per-kernel time of one profiled step on ${r.backend} (sum ${total.toFixed(1)} ms):\n`);
-        for (const k of r.kernelProfile.slice(0, 25)) process.stderr.write(`  ${k.kernel.padEnd(28)}${k.ms.toFixed(1).padStart(10)} ms ${String(k.calls).padStart(5)} calls\n`);
+        for (const k of r.kernelProfile.slice(0, 25)) process.stderr.write(`  ${k.kernel.padEnd(28)}${k.ms.toFixed(1).padStart(10)} ms${k.cpuMs === undefined ? '' : ` (CPU ${k.cpuMs.toFixed(1)} ms)`} ${String(k.calls).padStart(5)} calls\n`);
       }
       if (o.json) {
         process.stdout.write(JSON.stringify(r) + '\n');
       } else {
         process.stdout.write(
-          `backend ${r.backend}: ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step), peak RSS ${r.peakRssMb} MB\n` +
+          `backend ${r.backend} (${r.engine}): ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step), peak RSS ${r.peakRssMb} MB, load ${r.loadAvg.join(' -> ')}\n` +
+            (r.planSpeedup === null ? '' : `op by op: ${r.opsMsPerStep} ms/step, compiled plan: ${r.planMsPerStep} ms/step -> ${r.planSpeedup}x\n`) +
+            (r.pytorchMsPerStep === null ? `PyTorch: not measured (${r.pytorch})\n` : `PyTorch: ${r.pytorchMsPerStep} ms/step (${r.pytorch}) -> ratio ${r.ratioVsPytorch}\n`) +
             (r.cpuBaselineMsPerStep === null ? '' : `pure-JS cpu: ${r.cpuBaselineMsPerStep} ms/step -> speed-up ${r.speedupVsCpu}x\n`),
         );
       }

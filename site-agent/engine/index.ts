@@ -35,3 +35,9 @@ export {
   type ReferenceUNetConfig,
   type ConvSpec,
 } from './bench/reference-unet.ts';
+export { startPlanTraining, type PlanTrainingConfig, type PlanTrainingSession } from './plan/plan-training.ts';
+export { engineMode, plansEnabled, planSupports, compiledUNet, planInferBatches, planAdaBN, type EngineMode } from './plan/unet-binding.ts';
+export { CompiledUNet, emptyHyper, type CompiledProgram, type OpProfile } from './plan/compiled-unet.ts';
+export { CompiledTrainer, type CompiledTrainConfig } from './plan/compiled-trainer.ts';
+export { productUNetFamily, referenceUNetFamily, type UNetFamily, type ConvUnitNames } from './plan/unet-family.ts';
+export { Hyper, type PlanLoss } from './plan/plan-ops.ts';

@@ -43,6 +43,31 @@ export interface NativeAddon {
   threads(n?: number): number;
   /** The instruction set the addon was compiled for (e.g. "avx512f+fma", "avx2+fma"). */
   simd(): string;
+  /** Compiled plans (native/src/plan.h): parameters, gradients and optimizer state of one model. */
+  PlanNet: new (paramCount: number) => NativePlanNet;
+  /** A validated op list (plan/plan-ops.ts records) over the calling thread's workspace. */
+  PlanProgram: new (net: NativePlanNet, ops: Int32Array, arenaFloats: number) => NativePlanProgram;
+}
+
+export interface NativePlanNet {
+  size(): number;
+  setParams(offset: number, data: Float32Array): void;
+  getParams(offset: number, out: Float32Array): void;
+  getGrads(offset: number, out: Float32Array): void;
+  /** FedProx anchors (allocated on first use, cleared by resetOptimizer). */
+  setAnchor(offset: number, data: Float32Array): void;
+  /** Zeroes optimizer state: 0 slots (sgd), 1 (momentum), 2 (adam). */
+  resetOptimizer(slots: 0 | 1 | 2): void;
+}
+
+export interface NativePlanProgram {
+  /** Runs the program; returns the loss (NaN without a loss op). */
+  run(x: Float32Array | null, labels: Int32Array | null, hyper: Float64Array): number;
+  /** Copies arena floats [offset, offset + out.length) of the last run on this thread. */
+  read(offset: number, out: Float32Array): void;
+  arenaSize(): number;
+  /** [op code, wall ms, process CPU ms] per op of the last run, in op order. */
+  profile(): Float64Array;
 }
 
 export const NATIVE_ADDON_PATH = fileURLToPath(new URL('./native/build/Release/fedsfda_native.node', import.meta.url));

@@ -5,7 +5,7 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import { initEngine } from '../engine/index.ts';
 import { profileTrainStep } from '../train/profile-train-step.ts';
 import { ModelError } from './model-error.ts';
@@ -32,15 +32,16 @@ export function registerModelCommands(program: Command): void {
     .option('--base <n>', 'channels at the first level', intArg('base'), 16)
     .option('--depth <n>', 'number of 2x2 poolings', intArg('depth'), 2)
     .option('--seed <n>', 'initialisation seed', intArg('seed'), 0)
+    .addOption(new Option('--normalization <kind>', "'group': GroupNorm instead of batch norm (needed by sites that train with DP-SGD)").choices(['batch', 'group']).default('batch'))
     .option('--backend <name>', 'force a backend (also FEDSFDA_BACKEND)')
     .option('--wire-out <file>', "also write the weights as an encoded WeightSet (the coordinator's --init-weights)")
-    .action(async (o: { out: string; inChannels: number; classes: number; base: number; depth: number; seed: number; backend?: string; wireOut?: string }) => {
-      const config = parseUNetConfig({ inChannels: o.inChannels, numClasses: o.classes, baseChannels: o.base, depth: o.depth });
+    .action(async (o: { out: string; inChannels: number; classes: number; base: number; depth: number; seed: number; normalization: 'batch' | 'group'; backend?: string; wireOut?: string }) => {
+      const config = parseUNetConfig({ inChannels: o.inChannels, numClasses: o.classes, baseChannels: o.base, depth: o.depth, ...(o.normalization === 'group' ? { normalization: 'group' } : {}) });
       await initEngine(o.backend !== undefined ? { backend: o.backend } : {});
       const unet = createUNet(config, o.seed);
       try {
         await saveModel(unet, o.out);
-        process.stdout.write(`wrote ${o.out}: ${unet.numParams} trainable parameters, ${unet.bnLayers.length} BN layers\n`);
+        process.stdout.write(`wrote ${o.out}: ${unet.numParams} trainable parameters, ${o.normalization === 'group' ? 'group norm' : `${unet.bnLayers.length} BN layers`}\n`);
         if (o.wireOut !== undefined) {
           await writeFile(o.wireOut, encodeWeightSet(unet.getWeights()));
           process.stdout.write(`wrote ${o.wireOut} (encoded WeightSet for fedsfda coordinator --init-weights)\n`);

@@ -46,6 +46,13 @@ export function checkImages(unet: UNet, images: Float32Array, n: number, h: numb
 /** Copies the slices `indices` into an NHWC image tensor and an int32 [N, H, W] label tensor. */
 export function makeBatch(data: SliceDataset, indices: readonly number[]): { x: tf.Tensor4D; y: tf.Tensor3D } {
   const { height: h, width: w, channels: c } = data;
+  const { xs, ys } = batchArrays(data, indices);
+  return { x: tf.tensor4d(xs, [indices.length, h, w, c]), y: tf.tensor3d(ys, [indices.length, h, w], 'int32') };
+}
+
+/** The slices `indices` as NHWC images and int32 class indices per pixel (plain arrays). */
+export function batchArrays(data: SliceDataset, indices: readonly number[]): { xs: Float32Array; ys: Int32Array } {
+  const { height: h, width: w, channels: c } = data;
   const imgSize = h * w * c;
   const px = h * w;
   const xs = new Float32Array(indices.length * imgSize);
@@ -55,5 +62,5 @@ export function makeBatch(data: SliceDataset, indices: readonly number[]): { x: 
     const lab = data.labels.subarray(s * px, (s + 1) * px);
     for (let i = 0; i < px; i++) ys[j * px + i] = lab[i];
   });
-  return { x: tf.tensor4d(xs, [indices.length, h, w, c]), y: tf.tensor3d(ys, [indices.length, h, w], 'int32') };
+  return { xs, ys };
 }

@@ -4,9 +4,10 @@ import type { WeightSet } from '../../protocol/named-tensor.ts';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import type { BatchNormStats, UNet } from '../model/unet.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { checkDataset, makeBatch } from './batches.ts';
+import { batchArrays, checkDataset, makeBatch } from './batches.ts';
 import { segmentationLoss, type LossKind } from './losses.ts';
-import { createOptimizer } from './optimizer.ts';
+import { createOptimizer, type TrainOptimizer } from './optimizer.ts';
+import { startPlanTraining } from '../engine/index.ts';
 import { TrainError } from './train-error.ts';
 
 export interface TrainConfig {
@@ -90,6 +91,44 @@ function proximalAnchors(unet: UNet, ws: WeightSet): Map<tf.Variable, tf.Tensor>
  */
 const yieldToEventLoop = (): Promise<void> => setImmediatePromise();
 
+/** One optimizer step through tfjs autodiff, op by op (the reference path); returns the loss. */
+function tfjsStep(
+  unet: UNet,
+  data: SliceDataset,
+  idx: readonly number[],
+  o: { opt: TrainOptimizer; vars: tf.Variable[]; anchors: Map<tf.Variable, tf.Tensor> | null; mu: number; loss: LossKind; bnMomentum: number },
+): number {
+  const { x, y } = makeBatch(data, idx);
+  let stats: Map<string, BatchNormStats> = new Map();
+  try {
+    const loss = o.opt.step(() => {
+      const out = unet.forward(x, { bn: 'batch' });
+      // The batch moments must outlive the gradient scope to update the running statistics afterwards.
+      for (const s of out.batchStats.values()) {
+        tf.keep(s.mean);
+        tf.keep(s.variance);
+      }
+      stats = out.batchStats;
+      let l = segmentationLoss(o.loss, out.logits, y, unet.config.numClasses);
+      if (o.anchors !== null) {
+        // FedProx (Li et al., MLSys 2020, eq. 2): h(w) = F(w) + mu/2 * ||w - w_global||^2.
+        const terms = [...o.anchors].map(([v, a]) => tf.sum(tf.squaredDifference(v, a)));
+        l = tf.add(l, tf.mul(tf.addN(terms), o.mu / 2));
+      }
+      return l;
+    }, o.vars);
+    unet.updateRunningStats(stats, o.bnMomentum);
+    return loss;
+  } finally {
+    x.dispose();
+    y.dispose();
+    for (const s of stats.values()) {
+      s.mean.dispose();
+      s.variance.dispose();
+    }
+  }
+}
+
 /**
  * Local supervised training on one site's slices: seeded shuffling each epoch, BN in 'batch' mode with running
  * statistics updated after every step, optional FedProx proximal term.
@@ -105,6 +144,16 @@ export async function trainLocal(unet: UNet, data: SliceDataset, cfg: TrainConfi
   const anchors = mu > 0 && cfg.globalWeights !== undefined ? proximalAnchors(unet, cfg.globalWeights) : null;
   const opt = createOptimizer({ kind: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay });
   const vars = [...unet.trainable.values()];
+  // The compiled plan when the engine runs them (fedsfda-native), else tfjs op by op: the same step.
+  const plan = startPlanTraining(unet, {
+    optimizer: cfg.optimizer, lr: cfg.lr, momentum: cfg.momentum, weightDecay: cfg.weightDecay, loss: cfg.loss, bnMomentum,
+    ...(anchors !== null ? { proximalMu: mu, globalWeights: cfg.globalWeights } : {}),
+  });
+  const step = (idx: readonly number[]): number => {
+    if (plan === null) return tfjsStep(unet, data, idx, { opt, vars, anchors, mu, loss: cfg.loss, bnMomentum });
+    const { xs, ys } = batchArrays(data, idx);
+    return plan.step(xs, ys, idx.length, data.height, data.width);
+  };
   const rng = new Rng(cfg.seed);
   const lossCurve: number[] = [];
   let examples = 0;
@@ -115,45 +164,19 @@ export async function trainLocal(unet: UNet, data: SliceDataset, cfg: TrainConfi
       for (let b = 0; b < data.n && lossCurve.length < maxSteps; b += cfg.batchSize) {
         if (cfg.signal?.aborted === true) throw new TrainError('ABORTED', `trainLocal: aborted after ${lossCurve.length} steps`);
         const idx = order.slice(b, b + cfg.batchSize);
-        const { x, y } = makeBatch(data, idx);
-        let stats: Map<string, BatchNormStats> = new Map();
-        try {
-          const loss = opt.step(() => {
-            const out = unet.forward(x, { bn: 'batch' });
-            // The batch moments must outlive the gradient scope to update the running statistics afterwards.
-            for (const s of out.batchStats.values()) {
-              tf.keep(s.mean);
-              tf.keep(s.variance);
-            }
-            stats = out.batchStats;
-            let l = segmentationLoss(cfg.loss, out.logits, y, unet.config.numClasses);
-            if (anchors !== null) {
-              // FedProx (Li et al., MLSys 2020, eq. 2): h(w) = F(w) + mu/2 * ||w - w_global||^2.
-              const terms = [...anchors].map(([v, a]) => tf.sum(tf.squaredDifference(v, a)));
-              l = tf.add(l, tf.mul(tf.addN(terms), mu / 2));
-            }
-            return l;
-          }, vars);
-          unet.updateRunningStats(stats, bnMomentum);
-          if (!Number.isFinite(loss)) {
-            throw new TrainError('DIVERGED', `trainLocal: loss became ${loss} at step ${lossCurve.length} (learning rate too high?)`);
-          }
-          lossCurve.push(loss);
-          examples += idx.length;
-          weighted += loss * idx.length;
-          cfg.onStep?.(lossCurve.length - 1, loss);
-        } finally {
-          x.dispose();
-          y.dispose();
-          for (const s of stats.values()) {
-            s.mean.dispose();
-            s.variance.dispose();
-          }
+        const loss = step(idx);
+        if (!Number.isFinite(loss)) {
+          throw new TrainError('DIVERGED', `trainLocal: loss became ${loss} at step ${lossCurve.length} (learning rate too high?)`);
         }
+        lossCurve.push(loss);
+        examples += idx.length;
+        weighted += loss * idx.length;
+        cfg.onStep?.(lossCurve.length - 1, loss);
         await yieldToEventLoop();
       }
     }
   } finally {
+    plan?.finish();
     opt.dispose();
     if (anchors !== null) for (const a of anchors.values()) a.dispose();
   }

@@ -1,19 +1,18 @@
 /**
- * Training-step benchmark: trains the reference U-Net (or, with model 'unet', the product U-Net) (64x64x1, base 16, depth 2, BN, 4 classes,
- * batch 8 by default) for a few warm-up and timed steps on the selected backend, then ONE step on the
- * pure-JS cpu backend as the baseline, and reports ms/step, speed-up, achieved GFLOP/s and peak RSS.
+ * Training-step benchmark: trains the reference U-Net (or, with model 'unet', the product U-Net) (64x64x1,
+ * base 16, depth 2, BN, 4 classes, batch 8 by default) for a few warm-up and timed steps on the selected
+ * backend and engine path (compiled plan or op by op), in the same run the other engine path and the same
+ * network in PyTorch (when python3-torch is installed), then ONE step on the pure-JS cpu backend as the
+ * baseline; reports ms/step, the ratios, achieved GFLOP/s, peak RSS and the load average around the run.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { loadavg } from 'node:os';
 import { initEngine } from '../select-backend.ts';
-import {
-  REFERENCE_CONFIG,
-  createReferenceParams,
-  randomBatch,
-  referenceTrainStep,
-  trainStepFlops,
-  type ReferenceUNetConfig,
-} from './reference-unet.ts';
+import { REFERENCE_CONFIG, trainStepFlops, type ReferenceUNetConfig } from './reference-unet.ts';
 import { EngineError } from '../errors.ts';
+import { BENCH_TRAINING, makeStepper, type BenchEngine, type BenchModel, type Stepper } from './steppers.ts';
+import { runPytorchStep } from './pytorch-baseline.ts';
+import { plansEnabled } from '../plan/unet-binding.ts';
 
 export interface TrainBenchOptions {
   warmup?: number;
@@ -38,17 +37,40 @@ export interface TrainBenchOptions {
   onStep?: (phase: 'warmup' | 'timed' | 'cpu', index: number, ms: number) => void;
   /** After the timed steps, run one more step under tf.profile and report per-kernel time (adds `kernelProfile`). */
   profile?: boolean;
+  /** Engine path timed for msPerStep. Default: 'plan' where compiled plans run (fedsfda-native), else 'ops'. */
+  engine?: BenchEngine;
+  /** Also time the other engine path in the same run (opsMsPerStep / planMsPerStep). Default true where plans run. */
+  compare?: boolean;
+  /** Also time the same network in PyTorch in the same run (python3-torch). Default true. */
+  pytorch?: boolean;
 }
 
 export interface KernelTime {
   kernel: string;
   ms: number;
+  /** Compiled plans: CPU time of all threads (load-independent work). */
+  cpuMs?: number;
   calls: number;
 }
 
 export interface TrainBenchResult {
   backend: string;
+  /** Engine path of msPerStep. */
+  engine: BenchEngine;
   msPerStep: number;
+  /** The op-by-op path and the compiled plan, each when measured in this run. */
+  opsMsPerStep: number | null;
+  planMsPerStep: number | null;
+  /** opsMsPerStep / planMsPerStep. */
+  planSpeedup: number | null;
+  /** The same network, batch, loss and optimizer in PyTorch on the same thread count, this run. */
+  pytorchMsPerStep: number | null;
+  /** msPerStep / pytorchMsPerStep. */
+  ratioVsPytorch: number | null;
+  /** torch version and threads, or why PyTorch was not measured. */
+  pytorch: string;
+  /** 1-minute load average before and after the run (the machine is shared). */
+  loadAvg: [number, number];
   cpuBaselineMsPerStep: number | null;
   speedupVsCpu: number | null;
   gflops: number;
@@ -63,6 +85,8 @@ export interface TrainBenchResult {
   threads: number;
   /** Loss of the first step on the selected backend and on cpu, from the same weights and batch. */
   firstLoss: number;
+  /** First loss of the other engine path (same weights and batch): the two paths agree. */
+  otherFirstLoss: number | null;
   cpuFirstLoss: number | null;
   /** Per-kernel time of one profiled step on the selected backend, largest first (only with `profile`). */
   kernelProfile?: KernelTime[];
@@ -88,40 +112,9 @@ function checkInt(name: string, v: number, min: number): number {
   return v;
 }
 
-interface Stepper {
-  step(): number;
-  dispose(): void;
-}
-
-/** Fresh seeded weights + one fixed batch on the active backend; step() runs one SGD step, returns the loss. */
-async function makeStepper(model: 'reference' | 'unet', c: ReferenceUNetConfig, batch: number, size: number): Promise<Stepper> {
-  const { x, y } = randomBatch(c, batch, size, size, 99);
-  if (model === 'reference') {
-    const params = createReferenceParams(c, 1234);
-    return {
-      step: () => referenceTrainStep(params, c, x, y, 0.01),  // reads the loss: the step is complete
-      dispose: () => tf.dispose([x, y, ...params.values()]),
-    };
-  }
-  // Imported lazily: the model layer imports the engine, so a static import would be a cycle.
-  const { createUNet } = await import('../../model/index.ts');
-  const { createOptimizer, crossEntropyLoss } = await import('../../train/index.ts');
-  const unet = createUNet({ inChannels: c.inChannels, numClasses: c.numClasses, baseChannels: c.baseChannels, depth: c.depth }, 1234);
-  const opt = createOptimizer({ kind: 'sgd', lr: 0.01, momentum: 0.9 });
-  const vars = [...unet.trainable.values()];
-  return {
-    step: () => opt.step(() => tf.tidy(() => crossEntropyLoss(unet.forward(x, { bn: 'batch', collectStats: false }).logits, y)), vars),
-    dispose: () => {
-      opt.dispose();
-      unet.dispose();
-      tf.dispose([x, y]);
-    },
-  };
-}
-
 /** Times `steps` training steps (after `warmup` untimed ones) from fresh seeded weights on the active backend. */
-async function timeSteps(model: 'reference' | 'unet', c: ReferenceUNetConfig, batch: number, size: number, warmup: number, steps: number, phase: 'timed' | 'cpu', onStep?: TrainBenchOptions['onStep'], profile = false): Promise<{ msPerStep: number; firstLoss: number; kernelProfile?: KernelTime[] }> {
-  const stepper = await makeStepper(model, c, batch, size);
+async function timeSteps(model: BenchModel, engine: BenchEngine, c: ReferenceUNetConfig, batch: number, size: number, warmup: number, steps: number, phase: 'timed' | 'cpu', onStep?: TrainBenchOptions['onStep'], profile = false): Promise<{ msPerStep: number; firstLoss: number; kernelProfile?: KernelTime[] }> {
+  const stepper = await makeStepper(model, engine, c, batch, size);
   let firstLoss = NaN;
   try {
     for (let i = 0; i < warmup; i++) {
@@ -140,7 +133,12 @@ async function timeSteps(model: 'reference' | 'unet', c: ReferenceUNetConfig, ba
       onStep?.(phase, i, ms);
     }
     const msPerStep = total / steps;
-    return profile ? { msPerStep, firstLoss, kernelProfile: await profileStep(stepper) } : { msPerStep, firstLoss };
+    if (!profile) return { msPerStep, firstLoss };
+    if (stepper.opProfile) {
+      stepper.step();
+      return { msPerStep, firstLoss, kernelProfile: stepper.opProfile().map((p) => ({ kernel: `plan:${p.op}`, ms: Math.round(p.ms * 10) / 10, cpuMs: Math.round(p.cpuMs * 10) / 10, calls: p.calls })) };
+    }
+    return { msPerStep, firstLoss, kernelProfile: await profileStep(stepper) };
   } finally {
     stepper.dispose();
   }
@@ -158,10 +156,20 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
   const c: ReferenceUNetConfig = model === 'unet' ? { ...base, upsample: 'transpose' } : { ...base, bn: opts.fusedBn ? 'fused' : (base.bn ?? 'ops') };
   const size = checkInt('size', opts.size ?? 64, 2 ** c.depth);
   if (size % 2 ** c.depth !== 0) throw new EngineError('BAD_ARGUMENT', `size ${size} must be divisible by 2^depth = ${2 ** c.depth}`);
+  const load0 = loadavg()[0];
   const info = await initEngine(opts.backend !== undefined ? { backend: opts.backend } : {});
+  const canPlan = plansEnabled() || (opts.engine === 'plan' && info.backend === 'fedsfda-native');
+  const engine: BenchEngine = opts.engine ?? (canPlan ? 'plan' : 'ops');
+  if (engine === 'plan' && !canPlan) throw new EngineError('BAD_ARGUMENT', `engine 'plan' needs the fedsfda-native backend (active: ${info.backend})`);
+  const other: BenchEngine | null = (opts.compare ?? canPlan) && canPlan ? (engine === 'plan' ? 'ops' : 'plan') : null;
   const flops = trainStepFlops(c, batch, size, size);
 
-  const sel = await timeSteps(model, c, batch, size, warmup, steps, 'timed', opts.onStep, opts.profile ?? false);
+  const sel = await timeSteps(model, engine, c, batch, size, warmup, steps, 'timed', opts.onStep, opts.profile ?? false);
+  const t = BENCH_TRAINING[model];
+  const torch = (opts.pytorch ?? true)
+    ? await runPytorchStep({ model, inChannels: c.inChannels, numClasses: c.numClasses, baseChannels: c.baseChannels, depth: c.depth, batch, size, loss: t.loss, optimizer: t.optimizer === 'adam' ? 'adam' : t.momentum > 0 ? 'momentum' : 'sgd', lr: t.lr, warmup, steps, threads: info.threads })
+    : { ok: false as const, reason: 'not requested' };
+  const alt = other ? await timeSteps(model, other, c, batch, size, warmup, steps, 'timed', opts.onStep) : null;
 
   let cpuMs: number | null = null;
   let cpuLoss: number | null = null;
@@ -170,7 +178,7 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
     await import('@tensorflow/tfjs-backend-cpu');
     await tf.setBackend('cpu');
     try {
-      const r = await timeSteps(model, c, batch, size, 0, 1, 'cpu', opts.onStep);
+      const r = await timeSteps(model, 'ops', c, batch, size, 0, 1, 'cpu', opts.onStep);
       cpuMs = r.msPerStep;
       cpuLoss = r.firstLoss;
     } finally {
@@ -179,14 +187,24 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
   }
   // maxRSS is in kilobytes (Node docs: process.resourceUsage()).
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  const ms = { [engine]: sel.msPerStep, ...(alt && other ? { [other]: alt.msPerStep } : {}) } as Partial<Record<BenchEngine, number>>;
+  const kernelProfile = sel.kernelProfile ?? alt?.kernelProfile;
   return {
     backend: info.backend,
+    engine,
     msPerStep: round(sel.msPerStep, 1),
+    opsMsPerStep: ms.ops === undefined ? null : round(ms.ops, 1),
+    planMsPerStep: ms.plan === undefined ? null : round(ms.plan, 1),
+    planSpeedup: ms.ops === undefined || ms.plan === undefined ? null : round(ms.ops / ms.plan, 2),
+    pytorchMsPerStep: torch.ok ? round(torch.msPerStep, 1) : null,
+    ratioVsPytorch: torch.ok ? round(sel.msPerStep / torch.msPerStep, 2) : null,
+    pytorch: torch.ok ? `torch ${torch.torch}, ${torch.threads} threads (${torch.python})` : torch.reason,
+    loadAvg: [round(load0, 2), round(loadavg()[0], 2)],
     cpuBaselineMsPerStep: cpuMs === null ? null : round(cpuMs, 1),
     speedupVsCpu: cpuMs === null ? null : round(cpuMs / sel.msPerStep, 1),
     gflops: round(flops / (sel.msPerStep / 1000) / 1e9, 2),
     peakRssMb: round(peakRssMb, 1),
-    model: `${model === 'unet' ? 'site-agent/model unet' : 'reference-unet'}(in=${c.inChannels},classes=${c.numClasses},base=${c.baseChannels},depth=${c.depth},bn${c.bn === 'fused' ? '-fused' : ''},${c.upsample ?? 'nearest'})`,
+    model: `${model === 'unet' ? 'site-agent/model unet' : 'reference-unet'}(in=${c.inChannels},classes=${c.numClasses},base=${c.baseChannels},depth=${c.depth},bn${c.bn === 'fused' ? '-fused' : ''},${c.upsample ?? 'nearest'}; ${t.optimizer} lr ${t.lr}, ${t.loss})`,
     batch,
     size,
     warmup,
@@ -194,8 +212,9 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
     flopsPerStep: flops,
     threads: info.threads,
     firstLoss: round(sel.firstLoss, 6),
+    otherFirstLoss: alt ? round(alt.firstLoss, 6) : null,
     cpuFirstLoss: cpuLoss === null ? null : round(cpuLoss, 6),
-    ...(sel.kernelProfile ? { kernelProfile: sel.kernelProfile } : {}),
+    ...(kernelProfile ? { kernelProfile } : {}),
   };
 }
 

@@ -9,6 +9,7 @@
 #include "conv.h"
 #include "elementwise.h"
 #include "gemm.h"
+#include "plan-binding.h"
 #include "pool.h"
 #include "thread-pool.h"
 
@@ -381,6 +382,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("bnBackward", Napi::Function::New(env, BnBackward));
   exports.Set("threads", Napi::Function::New(env, Threads));
   exports.Set("simd", Napi::Function::New(env, Simd));
+  register_plan(env, exports);
   return exports;
 }
 
