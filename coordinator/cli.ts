@@ -10,9 +10,10 @@
  * TLS: --tls-cert/--tls-key (or config `tls`); REST token: environment variable FEDSFDA_REST_TOKEN (>= 16 chars).
  */
 import { mkdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { z } from 'zod';
+import { ConfigError, readConfigFile } from '../protocol/common/index.ts';
 import { secureAggregationConfigSchema } from './secure-aggregation-schema.ts';
 import { differentialPrivacyConfigSchema } from './strategies/dp-config.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
@@ -75,6 +76,24 @@ export interface CoordinatorCommandOptions {
   out?: string;
   tlsCert?: string;
   tlsKey?: string;
+  restTokenFile?: string;
+  serveAfter?: boolean;
+}
+
+/** The dashboard's address; with a REST token, in the URL fragment (never sent to the server, see dashboard). */
+export function dashboardUrl(url: string, restToken: string | undefined): string {
+  return restToken ? `${url}/#token=${encodeURIComponent(restToken)}` : `${url}/`;
+}
+
+async function readRestToken(file: string): Promise<string> {
+  let token: string;
+  try {
+    token = (await readFile(file, 'utf8')).trim();
+  } catch (e) {
+    throw new CoordinatorError('bad_options', `cannot read --rest-token-file ${file}: ${(e as Error).message}`);
+  }
+  if (token.length < 16) throw new CoordinatorError('bad_options', `--rest-token-file ${file}: the token must be at least 16 characters`);
+  return token;
 }
 
 function int(flag: string, v: string | undefined): number | undefined {
@@ -86,17 +105,13 @@ function int(flag: string, v: string | undefined): number | undefined {
 
 /** Load files, merge config and flags, start the coordinator. The caller awaits `handle.done` and closes it. */
 export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, log: (line: string) => void = console.log): Promise<CoordinatorHandle> {
-  let raw: unknown = {};
-  if (o.config) {
-    try {
-      raw = JSON.parse(await readFile(o.config, 'utf8'));
-    } catch (e) {
-      throw new CoordinatorError('bad_options', `cannot read --config ${o.config}: ${(e as Error).message}`);
-    }
+  let cfg: CoordinatorConfig;
+  try {
+    cfg = o.config ? await readConfigFile(coordinatorConfigSchema, o.config) : coordinatorConfigSchema.parse({});
+  } catch (e) {
+    if (e instanceof ConfigError) throw new CoordinatorError('bad_options', `--config ${e.message}`);
+    throw e;
   }
-  const parsed = coordinatorConfigSchema.safeParse(raw);
-  if (!parsed.success) throw new CoordinatorError('bad_options', `--config ${o.config}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-  const cfg = parsed.data;
   if (o.strategy !== undefined && !(STRATEGY_NAMES as readonly string[]).includes(o.strategy)) {
     throw new CoordinatorError('bad_options', `--strategy must be one of ${STRATEGY_NAMES.join(', ')}`);
   }
@@ -115,8 +130,10 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
   if (o.out) await mkdir(o.out, { recursive: true });
   if (cfg.statistics && !o.out) throw new CoordinatorError('bad_options', 'the statistics config block needs --out DIR (where its files go)');
   const out = o.out;
-  const certFile = o.tlsCert ?? cfg.tls?.certFile;
-  const keyFile = o.tlsKey ?? cfg.tls?.keyFile;
+  // Paths inside the config file are relative to it (a provisioned coordinator folder can be moved as a whole).
+  const fromConfig = (f: string | undefined): string | undefined => (f === undefined || o.config === undefined ? f : resolve(dirname(o.config), f));
+  const certFile = o.tlsCert ?? fromConfig(cfg.tls?.certFile);
+  const keyFile = o.tlsKey ?? fromConfig(cfg.tls?.keyFile);
   if ((certFile === undefined) !== (keyFile === undefined)) throw new CoordinatorError('bad_options', 'TLS needs both a certificate (--tls-cert) and its key (--tls-key)');
   const readPemFile = async (f: string, what: string): Promise<string> => {
     try {
@@ -126,8 +143,8 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     }
   };
   const tls = certFile && keyFile ? { cert: await readPemFile(certFile, 'certificate'), key: await readPemFile(keyFile, 'key') } : undefined;
-  // Read from the environment, never from a flag (flags show up in process listings).
-  const restToken = process.env.FEDSFDA_REST_TOKEN;
+  // From a file or the environment, never from a flag value (flags show up in process listings).
+  const restToken = o.restTokenFile !== undefined ? await readRestToken(o.restTokenFile) : process.env.FEDSFDA_REST_TOKEN;
   const handle = await startCoordinator({
     logger: getLogger().child({ component: 'coordinator' }),
     identity,
@@ -161,6 +178,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
       : {}),
   });
   log(`coordinator listening on ${handle.url} (key ${handle.publicKey}); enrolled sites: ${enrollment.siteIds().join(', ') || '(tokens only)'}`);
+  log(`dashboard: ${dashboardUrl(handle.url, restToken)}`);
   handle.events.on('siteConnected', (id) => log(`site ${id} connected`));
   handle.events.on('siteDisconnected', (id) => log(`site ${id} disconnected`));
   handle.events.on('siteFailed', (f) => log(`round ${f.round}: site ${f.siteId} failed ${f.stage} (${f.code}: ${f.reason})`));
@@ -219,13 +237,18 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--out <dir>', 'run folder: history.json, final-weights.fsws, and the statistics configured under "statistics"')
     .option('--tls-cert <file>', 'serve HTTPS/WSS with this PEM certificate chain (with --tls-key)')
     .option('--tls-key <file>', 'PEM private key of --tls-cert')
+    .option('--rest-token-file <file>', 'REST/dashboard bearer token from this (owner-only) file instead of FEDSFDA_REST_TOKEN')
+    .option('--serve-after', 'keep serving the REST API and dashboard after the last round, until SIGINT/SIGTERM')
     .action(async (o: CoordinatorCommandOptions) => {
       const logger = getLogger().child({ component: 'coordinator' });
       const uninstallGuards = installProcessGuards(logger);
       const handle = await startCoordinatorFromFiles(o);
       let stoppedBy: string | null = null;
+      let stopRequested: () => void = () => {};
+      const stopped = new Promise<void>((r) => (stopRequested = r));
       const stop = (signal: string): void => {
         stoppedBy = signal;
+        stopRequested();
         logger.info({ code: 'stopping', signal }, `stopping on ${signal}`);
         void handle.close();
       };
@@ -251,6 +274,10 @@ export function registerCoordinatorCommands(program: Command): void {
           return;
         }
         console.log(`finished ${history.length} round(s)`);
+        if (o.serveAfter) {
+          console.log(`still serving ${handle.url} (--serve-after); stop with Ctrl-C or SIGTERM`);
+          await stopped;
+        }
       } finally {
         process.off('SIGINT', onInt);
         process.off('SIGTERM', onTerm);

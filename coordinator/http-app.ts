@@ -6,7 +6,7 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { DASHBOARD_HTML } from './dashboard.ts';
+import { dashboardHtml, type SiteActivity } from './dashboard/index.ts';
 import type { CoordinatorMetrics } from './metrics-registry.ts';
 import type { RoundRecord } from './round-history.ts';
 import type { PrivacyStatus } from './strategies/dp-fedavg.ts';
@@ -40,6 +40,8 @@ function requireBearer(token: string, onRefused: () => void): (req: Request, res
 
 export interface HttpAppDeps {
   status(): CoordinatorStatus;
+  /** Per-site activity for the dashboard (`GET /sites`). */
+  sites(): SiteActivity[];
   history(): RoundRecord[];
   metrics: CoordinatorMetrics;
   restToken?: string;
@@ -51,7 +53,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   const app = express();
   app.disable('x-powered-by');
   app.get('/', (_req, res) => {
-    res.type('html').send(DASHBOARD_HTML);
+    res.type('html').send(dashboardHtml());
   });
   app.get('/health', (_req, res) => {
     res.json({ ok: true, status: 'up' });
@@ -59,6 +61,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   if (deps.restToken !== undefined) app.use(requireBearer(deps.restToken, () => deps.metrics.restUnauthorized.inc()));
   app.get('/status', (_req, res) => {
     res.json({ ok: true, ...deps.status() });
+  });
+  app.get('/sites', (_req, res) => {
+    res.json({ ok: true, sites: deps.sites() });
   });
   app.get('/rounds', (_req, res) => {
     res.json({ ok: true, rounds: deps.history() });

@@ -23,6 +23,7 @@ import { socketIoServerTransport } from '../protocol/socketio-transport.ts';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../protocol/secure-session.ts';
 import { TransferStore } from '../protocol/transfer-store.ts';
 import { CheckpointStore } from './checkpoint-store.ts';
+import { SiteActivityTracker } from './dashboard/index.ts';
 import { createHttpApp, type CoordinatorStatus } from './http-app.ts';
 import { coordinatorMetrics, type CoordinatorMetrics } from './metrics-registry.ts';
 import type { RoundRecord } from './round-history.ts';
@@ -232,6 +233,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const connections = new Set<SiteConnection>();
   // Byte counters = sessions already closed + sessions still open, computed at scrape time.
   const closedBytes = { in: 0, out: 0 };
+  const closedBySite = new Map<string, { in: number; out: number }>();
+  // The dashboard's per-site view, from the same events the handle exposes.
+  const activity = new SiteActivityTracker(opts.enrollment.siteIds());
+  activity.attach(siteEvents);
   metrics.registry.beforeRender = () => {
     let bytesIn = closedBytes.in;
     let bytesOut = closedBytes.out;
@@ -290,6 +295,10 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
         if (s) {
           closedBytes.in += s.bytesReceived;
           closedBytes.out += s.bytesSent;
+          if (c.siteId) {
+            const b = closedBySite.get(c.siteId) ?? { in: 0, out: 0 };
+            closedBySite.set(c.siteId, { in: b.in + s.bytesReceived, out: b.out + s.bytesSent });
+          }
         }
         metrics.connectedSites.set({}, registry.size);
         logger.info({ siteId: c.siteId }, 'site disconnected');
@@ -321,8 +330,17 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     coordinatorKey: publicKeyToString(opts.identity.publicKey),
     privacy: hasPrivacyAccounting(strategy) ? strategy.privacyStatus() : null,
   });
+  const siteBytes = (siteId: string): { toSite: number; fromSite: number } => {
+    const closed = closedBySite.get(siteId) ?? { in: 0, out: 0 };
+    const open = registry.all().filter((c) => c.siteId === siteId);
+    return {
+      toSite: closed.out + open.reduce((a, c) => a + (c.stats?.bytesSent ?? 0), 0),
+      fromSite: closed.in + open.reduce((a, c) => a + (c.stats?.bytesReceived ?? 0), 0),
+    };
+  };
   const app = createHttpApp({
     status,
+    sites: () => activity.snapshot(siteBytes),
     history: () => runner.history,
     metrics,
     model: () => runner.currentModel(),

@@ -6,11 +6,11 @@
  * another key. Spent tokens disappear from `toJSON()`, so saving the file after an enrollment makes it stick.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import { writeFileAtomic } from './common/atomic-write.ts';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { bytesEqual, toBase64 } from './bytes.ts';
+import { readJsonFile, validateConfig } from './common/index.ts';
 import { parsePublicKey, publicKeyToString } from './identity.ts';
 import { ProtocolError } from './errors.ts';
 
@@ -20,8 +20,8 @@ const enrollmentFileSchema = z.object({
   v: z.literal(1),
   sites: z.record(z.string().regex(SITE_ID_RE), z.string()).default({}),
   /** Plain tokens (as distributed to sites), optionally bound to a site id. */
-  tokens: z.array(z.object({ token: z.string().min(16), siteId: z.string().regex(SITE_ID_RE).optional() })).default([]),
-});
+  tokens: z.array(z.object({ token: z.string().min(16), siteId: z.string().regex(SITE_ID_RE).optional() }).strict()).default([]),
+}).strict();
 export type EnrollmentFile = z.infer<typeof enrollmentFileSchema>;
 
 /** Outcome of an admission check: data, not an exception, because refusal is an expected path. */
@@ -108,9 +108,14 @@ export class Enrollment {
     await writeFileAtomic(path, JSON.stringify(this.toJSON(), null, 2), { mode: 0o600 });
   }
 
-  static fromJSON(raw: unknown): Enrollment {
-    const parsed = enrollmentFileSchema.safeParse(raw);
-    if (!parsed.success) throw new ProtocolError('malformed', `enrollment file: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+  /** Validates an enrollment (or peers) file's content (strict: unknown keys are errors); `text` adds line and column. */
+  static fromJSON(raw: unknown, source = 'enrollment file', text?: string): Enrollment {
+    let parsed: { data: EnrollmentFile };
+    try {
+      parsed = { data: validateConfig(enrollmentFileSchema, raw, source, text) };
+    } catch (e) {
+      throw new ProtocolError('malformed', (e as Error).message);
+    }
     const e = new Enrollment();
     for (const [id, key] of Object.entries(parsed.data.sites)) e.allow(id, key);
     for (const t of parsed.data.tokens) e.addToken(t.token, t.siteId);
@@ -118,12 +123,12 @@ export class Enrollment {
   }
 
   static async load(path: string): Promise<Enrollment> {
-    let raw: unknown;
+    let file: { raw: unknown; text: string };
     try {
-      raw = JSON.parse(await readFile(path, 'utf8'));
+      file = await readJsonFile(path);
     } catch (e) {
-      throw new ProtocolError('malformed', `cannot read enrollment file ${path}: ${(e as Error).message}`);
+      throw new ProtocolError('malformed', `enrollment file ${(e as Error).message}`);
     }
-    return Enrollment.fromJSON(raw);
+    return Enrollment.fromJSON(file.raw, path, file.text);
   }
 }

@@ -27,8 +27,8 @@ describe('identity files', () => {
     const a = JSON.parse(identityToJson(generateIdentity()));
     a.publicKey = publicKeyToString(generateIdentity().publicKey);
     expect(() => identityFromJson(JSON.stringify(a))).toThrow(ProtocolError);
-    expect(() => identityFromJson('{')).toThrow(/not JSON/);
-    expect(() => identityFromJson('{"v":1}')).toThrow(/schema/);
+    expect(() => identityFromJson('{')).toThrow(/identity file:1:2: \(root\): invalid JSON/);
+    expect(() => identityFromJson('{"v":1}')).toThrow(/identity file:1:1: type: missing \(expected fedsfda-identity\)/);
   });
 });
 

@@ -7,6 +7,7 @@ import { writeFileAtomic } from './common/atomic-write.ts';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
 import { fromBase64, toBase64 } from './bytes.ts';
+import { parseJsonText, validateConfig } from './common/index.ts';
 import { ProtocolError } from './errors.ts';
 
 export interface Identity {
@@ -37,7 +38,7 @@ const identityFileSchema = z.object({
   type: z.literal('fedsfda-identity'),
   publicKey: z.string(),
   secretKey: z.string(),
-});
+}).strict();
 
 /** JSON form of an identity key file. */
 export function identityToJson(id: Identity): string {
@@ -49,17 +50,16 @@ export function identityToJson(id: Identity): string {
 }
 
 /** Parse and check an identity key file: the public key must be the one the secret key derives. */
-export function identityFromJson(text: string): Identity {
-  let raw: unknown;
+export function identityFromJson(text: string, source = 'identity file'): Identity {
+  let data: z.output<typeof identityFileSchema>;
   try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new ProtocolError('malformed', 'identity file is not JSON');
+    data = validateConfig(identityFileSchema, parseJsonText(text, source), source, text);
+  } catch (e) {
+    // ConfigError messages carry positions and key names, never the file's values (the secret key stays out of logs).
+    throw new ProtocolError('malformed', (e as Error).message);
   }
-  const parsed = identityFileSchema.safeParse(raw);
-  if (!parsed.success) throw new ProtocolError('malformed', 'identity file does not match its schema');
-  const publicKey = fromBase64(parsed.data.publicKey, nacl.sign.publicKeyLength);
-  const secretKey = fromBase64(parsed.data.secretKey, nacl.sign.secretKeyLength);
+  const publicKey = fromBase64(data.publicKey, nacl.sign.publicKeyLength);
+  const secretKey = fromBase64(data.secretKey, nacl.sign.secretKeyLength);
   const derived = nacl.sign.keyPair.fromSecretKey(secretKey).publicKey;
   if (!nacl.verify(derived, publicKey)) throw new ProtocolError('wrong_key', 'identity file public key does not match its secret key');
   return { publicKey, secretKey };
@@ -71,5 +71,5 @@ export async function saveIdentity(path: string, id: Identity): Promise<void> {
 }
 
 export async function loadIdentity(path: string): Promise<Identity> {
-  return identityFromJson(await readFile(path, 'utf8'));
+  return identityFromJson(await readFile(path, 'utf8'), path);
 }

@@ -3,9 +3,6 @@ import { InvalidArgumentError, type Command } from 'commander';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/create-strategy.ts';
-import { runStrategyComparison } from './runner/compare-strategies.ts';
-import { formatSummaryTable } from './runner/summary.ts';
-import { runFederatedSimulation } from './runner/run-federated.ts';
 import { getLogger } from '../protocol/common/index.ts';
 import { loadScenarioFile, parseFederatedScenario, ScenarioError, type FederatedScenario } from './scenario.ts';
 
@@ -52,6 +49,9 @@ function interruptOnSignals(): { signal: AbortSignal; dispose(): void } {
 }
 
 async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<void> {
+  // The runner (and the engine it loads) only when a run starts: `fedsfda --help` and other commands stay fast.
+  const { formatSummaryTable } = await import('./runner/summary.ts');
+  const { runFederatedSimulation } = await import('./runner/run-federated.ts');
   console.log(`fedsfda simulate: ${scenario.name} -> ${resolve(opts.out)}`);
   const summary = await runFederatedSimulation({ scenarioFile: opts.config, scenario, outDir: opts.out, onLog: (line) => console.log(`  ${line}`), signal });
   console.log(formatSummaryTable(summary));
@@ -67,6 +67,7 @@ async function runOne(opts: { config: string; out: string }, scenario: Federated
 }
 
 async function runCompare(opts: { out: string; proximalMu?: number }, scenario: FederatedScenario, strategies: StrategyName[], signal: AbortSignal): Promise<void> {
+  const { runStrategyComparison } = await import('./runner/compare-strategies.ts');
   console.log(`fedsfda simulate --compare ${strategies.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
   const { table } = await runStrategyComparison({
     scenario,
@@ -89,11 +90,11 @@ export function registerSimulateCommands(program: Command): void {
     .option('--compare <strategies>', `federated scenarios: run once per strategy (comma-separated: ${STRATEGY_NAMES.join(', ')}) into OUT/<strategy>/ and print one comparison table`, strategyList)
     .option('--proximal-mu <mu>', "FedProx's proximal coefficient for --compare (default: the scenario's)", nonNegative)
     .action(async (opts: { config: string; out: string; compare?: StrategyName[]; proximalMu?: number }) => {
-      const { kind, raw } = await loadScenarioFile(opts.config);
+      const { kind, raw, text } = await loadScenarioFile(opts.config);
       if (opts.compare && kind !== 'federated') throw new ScenarioError(opts.config, '--compare needs a federated scenario');
       switch (kind) {
         case 'federated': {
-          const scenario = parseFederatedScenario(opts.config, raw);
+          const scenario = parseFederatedScenario(opts.config, raw, text);
           const interrupt = interruptOnSignals();
           try {
             if (opts.compare) await runCompare(opts, scenario, opts.compare, interrupt.signal);
@@ -109,6 +110,9 @@ export function registerSimulateCommands(program: Command): void {
         }
         case 'sfda-benchmark': {
           // Loaded on demand: the benchmark pulls in the adaptation code, which `simulate` otherwise does not need.
+          // Refuse a bad config before loading the engine.
+          const { parseSfdaBenchmarkConfig } = await import('./sfda/benchmark-config.ts');
+          parseSfdaBenchmarkConfig(raw, opts.config, text);
           const { initEngine } = await import('../site-agent/engine/index.ts');
           const { runSfdaBenchmarkFile } = await import('./sfda/index.ts');
           const info = await initEngine();

@@ -2,9 +2,9 @@
  * Scenario files: what `fedsfda simulate --config FILE` runs. Validated with zod so that a wrong
  * config is refused before any process starts, with the path of the offending field.
  */
-import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { ConfigError, readJsonFile, validateConfig, type ConfigIssue } from '../protocol/common/index.ts';
 import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
@@ -21,6 +21,7 @@ export const siteSpecSchema = z
     /** Folder sites: a Decathlon / nnU-Net / plain dataset folder (relative paths are relative to the scenario file). */
     dataDir: z.string().min(1).optional(),
   })
+  .strict()
   .refine((s) => (s.dataDir === undefined) !== (s.shift === undefined && s.numCases === undefined), {
     message: 'a site has either dataDir (a dataset folder) or shift + numCases (phantoms), not both',
   })
@@ -40,13 +41,13 @@ export const partitionSpecSchema = z.discriminatedUnion('kind', [
     by: z.enum(['presence', 'volume']).default('presence'),
     poolCases: z.number().int().min(2).max(10_000),
     minCasesPerSite: z.number().int().min(2).default(2),
-  }),
+  }).strict(),
   z.object({
     kind: z.literal('quantity'),
     alpha: z.number().positive(),
     poolCases: z.number().int().min(2).max(10_000),
     minCasesPerSite: z.number().int().min(2).default(2),
-  }),
+  }).strict(),
 ]);
 export type PartitionSpec = z.infer<typeof partitionSpecSchema>;
 
@@ -62,7 +63,9 @@ export const prepareSchema = z.object({
   labels: z.enum(['aal4', 'aal5', 'brain']).optional(),
   scanners: z.array(ScannerShiftOrPresetSchema).optional(),
   seed: z.number().int().optional(),
-});
+  /** 2: each case also gets a simulated T2-like contrast (two input channels). */
+  contrasts: z.union([z.literal(1), z.literal(2)]).optional(),
+}).strict();
 
 export const federatedScenarioSchema = z.object({
   kind: z.literal('federated').default('federated'),
@@ -74,12 +77,14 @@ export const federatedScenarioSchema = z.object({
     slicesPerCase: z.number().int().min(1).max(512),
     /** Fraction of each site's cases held out for local validation (split by case, never by slice). */
     valFraction: z.number().gt(0).lt(1).default(0.25),
+    /** Input channels of the model (the sites' datasets must have this many, e.g. two MR contrasts). */
+    channels: z.number().int().min(1).max(16).default(1),
     /**
      * Phantoms only: per foreground class, the probability that a case contains it (label skew; with a Dirichlet
      * partition `by: "presence"` sites then differ in which structures they have labelled). Default: always.
      */
     classPresence: z.array(z.number().min(0).max(1)).optional(),
-  }),
+  }).strict(),
   prepare: prepareSchema.optional(),
   partition: partitionSpecSchema.optional(),
   sites: z.array(siteSpecSchema).min(1).max(64),
@@ -88,7 +93,7 @@ export const federatedScenarioSchema = z.object({
     depth: z.number().int().min(1).max(5),
     /** 'group': the GroupNorm U-Net (no batch-norm statistics), which sample-level DP-SGD needs. */
     normalization: z.enum(['batch', 'group']).default('batch'),
-  }),
+  }).strict(),
   training: z.object({
     rounds: z.number().int().min(1).max(1000),
     localEpochs: z.number().int().min(1).max(100),
@@ -119,8 +124,8 @@ export const federatedScenarioSchema = z.object({
      * 'group'. `seed` makes the sampling and noise reproducible (simulations only: a known seed leaves no privacy).
      */
     dpSgd: dpSgdConfigSchema.optional(),
-  }),
-}).superRefine((s, ctx) => {
+  }).strict(),
+}).strict().superRefine((s, ctx) => {
   if (s.training.dpSgd && s.model.normalization !== 'group') {
     ctx.addIssue({ code: 'custom', path: ['model', 'normalization'], message: 'training.dpSgd needs model.normalization "group": batch norm mixes the slices of a batch, so per-slice gradients (and their clipping) are undefined' });
   }
@@ -130,41 +135,42 @@ export type FederatedScenario = z.infer<typeof federatedScenarioSchema>;
 
 export class ScenarioError extends Error {
   readonly code = 'bad-scenario' as const;
+  /** Each problem with its JSON path and, when known, line and column (empty for a whole-file reason). */
+  readonly issues: readonly ConfigIssue[];
   constructor(
     readonly file: string,
-    reason: string,
+    reason: string | ConfigError,
   ) {
-    super(`scenario ${file}: ${reason}`);
+    super(typeof reason === 'string' ? `scenario ${file}: ${reason}` : `scenario ${file} is invalid:\n  ${reason.message.split('\n').join('\n  ')}`);
     this.name = 'ScenarioError';
+    this.issues = typeof reason === 'string' ? [] : reason.issues;
   }
 }
 
-/** Reads and validates a scenario file; the `kind` field selects the schema. */
-export async function loadScenarioFile(file: string): Promise<{ kind: string; raw: unknown }> {
-  let text: string;
+/** Reads a scenario file (JSON syntax errors with line and column); the `kind` field selects the schema. */
+export async function loadScenarioFile(file: string): Promise<{ kind: string; raw: unknown; text: string }> {
+  let loaded: { raw: unknown; text: string };
   try {
-    text = await readFile(file, 'utf8');
+    loaded = await readJsonFile(file);
   } catch (err) {
-    throw new ScenarioError(file, `cannot read: ${(err as Error).message}`);
+    throw err instanceof ConfigError ? new ScenarioError(file, err) : err;
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (err) {
-    throw new ScenarioError(file, `not valid JSON: ${(err as Error).message}`);
-  }
+  const { raw, text } = loaded;
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ScenarioError(file, 'must be a JSON object');
   const kind = (raw as { kind?: unknown }).kind ?? 'federated';
   if (typeof kind !== 'string') throw new ScenarioError(file, '"kind" must be a string');
-  return { kind, raw };
+  return { kind, raw, text };
 }
 
-export function parseFederatedScenario(file: string, raw: unknown): FederatedScenario {
-  const parsed = federatedScenarioSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new ScenarioError(file, `${issue.path.join('.') || '(root)'}: ${issue.message}`);
+/** Validates a federated scenario (strict: unknown keys are errors); `text` (the file's) adds line and column. */
+export function parseFederatedScenario(file: string, raw: unknown, text?: string): FederatedScenario {
+  let data: FederatedScenario;
+  try {
+    data = validateConfig(federatedScenarioSchema, raw, file, text);
+  } catch (err) {
+    throw err instanceof ConfigError ? new ScenarioError(file, err) : err;
   }
+  const parsed = { data };
   const ids = new Set<string>();
   for (const s of parsed.data.sites) {
     if (ids.has(s.id)) throw new ScenarioError(file, `sites: duplicate site id "${s.id}"`);
@@ -175,6 +181,9 @@ export function parseFederatedScenario(file: string, raw: unknown): FederatedSce
       throw new ScenarioError(file, `sites.${i}: a partitioned scenario splits one phantom pool; dataDir sites cannot take part`);
     }
     if (site.dataDir === undefined && site.shift === undefined) throw new ScenarioError(file, `sites.${i}: needs dataDir or shift`);
+    if (site.dataDir === undefined && parsed.data.data.channels > 1) {
+      throw new ScenarioError(file, `sites.${i}: data.channels ${parsed.data.data.channels} needs dataset folders (dataDir) with that many input channels; in-process phantom sites have one`);
+    }
     if (site.dataDir === undefined && !parsed.data.partition && site.numCases === undefined) {
       throw new ScenarioError(file, `sites.${i}: a phantom site needs numCases (or a scenario-level partition)`);
     }

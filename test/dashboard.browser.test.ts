@@ -1,20 +1,32 @@
 /**
- * The coordinator's dashboard in a real browser (Debian chromium, headless, driven by playwright-core): after two
- * real rounds over socket.io on 127.0.0.1 the page shows the status, one row per round and a loss curve, with no
- * script error; with a REST token it reads the token from the URL fragment, and without it says how to open it.
- * `.ci/system-deps` installs chromium; without /usr/bin/chromium this file fails and says so.
+ * The coordinator's dashboard in a real browser (Debian chromium, headless, driven by playwright-core) after real
+ * rounds over socket.io on 127.0.0.1: per-site panels (connected, last seen, stage, bytes, last metrics), Dice-like
+ * scores and millimetre distances on separate labelled axes with every metric selectable, the round timeline with
+ * secure-aggregation state, no script errors; the token only through the URL fragment. Screenshots go to
+ * $FEDSFDA_SCREENSHOT_DIR (default: <tmp>/fedsfda-screenshots). `.ci/system-deps` installs chromium.
  */
 import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { EvalConfig } from '../protocol/messages.ts';
+import type { WeightSet } from '../protocol/named-tensor.ts';
 import type { startCoordinator, CoordinatorHandle } from '../coordinator/start-coordinator.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
+import { LeastSquaresTrainer } from './support/least-squares-trainer.ts';
 import { linearCoordinator, linearSites } from './support/linear-federation.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
+/** A page condition is awaited this long at most: a bound for a loaded machine, not a speed target. */
+const PAGE_BOUND_MS = 120_000;
+export const SCREENSHOT_DIR = process.env.FEDSFDA_SCREENSHOT_DIR ?? join(tmpdir(), 'fedsfda-screenshots');
+
 let browser: Browser;
 beforeAll(async () => {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: install Debian's chromium (bash .ci/system-deps does)`);
+  await mkdir(SCREENSHOT_DIR, { recursive: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
@@ -29,9 +41,18 @@ afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function federation(extra: Partial<Parameters<typeof startCoordinator>[0]> = {}): Promise<CoordinatorHandle> {
-  const sites = linearSites(['hospital-a', 'hospital-b'], 30);
-  const coord = await linearCoordinator(sites, { rounds: 2, minSites: 2, ...extra });
+/** The least-squares site reporting segmentation-like metrics too: a score in [0, 1] and a distance in mm. */
+class SegmentationLikeTrainer extends LeastSquaresTrainer {
+  override async evaluate(global: WeightSet, config: EvalConfig) {
+    const r = await super.evaluate(global, config);
+    const mse = r.metrics.mse;
+    return { ...r, metrics: { ...r.metrics, dice: 1 / (1 + mse), 'dice.class1': 1 / (1 + 2 * mse), hd95: 10 * mse + 1, assd: 3 * mse + 0.5, infiniteDistances: 0 } };
+  }
+}
+
+async function federation(ids: string[], extra: Partial<Parameters<typeof startCoordinator>[0]> = {}): Promise<CoordinatorHandle> {
+  const sites = linearSites(ids, 30).map((s) => Object.assign(s, { trainer: Object.setPrototypeOf(s.trainer, SegmentationLikeTrainer.prototype) as SegmentationLikeTrainer }));
+  const coord = await linearCoordinator(sites, { rounds: 2, minSites: ids.length, ...extra });
   cleanups.push(() => coord.close());
   await Promise.all([
     ...sites.map((s) => runSite({ url: coord.url, identity: s.identity, coordinatorPublicKey: coord.publicKey, siteId: s.id, trainer: s.trainer })),
@@ -41,7 +62,7 @@ async function federation(extra: Partial<Parameters<typeof startCoordinator>[0]>
 }
 
 async function open(url: string): Promise<{ page: Page; errors: string[] }> {
-  const page = await browser.newPage();
+  const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
   cleanups.push(() => page.close());
   const errors: string[] = [];
   page.on('pageerror', (e) => errors.push(e.message));
@@ -52,29 +73,56 @@ async function open(url: string): Promise<{ page: Page; errors: string[] }> {
   return { page, errors };
 }
 
-describe('dashboard in headless chromium', () => {
-  it('shows the finished federation: status, one row per round, a loss curve, no script errors', async () => {
-    const coord = await federation();
-    const { page, errors } = await open(coord.url);
-    await page.waitForFunction(() => document.querySelectorAll('#rounds tr').length === 3, undefined, { timeout: 10_000 });
-    const status = await page.locator('#status').innerText();
-    expect(status).toMatch(/round\s+2 \/ 2/);
-    expect(status).toMatch(/strategy\s+fedavg/i);
-    const rows = await page.locator('#rounds tr').allInnerTexts();
-    expect(rows[1]).toMatch(/^2\s+2\s+\d+\.\d{4}/); // newest first: round 2, 2 sites, its mean train loss
-    expect(await page.locator('#loss path').count()).toBe(1);
-    expect(await page.locator('#loss path').getAttribute('d')).toMatch(/^M[\d.]+ [\d.]+ L[\d.]+ [\d.]+$/);
+describe('dashboard v2 in headless chromium', () => {
+  it('per-site panels, separate labelled axes for scores and mm, selectable metrics, timeline, secure-aggregation state', async () => {
+    const token = 'dashboard-test-token-0123456789';
+    const ids = ['hospital-a', 'hospital-b', 'hospital-c'];
+    const coord = await federation(ids, { restToken: token, secureAggregation: { clip: 8, maxExamples: 1000 } });
+    const { page, errors } = await open(`${coord.url}/#token=${token}`);
+    await page.waitForFunction(() => document.body.dataset.rounds === '2', undefined, { timeout: PAGE_BOUND_MS });
+
+    // Per-site panels.
+    expect(await page.locator('.site').count()).toBe(3);
+    for (const id of ids) {
+      const panel = page.locator(`.site[data-site="${id}"]`);
+      expect(await panel.locator('.last-seen').innerText()).toMatch(/ago$/);
+      expect(await panel.locator('.stage').innerText()).toMatch(/^(offline|idle|waiting)/);
+      expect(await panel.locator('.bytes').innerText()).toMatch(/^[\d.]+ (KB|MB) \/ [\d.]+ (KB|MB)$/);
+      expect(await panel.locator('.metrics').innerText()).toMatch(/dice 0\.\d{3}.*hd95 \d+\.\d{2} mm/);
+    }
+
+    // Scores and distances: one chart, two y axes with their own labels.
+    // (uPlot draws axes on a canvas: their labels and scales are read from the chart object the page exposes.)
+    const axes = await page.evaluate(() => {
+      const c = (window as unknown as { fedsfdaDashboard: { evalChart: { axes: { label: string; scale: string; side: number }[]; series: { label: string; scale: string }[] } } }).fedsfdaDashboard.evalChart;
+      return { axes: c.axes.map((a) => [a.label, a.scale, a.side]), series: c.series.map((s) => [s.label, s.scale]) };
+    });
+    expect(axes.axes).toEqual([['round', 'x', 2], ['Dice / IoU (0-1)', 'score', 3], ['distance (mm)', 'mm', 1]]);
+    expect(axes.series.slice(1)).toEqual([['dice', 'score'], ['hd95 (mm)', 'mm']]);
+    expect(await page.locator('#evalchart .u-legend .u-series').count()).toBe(3); // round + dice + hd95 (default)
+    // Every metric is selectable: all of the sites' evaluation metrics have a box (counts like infiniteDistances do not).
+    const boxes = await page.locator('#metrics input').evaluateAll((els) => els.map((e) => (e as HTMLInputElement).value));
+    expect(boxes.sort()).toEqual(['assd', 'dice', 'dice.class1', 'hd95', 'mse']);
+    await page.locator('#metrics input[value="assd"]').check();
+    await page.locator('#metrics input[value="dice.class1"]').check();
+    await page.waitForFunction(() => document.querySelectorAll('#evalchart .u-legend .u-series').length === 5, undefined, { timeout: PAGE_BOUND_MS });
+
+    // Round timeline and secure aggregation.
+    const rows = await page.locator('#timeline tr').allInnerTexts();
+    expect(rows).toHaveLength(3);
+    expect(rows[1]).toMatch(/^2\s/);
+    expect(rows[1]).toContain('sum of 3');
+    expect(await page.locator('#secagg').innerText()).toMatch(/^on: round 2 summed 3 site\(s\)/);
     expect(errors).toEqual([]);
+    await page.screenshot({ path: join(SCREENSHOT_DIR, 'dashboard.png'), fullPage: true });
   });
 
-  it('with a REST token: data only through the token in the URL fragment', async () => {
+  it('with a REST token: no data without it, and the page says how to open it', async () => {
     const token = 'dashboard-test-token-0123456789';
-    const coord = await federation({ restToken: token });
+    const coord = await federation(['hospital-a'], { restToken: token, rounds: 1 });
     const denied = await open(coord.url);
-    await denied.page.waitForFunction(() => document.getElementById('status')!.textContent!.includes('unauthorized'), undefined, { timeout: 10_000 });
-    expect(await denied.page.locator('#status').innerText()).toContain('/#token=');
-    const allowed = await open(`${coord.url}/#token=${token}`);
-    await allowed.page.waitForFunction(() => document.querySelectorAll('#rounds tr').length === 3, undefined, { timeout: 10_000 });
-    expect(allowed.errors).toEqual([]);
+    await denied.page.waitForFunction(() => document.getElementById('error')!.textContent!.includes('unauthorized'), undefined, { timeout: PAGE_BOUND_MS });
+    expect(await denied.page.locator('#error').innerText()).toContain('/#token=');
+    expect(await denied.page.locator('.site').count()).toBe(0);
   });
 });

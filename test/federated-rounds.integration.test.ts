@@ -15,6 +15,7 @@ import { connectSocketIo, runSite } from '../site-agent/client/run-site.ts';
 import { SiteError } from '../site-agent/client/site-session.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, leastSquaresSteps, linearWeights, makeLinearData, type LinearData } from './support/least-squares-trainer.ts';
+import { GENEROUS_TIMEOUTS } from './support/bounds.ts';
 
 const D = 3;
 const LR = 0.1;
@@ -51,7 +52,7 @@ async function coordinator(enrollment: Enrollment, initial: WeightSet, extra: Pa
     minSites: 2,
     strategy: new FedAvg({ localEpochs: EPOCHS, lr: LR }),
     port: 0,
-    timeouts: { fitMs: 20_000, evaluateMs: 20_000, handshakeMs: 5_000 },
+    timeouts: GENEROUS_TIMEOUTS,
     ...extra,
   });
   cleanups.push(() => handle.close());

@@ -21,6 +21,7 @@ import { runSite, type RunSiteOptions } from '../site-agent/client/run-site.ts';
 import type { SiteProgress } from '../site-agent/client/site-session.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, leastSquaresSteps, linearWeights, makeLinearData, mse, type LinearData } from './support/least-squares-trainer.ts';
+import { GENEROUS_TIMEOUTS } from './support/bounds.ts';
 
 const D = 3;
 const LR = 0.1;
@@ -69,7 +70,7 @@ async function coordinator(fx: Fixture[], initial: WeightSet, extra: Partial<Par
     strategy: new FedAvg({ localEpochs: EPOCHS, lr: LR }),
     port: 0,
     autoStart: false,
-    timeouts: { fitMs: 20_000, evaluateMs: 20_000, handshakeMs: 5_000 },
+    timeouts: GENEROUS_TIMEOUTS,
     secureAggregation: SECURE,
     ...extra,
   });

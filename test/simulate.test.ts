@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimulationSummary } from '../simulations/runner/summary.ts';
 import { loadSourceStats } from '../site-agent/adapt/source-stats.ts';
 import { loadModel } from '../site-agent/model/index.ts';
+import { CHILD_PROCESS_BOUND_MS, STAGE_BOUND_MS } from './support/bounds.ts';
 
 const run = promisify(execFile);
 const cli = fileURLToPath(new URL('../bin/fedsfda.mjs', import.meta.url));
@@ -27,7 +28,7 @@ const scenario = {
     { id: 'site-y', shift: 'scanner-b', numCases: 3 },
   ],
   model: { baseChannels: 4, depth: 1 },
-  training: { rounds: 3, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: 120000 },
+  training: { rounds: 3, localEpochs: 2, batchSize: 4, lr: 0.01, optimizer: 'adam', loss: 'ce+dice', strategy: 'fedavg', stageTimeoutMs: STAGE_BOUND_MS },
 };
 
 describe('fedsfda simulate (multi-process, loopback)', () => {
@@ -44,7 +45,7 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     // Base 8 and 5 local epochs: at base 4 or with fewer steps this tiny U-Net stays at predicting background (Dice 0).
     await writeFile(config, JSON.stringify({ ...scenario, model: { baseChannels: 8, depth: 1 }, training: { ...scenario.training, localEpochs: 5 } }));
     const out = join(dir, 'out');
-    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 600_000 });
+    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: CHILD_PROCESS_BOUND_MS });
     expect(stdout).toContain('site-x');
     expect(stdout).toContain('mean Dice over sites');
 
@@ -85,7 +86,7 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     const config = join(dir, 'secure.json');
     await writeFile(config, JSON.stringify(secure));
     const out = join(dir, 'secure-out');
-    await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: 600_000 });
+    await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out], { timeout: CHILD_PROCESS_BOUND_MS });
     const summary = JSON.parse(await readFile(join(out, 'summary.json'), 'utf8')) as SimulationSummary;
     expect(summary.rounds.map((r) => [r.round, r.failures])).toEqual([[1, 0], [2, 0]]);
     expect(summary.rounds.every((r) => Number.isFinite(r.meanTrainLoss))).toBe(true);
@@ -124,7 +125,7 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     const config = join(dir, 'compare.json');
     await writeFile(config, JSON.stringify({ ...scenario, training: { ...scenario.training, rounds: 1, personalizeEpochs: 1 } }));
     const out = join(dir, 'compare-out');
-    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out, '--compare', 'fedavg,fedprox', '--proximal-mu', '0.1'], { timeout: 600_000 });
+    const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out, '--compare', 'fedavg,fedprox', '--proximal-mu', '0.1'], { timeout: CHILD_PROCESS_BOUND_MS });
     expect(stdout).toContain('fedprox (mu 0.1)');
     expect(stdout).toContain('fine-tuned mean');
     const cmp = JSON.parse(await readFile(join(out, 'comparison.json'), 'utf8')) as {

@@ -12,6 +12,17 @@ export {
   getLogger,
   setProcessLogger,
 } from './logger.ts';
+export {
+  type ConfigIssue,
+  type ConfigPath,
+  ConfigError,
+  formatPath,
+  suggestClosest,
+  parseJsonText,
+  readJsonFile,
+  validateConfig,
+  readConfigFile,
+} from './config.ts';
 export { Rng } from './rng.ts';
 export { bytesEqual, concatBytes, decodeBase64Strict, decodeUtf8Strict, isBytes, lengthPrefixed, toBase64, toHex, utf8 } from './bytes.ts';
 export { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.ts';

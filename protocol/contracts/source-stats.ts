@@ -36,6 +36,12 @@ export const SourceStatsSchema = z
     /** Number of source sites pooled into this package. */
     numSites: z.number().int().min(1),
     bn: z.record(z.string(), BnMomentsSchema),
+    /**
+     * The label code of each class where class k is not stored as k (an atlas's region numbers listed in the
+     * source's dataset.json `labels`; class k = the k-th smallest code); absent = class indices. Predictions on a
+     * new site are written with these codes.
+     */
+    labelCodes: z.array(z.number().int().min(0)).optional(),
     classes: z.array(
       z.object({
         /** Source pixels labelled with this class (the class prior numerator). */
@@ -48,6 +54,10 @@ export const SourceStatsSchema = z
   .strict()
   .superRefine((s, ctx) => {
     if (s.classes.length !== s.numClasses) ctx.addIssue({ code: 'custom', path: ['classes'], message: `expected ${s.numClasses} classes` });
+    if (s.labelCodes !== undefined) {
+      if (s.labelCodes.length !== s.numClasses) ctx.addIssue({ code: 'custom', path: ['labelCodes'], message: `expected ${s.numClasses} codes, one per class` });
+      if (s.labelCodes.some((c, i) => i > 0 && c <= s.labelCodes![i - 1])) ctx.addIssue({ code: 'custom', path: ['labelCodes'], message: 'codes must be strictly increasing (class k = the k-th smallest code)' });
+    }
     s.classes.forEach((c, i) => {
       for (const key of ['confident', 'labelled'] as const) {
         const m = c[key];

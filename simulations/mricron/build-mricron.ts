@@ -51,6 +51,11 @@ export interface BuildMricronOptions {
   skullStripped?: boolean;
   /** Where the templates are (default DEFAULT_MRICRON_DIR, or FEDSFDA_MRICRON_DIR). */
   templatesDir?: string;
+  /**
+   * 1 (default): the T1 only. 2: also a simulated T2-like contrast of the same slab (tissue contrast inverted inside
+   * the head), through the same scanner; cases are written nnU-Net style (`_0000` T1, `_0001` T2-like).
+   */
+  contrasts?: 1 | 2;
 }
 
 export interface BuiltSite {
@@ -241,10 +246,13 @@ export async function buildMricronDatasets(opts: BuildMricronOptions): Promise<B
       const caseRng = siteRng.fork();
       const z0 = zMin + caseRng.int(Math.max(1, lastStart - zMin + 1));
       const { img, lab } = warpSlab(g, z0, slab, caseRng);
+      // T2-like: bright fluid, dark white matter; taken before the scanner so both contrasts share its shift.
+      const t2 = opts.contrasts === 2 ? img.map((v) => (v > 0.05 ? Math.max(0, 1.25 - v) : 0)) : undefined;
       const bias = sampleBiasField(caseRng);
       for (let k = 0; k < slab; k++) {
         applyScannerShift(img, k * plane, g.dims[1], g.dims[0], (2 * (z0 + k + 0.5)) / g.dims[2] - 1, shift, bias, caseRng);
       }
+      if (t2) for (let k = 0; k < slab; k++) applyScannerShift(t2, k * plane, g.dims[1], g.dims[0], (2 * (z0 + k + 0.5)) / g.dims[2] - 1, shift, bias, caseRng);
       // The slab's voxel (i, j, k) is the downsampled grid's (i, j, z0 + k).
       const affine = mul44(g.affine, [
         [1, 0, 0, 0],
@@ -254,7 +262,8 @@ export async function buildMricronDatasets(opts: BuildMricronOptions): Promise<B
       ]);
       const id = `site${s + 1}_case${String(c).padStart(3, '0')}`;
       const like = geometryFromAffine([g.dims[0], g.dims[1], slab], affine);
-      cases.push(c < casesPerSite ? { id, image: img, label: lab, like } : { id, image: img, like });
+      const channels = t2 ? { channels: [img, t2] } : {};
+      cases.push(c < casesPerSite ? { id, image: img, ...channels, label: lab, like } : { id, image: img, ...channels, like });
     }
     const out = join(opts.out, `site-${s + 1}`);
     await writeDecathlonDataset(
@@ -263,7 +272,7 @@ export async function buildMricronDatasets(opts: BuildMricronOptions): Promise<B
         name: `mricron-site-${s + 1}`,
         description: `Colin27 (ch2) T1 with ${scheme} labels from AAL, ${slab}-slice slabs at ${f} mm, simulated scanner ${typeof scanner === 'string' ? scanner : 'custom'}`,
         labels: LABEL_NAMES[scheme],
-        modality: 'T1',
+        modality: opts.contrasts === 2 ? ['T1', 'T2-like (simulated)'] : 'T1',
         extra: { fedsfda: { source: 'mricron-data', scanner, labelScheme: scheme, seed, downsample: f } },
       },
       cases,

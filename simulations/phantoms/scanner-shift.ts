@@ -8,9 +8,9 @@ import { z } from 'zod';
 /** Tissue-contrast remapping applied to the noise-free [0,1] phantom intensities. */
 export const IntensityMapSchema = z.discriminatedUnion('kind', [
   /** y = scale * x + offset (gain / offset drift between scanners; mostly removed by z-scoring). */
-  z.object({ kind: z.literal('linear'), scale: z.number().finite(), offset: z.number().finite() }),
+  z.object({ kind: z.literal('linear'), scale: z.number().finite(), offset: z.number().finite() }).strict(),
   /** y = 1 - x: contrast inversion, an MR->CT-like shift where bright tissues become dark. */
-  z.object({ kind: z.literal('invert') }),
+  z.object({ kind: z.literal('invert') }).strict(),
   /**
    * Piecewise-linear transfer function through control points (x ascending, outside the range the
    * end values are held). Non-monotone curves reorder tissue contrasts, as between MR sequences or MR and CT.
@@ -23,7 +23,7 @@ export const IntensityMapSchema = z.discriminatedUnion('kind', [
       .refine((pts) => pts.every((p, i) => i === 0 || p[0] > pts[i - 1][0]), {
         message: 'piecewise points must have strictly increasing x',
       }),
-  }),
+  }).strict(),
 ]);
 export type IntensityMap = z.infer<typeof IntensityMapSchema>;
 

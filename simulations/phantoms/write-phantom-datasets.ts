@@ -22,6 +22,11 @@ export interface PhantomDatasetsOptions {
   /** One scanner per site (cycled); default scanner-a, scanner-b, scanner-c, mr-to-ct. */
   scanners?: readonly ScannerShiftOrPreset[];
   seed?: number;
+  /**
+   * Input contrasts per case (default 1). Contrast k > 0 is the same anatomy seen through the next scanner in the
+   * list (a second MR sequence); cases are written nnU-Net style (`_0000`, `_0001`) with a modality map.
+   */
+  contrasts?: number;
 }
 
 const DEFAULT_SCANNERS: readonly ScannerShiftOrPreset[] = ['scanner-a', 'scanner-b', 'scanner-c', 'mr-to-ct'];
@@ -38,6 +43,7 @@ export async function writePhantomDatasets(opts: PhantomDatasetsOptions): Promis
   const scanners = opts.scanners ?? DEFAULT_SCANNERS;
   if (scanners.length === 0) throw new PhantomError('scanners must not be empty');
   scanners.forEach((s) => resolveScannerShift(s));
+  const contrasts = requireInt('contrasts', opts.contrasts ?? 1, 1, 4);
   const root = new Rng(opts.seed ?? 1);
   const out: Array<{ dir: string; scanner: ScannerShiftOrPreset }> = [];
   for (let s = 0; s < opts.sites; s++) {
@@ -45,13 +51,18 @@ export async function writePhantomDatasets(opts: PhantomDatasetsOptions): Promis
     const scanner = scanners[s % scanners.length];
     const list: DecathlonCase[] = [];
     for (let c = 0; c < cases; c++) {
-      const v = generatePhantomVolume({ seed: siteRng.uint32(), dims, spacing, numClasses: K, shift: scanner });
-      list.push({ id: `site${s + 1}_case${String(c).padStart(3, '0')}`, image: v.image, label: v.label, like: geometryFromSpacing(v.dims, v.spacing) });
+      const seed = siteRng.uint32();
+      const v = generatePhantomVolume({ seed, dims, spacing, numClasses: K, shift: scanner });
+      // Anatomy depends on the seed only, so the other contrasts share the label map.
+      const more = [...Array(contrasts - 1)].map((_, k) => generatePhantomVolume({ seed, dims, spacing, numClasses: K, shift: scanners[(s + 1 + k) % scanners.length] }).image);
+      const id = `site${s + 1}_case${String(c).padStart(3, '0')}`;
+      list.push({ id, image: v.image, ...(contrasts > 1 ? { channels: [v.image, ...more] } : {}), label: v.label, like: geometryFromSpacing(v.dims, v.spacing) });
     }
     const labels: Record<number, string> = {};
     for (let k = 0; k < K; k++) labels[k] = NAMES[k] ?? `structure ${k}`;
     const dir = join(opts.out, `site-${s + 1}`);
-    await writeDecathlonDataset(dir, { name: `phantom-site-${s + 1}`, labels, modality: 'phantom', extra: { fedsfda: { source: 'phantom', scanner, seed: opts.seed ?? 1 } } }, list);
+    const modality = contrasts > 1 ? [...Array(contrasts)].map((_, k) => `phantom contrast ${k + 1}`) : 'phantom';
+    await writeDecathlonDataset(dir, { name: `phantom-site-${s + 1}`, labels, modality, extra: { fedsfda: { source: 'phantom', scanner, seed: opts.seed ?? 1 } } }, list);
     out.push({ dir, scanner });
   }
   return out;

@@ -41,8 +41,8 @@ function sourcePixelBound(s: FederatedScenario): number {
 
 async function start(jobFile: string): Promise<{ coord: CoordinatorHandle; outDir: string }> {
   const job = await readJob(jobFile);
-  const { raw } = await loadScenarioFile(job.scenarioFile);
-  const scenario = parseFederatedScenario(job.scenarioFile, raw);
+  const { raw, text } = await loadScenarioFile(job.scenarioFile);
+  const scenario = parseFederatedScenario(job.scenarioFile, raw, text);
   const logger = getLogger().child({ component: 'coordinator' });
   installProcessGuards(logger);
   const coord = await startCoordinator({

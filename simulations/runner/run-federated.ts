@@ -12,6 +12,8 @@ import type { FederatedScenario } from '../scenario.ts';
 import { runFederation, type FederationOutcome } from './federation.ts';
 import { prepareRunFolder } from './run-folder.ts';
 import { buildSummary, type SimulationSummary } from './summary.ts';
+import { writeReportHtml } from '../../site-agent/report/index.ts';
+import { simulationReport } from './simulation-report.ts';
 
 export { SimulationError } from './federation.ts';
 
@@ -36,7 +38,7 @@ const exists = (f: string): Promise<boolean> => access(f).then(() => true, () =>
 async function writeArtifacts(outDir: string, s: FederatedScenario): Promise<SimulationSummary['artifacts']> {
   let model: string | null = null;
   if (await exists(join(outDir, 'final-weights.fsws'))) {
-    const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
+    const unet = createUNet({ inChannels: s.data.channels, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
     try {
       unet.setWeights(decodeWeightSet(new Uint8Array(await readFile(join(outDir, 'final-weights.fsws')))));
       await saveModel(unet, join(outDir, 'model'));
@@ -109,5 +111,8 @@ export async function runFederatedSimulation(opts: RunFederatedOptions): Promise
   });
   const summary = await summarize(s, outDir, startedAt, backend, run);
   await writeFile(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+  // The results report next to summary.json: curves, tables, overlays (simulation-report.ts).
+  const finalWeights = await readFile(join(outDir, 'final-weights.fsws')).then((b) => new Uint8Array(b), () => null);
+  await writeReportHtml(outDir, await simulationReport({ summary, history: run.history, scenario: s, finalWeights }));
   return summary;
 }

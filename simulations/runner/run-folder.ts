@@ -14,7 +14,7 @@ import type { FederatedScenario } from '../scenario.ts';
 import type { SimulationJob } from './job.ts';
 
 /** What a previous run leaves in the folder; a simulation is a fresh run (a checkpoint would otherwise be resumed). */
-const PREVIOUS_RESULTS = ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json', PRIVACY_FILE];
+const PREVIOUS_RESULTS = ['checkpoints', 'keys', 'model', 'history.json', 'summary.json', 'report.html', 'source-stats.json', 'class-histogram.json', 'final-weights.fsws', 'run.json', 'initial-weights.bin', 'job.json', PRIVACY_FILE];
 
 /** Builds the scenario's dataset folders (e.g. from mricron-data) unless a previous run already did. */
 async function prepareDatasets(s: FederatedScenario, log: (line: string) => void): Promise<void> {
@@ -69,7 +69,7 @@ export async function prepareRunFolder(scenarioFile: string, s: FederatedScenari
   const identities = await writeIdentities(s, keysDir);
   // The initial global model: seeded, so a scenario reproduces.
   const engine = await initEngine();
-  const unet = createUNet({ inChannels: 1, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
+  const unet = createUNet({ inChannels: s.data.channels, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
   const initialWeightsFile = join(outDir, 'initial-weights.bin');
   await writeFile(initialWeightsFile, encodeWeightSet(unet.getWeights()));
   unet.dispose();

@@ -65,8 +65,8 @@ async function main(): Promise<void> {
   const job = await readJob(jobFile);
   const site = job.sites.find((s) => s.id === siteId);
   if (!site) throw new Error(`site ${siteId} is not in the job file`);
-  const { raw } = await loadScenarioFile(job.scenarioFile);
-  const scenario = parseFederatedScenario(job.scenarioFile, raw);
+  const { raw, text } = await loadScenarioFile(job.scenarioFile);
+  const scenario = parseFederatedScenario(job.scenarioFile, raw, text);
 
   const engine = await initEngine();
   const data = await buildSiteData(scenario, site.index);

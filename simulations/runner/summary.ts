@@ -3,6 +3,7 @@
  * built from the coordinator's round history, and the table printed at the end of a run.
  */
 import Table from 'cli-table3';
+import { formatDistance, tableStyle } from '../../site-agent/report/index.ts';
 import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import type { ClassHistogramReport } from '../../protocol/index.ts';
@@ -147,6 +148,7 @@ export function formatSummaryTable(summary: SimulationSummary): string {
   const tuned = summary.sites.some((s) => s.personalizedDice !== null);
   const table = new Table({
     head: ['site', 'scanner', ...Array.from({ length: numFg }, (_, i) => `Dice c${i + 1}`), 'Dice mean', 'untrained', ...(tuned ? ['fine-tuned'] : []), 'HD95 mm', 'ASSD mm'],
+    style: tableStyle(),
   });
   for (const s of summary.sites) {
     table.push([
@@ -156,8 +158,9 @@ export function formatSummaryTable(summary: SimulationSummary): string {
       fmt(s.dice.mean),
       fmt(s.untrainedDice.mean),
       ...(tuned ? [fmt(s.personalizedDice?.mean ?? null)] : []),
-      fmt(s.hd95Mm, 2),
-      fmt(s.assdMm, 2),
+      // An infinite distance (empty prediction, non-empty truth) is both an infinite HD95 and an infinite ASSD.
+      formatDistance(s.hd95Mm, s.infiniteDistances === null ? null : s.infiniteDistances / 2),
+      formatDistance(s.assdMm, s.infiniteDistances === null ? null : s.infiniteDistances / 2),
     ]);
   }
   return table.toString();

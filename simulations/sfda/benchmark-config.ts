@@ -1,6 +1,8 @@
 /** The SFDA benchmark scenario (simulations/scenarios/sfda-benchmark.json), validated with zod. */
 import { z } from 'zod';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+import { ConfigError, validateConfig } from '../../protocol/common/index.ts';
+import { commonAdaptOptionsSchema, methodAdaptOptionsSchema } from './adapt-options-schema.ts';
 import { IntensityAugmentSchema } from './intensity-augment.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
@@ -48,16 +50,8 @@ export const sfdaBenchmarkSchema = z
     adapt: z
       .object({
         batchSize: z.number().int().min(1).max(64),
-        common: z.record(z.string(), z.unknown()).default({}),
-        methods: z
-          .object({
-            adabn: z.record(z.string(), z.unknown()).optional(),
-            tent: z.record(z.string(), z.unknown()).optional(),
-            osuda: z.record(z.string(), z.unknown()).optional(),
-            'gmm-swd': z.record(z.string(), z.unknown()).optional(),
-          })
-          .strict()
-          .default({}),
+        common: commonAdaptOptionsSchema.default({}),
+        methods: methodAdaptOptionsSchema.default({}),
       })
       .strict(),
   })
@@ -73,11 +67,12 @@ export class SfdaBenchmarkError extends Error {
   }
 }
 
-export function parseSfdaBenchmarkConfig(raw: unknown, where = 'sfda benchmark config'): SfdaBenchmarkConfig {
-  const r = sfdaBenchmarkSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new SfdaBenchmarkError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+/** Validates a benchmark config (strict: unknown keys and options are errors); `text` adds line and column. */
+export function parseSfdaBenchmarkConfig(raw: unknown, where = 'sfda benchmark config', text?: string): SfdaBenchmarkConfig {
+  try {
+    return validateConfig(sfdaBenchmarkSchema, raw, where, text);
+  } catch (e) {
+    if (e instanceof ConfigError) throw new SfdaBenchmarkError(e.message);
+    throw e;
   }
-  return r.data;
 }

@@ -6,7 +6,9 @@
  * the target's labels (the upper bound).
  *   npx tsx simulations/sfda/run-benchmark.ts --config simulations/scenarios/sfda-benchmark.json [--out DIR]
  */
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { readJsonFile } from '../../protocol/common/index.ts';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adapt, applyCurve, computeSourceStats, evaluateSegmentation, poolSourceStats, toUnlabeled, type AdaptMethod, type AdaptOptions, type IntensityCurve } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
@@ -158,7 +160,8 @@ export function formatMethodsTable(r: SfdaBenchmarkResult): string {
 
 /** Loads the scenario, runs it, prints the table, writes DIR/summary.json when `outDir` is given. */
 export async function runSfdaBenchmarkFile(file: string, outDir?: string, log: (m: string) => void = console.log): Promise<SfdaBenchmarkResult> {
-  const cfg = parseSfdaBenchmarkConfig(JSON.parse(await readFile(file, 'utf8')), file);
+  const { raw, text } = await readJsonFile(file);
+  const cfg = parseSfdaBenchmarkConfig(raw, file, text);
   const result = await runSfdaBenchmark(cfg, { onProgress: log });
   log(formatMethodsTable(result));
   if (outDir !== undefined) {

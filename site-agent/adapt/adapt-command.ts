@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { loadSiteDataset, reassembleLabelVolume, writeNifti, type UnlabeledSiteDataset } from '../data/index.ts';
+import { loadSiteDataset, readLabelCodes, reassembleLabelVolume, writePrediction, type UnlabeledSiteDataset } from '../data/index.ts';
 import { getLogger } from '../../protocol/common/index.ts';
 import { initEngine } from '../engine/index.ts';
 import { loadModelFromPath, saveModel, type UNet } from '../model/index.ts';
@@ -16,7 +16,7 @@ import { AdaptError } from './adapt-error.ts';
 import type { AdaptReport } from './adapt-report.ts';
 import { predictLabels } from './batching.ts';
 import { evaluateSegmentation, type SegmentationEvaluation } from './evaluate.ts';
-import { computeSourceStats, loadSourceStats, saveSourceStats } from './source-stats.ts';
+import { computeSourceStats, loadSourceStats, packageLabelCodes, saveSourceStats, type SourceStats } from './source-stats.ts';
 import { loadTarget, matchEvalLabels, type LabelledSubset } from './target-data.ts';
 
 interface AdaptOpts {
@@ -34,6 +34,7 @@ interface AdaptOpts {
   inputAdapter?: boolean;
   safeguard?: boolean;
   labelled?: string;
+  labelTable?: string;
 }
 
 /** The input curve of an adapted model, next to its model.json (written when the input adapter ran). */
@@ -57,8 +58,23 @@ function evaluate(unet: UNet, scored: LabelledSubset | undefined, tag: string, c
   return ev;
 }
 
-/** Writes the adapted model, one NIfTI prediction per target case in its input geometry, and the report. */
-async function writeOutputs(o: AdaptOpts, unet: UNet, target: UnlabeledSiteDataset, report: AdaptReport, evals: { before?: SegmentationEvaluation; after?: SegmentationEvaluation; scored?: LabelledSubset }): Promise<void> {
+/**
+ * The label code of each class for the predictions: `--label-table` (a dataset.json's label table), else the source
+ * package's codes, else the class indices. A table that does not fit the model is refused.
+ */
+async function predictionCodes(o: AdaptOpts, stats: SourceStats, numClasses: number): Promise<number[]> {
+  const fromStats = packageLabelCodes(stats);
+  if (o.labelTable === undefined) return fromStats;
+  const codes = await readLabelCodes(o.labelTable);
+  if (codes.length !== numClasses) throw new AdaptError('BAD_OPTION', `--label-table ${o.labelTable} lists ${codes.length} label codes, the model predicts ${numClasses} classes`);
+  if (stats.labelCodes !== undefined && codes.join() !== fromStats.join()) {
+    getLogger().warn({ code: 'LABEL_CODES_OVERRIDDEN', labelTable: o.labelTable }, `adapt: --label-table ${o.labelTable} replaces the source package's label codes (${fromStats.join(', ')}) with ${codes.join(', ')}`);
+  }
+  return codes;
+}
+
+/** Writes the adapted model, one NIfTI prediction per target case in its input geometry (and codes), and the report. */
+async function writeOutputs(o: AdaptOpts, unet: UNet, target: UnlabeledSiteDataset, codes: readonly number[], report: AdaptReport, evals: { before?: SegmentationEvaluation; after?: SegmentationEvaluation; scored?: LabelledSubset }): Promise<void> {
   // A fitted input curve is part of the adapted model: it is saved next to it and applied before predicting.
   const images = report.inputCurve ? applyCurve(report.inputCurve, target.dataset) : target.dataset;
   const predictions = predictLabels(unet, images, Number(o.batchSize));
@@ -69,11 +85,11 @@ async function writeOutputs(o: AdaptOpts, unet: UNet, target: UnlabeledSiteDatas
   for (const c of target.cases) {
     const vol = reassembleLabelVolume(predictions.subarray(c.start * px, (c.start + c.count) * px), images.height, images.width, c);
     const like = target.loaded.cases.find((lc) => lc.id === c.caseId)!.image;
-    await writeNifti(join(o.out, 'predictions', `${c.caseId}.nii.gz`), vol, like);
+    await writePrediction(join(o.out, 'predictions', `${c.caseId}.nii.gz`), vol, like, codes);
   }
   const metrics = (ev?: SegmentationEvaluation) => ev && { summary: ev.summary, perCase: ev.perCase };
   const cases = { target: target.cases.map((c) => c.caseId), unscored: evals.scored?.unscoredCases ?? [] };
-  await writeFile(join(o.out, 'adapt-report.json'), JSON.stringify({ method: o.method, report, cases, before: metrics(evals.before), after: metrics(evals.after) }, null, 2));
+  await writeFile(join(o.out, 'adapt-report.json'), JSON.stringify({ method: o.method, report, cases, labelCodes: codes, before: metrics(evals.before), after: metrics(evals.after) }, null, 2));
 }
 
 async function runAdapt(o: AdaptOpts): Promise<void> {
@@ -81,6 +97,7 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
   if (!isAdaptMethod(o.method)) throw new AdaptError('UNKNOWN_METHOD', `unknown --method '${o.method}'; use one of ${ADAPT_METHODS.join(', ')}`);
   const unet = await loadModelFromPath(o.model);
   const stats = await loadSourceStats(o.sourceStats);
+  const codes = await predictionCodes(o, stats, unet.config.numClasses);
   const target = await loadTarget(o.data, inputSize(o, unet));
   const scored = o.evalLabels === undefined ? undefined : await matchEvalLabels(o.evalLabels, target, unet.config.numClasses);
   const before = evaluate(unet, scored, 'before');
@@ -102,7 +119,7 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
   } else report = adapt(o.method, unet, target.dataset, stats, opts);
   process.stderr.write('\n');
   const after = evaluate(unet, scored, 'after ', report.inputCurve);
-  await writeOutputs(o, unet, target, report, { before, after, scored });
+  await writeOutputs(o, unet, target, codes, report, { before, after, scored });
   console.log(`adapted model -> ${join(o.out, 'model')}; predictions -> ${join(o.out, 'predictions')} (${target.cases.length} case(s)); ${report.notes.join('; ')}`);
   unet.dispose();
 }
@@ -114,13 +131,14 @@ export function registerAdaptCommands(program: Command): void {
     .requiredOption('--model <path>', 'model folder (saveModel format) or a final-weights.fsws written by the coordinator')
     .requiredOption('--source-stats <file>', 'source statistics package (JSON)')
     .requiredOption('--method <name>', `one of ${ADAPT_METHODS.join(', ')}`)
-    .requiredOption('--data <dir>', 'target scans (NIfTI): a folder of images, images/, or a Decathlon/nnU-Net folder (imagesTr/ and imagesTs/); labels are never read')
+    .requiredOption('--data <dir>', 'target scans: a folder of NIfTI images, images/ (images/X/ = case X as a DICOM series), a Decathlon/nnU-Net folder (imagesTr/ and imagesTs/), or a bare DICOM folder (each series a case); labels are never read')
     .requiredOption('--out <dir>', 'output directory: adapted model, predictions, report')
     .option('--eval-labels <dir>', 'labelled copy of the target dataset, used only to score before/after (cases matched by id)')
     .option('--size <px>', 'slice size (default: the model input size, else 64)')
     .option('--seed <n>', 'adaptation seed', '1')
     .option('--epochs <n>', 'passes over the target data (method default if omitted)')
     .option('--batch-size <n>', 'batch size', '8')
+    .option('--label-table <dataset.json>', "the source's label table (a dataset.json or its folder): predictions are written with its codes (default: the source package's codes, else class indices)")
     .option('--polarity-check', 'label-free input polarity check first: keep the source model or its negated-input twin, whichever is less uncertain on the target (the input adapter with two knots)')
     .option('--input-adapter', `label-free input adapter first: an intensity curve fitted in front of the frozen model so that the target matches the source BN statistics (input-adapter.ts); saved as model/${'input-curve.json'} and applied to the predictions`)
     .option('--safeguard', 'do-no-harm safeguard: score the model before and after label-free (class proportions vs the source priors, entropy, perturbation consistency) and keep the unadapted model when the adaptation looks harmful (safeguard.ts)')
@@ -138,9 +156,9 @@ export function registerAdaptCommands(program: Command): void {
     .action(async (o: { model: string; data: string; out: string; size?: string; confidence: string }) => {
       await initEngine();
       const unet = await loadModelFromPath(o.model);
-      const { dataset: ds, loaded } = await loadSiteDataset(o.data, { size: inputSize(o, unet), skipBad: true });
+      const { dataset: ds, loaded, labelCodes } = await loadSiteDataset(o.data, { size: inputSize(o, unet), skipBad: true });
       for (const p of loaded.problems) getLogger().warn({ code: p.code, file: p.file, caseId: p.caseId }, `source-stats: skipped case: ${p.message}`);
-      const stats = computeSourceStats(unet, ds, { confidence: Number(o.confidence) });
+      const stats = computeSourceStats(unet, ds, { confidence: Number(o.confidence), ...(labelCodes ? { labelCodes } : {}) });
       await saveSourceStats(stats, o.out);
       console.log(`source statistics of ${ds.n} slices -> ${o.out} (confident pixels per class: ${stats.classes.map((c) => c.confident.count).join(', ')})`);
       unet.dispose();

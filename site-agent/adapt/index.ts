@@ -17,6 +17,7 @@ export {
 export { emdMomentum, transferabilityWeights } from './osuda-math.ts';
 export {
   computeSourceStats,
+  packageLabelCodes,
   poolSourceStats,
   saveSourceStats,
   loadSourceStats,

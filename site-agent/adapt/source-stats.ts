@@ -23,6 +23,13 @@ export interface SourceStatsOptions {
   readonly batchSize?: number;
   /** Max-softmax threshold for a pixel to count as confident (default 0.97, as in Stan & Rostami's code). */
   readonly confidence?: number;
+  /** The source's label code of each class (SiteDataset.labelCodes); recorded in the package unless class k is code k. */
+  readonly labelCodes?: readonly number[];
+}
+
+/** Class k's label code in a package (k itself when the package records none). */
+export function packageLabelCodes(stats: SourceStats): number[] {
+  return stats.labelCodes ? [...stats.labelCodes] : Array.from({ length: stats.numClasses }, (_, k) => k);
 }
 
 /** Per-layer mean and (population) variance from the pooled BN moments. */
@@ -112,7 +119,10 @@ export function computeSourceStats(unet: UNet, data: SliceDataset, opts: SourceS
     symmetrizeMoments(c.confident, dim);
     symmetrizeMoments(c.labelled, dim);
   }
-  return { kind: SOURCE_STATS_KIND, version: SOURCE_STATS_VERSION, numClasses: k, latentDim: dim, confidence, numSites: 1, bn, classes };
+  const codes = opts.labelCodes;
+  if (codes !== undefined && codes.length !== k) throw new AdaptError('STATS_MISMATCH', `${codes.length} label codes for a ${k}-class model`);
+  const labelCodes = codes && codes.some((c, i) => c !== i) ? { labelCodes: [...codes] } : {};
+  return { kind: SOURCE_STATS_KIND, version: SOURCE_STATS_VERSION, numClasses: k, latentDim: dim, confidence, numSites: 1, bn, ...labelCodes, classes };
 }
 
 function copyMoments(m: LatentMoments): LatentMoments {
@@ -132,6 +142,9 @@ export function poolSourceStats(list: readonly SourceStats[]): SourceStats {
   for (const s of list) {
     if (s.numClasses !== first.numClasses || s.latentDim !== first.latentDim || s.confidence !== first.confidence) {
       throw new AdaptError('STATS_MISMATCH', 'packages differ in numClasses, latentDim or confidence');
+    }
+    if (packageLabelCodes(s).join() !== packageLabelCodes(first).join()) {
+      throw new AdaptError('STATS_MISMATCH', `packages store their classes as different label codes (${packageLabelCodes(first).join(', ')} vs ${packageLabelCodes(s).join(', ')}); the sites must share one label table`);
     }
     const layers = Object.keys(s.bn);
     if (layers.length !== Object.keys(first.bn).length || layers.some((l) => out.bn[l] === undefined || out.bn[l].sum.length !== s.bn[l].sum.length)) {

@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { InvalidArgumentError, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { loadIdentity, parsePublicKey } from '../../protocol/identity.ts';
 import { DEFAULT_GIVE_UP_AFTER_MS, DEFAULT_MAX_ATTEMPTS, runSite } from '../client/index.ts';
@@ -105,19 +105,24 @@ interface SiteOptions {
 export function registerSiteCommands(program: Command): void {
   const site = program
     .command('site')
+    .description('run a site agent (`fedsfda site --url ...`, the default `run`), or summarise its audit log (`fedsfda site audit FILE`)');
+  // `run` is the default subcommand, so `fedsfda site --url ...` works as documented while its required options do not
+  // apply to `fedsfda site audit` (commander checks a parent's required options for its subcommands too).
+  site
+    .command('run', { isDefault: true })
     .description('run a site agent: connect to the coordinator, train on local data when asked, audit what is sent')
-    .option('--url <url>', 'coordinator URL')
-    .option('--identity <file>', "this site's identity file (fedsfda identity new)")
-    .option('--coordinator-key <key|file>', "the coordinator's public identity key (pinned)")
-    .option('--site-id <id>', 'this site id, as enrolled at the coordinator')
-    .option('--data <dir>', 'dataset folder (Decathlon / nnU-Net layout, or image/label pairs)')
+    .requiredOption('--url <url>', 'coordinator URL')
+    .requiredOption('--identity <file>', "this site's identity file (fedsfda identity new)")
+    .requiredOption('--coordinator-key <key|file>', "the coordinator's public identity key (pinned)")
+    .requiredOption('--site-id <id>', 'this site id, as enrolled at the coordinator')
+    .requiredOption('--data <dir>', 'dataset folder (Decathlon / nnU-Net layout, or image/label pairs)')
     .option('--size <n>', 'model input size (slices are resized)', int('size', 8, 1024), 64)
     .option('--axis <n>', 'slice axis in canonical RAS: 0 sagittal, 1 coronal, 2 axial', int('axis', 0, 2), 2)
     .option('--classes <n>', 'number of classes incl. background (default: from the global model)', int('classes', 2, 255))
     .option('--val-fraction <f>', 'fraction of cases held out for local validation', fraction, 0.2)
     .option('--batch <n>', 'batch size', int('batch', 1, 1024), 8)
-    .option('--optimizer <name>', 'sgd | adam', 'adam')
-    .option('--loss <name>', 'ce | dice | ce+dice', 'ce+dice')
+    .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'adam']).default('adam'))
+    .addOption(new Option('--loss <name>', 'training loss').choices(['ce', 'dice', 'ce+dice']).default('ce+dice'))
     .option('--seed <n>', 'seed for shuffling and the empty-slice choice', int('seed', 0, 2 ** 31 - 1), 0)
     .option('--skip-bad', 'skip unusable files (listed) instead of refusing to start')
     .option('--token <token>', 'one-time enrollment token (first connection of a site not yet on the allow-list)')
@@ -128,11 +133,6 @@ export function registerSiteCommands(program: Command): void {
     .option('--ca <file>', 'extra trusted CA / coordinator certificate (PEM) for an https:// coordinator')
     .option('--peers <file>', "the consortium's allow-list ({\"v\":1,\"sites\":{id: key}}, as enroll.json without tokens): secure aggregation then runs only with these peer keys")
     .action(async (o: SiteOptions) => {
-      for (const k of ['url', 'identity', 'coordinatorKey', 'siteId', 'data'] as const) {
-        if (o[k] === undefined) throw new InvalidArgumentError(`fedsfda site needs --${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`);
-      }
-      if (!['sgd', 'adam'].includes(o.optimizer)) throw new InvalidArgumentError('--optimizer must be sgd or adam');
-      if (!['ce', 'dice', 'ce+dice'].includes(o.loss)) throw new InvalidArgumentError('--loss must be ce, dice or ce+dice');
       const engine = await initEngine(o.backend !== undefined ? { backend: o.backend } : {});
       const { dataset, warnings } = await loadSiteDataset(resolve(o.data), {
         size: o.size,

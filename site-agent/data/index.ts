@@ -4,8 +4,10 @@ export {
   DatasetError,
   loadSiteDataset,
   loadUnlabeledSiteDataset,
+  readLabelCodes,
   reassembleLabelVolume,
   writeDecathlonDataset,
+  writePrediction,
   type CaseSlices,
   type DecathlonCase,
   type SiteDataset,
@@ -14,4 +16,5 @@ export {
 export { NiftiError, readNifti, writeNifti, type NiftiVolume } from './nifti/index.ts';
 export * as nifti from './nifti/index.ts';
 export * as dataset from './dataset/index.ts';
+export * as dicom from './dicom/index.ts';
 export { intArg, registerDataCommands } from './cli/index.ts';

@@ -7,6 +7,7 @@ import { FedAvg } from '../../coordinator/strategies/fedavg.ts';
 import { Enrollment } from '../../protocol/enrollment.ts';
 import { generateIdentity, type Identity } from '../../protocol/identity.ts';
 import { LeastSquaresTrainer, linearWeights, makeLinearData } from './least-squares-trainer.ts';
+import { GENEROUS_TIMEOUTS } from './bounds.ts';
 
 export interface LinearSite {
   readonly id: string;
@@ -31,7 +32,7 @@ export function linearCoordinator(sites: readonly LinearSite[], extra: Partial<C
     minSites: 1,
     strategy: new FedAvg({ localEpochs: 1, lr: 0.1 }),
     port: 0,
-    timeouts: { fitMs: 20_000, evaluateMs: 20_000, handshakeMs: 5_000 },
+    timeouts: GENEROUS_TIMEOUTS,
     ...extra,
   });
 }

@@ -6,8 +6,9 @@ import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { DatasetError, type FileProblemCode } from '../dataset/dataset-error.ts';
 import { discoverDataset } from '../dataset/discover-dataset.ts';
-import { loadCase } from '../dataset/load-cases.ts';
+import { labelCodesOf, loadCase } from '../dataset/load-cases.ts';
 import { NiftiError } from '../nifti/nifti-error.ts';
+import { isNiftiName } from '../nifti/nifti-pair.ts';
 import { readNifti, type ReadNiftiOptions } from '../nifti/read-nifti.ts';
 
 export interface FileCheck {
@@ -42,7 +43,7 @@ export async function checkPath(path: string, opts: ReadNiftiOptions = {}): Prom
   } catch {
     // Missing paths are reported by the file reader below (NOT_FOUND).
   }
-  if (!isDir || /\.nii(\.gz)?$/i.test(abs)) {
+  if (!isDir || isNiftiName(abs)) {
     if (isDir) {
       return { ok: false, path: abs, kind: 'file', cases: 1, usableCases: 0, files: [{ file: abs, role: 'image', ok: false, problems: [{ code: 'NOT_A_FILE', message: 'is a directory, not a NIfTI file' }] }] };
     }
@@ -71,13 +72,19 @@ export async function checkPath(path: string, opts: ReadNiftiOptions = {}): Prom
     return f;
   };
   for (const p of ds.problems) entry(p.file, p.role, p.caseId).problems.push({ code: p.code, message: p.message });
-  const allowed = ds.labelNames ? [...ds.labelNames.keys()] : undefined;
+  let codes: readonly number[] | undefined;
+  try {
+    codes = labelCodesOf(ds);
+  } catch (e) {
+    if (!(e instanceof DatasetError)) throw e;
+    return { ok: false, path: abs, kind: 'dataset', layout: ds.layout, cases: ds.training.length, usableCases: 0, files: [{ file: e.path, role: 'dataset', ok: false, problems: [{ code: e.code, message: e.message.split('\n')[0] }] }] };
+  }
   let usable = 0;
   for (const c of ds.training) {
     // Register both files first so good ones are listed as ok.
     entry(c.image, 'image', c.id);
     if (c.label) entry(c.label, 'label', c.id);
-    const r = await loadCase(c, opts, allowed);
+    const r = await loadCase(c, opts, codes, ds.modalities?.length);
     if (r.ok) usable++;
     else for (const p of r.problems) entry(p.file, p.role, p.caseId).problems.push({ code: p.code, message: p.message });
   }

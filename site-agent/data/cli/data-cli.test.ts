@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -106,5 +107,14 @@ describe('fedsfda data inspect', () => {
     const bad = await run(['data', 'inspect', join(dir, 'missing.nii')]);
     expect(bad.code).toBe(1);
     expect(bad.err).toMatch(/NOT_FOUND/);
+  });
+
+  const example4d = '/usr/lib/python3/dist-packages/nibabel/tests/data/example4d.nii.gz';
+  it.skipIf(!existsSync(example4d))("describes any volume of nibabel's example4d.nii.gz (Debian python3-nibabel)", async () => {
+    for (const volume of ['0', '1']) {
+      const { out, code } = await run(['data', 'inspect', example4d, '--volume', volume]);
+      expect(code).toBeUndefined();
+      expect(out).toMatch(new RegExp(`128 x 96 x 24 x 2 as stored \\(2 volumes; statistics of volume ${volume}\\)`));
+    }
   });
 });

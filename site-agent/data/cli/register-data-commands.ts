@@ -1,11 +1,13 @@
 /**
- * `fedsfda data ...`: check and inspect (the dataset builders, build-phantoms and build-mricron, are registered
+ * `fedsfda data ...`: check, inspect and import-dicom (the dataset builders, build-phantoms and build-mricron, are registered
  * into this group by simulations/dataset-commands.ts).
  * Exit codes: 0 all usable; 1 bad data (the report says what); 2 usage error or missing dependency.
  */
 import type { Command } from 'commander';
 import { NiftiError } from '../nifti/nifti-error.ts';
+import { DicomError } from '../dicom/dicom-error.ts';
 import { checkPath, formatCheckReport } from './check-path.ts';
+import { formatImportReport, importDicom } from './import-dicom.ts';
 import { formatInspection, inspectNifti } from './inspect-nifti.ts';
 
 /** A commander parser for an integer option >= `min`. */
@@ -58,6 +60,25 @@ export function registerDataCommands(program: Command): Command {
         if (!(e instanceof NiftiError)) throw e;
         process.stderr.write(`${e.message}\n`);
         process.exitCode = 1;
+      }
+    });
+
+  data
+    .command('import-dicom')
+    .description('convert every DICOM image series under a folder to NIfTI (series-001.nii.gz, ...); no header text is copied')
+    .argument('<dir>', 'folder with DICOM files (searched recursively)')
+    .requiredOption('--out <dir>', 'output folder')
+    .option('--json', 'print the report as JSON')
+    .option('--max-bytes <n>', 'refuse series larger than this many bytes as float32 (default 1 GiB)', intArg('max-bytes', 1))
+    .action(async (dir: string, o: { out: string; json?: boolean; maxBytes?: number }) => {
+      try {
+        const report = await importDicom(dir, o.out, o.maxBytes !== undefined ? { maxBytes: o.maxBytes } : {});
+        process.stdout.write(`${o.json ? JSON.stringify(report, null, 2) : formatImportReport(report, o.out)}\n`);
+        process.exitCode = report.ok ? 0 : report.series.some((s) => s.file) ? 1 : 2;
+      } catch (e) {
+        if (!(e instanceof DicomError)) throw e;
+        process.stderr.write(`${e.message}\n`);
+        process.exitCode = 2;
       }
     });
 

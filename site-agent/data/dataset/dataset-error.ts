@@ -1,8 +1,11 @@
+import type { DicomErrorCode } from '../dicom/dicom-error.ts';
 import type { NiftiErrorCode } from '../nifti/nifti-error.ts';
 
 /** Per-file problems found while checking or loading a dataset: NIfTI failures plus pairing/consistency checks. */
 export type FileProblemCode =
   | NiftiErrorCode
+  | DicomErrorCode
+  | 'CHANNELS_MISMATCH'
   | 'MISSING_LABEL'
   | 'MISSING_FILE'
   | 'OUTSIDE_DATASET'

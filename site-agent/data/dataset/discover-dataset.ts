@@ -13,7 +13,12 @@ import { DatasetError, type FileProblem } from './dataset-error.ts';
 
 export interface CaseFiles {
   readonly id: string;
+  /** The image: a NIfTI file (3D, or 4D with one channel per volume), or a folder holding one DICOM series. */
   readonly image: string;
+  /** Several files per case (nnU-Net `_0000`, `_0001`, ... or a dataset.json image list): one channel each, in order. */
+  readonly channelFiles?: readonly string[];
+  /** A DICOM series found in a bare DICOM folder: its files (`image` is then the folder of its first file). */
+  readonly dicomFiles?: readonly string[];
   /** Absent for unlabeled (test) cases. */
   readonly label?: string;
 }
@@ -24,6 +29,8 @@ export interface DiscoveredDataset {
   readonly name?: string;
   /** Legal label values with names, from dataset.json (undefined for plain folders). */
   readonly labelNames?: ReadonlyMap<number, string>;
+  /** Input channel names in channel order, from dataset.json `modality` (MSD) or `channel_names` (nnU-Net v2). */
+  readonly modalities?: readonly string[];
   readonly training: readonly CaseFiles[];
   readonly test: readonly CaseFiles[];
   /** Files listed or found that cannot be paired (missing label, listed but absent, outside the folder). */
@@ -38,10 +45,33 @@ const DatasetJsonSchema = z.object({
   training: z.array(z.object({ image: z.union([z.string(), z.array(z.string())]), label: z.string() })).optional(),
   test: z.array(z.union([z.string(), z.object({ image: z.string() })])).optional(),
   file_ending: z.string().optional(),
+  modality: z.record(z.string(), z.string()).optional(),
+  channel_names: z.record(z.string(), z.string()).optional(),
 });
 
+/** `{"0": "FLAIR", "1": "T1w"}` -> ['FLAIR', 'T1w']; keys must be 0..n-1. */
+function parseModalities(file: string, m: Record<string, string> | undefined): string[] | undefined {
+  if (m === undefined) return undefined;
+  const keys = Object.keys(m).map(Number).sort((a, b) => a - b);
+  if (keys.length === 0 || keys.some((k, i) => k !== i)) throw new DatasetError('BAD_DATASET_JSON', file, `modality keys must be "0".."${keys.length - 1}", got ${JSON.stringify(Object.keys(m))}`);
+  return keys.map((k) => m[String(k)]);
+}
+
+/** nnU-Net channel files of one case: X_0000.nii.gz, X_0001.nii.gz, ... that exist, in order. */
+export async function channelSiblings(first: string): Promise<string[]> {
+  const m = /^(.*)_0000(\.nii(\.gz)?)$/i.exec(first);
+  if (m === null) return [first];
+  const out = [first];
+  for (let k = 1; k < 100; k++) {
+    const p = `${m[1]}_${String(k).padStart(4, '0')}${m[2]}`;
+    if ((await exists(p)) !== 'file') break;
+    out.push(p);
+  }
+  return out;
+}
+
 /** Label values from MSD (`{"0": "background"}`) or nnU-Net v2 (`{"background": 0}`) style `labels`. */
-function parseLabels(file: string, labels: Record<string, string | number | number[]>): Map<number, string> {
+export function parseLabels(file: string, labels: Record<string, string | number | number[]>): Map<number, string> {
   const out = new Map<number, string>();
   for (const [k, v] of Object.entries(labels)) {
     if (/^\d+$/.test(k) && typeof v === 'string') out.set(Number(k), v);
@@ -115,19 +145,28 @@ async function discoverDecathlon(root: string): Promise<DiscoveredDataset> {
     }
     return p;
   };
+  /** An entry's image file(s): a list (one per channel), or one name that may exist only as X_0000 + siblings. */
+  const resolveImages = async (image: string | string[], id: string): Promise<{ image: string; channelFiles?: string[] } | undefined> => {
+    let rels = Array.isArray(image) ? image : [image];
+    if (rels.length === 1 && (await exists(resolve(root, rels[0]))) === 'none') {
+      const alt = rels[0].replace(NIFTI_EXT, (m) => `_0000${m}`);
+      if ((await exists(resolve(root, alt))) !== 'none') rels = (await channelSiblings(resolve(root, alt))).map((p) => relative(root, p));
+    }
+    const paths: string[] = [];
+    for (const r of rels) {
+      const p = await check(r, id, 'image');
+      if (p === undefined) return undefined;
+      paths.push(p);
+    }
+    return paths.length > 1 ? { image: paths[0], channelFiles: paths } : { image: paths[0] };
+  };
   if (parsed.training !== undefined) {
     for (const entry of parsed.training) {
-      // MSD lists "./imagesTr/X.nii.gz"; nnU-Net v1 stores it as imagesTr/X_0000.nii.gz (first channel).
-      const imgRel = Array.isArray(entry.image) ? entry.image[0] : entry.image;
+      // MSD lists "./imagesTr/X.nii.gz"; nnU-Net v1 stores it as imagesTr/X_0000.nii.gz, X_0001.nii.gz, ... (channels).
       const id = stripExt(basename(entry.label));
-      let img = imgRel;
-      if ((await exists(resolve(root, img))) === 'none') {
-        const alt = img.replace(NIFTI_EXT, (m) => `_0000${m}`);
-        if ((await exists(resolve(root, alt))) !== 'none') img = alt;
-      }
-      const image = await check(img, id, 'image');
+      const images = await resolveImages(entry.image, id);
       const label = await check(entry.label, id, 'label');
-      if (image !== undefined && label !== undefined) training.push({ id, image, label });
+      if (images !== undefined && label !== undefined) training.push({ id, label, ...images });
     }
   } else {
     // nnU-Net v2: match by case name.
@@ -142,21 +181,18 @@ async function discoverDecathlon(root: string): Promise<DiscoveredDataset> {
         problems.push({ file: join(root, 'imagesTr', f), caseId: id, role: 'label', code: 'MISSING_LABEL', message: `no labelsTr/${lab}` });
         continue;
       }
-      training.push({ id, image: join(root, 'imagesTr', f), label: join(root, 'labelsTr', lab) });
+      const channelFiles = await channelSiblings(join(root, 'imagesTr', f));
+      training.push({ id, image: channelFiles[0], ...(channelFiles.length > 1 ? { channelFiles } : {}), label: join(root, 'labelsTr', lab) });
     }
   }
   for (const t of parsed.test ?? []) {
     const rel = typeof t === 'string' ? t : t.image;
     const id = stripExt(basename(rel));
-    let img = rel;
-    if ((await exists(resolve(root, img))) === 'none') {
-      const alt = img.replace(NIFTI_EXT, (m) => `_0000${m}`);
-      if ((await exists(resolve(root, alt))) !== 'none') img = alt;
-    }
-    const p = await check(img, id, 'image');
-    if (p !== undefined) test.push({ id, image: p });
+    const images = await resolveImages(rel, id);
+    if (images !== undefined) test.push({ id, ...images });
   }
-  return { root, layout: 'decathlon', name: parsed.name, labelNames, training, test, problems };
+  const modalities = parseModalities(jsonFile, parsed.modality ?? parsed.channel_names);
+  return { root, layout: 'decathlon', name: parsed.name, labelNames, ...(modalities ? { modalities } : {}), training, test, problems };
 }
 
 const LABEL_SUFFIX = /_(label|labels|seg|mask|gt)$/i;
@@ -169,6 +205,13 @@ async function discoverPairs(root: string): Promise<DiscoveredDataset> {
   for (const d of ['labels', 'masks', 'segmentations']) if ((await exists(join(root, d))) === 'dir') labDir = join(root, d);
   if ((await exists(imgDir)) === 'dir' && labDir !== undefined) {
     const labels = new Map((await listNifti(labDir)).map((f) => [stripExt(f), f]));
+    // A sub-folder of images/ is one case given as a DICOM series (images/<case>/ + labels/<case>.nii.gz).
+    const dicomCases = (await readdir(imgDir, { withFileTypes: true })).filter((e) => e.isDirectory() && !e.name.startsWith('.') && !NIFTI_EXT.test(e.name)).map((e) => e.name).sort();
+    for (const id of dicomCases) {
+      const lab = labels.get(id);
+      if (lab === undefined) problems.push({ file: join(imgDir, id), caseId: id, role: 'label', code: 'MISSING_LABEL', message: `no label named ${id} in ${basename(labDir)}/` });
+      else training.push({ id, image: join(imgDir, id), label: join(labDir, lab) });
+    }
     for (const f of await listNifti(imgDir)) {
       const id = stripExt(f);
       const lab = labels.get(id);
@@ -207,7 +250,7 @@ export async function discoverDataset(dir: string): Promise<DiscoveredDataset> {
   if ((await exists(join(root, 'dataset.json'))) === 'file') return discoverDecathlon(root);
   const ds = await discoverPairs(root);
   if (ds.training.length === 0 && ds.problems.length === 0) {
-    throw new DatasetError('NOT_A_DATASET', root, 'no dataset.json and no image/label NIfTI pairs (images/ + labels/, or X.nii.gz + X_label.nii.gz)');
+    throw new DatasetError('NOT_A_DATASET', root, 'no dataset.json and no image/label pairs (images/ + labels/, or X.nii.gz + X_label.nii.gz; a DICOM case is a folder images/<case>/ with labels/<case>.nii.gz; fedsfda data import-dicom converts DICOM series to NIfTI)');
   }
   return ds;
 }

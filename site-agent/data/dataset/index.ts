@@ -25,4 +25,8 @@ export {
   type SiteDataset,
   type UnlabeledSiteDataset,
 } from './load-site-dataset.ts';
+export { readCaseImage, type CaseImage } from './read-case-image.ts';
 export { writeDecathlonDataset, type DecathlonCase, type DecathlonDatasetSpec } from './write-decathlon.ts';
+export { writePrediction } from './write-prediction.ts';
+export { labelCodesOf } from './load-cases.ts';
+export { readLabelCodes } from './label-table.ts';

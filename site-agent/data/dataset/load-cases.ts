@@ -4,22 +4,30 @@
  * Bad cases are collected (never thrown one by one), so a run stops before training with the full list,
  * or with `skipBad` skips them and reports them.
  */
-import { labelValues, toLabelMap } from '../nifti/label-map.ts';
+import { classCodes, labelValues, toLabelMap } from '../nifti/label-map.ts';
 import { NiftiError } from '../nifti/nifti-error.ts';
 import { readNifti, type NiftiVolume, type ReadNiftiOptions } from '../nifti/read-nifti.ts';
+import { readCaseImage } from './read-case-image.ts';
 import { DatasetError, type FileProblem } from './dataset-error.ts';
 import { discoverDataset, type CaseFiles, type DiscoveredDataset } from './discover-dataset.ts';
 
 export interface LoadedCase {
   readonly id: string;
+  /** Geometry of the case (channel 0 as `data`); predictions are written back with it. */
   readonly image: NiftiVolume;
-  /** Canonical-order label map on the image's grid. */
+  /** Canonical-order input channels (one for a 3D image). */
+  readonly channels: readonly Float32Array[];
+  /** Canonical-order class map on the image's grid (class indices; see LoadedDataset.labelCodes). */
   readonly label: Uint8Array;
+  /** Class indices present. */
   readonly labelValues: readonly number[];
 }
 
 export interface LoadCasesOptions extends ReadNiftiOptions {
-  /** Legal label values; default: the dataset.json labels (Decathlon) or any integer 0..255. */
+  /**
+   * Legal label codes; default: the dataset.json labels (Decathlon) or any integer 0..255. Listed codes may be
+   * sparse (an atlas's region numbers): class k is the k-th smallest code (LoadedDataset.labelCodes).
+   */
   allowedLabels?: readonly number[];
   /** Relative spacing tolerance between image and label (default 1e-3). */
   spacingTolerance?: number;
@@ -32,6 +40,12 @@ export interface LoadCasesOptions extends ReadNiftiOptions {
 export interface LoadedDataset {
   readonly dataset: DiscoveredDataset;
   readonly cases: readonly LoadedCase[];
+  /** Input channels per case (all cases agree; the dataset's modality list when it has one). */
+  readonly channels: number;
+  /** Channel names (dataset.json modality / channel_names), when given. */
+  readonly modalities?: readonly string[];
+  /** Class index -> label code stored in the files (undefined: class = stored value, 0..255). */
+  readonly labelCodes?: readonly number[];
   /** Every problem found (with skipBad, these cases were skipped). */
   readonly problems: readonly FileProblem[];
 }
@@ -42,15 +56,21 @@ function problemFrom(e: unknown, c: CaseFiles, role: 'image' | 'label'): FilePro
 }
 
 /** Reads and cross-checks one image/label pair; returns the case or its problems. */
-export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowed?: readonly number[]): Promise<{ ok: true; value: LoadedCase } | { ok: false; problems: FileProblem[] }> {
+export async function loadCase(
+  c: CaseFiles,
+  opts: LoadCasesOptions = {},
+  codes?: readonly number[],
+  expectedChannels?: number,
+): Promise<{ ok: true; value: LoadedCase } | { ok: false; problems: FileProblem[] }> {
   const problems: FileProblem[] = [];
   let image: NiftiVolume | undefined;
+  let channels: readonly Float32Array[] = [];
   let label: NiftiVolume | undefined;
-  try {
-    image = await readNifti(c.image, opts);
-  } catch (e) {
-    problems.push(problemFrom(e, c, 'image'));
-  }
+  const img = await readCaseImage(c, opts, expectedChannels);
+  if (img.ok) {
+    image = img.value.volume;
+    channels = img.value.channels;
+  } else problems.push(...img.problems);
   if (c.label === undefined) {
     problems.push({ file: c.image, caseId: c.id, role: 'label', code: 'MISSING_LABEL', message: 'case has no label file' });
     return { ok: false, problems };
@@ -64,7 +84,7 @@ export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowe
   let labels: Uint8Array | undefined;
   if (label !== undefined) {
     try {
-      labels = toLabelMap(c.label, label.data, allowed);
+      labels = toLabelMap(c.label, label.data, codes);
     } catch (e) {
       problems.push(problemFrom(e, c, 'label'));
     }
@@ -90,7 +110,18 @@ export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowe
     }
   }
   if (problems.length > 0 || image === undefined || labels === undefined) return { ok: false, problems };
-  return { ok: true, value: { id: c.id, image, label: labels, labelValues: labelValues(labels) } };
+  return { ok: true, value: { id: c.id, image, channels, label: labels, labelValues: labelValues(labels) } };
+}
+
+/** The sorted label codes of a dataset (explicit list, else dataset.json's labels); undefined when not listed. */
+export function labelCodesOf(ds: DiscoveredDataset, explicit?: readonly number[]): number[] | undefined {
+  const listed = explicit ?? (ds.labelNames ? [...ds.labelNames.keys()] : undefined);
+  if (listed === undefined) return undefined;
+  try {
+    return classCodes(listed);
+  } catch (e) {
+    throw new DatasetError(explicit ? 'INVALID_OPTIONS' : 'BAD_DATASET_JSON', ds.root, `labels: ${(e as Error).message}; merge regions into fewer classes (a coarser labels list and labelMap) to train on them`);
+  }
 }
 
 /**
@@ -99,12 +130,12 @@ export async function loadCase(c: CaseFiles, opts: LoadCasesOptions = {}, allowe
  */
 export async function loadDatasetCases(dir: string, opts: LoadCasesOptions = {}): Promise<LoadedDataset> {
   const ds = await discoverDataset(dir);
-  const allowed = opts.allowedLabels ?? (ds.labelNames ? [...ds.labelNames.keys()] : undefined);
+  const codes = labelCodesOf(ds, opts.allowedLabels);
   const problems: FileProblem[] = [...ds.problems];
   const cases: LoadedCase[] = [];
   for (const c of ds.training) {
     if (opts.maxCases !== undefined && cases.length >= opts.maxCases) break;
-    const r = await loadCase(c, opts, allowed);
+    const r = await loadCase(c, opts, codes, ds.modalities?.length);
     if (r.ok) cases.push(r.value);
     else problems.push(...r.problems);
   }
@@ -112,5 +143,11 @@ export async function loadDatasetCases(dir: string, opts: LoadCasesOptions = {})
     throw new DatasetError('BAD_FILES', ds.root, `${problems.length} problem(s) in ${new Set(problems.map((p) => p.caseId)).size} case(s); fix them or pass skipBad (--skip-bad)`, problems);
   }
   if (cases.length === 0) throw new DatasetError('NO_CASES', ds.root, 'no usable training cases', problems);
-  return { dataset: ds, cases, problems };
+  const counts = new Set(cases.map((c) => c.channels.length));
+  if (counts.size > 1) {
+    const list = cases.map((c) => `${c.id}: ${c.channels.length}`).join(', ');
+    throw new DatasetError('BAD_FILES', ds.root, `cases have different numbers of input channels (${list}); every case needs the same channels in the same order`);
+  }
+  const channels = cases[0].channels.length;
+  return { dataset: ds, cases, problems, channels, ...(ds.modalities ? { modalities: ds.modalities } : {}), ...(codes ? { labelCodes: codes } : {}) };
 }

@@ -11,6 +11,8 @@ export interface LoadSiteDatasetOptions extends LoadCasesOptions, PreprocessOpti
 
 export interface SiteDataset extends PreprocessResult {
   readonly loaded: LoadedDataset;
+  /** Class index -> label code in the dataset's files; write predictions back with writePrediction(..., labelCodes). */
+  readonly labelCodes?: readonly number[];
 }
 
 function skippedNote(problems: readonly { caseId: string }[]): string[] {
@@ -25,10 +27,11 @@ function skippedNote(problems: readonly { caseId: string }[]): string[] {
 export async function loadSiteDataset(dir: string, opts: LoadSiteDatasetOptions): Promise<SiteDataset> {
   const loaded = await loadDatasetCases(dir, opts);
   const pre = volumesToSliceDataset(
-    loaded.cases.map((c) => ({ id: c.id, image: c.image.data, label: c.label, dims: c.image.dims, spacing: c.image.spacing })),
-    opts,
+    loaded.cases.map((c) => ({ id: c.id, image: c.channels[0], ...(c.channels.length > 1 ? { channels: c.channels } : {}), label: c.label, dims: c.image.dims, spacing: c.image.spacing })),
+    // With listed labels, every listed class counts, present in these cases or not.
+    { ...opts, ...(opts.numClasses === undefined && loaded.labelCodes ? { numClasses: loaded.labelCodes.length } : {}) },
   );
-  return { ...pre, warnings: [...skippedNote(loaded.problems), ...pre.warnings], loaded };
+  return { ...pre, warnings: [...skippedNote(loaded.problems), ...pre.warnings], loaded, ...(loaded.labelCodes ? { labelCodes: loaded.labelCodes } : {}) };
 }
 
 export interface LoadImageSlicesOptions extends LoadImagesOptions, PreprocessOptions {}
@@ -49,7 +52,7 @@ export interface UnlabeledSiteDataset {
 export async function loadUnlabeledSiteDataset(dir: string, opts: LoadImageSlicesOptions): Promise<UnlabeledSiteDataset> {
   const loaded = await loadImageCases(dir, opts);
   const pre = volumesToImageSlices(
-    loaded.cases.map((c) => ({ id: c.id, image: c.image.data, dims: c.image.dims, spacing: c.image.spacing })),
+    loaded.cases.map((c) => ({ id: c.id, image: c.channels[0], ...(c.channels.length > 1 ? { channels: c.channels } : {}), dims: c.image.dims, spacing: c.image.spacing })),
     opts,
   );
   return { ...pre, warnings: [...skippedNote(loaded.problems), ...pre.warnings], loaded };

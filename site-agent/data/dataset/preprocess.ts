@@ -34,7 +34,10 @@ export interface PreprocessOptions {
 /** A volume ready for slicing (canonical order), with or without its label map. */
 export interface ImageVolumeCase {
   readonly id: string;
+  /** The (first) input channel. */
   readonly image: Float32Array;
+  /** All input channels (image is channels[0]); absent for a one-channel case. Each is normalised on its own. */
+  readonly channels?: readonly Float32Array[];
   readonly label?: Uint8Array;
   readonly dims: readonly [number, number, number];
   readonly spacing: readonly [number, number, number];
@@ -132,9 +135,11 @@ interface CheckedOptions {
   readonly W: number;
   readonly axis: 0 | 1 | 2;
   readonly keep: number;
+  /** Input channels of every case (the first case's count). */
+  readonly C: number;
 }
 
-function checkOptions(volumes: readonly unknown[], opts: PreprocessOptions): CheckedOptions {
+function checkOptions(volumes: readonly ImageVolumeCase[], opts: PreprocessOptions): CheckedOptions {
   const [H, W] = typeof opts.size === 'number' ? [opts.size, opts.size] : opts.size;
   if (![H, W].every((s) => Number.isInteger(s) && s >= 2 && s <= 4096)) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `size must be integers in [2, 4096], got ${JSON.stringify(opts.size)}`);
   const axis = opts.axis ?? 2;
@@ -142,7 +147,7 @@ function checkOptions(volumes: readonly unknown[], opts: PreprocessOptions): Che
   const keep = opts.emptySliceKeepRate ?? 1;
   if (!(keep >= 0 && keep <= 1)) throw new DatasetError('INVALID_OPTIONS', 'preprocess', `emptySliceKeepRate must be in [0, 1], got ${keep}`);
   if (volumes.length === 0) throw new DatasetError('NO_CASES', 'preprocess', 'no volumes to slice');
-  return { H, W, axis, keep };
+  return { H, W, axis, keep, C: volumes[0].channels?.length ?? 1 };
 }
 
 /** The slices of every volume, before they are packed into one array. */
@@ -168,12 +173,17 @@ function remapLabels(label: Uint8Array, labelMap: Readonly<Record<number, number
 /** Slices one volume into `acc`; label-empty slices are thinned (seeded) only when labels are known. */
 function sliceVolume(v: ImageVolumeCase, opts: PreprocessOptions, o: CheckedOptions, rng: Rng, acc: Sliced): void {
   const { rows, cols } = planeAxes(o.axis);
-  const img = new Float32Array(v.image);
+  const src = v.channels ?? [v.image];
+  if (src.length !== o.C) throw new DatasetError('INVALID_OPTIONS', v.id, `${src.length} input channel(s), the first case has ${o.C}`);
   const lab = v.label === undefined ? undefined : remapLabels(v.label, opts.labelMap);
   if (lab === undefined && opts.normalization?.kind === 'zscore' && opts.normalization.mask === 'label') {
     throw new DatasetError('INVALID_OPTIONS', v.id, 'normalization mask "label" needs labels, and this case has none');
   }
-  normalizeVolume(img, lab ?? new Uint8Array(0), opts.normalization ?? { kind: 'zscore', mask: 'nonzero' });
+  const chans = src.map((c) => {
+    const img = new Float32Array(c);
+    normalizeVolume(img, lab ?? new Uint8Array(0), opts.normalization ?? { kind: 'zscore', mask: 'nonzero' });
+    return img;
+  });
   const h0 = v.dims[rows];
   const w0 = v.dims[cols];
   const sImg = new Float32Array(h0 * w0);
@@ -197,8 +207,15 @@ function sliceVolume(v: ImageVolumeCase, opts: PreprocessOptions, o: CheckedOpti
       }
       acc.labs?.push(resizeNearest(sLab, h0, w0, o.H, o.W));
     }
-    extractSlice(img, v.dims, o.axis, k, sImg);
-    acc.imgs.push(resizeBilinear(sImg, h0, w0, o.H, o.W));
+    // NHWC: the channels of one pixel are adjacent.
+    const px = o.H * o.W;
+    const nhwc = new Float32Array(px * o.C);
+    chans.forEach((img, ch) => {
+      extractSlice(img, v.dims, o.axis, k, sImg);
+      const plane = resizeBilinear(sImg, h0, w0, o.H, o.W);
+      for (let i = 0; i < px; i++) nhwc[i * o.C + ch] = plane[i];
+    });
+    acc.imgs.push(nhwc);
     acc.caseIds.push(v.id);
     sourceIndex.push(k);
   }
@@ -231,8 +248,8 @@ function imageSlices(acc: Sliced, o: CheckedOptions): { slices: ImageSlices; war
   }
   if (acc.skipped > 0) warnings.push(`skipped ${acc.skipped} label-empty slice(s) (emptySliceKeepRate ${o.keep})`);
   const contiguous = acc.skipped === 0 && acc.thick.size === 1;
-  const images = pack(acc.imgs, o.H * o.W, (n) => new Float32Array(n));
-  const slices: ImageSlices = { n: acc.imgs.length, height: o.H, width: o.W, channels: 1, images, spacing, caseIds: acc.caseIds, ...(contiguous ? { sliceThickness: [...acc.thick][0] } : {}) };
+  const images = pack(acc.imgs, o.H * o.W * o.C, (n) => new Float32Array(n));
+  const slices: ImageSlices = { n: acc.imgs.length, height: o.H, width: o.W, channels: o.C, images, spacing, caseIds: acc.caseIds, ...(contiguous ? { sliceThickness: [...acc.thick][0] } : {}) };
   return { slices, warnings };
 }
 

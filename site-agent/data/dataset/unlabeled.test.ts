@@ -41,7 +41,7 @@ describe('unlabeled datasets (a new hospital has images only)', () => {
     expect(ds.cases.every((c) => c.label === undefined)).toBe(true);
   });
 
-  it('reads every image of imagesTr/ and imagesTs/ (nnU-Net first channels), with or without labelsTr', async () => {
+  it('reads every image of imagesTr/ and imagesTs/ (nnU-Net _0000 names the case, _0001.. are its channels), with or without labelsTr', async () => {
     const root = join(dir, 'nnunet');
     await mkdir(join(root, 'imagesTs'), { recursive: true });
     await mkdir(join(root, 'imagesTr'), { recursive: true });
@@ -51,8 +51,14 @@ describe('unlabeled datasets (a new hospital has images only)', () => {
     const ds = await discoverImages(root);
     expect(ds.layout).toBe('decathlon');
     expect(ds.cases.map((c) => c.id)).toEqual(['y', 'x']);
+    expect(ds.cases[1].channelFiles).toEqual([join(root, 'imagesTs', 'x_0000.nii.gz'), join(root, 'imagesTs', 'x_0001.nii.gz')]);
+    // y has one channel, x two: a model cannot take both.
+    await expect(loadUnlabeledSiteDataset(root, { size: 4 })).rejects.toThrow(/different numbers of input channels \(y: 1, x: 2\)/);
+    await writeImage(join(root, 'imagesTr', 'y_0001.nii.gz'), 6);
     const site = await loadUnlabeledSiteDataset(root, { size: 4 });
     expect(site.dataset.n).toBe(2 * DIMS[2]);
+    expect(site.dataset.channels).toBe(2);
+    expect(site.dataset.images.length).toBe(2 * DIMS[2] * 4 * 4 * 2);
     expect(site.dataset.caseIds).toEqual([...Array(DIMS[2]).fill('y'), ...Array(DIMS[2]).fill('x')]);
     expect('labels' in site.dataset).toBe(false);
   });

@@ -13,23 +13,30 @@ export function isGzip(bytes: Uint8Array): boolean {
 }
 
 /**
- * Inflates until `stopAfter` bytes are available (header peeking) or the stream ends.
- * Throws TOO_LARGE when the output would exceed `maxBytes`, CORRUPT_GZIP / TRUNCATED otherwise.
+ * Inflates until `stopAfter` bytes are available or the stream ends, and returns at most `stopAfter` bytes.
+ * Two different numbers: `stopAfter` is where the caller's interest ends (the end of the chosen volume; bytes
+ * after it, such as later volumes of a 4D file, are never an error), `maxBytes` is the limit on what may be
+ * inflated to get there (TOO_LARGE only when reaching the stop point, or the end of the stream, needs more).
+ * Throws CORRUPT_GZIP / TRUNCATED for a bad stream.
  * `partial`: `gz` is only the beginning of the file (a peek), so its end is not the end of the stream.
  */
 export function boundedGunzip(file: string, gz: Uint8Array, maxBytes: number, stopAfter = Infinity, partial = false): Uint8Array {
   const chunks: Uint8Array[] = [];
+  const keep = Math.min(stopAfter, maxBytes);
+  let kept = 0;
   let total = 0;
   let ended = false;
   let overflow = false;
   const g = new Gunzip((chunk, final) => {
     total += chunk.length;
-    if (total > maxBytes) {
-      overflow = true;
-      return;
-    }
-    chunks.push(chunk);
     if (final) ended = true;
+    const take = Math.min(chunk.length, keep - kept);
+    if (take > 0) {
+      chunks.push(take === chunk.length ? chunk : chunk.subarray(0, take));
+      kept += take;
+    }
+    // Output past the stop point is simply not needed; output past the limit before the stop point is a bomb.
+    if (total > maxBytes && kept < stopAfter) overflow = true;
   });
   try {
     for (let off = 0; off < gz.length; off += CHUNK) {
@@ -38,7 +45,7 @@ export function boundedGunzip(file: string, gz: Uint8Array, maxBytes: number, st
       if (overflow) {
         throw new NiftiError('TOO_LARGE', file, `decompressed data exceeds the limit of ${maxBytes} bytes`);
       }
-      if (total >= stopAfter) break;
+      if (kept >= stopAfter) break;
     }
   } catch (e) {
     if (e instanceof NiftiError) throw e;
@@ -46,8 +53,8 @@ export function boundedGunzip(file: string, gz: Uint8Array, maxBytes: number, st
     if (/unexpected EOF/i.test(msg)) throw new NiftiError('TRUNCATED', file, `gzip stream ends early (${msg})`);
     throw new NiftiError('CORRUPT_GZIP', file, `gzip stream is corrupt (${msg})`);
   }
-  if (!ended && total < stopAfter) throw new NiftiError('TRUNCATED', file, 'gzip stream ends early');
-  const out = new Uint8Array(Math.min(total, maxBytes));
+  if (!ended && kept < stopAfter) throw new NiftiError('TRUNCATED', file, 'gzip stream ends early');
+  const out = new Uint8Array(kept);
   let o = 0;
   for (const c of chunks) {
     out.set(c, o);

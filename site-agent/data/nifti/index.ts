@@ -6,13 +6,16 @@ export {
   canonicalDims,
   computeReorientation,
   orientationCode,
+  polarOrthogonal,
   reorientFromCanonical,
   reorientToCanonical,
   type Dims3,
   type Reorientation,
 } from './orientation.ts';
 export { geometryFromAffine, geometryFromSpacing, parseNiftiHeader, type NiftiGeometry, type NiftiHeaderInfo, type NiftiLike } from './nifti-header.ts';
-export { decodeNifti, DEFAULT_MAX_NIFTI_BYTES, readNifti, readNiftiHeader, type NiftiVolume, type ReadNiftiOptions } from './read-nifti.ts';
+export { decodeNifti, DEFAULT_MAX_NIFTI_BYTES, readNifti, readNiftiChannels, readNiftiHeader, type NiftiChannels, type NiftiVolume, type ReadNiftiOptions } from './read-nifti.ts';
+export { isNiftiName, pairFiles } from './nifti-pair.ts';
+export { bestAffine, quaternionRotation, type AffineSource, type BestAffine } from './best-affine.ts';
 export { encodeNifti, writeNifti, type WriteNiftiOptions } from './write-nifti.ts';
-export { labelValues, toLabelMap } from './label-map.ts';
+export { classCodes, classMapToCodes, isIdentityCodes, labelValues, MAX_CLASSES, toLabelMap } from './label-map.ts';
 export { boundedGunzip, isGzip } from './bounded-gunzip.ts';

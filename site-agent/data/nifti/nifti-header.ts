@@ -5,8 +5,9 @@
  * the reorientation to canonical RAS+, spacing in millimetres.
  */
 import { readHeader as libReadHeader, NIFTI1, NIFTI2 } from 'nifti-reader-js';
-import { isUsableAffine, mat44ToQuatern, quaternToMat44, type Mat44 } from './affine.ts';
-import { datatypeByCode, describeDatatypeCode, type NiftiDatatype, type NiftiDatatypeName } from './datatypes.ts';
+import { mat44ToQuatern, type Mat44 } from './affine.ts';
+import { bestAffine } from './best-affine.ts';
+import { datatypeByCode, describeDatatypeCode, SUPPORTED_DATATYPE_NAMES, type NiftiDatatype, type NiftiDatatypeName } from './datatypes.ts';
 import { NiftiError } from './nifti-error.ts';
 import { canonicalAffine, canonicalDims, computeReorientation, orientationCode, toCanonicalTriple, type Dims3, type Reorientation } from './orientation.ts';
 
@@ -35,6 +36,8 @@ export interface NiftiLike {
 export interface NiftiHeaderInfo extends NiftiLike {
   readonly file: string;
   readonly version: 1 | 2;
+  /** A .hdr/.img pair (magic ni1/ni2): the voxels are in the companion .img file. */
+  readonly pair: boolean;
   readonly datatype: NiftiDatatypeName;
   readonly littleEndian: boolean;
   /** dim[1..dim[0]] as stored. */
@@ -66,8 +69,11 @@ function int32At(b: Uint8Array, off: number, le: boolean): number {
   return new DataView(b.buffer, b.byteOffset, b.byteLength).getInt32(off, le);
 }
 
-/** Identifies the format from the first bytes; throws BAD_MAGIC with the reason otherwise. */
-export function detectVersion(file: string, b: Uint8Array): { version: 1 | 2; littleEndian: boolean } {
+/**
+ * Identifies the format from the first bytes; throws BAD_MAGIC with the reason otherwise.
+ * `pair`: a header of a .hdr/.img pair (magic `ni1` / `ni2`), whose voxels are in the companion .img file.
+ */
+export function detectVersion(file: string, b: Uint8Array): { version: 1 | 2; littleEndian: boolean; pair: boolean } {
   if (b.length < NIFTI1_HEADER_BYTES) {
     const looksLikeHeader = b.length >= 4 && [true, false].some((le) => [NIFTI1_HEADER_BYTES, NIFTI2_HEADER_BYTES].includes(int32At(b, 0, le)));
     if (!looksLikeHeader) throw new NiftiError('BAD_MAGIC', file, `not a NIfTI file (${b.length} bytes, no NIfTI header)`);
@@ -77,15 +83,15 @@ export function detectVersion(file: string, b: Uint8Array): { version: 1 | 2; li
     const size = int32At(b, 0, le);
     if (size === NIFTI1_HEADER_BYTES) {
       const m = String.fromCharCode(b[344], b[345], b[346]);
-      if (m === 'n+1' && b[347] === 0) return { version: 1, littleEndian: le };
-      if (m === 'ni1') throw new NiftiError('BAD_MAGIC', file, 'a .hdr/.img pair header; convert it to a single .nii file');
-      throw new NiftiError('BAD_MAGIC', file, `sizeof_hdr is 348 but the magic is not "n+1" (got ${JSON.stringify(m)}; Analyze 7.5 is not supported)`);
+      if ((m === 'n+1' || m === 'ni1') && b[347] === 0) return { version: 1, littleEndian: le, pair: m === 'ni1' };
+      throw new NiftiError('BAD_MAGIC', file, `sizeof_hdr is 348 but the magic is neither "n+1" nor "ni1" (got ${JSON.stringify(m)}; Analyze 7.5 is not supported)`);
     }
     if (size === NIFTI2_HEADER_BYTES) {
       if (b.length < NIFTI2_HEADER_BYTES) throw new NiftiError('TRUNCATED', file, `only ${b.length} bytes, shorter than a NIfTI-2 header (540)`);
-      const magic = [0x6e, 0x2b, 0x32, 0, 0x0d, 0x0a, 0x1a, 0x0a];
-      if (magic.every((v, i) => b[4 + i] === v)) return { version: 2, littleEndian: le };
-      throw new NiftiError('BAD_MAGIC', file, 'sizeof_hdr is 540 but the NIfTI-2 magic "n+2\\0\\r\\n\\032\\n" is missing');
+      const tail = [0, 0x0d, 0x0a, 0x1a, 0x0a];
+      const m = String.fromCharCode(b[4], b[5], b[6]);
+      if ((m === 'n+2' || m === 'ni2') && tail.every((v, i) => b[7 + i] === v)) return { version: 2, littleEndian: le, pair: m === 'ni2' };
+      throw new NiftiError('BAD_MAGIC', file, 'sizeof_hdr is 540 but the NIfTI-2 magic "n+2\\0\\r\\n\\032\\n" (or "ni2..." for a pair) is missing');
     }
   }
   throw new NiftiError('BAD_MAGIC', file, 'not a NIfTI file (sizeof_hdr is neither 348 nor 540)');
@@ -119,18 +125,26 @@ function scaleAffine(a: Mat44, s: number): Mat44 {
   return a.map((row, i) => (i < 3 ? row.map((v) => v * s) : row.slice()));
 }
 
+/** Scale factors as nibabel reads them: slope 0 or non-finite means "no scaling"; a valid slope needs a finite intercept. */
+function slopeInter(file: string, slope: number, inter: number): { slope: number; inter: number } {
+  if (slope === 0 || !Number.isFinite(slope)) return { slope: 1, inter: 0 };
+  if (!Number.isFinite(inter)) throw new NiftiError('BAD_HEADER', file, `scl_slope ${slope} is valid but scl_inter is ${inter}: the voxel values cannot be computed`);
+  return { slope, inter };
+}
+
 /**
  * Parses and validates the header bytes (at least the first 348/540 bytes of the decompressed file).
- * Never allocates anything proportional to the dims.
+ * Never allocates anything proportional to the dims. The rules follow nibabel 5.0's reading of the standard
+ * (see best-affine.ts); where nibabel tolerates a redundant field (bitpix), so do we.
  */
 export function parseNiftiHeader(file: string, headerBytes: Uint8Array): NiftiHeaderInfo & { readonly dt: NiftiDatatype } {
-  const { version, littleEndian } = detectVersion(file, headerBytes);
+  const { version, littleEndian, pair } = detectVersion(file, headerBytes);
   const size = version === 1 ? NIFTI1_HEADER_BYTES : NIFTI2_HEADER_BYTES;
   // Hand the library exactly the fixed header, so it does not walk extensions in a possibly hostile buffer.
   const ab = headerBytes.slice(0, size).buffer;
   let h: NIFTI1 | NIFTI2;
   try {
-    h = libReadHeader(ab);
+    h = libReadHeader(ab, true);
   } catch (e) {
     throw new NiftiError('BAD_HEADER', file, `header could not be parsed (${e instanceof Error ? e.message : String(e)})`);
   }
@@ -147,53 +161,26 @@ export function parseNiftiHeader(file: string, headerBytes: Uint8Array): NiftiHe
   for (let i = 3; i < rawDims.length; i++) numVolumes *= rawDims[i];
   const dt = datatypeByCode(h.datatypeCode);
   if (dt === undefined) {
-    throw new NiftiError('UNSUPPORTED_DATATYPE', file, `datatype ${describeDatatypeCode(h.datatypeCode)} (code ${h.datatypeCode}) is not supported; use uint8, int8, int16, uint16, int32, float32 or float64`);
+    throw new NiftiError('UNSUPPORTED_DATATYPE', file, `datatype ${describeDatatypeCode(h.datatypeCode)} (code ${h.datatypeCode}) is not supported; use ${SUPPORTED_DATATYPE_NAMES}`);
   }
-  if (h.numBitsPerVoxel !== dt.bytes * 8) throw new NiftiError('BAD_HEADER', file, `bitpix ${h.numBitsPerVoxel} does not match datatype ${dt.name}`);
+  // A single file's voxels start after the header and its 4-byte extension flag; a pair's .img may start at 0.
   const voxOffset = h.vox_offset;
-  if (!Number.isSafeInteger(voxOffset) || voxOffset < size) throw new NiftiError('BAD_HEADER', file, `vox_offset ${voxOffset} is before the end of the header (${size})`);
-  const pixdimRaw: Dims3 = [h.pixDims[1], h.pixDims[2], h.pixDims[3]];
-  const pixdim: Dims3 = pixdimRaw.map((p, i) => (i < ndim ? p : p || 1)) as Dims3;
-  const qfac: 1 | -1 = h.pixDims[0] < 0 ? -1 : 1;
+  const minOffset = pair ? 0 : size + 4;
+  if (!Number.isSafeInteger(voxOffset) || voxOffset < minOffset) {
+    throw new NiftiError('BAD_HEADER', file, `vox_offset ${voxOffset} is ${Number.isSafeInteger(voxOffset) ? `below ${minOffset}, inside the header` : 'not an integer'}`);
+  }
+  const pixdimRaw = h.pixDims.slice(0, 8);
   const srow = readSrow(headerBytes, version, littleEndian);
   const quatern = { b: h.quatern_b, c: h.quatern_c, d: h.quatern_d, qx: h.qoffset_x, qy: h.qoffset_y, qz: h.qoffset_z };
-  const units = unitScale(h.xyzt_units);
-  let affineSource: 'sform' | 'qform' | 'pixdim' = 'pixdim';
-  let aff: Mat44 | undefined;
-  if (h.sform_code > 0) {
-    const s: Mat44 = [srow[0].slice(), srow[1].slice(), srow[2].slice(), [0, 0, 0, 1]];
-    if (isUsableAffine(s)) {
-      aff = s;
-      affineSource = 'sform';
-    }
-  }
-  if (aff === undefined && h.qform_code > 0 && pixdim.every((p) => Number.isFinite(p) && p > 0)) {
-    const q = quaternToMat44({ ...quatern, dx: pixdim[0], dy: pixdim[1], dz: pixdim[2], qfac });
-    if (isUsableAffine(q)) {
-      aff = q;
-      affineSource = 'qform';
-    }
-  }
-  if (aff === undefined) {
-    // NIfTI-1 "METHOD 0": no orientation, voxel sizes only; taken as RAS (the standard's literal reading).
-    if (!pixdim.every((p) => Number.isFinite(p) && p > 0)) {
-      throw new NiftiError('BAD_HEADER', file, `no usable sform/qform and pixdim ${JSON.stringify(pixdimRaw)} are not positive voxel sizes`);
-    }
-    aff = [
-      [pixdim[0], 0, 0, 0],
-      [0, pixdim[1], 0, 0],
-      [0, 0, pixdim[2], 0],
-      [0, 0, 0, 1],
-    ];
-  }
-  const sourceAffine = scaleAffine(aff, units);
+  const best = bestAffine(file, { rawDims, pixdimRaw, qformCode: h.qform_code, sformCode: h.sform_code, quatern, srow, version });
+  const sourceAffine = scaleAffine(best.affine, unitScale(h.xyzt_units));
   const reorientation = computeReorientation(sourceAffine, sourceDims);
   const colNorm = [0, 1, 2].map((i) => Math.hypot(sourceAffine[0][i], sourceAffine[1][i], sourceAffine[2][i]));
-  const slope = Number.isFinite(h.scl_slope) && h.scl_slope !== 0 ? h.scl_slope : 1;
-  const inter = Number.isFinite(h.scl_inter) && h.scl_slope !== 0 && Number.isFinite(h.scl_slope) ? h.scl_inter : 0;
+  const { slope, inter } = slopeInter(file, h.scl_slope, h.scl_inter);
   return {
     file,
     version,
+    pair,
     dt,
     datatype: dt.name,
     littleEndian,
@@ -202,7 +189,7 @@ export function parseNiftiHeader(file: string, headerBytes: Uint8Array): NiftiHe
     voxOffset,
     sclSlope: slope,
     sclInter: inter,
-    affineSource,
+    affineSource: best.source,
     sourceAffine,
     orientation: orientationCode(reorientation),
     dims: canonicalDims(reorientation),
@@ -210,7 +197,7 @@ export function parseNiftiHeader(file: string, headerBytes: Uint8Array): NiftiHe
     affine: canonicalAffine(reorientation, sourceAffine),
     description: h.description ?? '',
     reorientation,
-    geometry: { sourceDims, pixdim, qfac, qformCode: h.qform_code, sformCode: h.sform_code, quatern, srow, xyztUnits: h.xyzt_units },
+    geometry: { sourceDims, pixdim: best.pixdim, qfac: best.qfac, qformCode: best.qformCode, sformCode: best.sformCode, quatern, srow, xyztUnits: h.xyzt_units },
   };
 }
 

@@ -21,34 +21,66 @@ export interface Reorientation {
 
 export const IDENTITY_REORIENTATION = (dims: Dims3): Reorientation => ({ perm: [0, 1, 2], flip: [false, false, false], sourceDims: [...dims] as Dims3 });
 
-/** Closest-axis assignment (greedy on the largest direction cosines) from a voxel-to-RAS affine. */
+/** 3x3 inverse (the caller guarantees a non-singular matrix). */
+function inv33(m: number[][]): number[][] {
+  const [a, b, c] = m[0];
+  const [d, e, f] = m[1];
+  const [g, h, i] = m[2];
+  const A = e * i - f * h;
+  const B = -(d * i - f * g);
+  const C = d * h - e * g;
+  const det = a * A + b * B + c * C;
+  return [
+    [A / det, -(b * i - c * h) / det, (b * f - c * e) / det],
+    [B / det, (a * i - c * g) / det, -(a * f - c * d) / det],
+    [C / det, -(a * h - b * g) / det, (a * e - b * d) / det],
+  ];
+}
+
+/**
+ * The orthogonal polar factor of a non-singular 3x3 matrix (the closest rotation/reflection, shear removed):
+ * Newton's iteration R <- (R + R^-T) / 2 (Higham, "Computing the polar decomposition", SIAM J. Sci. Stat.
+ * Comput. 7(4), 1986, eq. 3.1), which converges quadratically to U V^T of the SVD U S V^T that nibabel computes.
+ */
+export function polarOrthogonal(m: readonly (readonly number[])[]): number[][] {
+  let r = m.map((row) => row.slice());
+  for (let it = 0; it < 100; it++) {
+    const inv = inv33(r);
+    let change = 0;
+    const next = r.map((row, i) => row.map((v, j) => {
+      const n = 0.5 * (v + inv[j][i]);
+      change = Math.max(change, Math.abs(n - v));
+      return n;
+    }));
+    r = next;
+    if (change < 1e-15) break;
+  }
+  return r;
+}
+
+/**
+ * Closest-axis assignment exactly as nibabel's `io_orientation` (nibabel/orientations.py, 5.0): columns
+ * normalised by their zooms, shear removed by the polar decomposition, then input axis by input axis (0, 1, 2)
+ * the world axis with the largest |cosine| (first on ties), that world axis then removed from consideration.
+ * Going axis by axis (not the largest cosine overall) is what makes a strongly oblique volume land on the same
+ * voxels as nibabel's `as_closest_canonical`.
+ */
 export function computeReorientation(affine: Mat44, dims: Dims3): Reorientation {
-  const cos: number[][] = [[], [], []];
+  const rs: number[][] = [[], [], []];
   for (let i = 0; i < 3; i++) {
     const n = Math.hypot(affine[0][i], affine[1][i], affine[2][i]) || 1;
-    for (let w = 0; w < 3; w++) cos[i][w] = affine[w][i] / n;
+    for (let w = 0; w < 3; w++) rs[w][i] = affine[w][i] / n;
   }
+  const r = polarOrthogonal(rs);
   const perm: [number, number, number] = [-1, -1, -1];
   const flip: [boolean, boolean, boolean] = [false, false, false];
-  const usedW = [false, false, false];
-  for (let step = 0; step < 3; step++) {
-    let best = -1;
-    let bi = -1;
-    let bw = -1;
-    for (let i = 0; i < 3; i++) {
-      if (perm[i] >= 0) continue;
-      for (let w = 0; w < 3; w++) {
-        if (usedW[w]) continue;
-        if (Math.abs(cos[i][w]) > best) {
-          best = Math.abs(cos[i][w]);
-          bi = i;
-          bw = w;
-        }
-      }
-    }
-    perm[bi] = bw;
-    flip[bi] = cos[bi][bw] < 0;
-    usedW[bw] = true;
+  for (let i = 0; i < 3; i++) {
+    let bw = 0;
+    for (let w = 1; w < 3; w++) if (Math.abs(r[w][i]) > Math.abs(r[bw][i])) bw = w;
+    if (r[bw][i] === 0) throw new RangeError(`voxel axis ${i} has no direction after removing shear (degenerate affine)`);
+    perm[i] = bw;
+    flip[i] = r[bw][i] < 0;
+    for (let j = 0; j < 3; j++) r[bw][j] = 0;
   }
   return { perm, flip, sourceDims: [...dims] as Dims3 };
 }

@@ -9,6 +9,7 @@ import { swapBytes, typedView } from './datatypes.ts';
 import { NiftiError } from './nifti-error.ts';
 import { NIFTI2_HEADER_BYTES, parseNiftiHeader, type NiftiHeaderInfo } from './nifti-header.ts';
 import { reorientToCanonical } from './orientation.ts';
+import { pairFiles } from './nifti-pair.ts';
 
 /** Default limit on the decoded float32 volume and on inflated bytes: 1 GiB. */
 export const DEFAULT_MAX_NIFTI_BYTES = 1 << 30;
@@ -78,125 +79,200 @@ function maxBytesOf(opts: ReadNiftiOptions | undefined): number {
   return m;
 }
 
+type ParsedHeader = ReturnType<typeof parseNiftiHeader>;
+
+/** The header of `file` (or of its .hdr companion) and the file that holds the voxels. */
+async function loadHeader(file: string, opts: ReadNiftiOptions | undefined): Promise<{ h: ParsedHeader; imageFile: string; head: Uint8Array; headerFileSize: number }> {
+  const pair = pairFiles(file);
+  const headerFile = pair?.header ?? file;
+  if (pair !== undefined && headerFile !== file) await statFile(file);
+  const size = await statFile(headerFile);
+  const head = await readPrefix(headerFile, Math.min(size, GZ_PEEK_BYTES));
+  const bytes = isGzip(head) ? boundedGunzip(headerFile, head, maxBytesOf(opts) + NIFTI2_HEADER_BYTES, NIFTI2_HEADER_BYTES, head.length < size) : head;
+  const h = parseNiftiHeader(headerFile, bytes);
+  if (pair === undefined && h.pair) {
+    throw new NiftiError('BAD_MAGIC', file, `a .hdr/.img pair header (magic ni${h.version}) in a single file; name it .hdr and put the voxels in the matching .img`);
+  }
+  if (pair === undefined) return { h, imageFile: file, head, headerFileSize: size };
+  if (!h.pair) throw new NiftiError('BAD_MAGIC', headerFile, `a single-file header (magic n+${h.version}) in a .hdr file; a pair header has magic ni${h.version}`);
+  return { h, imageFile: pair.image, head, headerFileSize: size };
+}
+
 /** Header facts only (reads and inflates just the first bytes of the file). */
 export async function readNiftiHeader(file: string, opts?: ReadNiftiOptions): Promise<NiftiHeaderInfo> {
-  const size = await statFile(file);
-  const bytes = await readPrefix(file, Math.min(size, GZ_PEEK_BYTES));
-  const head = isGzip(bytes) ? boundedGunzip(file, bytes, maxBytesOf(opts) + NIFTI2_HEADER_BYTES, NIFTI2_HEADER_BYTES, bytes.length < size) : bytes;
-  const { dt: _dt, ...info } = parseNiftiHeader(file, head);
+  const { h } = await loadHeader(file, opts);
+  const { dt: _dt, ...info } = h;
   return info;
 }
 
-/** Decodes an in-memory file (already read from disk); `file` names it in errors. */
+/** Decodes an in-memory single file (.nii / .nii.gz, already read from disk); `file` names it in errors. */
 export function decodeNifti(file: string, bytes: Uint8Array, opts?: ReadNiftiOptions): NiftiVolume {
   const maxBytes = maxBytesOf(opts);
   if (bytes.length === 0) throw new NiftiError('EMPTY_FILE', file, 'file is empty (0 bytes)');
   const gz = isGzip(bytes);
   const head = gz ? boundedGunzip(file, bytes, maxBytes + NIFTI2_HEADER_BYTES, NIFTI2_HEADER_BYTES) : bytes;
   const h = parseNiftiHeader(file, head);
-  const { dt, ...info } = h;
-  const { voxels, volumeIndex, start, end } = planVolume(file, h, opts);
-  // Inflate only as far as the chosen volume; a stream that stops earlier is truncated.
-  const body = gz ? boundedGunzip(file, bytes, end, end) : bytes;
-  if (body.length < end) {
-    throw new NiftiError('TRUNCATED', file, `voxel data ends at byte ${body.length}, the header needs ${end} (dims ${h.rawDims.join('x')}, ${dt.name})`);
-  }
-  return decodeVoxels(file, h, info, body, voxels, volumeIndex, start, end, opts);
+  if (h.pair) throw new NiftiError('BAD_MAGIC', file, `a .hdr/.img pair header (magic ni${h.version}); read the pair from its files`);
+  const plan = planVolumes(file, h, opts, false);
+  const body = gz ? boundedGunzip(file, bytes, maxBytes + h.voxOffset, plan.end) : bytes;
+  return toVolume(h, decodeRange(file, h, body, plan, opts), plan.first);
 }
 
-/** Checks the size limits and the 4D policy; returns the byte range of the chosen volume. */
-function planVolume(
-  file: string,
-  h: ReturnType<typeof parseNiftiHeader>,
-  opts: ReadNiftiOptions | undefined,
-): { voxels: number; volumeIndex: number; start: number; end: number } {
+interface VolumePlan {
+  readonly voxels: number;
+  readonly first: number;
+  readonly count: number;
+  /** Byte range [start, end) of the chosen volumes in the image file. */
+  readonly start: number;
+  readonly end: number;
+}
+
+/** Checks the size limits and the 4D policy; returns the byte range of the chosen volume(s). */
+function planVolumes(file: string, h: ParsedHeader, opts: ReadNiftiOptions | undefined, all: boolean): VolumePlan {
   const maxBytes = maxBytesOf(opts);
-  const dt = h.dt;
   const [X, Y, Z] = h.geometry.sourceDims;
   const voxels = X * Y * Z;
-  if (voxels * 4 > maxBytes) {
-    throw new NiftiError('TOO_LARGE', file, `dims ${h.rawDims.join('x')} need ${voxels * 4} bytes as float32, over the limit of ${maxBytes} (raise maxBytes to allow)`);
-  }
-  let volumeIndex = 0;
-  if (h.numVolumes > 1) {
+  let first = 0;
+  let count = 1;
+  if (all) count = h.numVolumes;
+  else if (h.numVolumes > 1) {
     if (opts?.volumeIndex === undefined) {
-      throw new NiftiError('UNSUPPORTED_DIMENSIONS', file, `${h.rawDims.length}D image with ${h.numVolumes} volumes (dims ${h.rawDims.join('x')}); choose one with volumeIndex`);
+      throw new NiftiError('UNSUPPORTED_DIMENSIONS', file, `${h.rawDims.length}D image with ${h.numVolumes} volumes (dims ${h.rawDims.join('x')}); choose one with volumeIndex (CLI --volume), or read them all as channels`);
     }
-    volumeIndex = opts.volumeIndex;
+    first = opts.volumeIndex;
   } else if (opts?.volumeIndex !== undefined && opts.volumeIndex !== 0) {
     throw new NiftiError('UNSUPPORTED_DIMENSIONS', file, `volumeIndex ${opts.volumeIndex} requested but the image has 1 volume`);
   }
-  if (!Number.isInteger(volumeIndex) || volumeIndex < 0 || volumeIndex >= h.numVolumes) {
-    throw new NiftiError('UNSUPPORTED_DIMENSIONS', file, `volumeIndex ${volumeIndex} is outside 0..${h.numVolumes - 1}`);
+  if (!Number.isInteger(first) || first < 0 || first >= h.numVolumes) {
+    throw new NiftiError('UNSUPPORTED_DIMENSIONS', file, `volumeIndex ${first} is outside 0..${h.numVolumes - 1}`);
   }
-  const volBytes = voxels * dt.bytes;
-  const start = h.voxOffset + volumeIndex * volBytes;
-  const end = start + volBytes;
+  if (voxels * count * 4 > maxBytes) {
+    const what = count > 1 ? `${count} volumes of ${X}x${Y}x${Z}` : `dims ${h.rawDims.join('x')}`;
+    throw new NiftiError('TOO_LARGE', file, `${what} need ${voxels * count * 4} bytes as float32, over the limit of ${maxBytes} (raise maxBytes to allow)`);
+  }
+  const volBytes = voxels * h.dt.bytes;
+  const start = h.voxOffset + first * volBytes;
+  const end = start + count * volBytes;
   if (end > maxBytes + h.voxOffset) {
-    throw new NiftiError('TOO_LARGE', file, `reading volume ${volumeIndex} needs ${end} bytes, over the limit of ${maxBytes}`);
+    throw new NiftiError('TOO_LARGE', file, `reading volume ${first} needs ${end} bytes, over the limit of ${maxBytes}`);
   }
-  return { voxels, volumeIndex, start, end };
+  return { voxels, first, count, start, end };
 }
 
-function decodeVoxels(
-  file: string,
-  h: ReturnType<typeof parseNiftiHeader>,
-  info: NiftiHeaderInfo,
-  body: Uint8Array,
-  voxels: number,
-  volumeIndex: number,
-  start: number,
-  end: number,
-  opts: ReadNiftiOptions | undefined,
-): NiftiVolume {
+/** Scaled float32 values of the planned volumes, each in canonical order. */
+function decodeRange(file: string, h: ParsedHeader, body: Uint8Array, p: VolumePlan, opts: ReadNiftiOptions | undefined): { volumes: Float32Array[]; nonFinite: number } {
+  if (body.length < p.end) {
+    throw new NiftiError('TRUNCATED', file, `voxel data ends at byte ${body.length}, the header needs ${p.end} (dims ${h.rawDims.join('x')}, ${h.dt.name})`);
+  }
+  const volumes: Float32Array[] = [];
+  let nonFinite = 0;
+  const volBytes = p.voxels * h.dt.bytes;
+  for (let k = 0; k < p.count; k++) {
+    const r = decodeVoxels(file, h, body.subarray(p.start + k * volBytes, p.start + (k + 1) * volBytes), p.voxels, opts);
+    volumes.push(r.data);
+    nonFinite += r.nonFinite;
+  }
+  return { volumes, nonFinite };
+}
+
+function toVolume(h: ParsedHeader, r: { volumes: Float32Array[]; nonFinite: number }, volumeIndex: number): NiftiVolume {
+  const { dt: _dt, ...info } = h;
+  return { ...info, data: r.volumes[0], volumeIndex, nonFiniteVoxels: r.nonFinite };
+}
+
+/** Largest finite float32. */
+const FLOAT32_MAX = 3.4028234663852886e38;
+
+function decodeVoxels(file: string, h: ParsedHeader, bytes: Uint8Array, voxels: number, opts: ReadNiftiOptions | undefined): { data: Float32Array; nonFinite: number } {
   const dt = h.dt;
   // Copy into an aligned buffer so that the typed view is legal whatever vox_offset is.
-  const raw = body.slice(start, end);
+  const raw = bytes.slice();
   if (!h.littleEndian) swapBytes(raw, dt.bytes);
   const src = typedView(dt, raw.buffer);
   const slope = h.sclSlope;
   const inter = h.sclInter;
   const scaled = new Float32Array(voxels);
   let bad = 0;
-  const zero = opts?.nonFinite === 'zero';
+  let over = 0;
+  let worst = 0;
   for (let i = 0; i < voxels; i++) {
-    let v = src[i] * slope + inter;
-    if (!Number.isFinite(v) || (v !== 0 && !Number.isFinite(Math.fround(v)))) {
+    const x = src[i];
+    if (!Number.isFinite(x)) {
       bad++;
-      v = 0;
+      continue;
+    }
+    const v = x * slope + inter;
+    if (!(Math.abs(v) <= FLOAT32_MAX)) {
+      over++;
+      if (!(Math.abs(v) <= Math.abs(worst))) worst = v;
+      continue;
     }
     scaled[i] = v;
   }
-  if (bad > 0 && !zero) throw new NiftiError('NON_FINITE', file, `${bad} voxel(s) are NaN or infinite`);
+  if (over > 0) {
+    const scaling = slope !== 1 || inter !== 0 ? ` after scaling (scl_slope ${slope}, scl_inter ${inter})` : '';
+    throw new NiftiError('VALUE_OUT_OF_RANGE', file, `${over} voxel(s) are beyond the float32 range +-3.4e38${scaling}, largest magnitude ${worst.toExponential(3)}`);
+  }
+  if (bad > 0 && opts?.nonFinite !== 'zero') throw new NiftiError('NON_FINITE', file, `${bad} voxel(s) are NaN or infinite in the stored ${dt.name} data`);
   const r = h.reorientation;
   const identity = r.perm[0] === 0 && r.perm[1] === 1 && r.perm[2] === 2 && !r.flip[0] && !r.flip[1] && !r.flip[2];
   const data = identity ? scaled : reorientToCanonical(scaled, r, new Float32Array(voxels));
-  return { ...info, data, volumeIndex, nonFiniteVoxels: bad };
+  return { data, nonFinite: bad };
+}
+
+/** Bytes [0, end) of the voxel file (a .nii.gz / .img.gz is inflated only that far). */
+async function imageBytes(imageFile: string, sameAsHeader: { head: Uint8Array; size: number } | undefined, h: ParsedHeader, p: VolumePlan, maxBytes: number): Promise<Uint8Array> {
+  const size = sameAsHeader?.size ?? (await statFile(imageFile));
+  const head = sameAsHeader?.head ?? (await readPrefix(imageFile, Math.min(size, GZ_PEEK_BYTES)));
+  if (isGzip(head)) {
+    // Compressed data is never larger than what it inflates to (plus a few bytes), so this bound is safe.
+    if (size > maxBytes + h.voxOffset + GZ_PEEK_BYTES) throw new NiftiError('TOO_LARGE', imageFile, `compressed file of ${size} bytes is over the limit of ${maxBytes}`);
+    const gz = size <= head.length ? head : await readPrefix(imageFile, size);
+    return boundedGunzip(imageFile, gz, maxBytes + h.voxOffset, p.end);
+  }
+  if (size < p.end) {
+    throw new NiftiError('TRUNCATED', imageFile, `file has ${size} bytes, the header needs ${p.end} (dims ${h.rawDims.join('x')}, ${h.dt.name})`);
+  }
+  return p.end <= head.length ? head : await readPrefix(imageFile, p.end);
+}
+
+async function readPlanned(file: string, opts: ReadNiftiOptions | undefined, all: boolean): Promise<{ h: ParsedHeader; r: { volumes: Float32Array[]; nonFinite: number }; first: number }> {
+  const { h, imageFile, head, headerFileSize } = await loadHeader(file, opts);
+  const plan = planVolumes(imageFile, h, opts, all);
+  const single = imageFile === h.file ? { head, size: headerFileSize } : undefined;
+  const body = await imageBytes(imageFile, single, h, plan, maxBytesOf(opts));
+  return { h, r: decodeRange(imageFile, h, body, plan, opts), first: plan.first };
 }
 
 /**
- * Reads one NIfTI volume into canonical RAS+ order.
+ * Reads one NIfTI volume into canonical RAS+ order: `.nii`, `.nii.gz`, or a pair (`.hdr` + `.img`, either
+ * name given, each optionally gzipped).
  *
  * @example
  * const img = await readNifti('imagesTr/case_000_0000.nii.gz');
  * img.dims; img.spacing; img.orientation; // [181, 217, 181], [1, 1, 1], 'RAS'
  */
 export async function readNifti(file: string, opts?: ReadNiftiOptions): Promise<NiftiVolume> {
-  const size = await statFile(file);
-  const maxBytes = maxBytesOf(opts);
-  const head = await readPrefix(file, Math.min(size, GZ_PEEK_BYTES));
-  if (isGzip(head)) {
-    // Compressed data is never larger than what it inflates to (plus a few bytes), so this bound is safe.
-    if (size > maxBytes + GZ_PEEK_BYTES) throw new NiftiError('TOO_LARGE', file, `compressed file of ${size} bytes is over the limit of ${maxBytes}`);
-    return decodeNifti(file, size <= head.length ? head : await readPrefix(file, size), opts);
-  }
-  // Uncompressed: validate the header, then read only the bytes the chosen volume needs.
-  const h = parseNiftiHeader(file, head);
+  const { h, r, first } = await readPlanned(file, opts, false);
+  return toVolume(h, r, first);
+}
+
+export interface NiftiChannels extends NiftiHeaderInfo {
+  /** One canonical-order float32 volume per stored 3D volume (dims 4..7 flattened), in file order. */
+  readonly channels: readonly Float32Array[];
+  readonly nonFiniteVoxels: number;
+}
+
+/**
+ * Reads every 3D volume of a file (a multi-contrast 4D image: one channel per volume) with one pass over the
+ * data. `maxBytes` bounds all channels together.
+ *
+ * @example
+ * const mr = await readNiftiChannels('BRATS_001.nii.gz'); // 4 volumes: FLAIR, T1w, T1gd, T2w
+ * mr.channels.length; // 4
+ */
+export async function readNiftiChannels(file: string, opts?: ReadNiftiOptions): Promise<NiftiChannels> {
+  const { h, r } = await readPlanned(file, opts, true);
   const { dt: _dt, ...info } = h;
-  const { voxels, volumeIndex, start, end } = planVolume(file, h, opts);
-  if (size < end) {
-    throw new NiftiError('TRUNCATED', file, `file has ${size} bytes, the header needs ${end} (dims ${h.rawDims.join('x')}, ${h.dt.name})`);
-  }
-  const body = end <= head.length ? head : await readPrefix(file, end);
-  return decodeVoxels(file, h, info, body, voxels, volumeIndex, start, end, opts);
+  return { ...info, channels: r.volumes, nonFiniteVoxels: r.nonFinite };
 }

@@ -6,7 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { gzipSync } from 'fflate';
-import { allocTyped, NIFTI_DATATYPES, swapBytes, type NiftiDatatypeName } from './datatypes.ts';
+import { encodeValues, NIFTI_DATATYPES, swapBytes, type NiftiDatatypeName } from './datatypes.ts';
 import { NiftiError } from './nifti-error.ts';
 import type { NiftiLike } from './nifti-header.ts';
 import { reorientFromCanonical } from './orientation.ts';
@@ -49,7 +49,7 @@ export function encodeNifti(file: string, data: ArrayLike<number>, like: NiftiLi
   const inter = opts.sclInter ?? 0;
   if (!Number.isFinite(slope) || slope === 0 || !Number.isFinite(inter)) throw new NiftiError('BAD_HEADER', file, `scl_slope ${slope} / scl_inter ${inter} must be finite, slope non-zero`);
   const ordered = opts.voxelOrder === 'source' ? data : reorientFromCanonical(data, like.reorientation, new Float64Array(voxels));
-  const stored = allocTyped(dt, voxels);
+  const stored = new Float64Array(voxels);
   for (let i = 0; i < voxels; i++) {
     let v = (ordered[i] - inter) / slope;
     if (dt.integer) {
@@ -60,7 +60,7 @@ export function encodeNifti(file: string, data: ArrayLike<number>, like: NiftiLi
     }
     stored[i] = v;
   }
-  const storedBytes = new Uint8Array(stored.buffer as ArrayBuffer, 0, voxels * dt.bytes);
+  const storedBytes = encodeValues(dt, stored);
   const le = !opts.bigEndian;
   if (!le) swapBytes(storedBytes, dt.bytes);
   const version = opts.version ?? (Math.max(X, Y, Z) > 32767 ? 2 : 1);
