@@ -136,7 +136,16 @@ export function adaptWithLabels(unet: UNet, target: UnlabeledSlices, labelled: S
   return { ...report, notes: [fit.note, ...report.notes], inputCurve: fit.curve };
 }
 
+/** Methods that re-estimate or align batch-norm statistics: undefined for the GroupNorm U-Net (DP-SGD's model). */
+const BATCH_NORM_METHODS: readonly AdaptMethod[] = ['adabn', 'osuda'];
+
 function runMethod(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, sourceStats: SourceStats | null, opts: AdaptOptions): AdaptReport {
+  if (unet.bnLayers.length === 0 && BATCH_NORM_METHODS.includes(method)) {
+    throw new AdaptError(
+      'NEEDS_BATCH_NORM',
+      `${method} adapts batch-norm statistics, and this model has none (it uses group norm, as models trained with DP-SGD do): use tent, gmm-swd, mean-teacher or ratio-entropy`,
+    );
+  }
   switch (method) {
     case 'adabn':
       return adaptAdaBN(unet, target, opts);
