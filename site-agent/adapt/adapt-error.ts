@@ -7,6 +7,7 @@ export type AdaptErrorCode =
   | 'STATS_FILE_INVALID'
   | 'STATS_VERSION'
   | 'GMM_UNAVAILABLE'
+  | 'NEEDS_BATCH_NORM'
   | 'SOURCE_STATS_REQUIRED'
   | 'UNKNOWN_METHOD';
 

@@ -27,10 +27,14 @@ export interface TentOptions {
   readonly onProgress?: AdaptProgress;
 }
 
-/** BN γ/β variables of the model, in forward order. */
+/**
+ * The normalisation layers' γ/β variables, in forward order: batch norm, or group norm in the GroupNorm U-Net (the
+ * DP-SGD model). TENT adapts exactly these (Wang et al., ICLR 2021, sec. 3: "modulation" parameters of the
+ * normalisation layers), whichever normalisation the model has.
+ */
 export function bnAffineVariables(unet: UNet): tf.Variable[] {
   const out: tf.Variable[] = [];
-  for (const layer of unet.bnLayers) {
+  for (const layer of [...unet.bnLayers, ...unet.gnLayers]) {
     for (const p of BN_AFFINE_PARTS) {
       const v = unet.trainable.get(batchNormTensorName(layer, p));
       if (v === undefined) throw new AdaptError('STATS_MISMATCH', `model has no '${batchNormTensorName(layer, p)}'`);
@@ -85,11 +89,17 @@ export function adaptTent(unet: UNet, target: UnlabeledSlices, opts: TentOptions
     plan?.finish();
     optimizer?.dispose();
   }
-  adaptAdaBN(unet, target, { batchSize });
+  // Group norm normalises each slice by its own statistics: there are no running statistics to re-estimate.
+  const batchNorm = unet.bnLayers.length > 0;
+  if (batchNorm) adaptAdaBN(unet, target, { batchSize });
   return {
     method: 'tent',
     steps: losses.length,
     losses,
-    notes: ['running BN statistics recomputed on the target after the TENT steps (AdaBN pass), so inference uses target statistics'],
+    notes: [
+      batchNorm
+        ? 'running BN statistics recomputed on the target after the TENT steps (AdaBN pass), so inference uses target statistics'
+        : 'group-norm model: TENT adapted the group-norm scales and shifts (no running statistics to re-estimate)',
+    ],
   };
 }
