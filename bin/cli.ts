@@ -46,7 +46,7 @@ export const COMMAND_GROUPS: readonly CommandGroup[] = [
       registerDatasetBuilderCommands(registerDataCommands(p));
     },
   },
-  { names: ['identity', 'coordinator'], register: async (p) => (await import('../coordinator/cli.ts')).registerCoordinatorCommands(p) },
+  { names: ['identity', 'coordinator'], register: async (p) => (await import('../coordinator/index.ts')).registerCoordinatorCommands(p) },
   { names: ['consortium', 'enroll'], register: async (p) => (await import('../coordinator/provision/provision-commands.ts')).registerProvisionCommands(p) },
   { names: ['doctor', 'bench'], register: async (p) => (await import('../site-agent/engine/index.ts')).registerEngineCommands(p) },
   { names: ['model'], register: async (p) => (await import('../site-agent/model/cli.ts')).registerModelCommands(p) },

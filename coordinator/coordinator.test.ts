@@ -12,7 +12,8 @@ import { createMemoryTransportPair } from '../protocol/memory-transport.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
-import { CheckpointStore } from './checkpoint-store.ts';
+import { metricValue } from './metrics/index.ts';
+import { CheckpointStore } from './storage/index.ts';
 import { startCoordinator, type CoordinatorHandle, type CoordinatorOptions } from './start-coordinator.ts';
 import { FedAvg } from './strategies/fedavg.ts';
 import { FedProx } from './strategies/fedprox.ts';
@@ -206,7 +207,7 @@ describe('coordinator', () => {
     coord.accept(pair.coordinator);
     vi.advanceTimersByTime(1_000);
     expect(await closed).toBe('remote');
-    expect(coord.metrics.handshakes.get({ outcome: 'timeout' })).toBe(1);
+    expect(await metricValue(coord.metrics.handshakes, { outcome: 'timeout' })).toBe(1);
     const failed = coord.done.catch((e) => e);
     vi.advanceTimersByTime(5_000);
     expect(await failed).toMatchObject({ code: 'not_enough_sites' });
@@ -223,7 +224,7 @@ describe('coordinator', () => {
     const [, history] = await Promise.all([memorySite(coord, s.id, s.identity, plusOneTrainer(1)), coord.done]);
     expect(history).toHaveLength(2);
     expect((await new CheckpointStore(dir).load())?.round).toBe(2);
-    expect(coord.metrics.checkpointFailures.get()).toBe(1);
+    expect(await metricValue(coord.metrics.checkpointFailures)).toBe(1);
   });
 
   it('refuses an oversized update at once (no waiting for the stage timeout) and keeps going', async () => {

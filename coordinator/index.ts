@@ -1,50 +1,99 @@
-/** coordinator/: the server side — sessions with sites, the round state machine, strategies, checkpoints, REST. */
-export { registerCoordinatorCommands, startCoordinatorFromFiles, coordinatorConfigSchema, type CoordinatorConfig, type CoordinatorCommandOptions } from './cli.ts';
+/**
+ * coordinator/: the server side. `start-coordinator.ts` composes the parts, each in a folder named for its concept:
+ * sites/ (connections, the request helper), rounds/ (the state machine, records, run checks), workflows/ (plain and
+ * secure fit, evaluation, statistics, the SecAgg+ session), strategies/ (pure aggregation), storage/ (checkpoints,
+ * the run folder), http/ (the port, limits, REST and its status schema), metrics/ (Prometheus), cli/ (commands).
+ */
+export {
+  registerCoordinatorCommands,
+  startCoordinatorFromFiles,
+  coordinatorConfigSchema,
+  loadCoordinatorConfig,
+  secureAggregationConfigSchema,
+  installProcessGuards,
+  isConnectionScoped,
+  EXIT_INTERNAL_ERROR,
+  type CoordinatorConfig,
+  type CoordinatorCommandOptions,
+  type ProcessGuardOptions,
+} from './cli/index.ts';
 export { startCoordinator, DEFAULT_MIN_AGGREGATED_FRACTION, type CoordinatorOptions, type CoordinatorHandle, type SiteEvents } from './start-coordinator.ts';
-export { installProcessGuards, isConnectionScoped, EXIT_INTERNAL_ERROR, type ProcessGuardOptions } from './process-guard.ts';
-export { checkRunPlan, judgeRun, MIN_SECURE_SITES, type RunPlan, type RunOutcome } from './run-checks.ts';
-export { RoundRunner, CoordinatorError, type Stage, type RoundTimeouts, type RoundEvents } from './round-runner.ts';
-export type { RoundRecord, SiteRoundRecord } from './round-history.ts';
-export { CheckpointStore, CheckpointError, type Checkpoint } from './checkpoint-store.ts';
-export { MetricsRegistry, coordinatorMetrics, type CoordinatorMetrics } from './metrics-registry.ts';
-export { createHttpApp, type CoordinatorStatus } from './http-app.ts';
-export { SiteConnection, SiteRequestError, type ConnectionState, type SecAggWireStage } from './site-connection.ts';
-export { SiteRegistry } from './site-registry.ts';
+export { CoordinatorError, type CoordinatorErrorCode } from './errors/index.ts';
 export {
-  runSecureFit,
-  validateSecureAggregation,
-  aggregatedTensors,
-  quantFor,
-  SECURE_AGGREGATE_ID,
-  type SecureAggregationOptions,
-  type SecureFitInput,
-  type SecureFitOutcome,
-} from './secure-fit.ts';
-export { driveSecAgg, type SecAggTestHooks, type SecAggDriveInput, type SecAggDriveOutcome, type DriveFailure } from './secagg-driver.ts';
+  RoundRunner,
+  encodeModel,
+  checkRunPlan,
+  judgeRun,
+  roundRecordSchema,
+  buildRoundRecord,
+  MIN_SECURE_SITES,
+  type Stage,
+  type RoundTimeouts,
+  type RoundEvents,
+  type RoundRecord,
+  type SiteRoundRecord,
+  type RunPlan,
+  type RunOutcome,
+} from './rounds/index.ts';
 export {
+  CheckpointStore,
+  CheckpointError,
   writeRunArtifacts,
+  completedRun,
   runStatisticsSchema,
+  runManifestSchema,
   FINAL_WEIGHTS_FILE,
   SOURCE_STATS_FILE,
   CLASS_HISTOGRAM_FILE,
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
-  runManifestSchema,
-  completedRun,
+  type Checkpoint,
+  type CheckpointUpdate,
   type RunManifest,
   type RunStatistics,
   type ArtifactReport,
   type ArtifactSource,
-} from './run-artifacts.ts';
+} from './storage/index.ts';
+export { coordinatorMetrics, metricValue, type CoordinatorMetrics } from './metrics/index.ts';
 export {
+  createHttpApp,
+  coordinatorStatusSchema,
+  siteStatusSchema,
+  timelineEntrySchema,
+  secAggRunSchema,
+  roundsPageSchema,
+  DEFAULT_CONNECTION_LIMITS,
+  type CoordinatorStatus,
+  type SiteStatus,
+  type TimelineEntry,
+  type ConnectionLimits,
+} from './http/index.ts';
+export { SiteConnection, SiteRegistry, SiteRequestError, requestSite, type ConnectionState, type SecAggWireStage } from './sites/index.ts';
+export {
+  PlainFitWorkflow,
+  SecureFitWorkflow,
+  runEvaluation,
   runStatisticsRound,
   StatisticsRoundError,
+  driveSecAgg,
+  prepareSecAgg,
+  validateSecureAggregation,
+  aggregatedTensors,
+  quantFor,
+  SECURE_AGGREGATE_ID,
+  type FitWorkflow,
+  type FitInput,
+  type FitOutcome,
+  type SecureRoundInfo,
+  type SecureAggregationOptions,
   type StatisticsRequest,
   type StatisticsResult,
   type StatisticsErrorCode,
-  type StatisticsDeps,
-} from './statistics-round.ts';
+  type SecAggTestHooks,
+  type SecAggMonitor,
+  type DriveFailure,
+} from './workflows/index.ts';
 export {
   FedAvg,
   FedProx,
@@ -65,6 +114,17 @@ export {
   createStrategy,
   strategySpecSchema,
   STRATEGY_NAMES,
+  DpFedAvg,
+  hasPrivacyAccounting,
+  differentialPrivacyConfigSchema,
+  withDifferentialPrivacy,
+  resolveNoiseMultiplier,
+  type DpFedAvgOptions,
+  type DpClipping,
+  type PrivacyStatus,
+  type PrivacyAccounting,
+  type DifferentialPrivacyConfig,
+  type DpRunShape,
   type StrategySpec,
   type StrategyName,
   type Strategy,
@@ -85,4 +145,3 @@ export {
   type AggregationErrorCode,
   type WeightedUpdate,
 } from './strategies/index.ts';
-export { withDifferentialPrivacy, type PrivacyStatus } from './strategies/index.ts';

@@ -1,7 +1,7 @@
 /** protocol/: the wire contract shared by coordinator and site agent. (protocol/secagg has its own barrel.) */
 export { type NamedTensor, type WeightSet, sizeOfShape, cloneWeightSet } from './named-tensor.ts';
 export { ProtocolError, isProtocolError, PROTOCOL_ERROR_CODES, type ProtocolErrorCode } from './errors.ts';
-export { toBase64, fromBase64 } from './bytes.ts';
+export { toBase64, fromBase64, toHex, bytesEqual } from './bytes.ts';
 export {
   type Identity,
   generateIdentity,

@@ -5,6 +5,7 @@
  */
 import { z } from 'zod';
 import { SITE_ID_RE } from './enrollment.ts';
+import { RANGE_MAX_EXP, RANGE_MIN_EXP } from './secagg/statistic-range.ts';
 
 export const PROTOCOL_VERSION = 1 as const;
 const v = z.literal(PROTOCOL_VERSION);
@@ -118,7 +119,20 @@ export const secaggSetupSchema = z.object({
       maxExamples: z.number().positive().max(1e12),
     })
     .optional(),
-  statistics: z.object({ name: z.string().min(1).max(128), entries: z.array(packEntry).max(10_000) }).optional(),
+  statistics: z
+    .object({
+      name: z.string().min(1).max(128),
+      entries: z.array(packEntry).max(10_000),
+      /** The statsIns session whose computed statistics this masked run sums (default: this session). */
+      computedIn: secaggSessionId.optional(),
+      /** Stage 1 of a scaled statistics round: sum one-hot exponent bounds instead of values (secagg/statistic-range.ts). */
+      range: z.literal(true).optional(),
+      /** Stage 2: entry i is multiplied by 2^-exponents[i] before masking (aligned with `entries`). */
+      exponents: z.array(z.number().int().min(RANGE_MIN_EXP).max(RANGE_MAX_EXP)).max(10_000).optional(),
+    })
+    .refine((st) => st.exponents === undefined || st.exponents.length === st.entries.length, 'one exponent per entry')
+    .refine((st) => !(st.range && st.exponents), 'a range stage has no exponents')
+    .optional(),
 });
 export type SecAggSetupContext = z.infer<typeof secaggSetupSchema>;
 

@@ -20,6 +20,8 @@ interface Partial {
   readonly digest: Uint8Array;
   readonly buf: Uint8Array;
   nextIndex: number;
+  /** Date.now() of the last start or chunk (for `expire`). */
+  lastActivity: number;
 }
 
 export interface TransferStoreOptions {
@@ -87,6 +89,7 @@ export class TransferStore {
     const digest = fromBase64(msg.digest, 64);
     const existing = this.partials.get(transferId);
     if (existing && existing.totalBytes === totalBytes && existing.chunkBytes === chunkBytes && bytesEqual(existing.digest, digest)) {
+      existing.lastActivity = Date.now();
       return existing.nextIndex;
     }
     this.partials.delete(transferId);
@@ -98,7 +101,7 @@ export class TransferStore {
     if (this.bufferedBytes() + totalBytes > this.maxBufferedBytes) {
       throw new ProtocolError('oversized', `transfer ${transferId} of ${totalBytes} bytes would exceed the ${this.maxBufferedBytes}-byte receive budget`);
     }
-    const p: Partial = { totalBytes, chunkBytes, chunkCount, digest, buf: new Uint8Array(totalBytes), nextIndex: 0 };
+    const p: Partial = { totalBytes, chunkBytes, chunkCount, digest, buf: new Uint8Array(totalBytes), nextIndex: 0, lastActivity: Date.now() };
     this.partials.set(transferId, p);
     if (chunkCount === 0) this.finish(transferId, p);
     return 0;
@@ -118,6 +121,7 @@ export class TransferStore {
     if (msg.data.length !== expected) throw new ProtocolError('transfer_invalid', `chunk ${msg.index} has ${msg.data.length} bytes, expected ${expected}`);
     p.buf.set(msg.data, offset);
     p.nextIndex++;
+    p.lastActivity = Date.now();
     if (p.nextIndex === p.chunkCount) this.finish(msg.transferId, p);
     return p.nextIndex;
   }
@@ -160,6 +164,21 @@ export class TransferStore {
     const w = this.waiters.get(transferId);
     this.waiters.delete(transferId);
     w?.reject(err);
+  }
+
+  /**
+   * Drop partial transfers with no activity since `olderThan` (a sender that started a large transfer and walked
+   * away): their buffers are released, and whoever waits for them learns at once. Returns what was dropped.
+   */
+  expire(olderThan: number): { transferId: string; totalBytes: number; receivedBytes: number }[] {
+    const dropped: { transferId: string; totalBytes: number; receivedBytes: number }[] = [];
+    for (const [transferId, p] of this.partials) {
+      if (p.lastActivity >= olderThan) continue;
+      this.partials.delete(transferId);
+      dropped.push({ transferId, totalBytes: p.totalBytes, receivedBytes: Math.min(p.totalBytes, p.nextIndex * p.chunkBytes) });
+      this.fail(transferId, new ProtocolError('transfer_invalid', `transfer ${transferId} expired after no progress`));
+    }
+    return dropped;
   }
 
   /** Reject every waiter (the store's owner is shutting down). Partial transfers are kept for resume. */

@@ -5,7 +5,7 @@
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError, readJsonFile, validateConfig, type ConfigIssue } from '../protocol/common/index.ts';
-import { secureAggregationConfigSchema } from '../coordinator/secure-aggregation-schema.ts';
+import { secureAggregationConfigSchema } from '../coordinator/index.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
 import { dpSgdConfigSchema } from '../protocol/privacy/index.ts';
@@ -115,7 +115,7 @@ export const federatedScenarioSchema = z.object({
     stageTimeoutMs: z.number().int().min(1000).default(600_000),
     /**
      * Secure aggregation (SecAgg+): the coordinator learns only the sum of the sites' weighted updates.
-     * Same fields as the coordinator's `secureAggregation` option (coordinator/secure-fit.ts).
+     * Same fields as the coordinator's `secureAggregation` option (coordinator/workflows/secure-fit.ts).
      */
     secureAggregation: secureAggregationConfigSchema.optional(),
     /**

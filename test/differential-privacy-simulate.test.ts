@@ -74,5 +74,12 @@ describe('fedsfda simulate with differential privacy', () => {
     const eps = summary.privacy!.epsilon.toFixed(3);
     expect(stdout).toContain(`differential privacy (distributed): epsilon ${eps}`);
     for (const id of ['site-x', 'site-y', 'site-z']) expect(stdout).toMatch(new RegExp(`${id}: round 2: update norm [0-9.]+ clipped to 0.5, .* own epsilon so far ${eps}`));
+    // The after-training source statistics of the noised model are pooled too (their sums of squares exceeded the
+    // old fixed clip of 1e4 on every site: [secagg:bad-input]); the scaled statistics round sizes their range.
+    const stats = JSON.parse(await readFile(join(out, 'source-stats.json'), 'utf8')) as { numSites: number; bn: Record<string, { count: number; sumSq: number[] }> };
+    expect(stats.numSites).toBe(3);
+    const layers = Object.values(stats.bn);
+    expect(layers.length).toBeGreaterThan(0);
+    for (const l of layers) expect(l.count).toBeGreaterThan(0);
   }, 600_000);
 });

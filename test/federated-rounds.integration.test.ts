@@ -11,7 +11,7 @@ import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, type Identity } from '../protocol/identity.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
 import type { SiteTransport } from '../protocol/memory-transport.ts';
-import { connectSocketIo, runSite } from '../site-agent/client/run-site.ts';
+import { connectSocketIo, runSite } from '../site-agent/client/index.ts';
 import { SiteError } from '../site-agent/client/site-session.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, leastSquaresSteps, linearWeights, makeLinearData, type LinearData } from './support/least-squares-trainer.ts';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RoundRecord } from '../coordinator/round-history.ts';
+import type { RoundRecord } from '../coordinator/index.ts';
 import { generateSiteData } from '../simulations/phantoms/index.ts';
 import { simulationCharts } from '../simulations/runner/simulation-report.ts';
 import { formatDistance, overlayPng, writeReportHtml } from '../site-agent/report/index.ts';

@@ -5,11 +5,14 @@
  * fewer than t survivors aborts the round cleanly and the next round works; a coordinator swapping a site's key is
  * refused; a statistics round returns only the sum. Barriers are events and promises; no sleeps.
  */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startCoordinator, type CoordinatorHandle } from '../coordinator/start-coordinator.ts';
 import { FedAvg } from '../coordinator/strategies/fedavg.ts';
-import { StatisticsRoundError } from '../coordinator/statistics-round.ts';
-import type { SecAggTestHooks } from '../coordinator/secagg-driver.ts';
+import { StatisticsRoundError } from '../coordinator/index.ts';
+import type { SecAggTestHooks } from '../coordinator/index.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, type Identity } from '../protocol/identity.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
@@ -17,6 +20,9 @@ import { fitContribution } from '../protocol/secagg/fit-contribution.ts';
 import type { SecAggReply } from '../protocol/secagg/messages.ts';
 import { quantize, quantizationErrorBound, maxSafeScaleBits } from '../protocol/secagg/quantize.ts';
 import { replyToWire } from '../protocol/secagg/wire-json.ts';
+import { SOURCE_STATS_FILE, writeRunArtifacts } from '../coordinator/index.ts';
+import type { SourceStats } from '../protocol/contracts/index.ts';
+import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../protocol/index.ts';
 import { runSite, type RunSiteOptions } from '../site-agent/client/run-site.ts';
 import type { SiteProgress } from '../site-agent/client/site-session.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
@@ -316,5 +322,52 @@ describe('secure aggregation in federated rounds (socket.io)', () => {
 
     // A name no site computes: the layouts are empty and the round is refused with a typed error.
     await expect(coord.runStatisticsRound({ name: 'nothing', clip: 10 })).rejects.toBeInstanceOf(StatisticsRoundError);
+  });
+  it('pools a source-statistics package whose sums of squares exceed any fixed clip (ranges sized from the data)', async () => {
+    // What a differentially private model produced in the simulation: activations with E[x^2] ~ 1e5 at one
+    // batch-norm layer, so the scaled sums of squares (sumSq / pixelBound) are 10334 to 31002.8, above the old
+    // fixed clip of 1e4.
+    const pixelBound = 1000;
+    const statsOf = (k: number): SourceStats => {
+      const count = 100 * (k + 1);
+      const m = { count, sum: [count * 0.5, -count * 0.25], sumOuter: [count * 2, 0, 0, count * 3] };
+      return {
+        kind: 'fedsfda-source-stats', version: 1, numClasses: 2, latentDim: 2, confidence: 0.97, numSites: 1,
+        bn: { 'enc1.bn1': { count, sum: [count * 7.5, -count * 1e-3], sumSq: [count * 103342.67, count * 2e-6] } },
+        classes: [{ labelCount: count, confident: m, labelled: m }, { labelCount: 0, confident: { count: 0, sum: [0, 0], sumOuter: [0, 0, 0, 0] }, labelled: m }],
+      };
+    };
+    const fx = sites([30, 20, 10]);
+    const head: WeightSet = [{ name: 'head.w', shape: [1, 1, 2, 2], data: Float32Array.of(1, 2, 3, 4) }];
+    const coord = await coordinator(fx, head, { rounds: 1 });
+    startSites(coord, fx, (s) => ({
+      trainer: {
+        fit: (g) => Promise.resolve({ weights: g, numExamples: 1, metrics: {} }),
+        evaluate: () => Promise.resolve({ numExamples: 1, metrics: {} }),
+        statistics: (_g, req) => (req.name === SOURCE_STATS_REQUEST ? sourceStatsToVectors(statsOf(fx.indexOf(s)), Number(req.config.scale)) : {}),
+      },
+    }));
+    await waitForSites(coord, 3);
+    const dir = await mkdtemp(join(tmpdir(), 'fedsfda-stats-range-'));
+    cleanups.push(() => rm(dir, { recursive: true, force: true }));
+
+    const report = await writeRunArtifacts({ weights: () => coord.weights(), runStatisticsRound: (r) => coord.runStatisticsRound(r) }, dir, { pixelBound, classHistogram: false });
+    expect(report.failures).toEqual([]);
+    expect(report.sourceStats?.sites).toEqual(fx.map((s) => s.id));
+    const pooled = JSON.parse(await readFile(join(dir, SOURCE_STATS_FILE), 'utf8')) as SourceStats;
+    const n = 100 + 200 + 300;
+    const bn = pooled.bn['enc1.bn1'];
+    expect(bn.count).toBe(n);
+    // Each named vector is quantized at 2^-29 of its own power-of-two bound (clip 1, 3 sites), so every entry is
+    // within 1e-6 of its vector's largest entry (float32 output rounding included); the old clip-1e4 step was 2^-16.
+    const close = (got: number, want: number, vectorMax: number): void => expect(Math.abs(got - want)).toBeLessThanOrEqual(vectorMax * 1e-6);
+    close(bn.sumSq[0], n * 103342.67, n * 103342.67);
+    close(bn.sum[0], n * 7.5, n * 7.5);
+    close(bn.sum[1], -n * 1e-3, n * 7.5);
+    expect(Math.abs(bn.sum[1] + n * 1e-3)).toBeLessThan(n * 1e-3 * 1e-3); // a 1e-4 fraction of its vector's max survives
+    expect(pooled.classes[0].labelCount).toBe(n);
+    expect(pooled.classes[1].labelCount).toBe(0);
+    close(pooled.classes[0].confident.sumOuter[3], n * 3, n * 3);
+    expect(pooled.classes[1].confident.count).toBe(0);
   });
 });

@@ -91,10 +91,14 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     expect(summary.rounds.map((r) => [r.round, r.failures])).toEqual([[1, 0], [2, 0]]);
     expect(summary.rounds.every((r) => Number.isFinite(r.meanTrainLoss))).toBe(true);
     const history = JSON.parse(await readFile(join(out, 'history.json'), 'utf8')) as {
+      round: number;
       sites: { numExamples: number | null; trainLoss: number | null }[];
       secureAggregation?: { included: string[]; totalExamples: number };
     }[];
-    for (const r of history) {
+    // Round 0 is the sites' evaluation of the untrained model (no fit, nothing aggregated): then the two rounds.
+    expect(history.map((r) => r.round)).toEqual([0, 1, 2]);
+    expect(history[0].secureAggregation).toBeUndefined();
+    for (const r of history.slice(1)) {
       expect(r.secureAggregation?.included.sort()).toEqual(['site-x', 'site-y', 'site-z']);
       expect(r.secureAggregation?.totalExamples).toBe(24);
       // Per-site training numbers are not known to the coordinator under secure aggregation.

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startCoordinatorFromFiles } from '../coordinator/cli.ts';
+import { startCoordinatorFromFiles } from '../coordinator/index.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, identityToJson, loadIdentity, publicKeyToString } from '../protocol/identity.ts';
 import { SCANNER_PRESET_NAMES } from '../simulations/phantoms/index.ts';

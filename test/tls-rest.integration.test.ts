@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { startCoordinator, CoordinatorHandle } from '../coordinator/start-coordinator.ts';
-import { CoordinatorError } from '../coordinator/round-runner.ts';
+import { CoordinatorError } from '../coordinator/index.ts';
 import { decodeWeightSet } from '../protocol/tensor-codec.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import { SiteError } from '../site-agent/client/site-session.ts';

@@ -32,6 +32,8 @@ export function weightedMean(arrays: readonly Float32Array[], weights: readonly 
     if (w === 0) throw new AggregationError('zero_weight', 'a contribution has weight 0');
     total += w;
   }
+  // A site claiming an absurd example count must not zero everyone else's weight (w / Infinity = 0).
+  if (!Number.isFinite(total)) throw new AggregationError('bad_weight', `the weights sum to ${total}`);
   const n = arrays[0].length;
   for (const a of arrays) if (a.length !== n) throw new AggregationError('shape_mismatch', `length ${a.length} differs from ${n}`);
   const acc = new Float64Array(n);

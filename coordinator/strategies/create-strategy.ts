@@ -18,6 +18,8 @@ export const strategySpecSchema = z
     fractionEvaluate: z.number().min(0).max(1).optional(),
     minFitResults: z.number().int().min(1).optional(),
     minEvaluateResults: z.number().int().min(1).optional(),
+    /** Evaluate the initial model before round 1 (recorded as round 0). */
+    evaluateInitialModel: z.boolean().optional(),
     seed: z.number().int().optional(),
     fitExtras: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).optional(),
     /** FedProx */

@@ -179,6 +179,15 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     }
   }
 
+  /** Round 0 and the starting model are the inner strategy's: evaluating the public initial model spends nothing. */
+  get evaluatesInitialModel(): boolean {
+    return this.inner.evaluatesInitialModel === true;
+  }
+
+  initialize(initial: WeightSet): WeightSet | null {
+    return this.inner.initialize?.(initial) ?? null;
+  }
+
   configureFit(round: number, sites: readonly SiteInfo[], global: WeightSet): FitInstruction[] {
     const ins = this.inner.configureFit(round, sites, global);
     if (!this.ddg) return ins;

@@ -34,6 +34,8 @@ export interface FedAvgOptions {
   seed?: number;
   /** Tensors to average; the rest keep the global values (default: all). */
   aggregates?: (name: string) => boolean;
+  /** Evaluate the initial model before round 1 (recorded as round 0; default false). */
+  evaluateInitialModel?: boolean;
 }
 
 export function sampleSites(sites: readonly SiteInfo[], fraction: number, round: number, seed: number): SiteInfo[] {
@@ -47,9 +49,11 @@ export function sampleSites(sites: readonly SiteInfo[], fraction: number, round:
 
 export class FedAvg implements Strategy {
   readonly name: string = 'fedavg';
-  protected readonly opts: Required<Omit<FedAvgOptions, 'aggregates' | 'fitExtras'>> & Pick<FedAvgOptions, 'aggregates' | 'fitExtras'>;
+  readonly evaluatesInitialModel: boolean;
+  protected readonly opts: Required<Omit<FedAvgOptions, 'aggregates' | 'fitExtras' | 'evaluateInitialModel'>> & Pick<FedAvgOptions, 'aggregates' | 'fitExtras'>;
 
   constructor(opts: FedAvgOptions = {}) {
+    this.evaluatesInitialModel = opts.evaluateInitialModel === true;
     this.opts = {
       fractionFit: opts.fractionFit ?? 1,
       fractionEvaluate: opts.fractionEvaluate ?? 1,

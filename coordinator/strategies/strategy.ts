@@ -54,6 +54,16 @@ export interface AggregatedFit {
 
 export interface Strategy {
   readonly name: string;
+  /**
+   * Flower's `initialize_parameters`: the starting global model, or null to start from the coordinator's initial
+   * weights. Called once, before round 1 of a new run (never on resume from a checkpoint).
+   */
+  initialize?(initial: WeightSet): WeightSet | null;
+  /**
+   * When true, the sites evaluate the initial model before round 1 (`configureEvaluate(0, ...)`,
+   * `aggregateEvaluate(0, ...)`), recorded as round 0: the untrained model's scores.
+   */
+  readonly evaluatesInitialModel?: boolean;
   /** Which sites train this round and with what config. An empty list skips the round. */
   configureFit(round: number, sites: readonly SiteInfo[], global: WeightSet): FitInstruction[];
   /** New global weights, or null to keep `global` (too few replies, say). Must not mutate its inputs. */

@@ -1,9 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
-  asInitialMetrics,
   batchNormTensorName,
   headDimensions,
-  initialMetrics,
   isBatchNormTensor,
   readDice,
   roundRecordSchema,
@@ -33,15 +31,6 @@ describe('metric names', () => {
     expect(JSON.parse(JSON.stringify(record))).toEqual(record);
     expect(readDice(record, 4)).toEqual({ mean: 0.5, perClass: [0.7, null, 0.3] });
     expect(readDice(null, 3)).toEqual({ mean: null, perClass: [null, null] });
-  });
-
-  it('the untrained model\'s scores ride along with an `initial.` prefix and come back without it', () => {
-    const record = segmentationMetricRecord(scores);
-    const both = { ...segmentationMetricRecord({ ...scores, dice: 0.9 }), ...asInitialMetrics(record) };
-    expect(both.dice).toBe(0.9);
-    expect(both['initial.dice']).toBe(0.5);
-    expect(initialMetrics(both)).toEqual(record);
-    expect(readDice(initialMetrics(both), 4).perClass).toEqual([0.7, null, 0.3]);
   });
 });
 

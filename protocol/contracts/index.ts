@@ -5,9 +5,6 @@
 export {
   FIT_METRIC,
   EVAL_METRIC,
-  INITIAL_PREFIX,
-  asInitialMetrics,
-  initialMetrics,
   metricValue,
   perClassMetric,
   readDice,

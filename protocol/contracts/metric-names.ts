@@ -28,19 +28,6 @@ export function perClassMetric(metric: PerClassMetric, cls: number): string {
   return `${metric}.class${cls}`;
 }
 
-/** Prefix of the untrained model's scores, reported once with the first evaluation (`initial.dice`, ...). */
-export const INITIAL_PREFIX = 'initial.';
-
-/** `record` with every key prefixed by `initial.` (the untrained model's scores riding along a later reply). */
-export function asInitialMetrics(record: Readonly<Record<string, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(record).map(([k, v]) => [`${INITIAL_PREFIX}${k}`, v]));
-}
-
-/** The `initial.*` part of a record, with the prefix removed. */
-export function initialMetrics(record: Readonly<Record<string, number>>): Record<string, number> {
-  return Object.fromEntries(Object.entries(record).filter(([k]) => k.startsWith(INITIAL_PREFIX)).map(([k, v]) => [k.slice(INITIAL_PREFIX.length), v]));
-}
-
 /** What a site's evaluation measured (NaN or Infinity where undefined: they are left out of the record). */
 export interface SegmentationScores {
   readonly dice: number;

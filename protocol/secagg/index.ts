@@ -1,7 +1,7 @@
 /**
  * Secure aggregation (SecAgg+ with signed keys and a consistency check): the coordinator learns only the sum.
- * Wired into real rounds by coordinator/secagg-driver.ts (+ secure-fit.ts, statistics-round.ts) and
- * site-agent/client/secure-middleware.ts; on the wire via `secaggIns/secaggRes` (wire-json.ts, PROTOCOL.md).
+ * Wired into real rounds by coordinator/workflows/secagg-session.ts (+ secure-fit.ts, statistics.ts) and
+ * site-agent/client/secagg-mod.ts; on the wire via `secaggIns/secaggRes` (wire-json.ts, PROTOCOL.md).
  *
  * Wiring into a real round (see run-round.ts for the in-memory reference):
  * ```ts
@@ -75,6 +75,16 @@ export {
   maskedVectorFromBytes,
 } from './wire-json.ts';
 export { packVectors, unpackVectors, packLayout, sameLayout, type PackLayout, type PackEntry } from './pack.ts';
+export {
+  RANGE_MIN_EXP,
+  RANGE_MAX_EXP,
+  RANGE_BUCKETS,
+  exponentBound,
+  rangeVectors,
+  exponentsFromRangeSums,
+  checkExponent,
+  scaleByExponents,
+} from './statistic-range.ts';
 export {
   SECAGG_VERSION,
   SECAGG_STAGES,

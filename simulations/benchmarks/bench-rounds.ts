@@ -14,8 +14,8 @@ import { generateIdentity } from '../../protocol/identity.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { encodedSize } from '../../protocol/tensor-codec.ts';
 import { runSite, type SiteRunResult } from '../../site-agent/client/run-site.ts';
-import type { SecureAggregationOptions } from '../../coordinator/secure-fit.ts';
-import { startCoordinator } from '../../coordinator/start-coordinator.ts';
+import type { SecureAggregationOptions } from '../../coordinator/index.ts';
+import { startCoordinator } from '../../coordinator/index.ts';
 
 export interface NoTrainingRun {
   /** Wall time of each round (roundStarted -> roundCompleted), ms. */

@@ -26,6 +26,8 @@ function makeStrategy(s: FederatedScenario): Strategy {
     minFitResults: t.minSites ?? s.sites.length,
     minEvaluateResults: t.minSites ?? s.sites.length,
     seed: s.seed,
+    // Round 0: the sites score the untrained model (the summary's untrained Dice).
+    evaluateInitialModel: true,
     ...(t.strategy === 'fedprox' ? { proximalMu: t.proximalMu } : {}),
   });
 }
@@ -97,7 +99,7 @@ async function main(): Promise<number> {
     const outcome = coord.outcome();
     // A run that did not train is a failure, whatever else it wrote (the reason is in run.json and on stderr).
     if (outcome && !outcome.ok) throw new Error(`run failed: ${outcome.reason}`);
-    emit({ event: 'finished', rounds: history.length, peakRssBytes: process.resourceUsage().maxRSS * 1024 });
+    emit({ event: 'finished', rounds: history.filter((r) => r.round > 0).length, peakRssBytes: process.resourceUsage().maxRSS * 1024 });
     return 0;
   } finally {
     removeStop();

@@ -4,7 +4,7 @@
  */
 import Table from 'cli-table3';
 import { formatDistance, tableStyle } from '../../site-agent/report/index.ts';
-import { EVAL_METRIC, initialMetrics, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
+import { EVAL_METRIC, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import type { ClassHistogramReport } from '../../protocol/index.ts';
 
@@ -122,16 +122,18 @@ export function buildSummary(args: {
   history: RoundRecord[];
   memory?: MemorySummary | null;
 }): SimulationSummary {
-  const first = args.history[0];
-  const last = args.history[args.history.length - 1];
+  // Round 0 is the coordinator's evaluation of the untrained initial model (Strategy.evaluatesInitialModel).
+  const initialRound = args.history.find((r) => r.round === 0);
+  const trained = args.history.filter((r) => r.round > 0);
+  const last = trained[trained.length - 1];
   const sites: SiteSummary[] = args.sites.map((s) => {
-    const initial = first?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
+    const initial = initialRound?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
     const final = last?.sites.find((r) => r.siteId === s.id)?.evalMetrics;
     const { personalizedMetrics, dpSgd, ...site } = s;
     return {
       ...site,
       dpSgd: dpSgd ?? null,
-      untrainedDice: dicePart(initial && initialMetrics(initial), args.numClasses),
+      untrainedDice: dicePart(initial, args.numClasses),
       dice: dicePart(final, args.numClasses),
       personalizedDice: personalizedMetrics ? dicePart(personalizedMetrics, args.numClasses) : null,
       iou: metricValue(final, EVAL_METRIC.iou),
@@ -149,7 +151,7 @@ export function buildSummary(args: {
     backend: args.backend,
     config: args.config,
     sites,
-    rounds: args.history.map((r) => ({
+    rounds: trained.map((r) => ({
       round: r.round,
       meanTrainLoss: r.meanTrainLoss,
       meanEvalDice: metricValue(r.evalMetrics, EVAL_METRIC.dice),

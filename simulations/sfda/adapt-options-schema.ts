@@ -92,7 +92,14 @@ export const inputAdapterOptionsSchema = z
   })
   .strict();
 /** The stage before any method: the label-free input adapter (or its legacy spelling, the polarity check). */
-const stageShape = { inputAdapter: inputAdapterOptionsSchema.optional(), inputPolarities: z.array(z.union([z.literal(1), z.literal(-1)])).min(1).optional() };
+const safeguardOptionsSchema = z
+  .object({ priorKlTolerance: z.number().nonnegative().optional(), entropyTolerance: z.number().nonnegative().optional(), consistencyTolerance: z.number().nonnegative().optional() })
+  .strict();
+const stageShape = {
+  inputAdapter: inputAdapterOptionsSchema.optional(),
+  inputPolarities: z.array(z.union([z.literal(1), z.literal(-1)])).min(1).optional(),
+  safeguard: z.union([z.boolean(), safeguardOptionsSchema]).optional(),
+};
 
 /** Options given to every method: any option some method understands, plus the input stage. */
 export const commonAdaptOptionsSchema = z

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mergeSuiteLines } from './merge-suite-logs.ts';
+import { mergeSuiteLines, replaySafeguard } from './merge-suite-logs.ts';
 import { parseSfdaSuiteConfig } from './suite-config.ts';
 import { formatSuiteDataset } from './suite-table.ts';
 
@@ -45,5 +45,21 @@ describe('merging suite logs', () => {
     expect(text).toContain('0.600±0.100');
     // Gap closed by adabn: (0.6 - 0.2) / (0.9 - 0.2).
     expect(text).toContain('57%');
+  });
+
+  it('replays the do-no-harm safeguard on the logged label-free scores, falling back to source-only where it rejects', () => {
+    const lines = [
+      'phantom seed 1: in-domain source Dice federated 0.700, centralized 0.720',
+      'phantom seed 1 inversion: source-only Dice 0.400 (0.0 s) [label-free: entropy 0.1000, prior KL 0.0100, consistency 0.9000]',
+      'phantom seed 1 inversion: adabn Dice 0.100 (1.0 s) [label-free: entropy 0.0500, prior KL 0.3000, consistency 0.9500]',
+      'phantom seed 1 mild: source-only Dice 0.400 (0.0 s) [label-free: entropy 0.1000, prior KL 0.0100, consistency 0.9000]',
+      'phantom seed 1 mild: adabn Dice 0.600 (1.0 s) [label-free: entropy 0.0800, prior KL 0.0050, consistency 0.9200]',
+    ];
+    const { results } = mergeSuiteLines(cfg, lines);
+    const { fallbacks, guarded } = replaySafeguard(results[0]);
+    expect(fallbacks).toHaveLength(1);
+    expect(fallbacks[0]).toMatch(/^phantom inversion adabn seed 1: Dice 0.100 -> 0.400 \(class proportions moved away/);
+    expect(guarded.get('adabn')?.get('inversion')).toBe(0.4);
+    expect(guarded.get('adabn')?.get('mild')).toBe(0.6);
   });
 });

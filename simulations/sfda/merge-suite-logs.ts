@@ -7,10 +7,12 @@
  */
 import { readFile } from 'node:fs/promises';
 import { parseSfdaSuiteConfig, type SfdaSuiteConfig } from './suite-config.ts';
-import { suiteRows, type CellRun, type DatasetResult, type SourceScore } from './suite-run.ts';
+import { judgeAdaptation } from '../../site-agent/adapt/index.ts';
+import { SOURCE_ONLY, suiteRows, type CellRun, type DatasetResult, type SourceScore } from './suite-run.ts';
 import { formatSuiteDataset } from './suite-table.ts';
 
 const CELL = /^(\S+) seed (\d+) (\S+): (\S+) Dice ([0-9.]+|NaN) \(([0-9.]+) s\)/;
+const LABEL_FREE = /\[label-free: entropy ([0-9.]+|NaN), prior KL ([0-9.]+|NaN|Infinity), consistency ([0-9.]+|NaN)\]/;
 const SOURCE = /^(\S+) seed (\d+): in-domain source Dice federated ([0-9.]+|NaN), centralized ([0-9.]+|NaN)/;
 
 /** Every dataset of `cfg` with the cells found in `lines` (later lines for the same dataset/seed/family/row win). */
@@ -21,7 +23,9 @@ export function mergeSuiteLines(cfg: SfdaSuiteConfig, lines: readonly string[]):
     const c = CELL.exec(line);
     if (c) {
       const [, dataset, seed, family, row, dice, secs] = c;
-      cells.set(`${dataset}|${family}|${row}|${seed}`, { seed: Number(seed), dice: Number(dice), assd: NaN, infiniteCount: 0, wallMs: 1000 * Number(secs), notes: [] });
+      const lf = LABEL_FREE.exec(line);
+      const labelFree = lf ? { labelFree: { entropy: Number(lf[1]), priorKl: Number(lf[2]), consistency: Number(lf[3]) } } : {};
+      cells.set(`${dataset}|${family}|${row}|${seed}`, { seed: Number(seed), dice: Number(dice), assd: NaN, infiniteCount: 0, wallMs: 1000 * Number(secs), notes: [], ...labelFree });
       continue;
     }
     const s = SOURCE.exec(line);
@@ -41,6 +45,35 @@ export function mergeSuiteLines(cfg: SfdaSuiteConfig, lines: readonly string[]):
   return { results, seeds };
 }
 
+/**
+ * The do-no-harm safeguard (site-agent/adapt/safeguard.ts) replayed on the logged label-free scores: the same verdict
+ * `adapt(..., { safeguard: true })` would reach (same model, same images, same scores), with source-only's scores as
+ * "before". Returns one line per fallback and the rows' mean Dice with the safeguard.
+ */
+export function replaySafeguard(r: DatasetResult): { fallbacks: string[]; guarded: Map<string, Map<string, number>> } {
+  const fallbacks: string[] = [];
+  const guarded = new Map<string, Map<string, number>>();
+  for (const row of r.rows) {
+    const perFamily = new Map<string, number>();
+    for (const f of r.families) {
+      const dice: number[] = [];
+      for (const cell of r.cells[row][f.name]) {
+        const before = r.cells[SOURCE_ONLY][f.name].find((c) => c.seed === cell.seed);
+        if (!cell.labelFree || !before?.labelFree || row === SOURCE_ONLY) {
+          dice.push(cell.dice);
+          continue;
+        }
+        const v = judgeAdaptation(before.labelFree, cell.labelFree);
+        if (!v.keep) fallbacks.push(`${r.name} ${f.name} ${row} seed ${cell.seed}: Dice ${cell.dice.toFixed(3)} -> ${before.dice.toFixed(3)} (${v.reason})`);
+        dice.push(v.keep ? cell.dice : before.dice);
+      }
+      if (dice.length) perFamily.set(f.name, dice.reduce((a, b) => a + b, 0) / dice.length);
+    }
+    guarded.set(row, perFamily);
+  }
+  return { fallbacks, guarded };
+}
+
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const i = args.indexOf('--config');
@@ -53,7 +86,9 @@ async function main(): Promise<void> {
     if (r.source.length === 0) continue;
     console.log(formatSuiteDataset(r, seeds.get(r.name) ?? []));
     const counts = r.families.map((f) => `${f.name} ${Math.min(...r.rows.map((row) => r.cells[row][f.name].length))}-${Math.max(...r.rows.map((row) => r.cells[row][f.name].length))}`);
-    console.log(`${r.name}: seeds per cell (min-max over rows): ${counts.join(', ')}\n`);
+    console.log(`${r.name}: seeds per cell (min-max over rows): ${counts.join(', ')}`);
+    const { fallbacks } = replaySafeguard(r);
+    console.log(`${r.name}: safeguard replayed on the logged label-free scores: ${fallbacks.length} fallback(s)${fallbacks.map((x) => `\n  ${x}`).join('')}\n`);
   }
 }
 

@@ -32,6 +32,7 @@ interface AdaptOpts {
   batchSize: string;
   polarityCheck?: boolean;
   inputAdapter?: boolean;
+  safeguard?: boolean;
   labelled?: string;
   labelTable?: string;
 }
@@ -107,6 +108,7 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
     ...(o.epochs ? { epochs: Number(o.epochs) } : {}),
     ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}),
     ...(o.inputAdapter ? { inputAdapter: {} } : {}),
+    ...(o.safeguard ? { safeguard: true } : {}),
     onProgress: (s: number, t: number, l: number) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),
   };
   let report: AdaptReport;
@@ -139,6 +141,7 @@ export function registerAdaptCommands(program: Command): void {
     .option('--label-table <dataset.json>', "the source's label table (a dataset.json or its folder): predictions are written with its codes (default: the source package's codes, else class indices)")
     .option('--polarity-check', 'label-free input polarity check first: keep the source model or its negated-input twin, whichever is less uncertain on the target (the input adapter with two knots)')
     .option('--input-adapter', `label-free input adapter first: an intensity curve fitted in front of the frozen model so that the target matches the source BN statistics (input-adapter.ts); saved as model/${'input-curve.json'} and applied to the predictions`)
+    .option('--safeguard', 'do-no-harm safeguard: score the model before and after label-free (class proportions vs the source priors, entropy, perturbation consistency) and keep the unadapted model when the adaptation looks harmful (safeguard.ts)')
     .option('--labelled <dir>', 'few-label mode (with --method mean-teacher): a labelled dataset folder of some target cases, used with the supervised loss')
     .action(runAdapt);
 

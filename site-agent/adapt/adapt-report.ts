@@ -1,4 +1,5 @@
 import type { IntensityCurve } from './intensity-curve.ts';
+import type { SafeguardVerdict } from './safeguard.ts';
 
 /** What every adaptation method returns besides mutating the model in place. */
 export interface AdaptReport {
@@ -14,6 +15,8 @@ export interface AdaptReport {
    * the first convolution): the adapted model expects images seen through it (`applyCurve`).
    */
   readonly inputCurve?: IntensityCurve;
+  /** The do-no-harm safeguard's verdict, when it ran (`safeguard` option); a rejected adaptation left the model unadapted. */
+  readonly safeguard?: SafeguardVerdict;
 }
 
 /** Progress callback: step index (1-based), total steps, loss of this step (NaN when none). */

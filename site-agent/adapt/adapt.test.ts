@@ -14,6 +14,7 @@ import {
   POLARITY_CHECK,
   computeSourceStats,
   fitSourceGmm,
+  judgeAdaptation,
   loadSourceStats,
   poolSourceStats,
   saveSourceStats,
@@ -126,6 +127,43 @@ describe('input polarity check (the input adapter with K = 2, no steps)', () => 
     expect(Array.from(unet.getWeights().find((t) => t.name === 'enc1.conv1.w')!.data)).toEqual(Array.from(sourceWeights.find((t) => t.name === 'enc1.conv1.w')!.data, (v) => -v));
     expect(checked).toBeGreaterThan(plain + 0.2);
     expect(() => adapt('adabn', unet, toUnlabeled(inverted), stats, { inputPolarities: [1, 2] })).toThrow(AdaptError);
+  });
+});
+
+describe('do-no-harm safeguard', () => {
+  afterEach(() => unet.setWeights(sourceWeights));
+
+  it('keeps a helpful adaptation, and rejects a harmful one, restoring the unadapted model and saying why', () => {
+    unet.setWeights(sourceWeights);
+    const kept = adapt('adabn', unet, toUnlabeled(target), stats, { seed: 1, safeguard: true });
+    expect(kept.safeguard?.keep).toBe(true);
+    expect(kept.notes.at(-1)).toMatch(/^safeguard: kept \(prior KL /);
+    expect(meanDice(unet, toUnlabeled(target), target.labels, 3)).toBeGreaterThan(unadaptedDice + 0.1);
+    // A destructive run on the source's own domain: entropy minimisation with a huge step collapses the predictions.
+    const upright = makeNestedBoxes(16, TOY_SIZE, 5);
+    unet.setWeights(sourceWeights);
+    const harmed = adapt('tent', unet, toUnlabeled(upright), stats, { seed: 1, epochs: 3, lr: 5, batchSize: 8 });
+    const harmedDice = meanDice(unet, toUnlabeled(upright), upright.labels, 3);
+    unet.setWeights(sourceWeights);
+    const sourceDice = meanDice(unet, toUnlabeled(upright), upright.labels, 3);
+    expect(harmedDice).toBeLessThan(sourceDice - 0.2);
+    const guarded = adapt('tent', unet, toUnlabeled(upright), stats, { seed: 1, epochs: 3, lr: 5, batchSize: 8, safeguard: true });
+    expect(harmed.safeguard).toBeUndefined();
+    expect(guarded.safeguard?.keep).toBe(false);
+    expect(guarded.notes.at(-1)).toMatch(/^safeguard: fell back to the unadapted model: /);
+    expect(unet.getWeights()).toEqual(sourceWeights);
+  });
+
+  it('judges by class proportions, or by entropy and consistency together', () => {
+    const s = (entropy: number, priorKl: number, consistency: number) => ({ entropy, priorKl, consistency });
+    // Confidently wrong before (an inverted target): entropy rises, but proportions and stability improve.
+    expect(judgeAdaptation(s(0, 0.47, 0), s(0.006, 0.0005, 0.94)).keep).toBe(true);
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.05, 0.05, 0.95)).keep).toBe(false);
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.2, 0.01, 0.8)).keep).toBe(false);
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.2, 0.01, 0.9)).keep).toBe(true);
+    expect(judgeAdaptation(s(0.1, NaN, 0.9), s(0.1, NaN, 0.9)).keep).toBe(true);
+    // Collapsed before (one class everywhere: certain, stable, far from the priors): proportions recovering vouch.
+    expect(judgeAdaptation(s(0.01, 2.0, 1), s(0.1, 0.02, 0.85)).keep).toBe(true);
   });
 });
 

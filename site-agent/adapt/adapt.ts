@@ -7,6 +7,7 @@
  *   predicts with the adapted model applies it to the images first (`applyCurve`). `inputPolarities: [1, -1]` is the
  *   session-2 polarity check, now the adapter's K = 2 special case (`POLARITY_CHECK`).
  */
+import { getLogger } from '../../protocol/common/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
 import { adaptAdaBN, type AdaBnOptions } from './adabn.ts';
@@ -16,8 +17,10 @@ import { adaptGmmSwd, type GmmSwdOptions } from './gmm-swd.ts';
 import { curvePolarity, fitInputAdapter, negateFirstConv, POLARITY_CHECK, type InputAdapterResult, type InputAdapterOptions } from './input-adapter.ts';
 import { applyCurve } from './intensity-curve.ts';
 import { adaptMeanTeacher, type MeanTeacherOptions } from './mean-teacher.ts';
+import { labelFreeScores } from './label-free-scores.ts';
 import { adaptOsuda, type OsudaOptions } from './osuda.ts';
 import { adaptRatioEntropy, type RatioEntropyOptions } from './ratio-entropy.ts';
+import { judgeAdaptation, type SafeguardOptions } from './safeguard.ts';
 import { checkStatsMatchModel, type SourceStats } from './source-stats.ts';
 import { adaptTent, type TentOptions } from './tent.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -35,6 +38,11 @@ export interface StageOptions {
    * is instead of fitting again. Needs `inputAdapter` or `inputPolarities`, whose fit it stands for.
    */
   readonly fittedAdapter?: InputAdapterResult;
+  /**
+   * Do-no-harm safeguard (safeguard.ts): score the unadapted and the adapted model label-free on the target and fall
+   * back to the unadapted model when the adaptation looks harmful. Off when absent.
+   */
+  readonly safeguard?: boolean | SafeguardOptions;
 }
 
 export type AdaptOptions = AdaBnOptions & TentOptions & OsudaOptions & GmmSwdOptions & MeanTeacherOptions & RatioEntropyOptions & StageOptions;
@@ -67,6 +75,20 @@ export function requestedAdapter(opts: StageOptions): InputAdapterOptions | null
 export function adapt(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, sourceStats: SourceStats | null, opts: AdaptOptions = {}): AdaptReport {
   if (!isAdaptMethod(method)) throw new AdaptError('UNKNOWN_METHOD', `unknown adaptation method '${String(method)}'; use one of ${ADAPT_METHODS.join(', ')}`);
   if (sourceStats) checkStatsMatchModel(sourceStats, unet);
+  if (!opts.safeguard) return adaptUnguarded(method, unet, target, sourceStats, opts);
+  const guard = opts.safeguard === true ? {} : opts.safeguard;
+  const seed = opts.seed ?? 0;
+  const start = unet.getWeights();
+  const before = labelFreeScores(unet, target, sourceStats, undefined, seed);
+  const report = adaptUnguarded(method, unet, target, sourceStats, opts);
+  const verdict = judgeAdaptation(before, labelFreeScores(unet, target, sourceStats, report.inputCurve, seed), guard);
+  if (verdict.keep) return { ...report, notes: [...report.notes, `safeguard: kept (${verdict.reason})`], safeguard: verdict };
+  unet.setWeights(start);
+  getLogger().warn({ code: 'ADAPT_SAFEGUARD_FALLBACK', method, reason: verdict.reason }, 'adaptation rejected by the do-no-harm safeguard; the unadapted model is kept');
+  return { method: report.method, steps: report.steps, losses: report.losses, notes: [...report.notes, `safeguard: fell back to the unadapted model: ${verdict.reason}`], safeguard: verdict };
+}
+
+function adaptUnguarded(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, sourceStats: SourceStats | null, opts: AdaptOptions): AdaptReport {
   const fit = adapterFit(unet, target, sourceStats, opts);
   if (fit === null) return runMethod(method, unet, target, sourceStats, opts);
   const polarity = curvePolarity(fit.curve);

@@ -70,3 +70,4 @@ export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS,
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';
 export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';
+export { judgeAdaptation, type SafeguardOptions, type SafeguardVerdict } from './safeguard.ts';

@@ -95,6 +95,7 @@ interface SiteOptions {
   skipBad?: boolean;
   token?: string;
   audit: string;
+  knownPeers: string;
   maxAttempts: number;
   giveUpAfter: number;
   backend?: string;
@@ -127,6 +128,7 @@ export function registerSiteCommands(program: Command): void {
     .option('--skip-bad', 'skip unusable files (listed) instead of refusing to start')
     .option('--token <token>', 'one-time enrollment token (first connection of a site not yet on the allow-list)')
     .option('--audit <file>', 'append-only audit log of what was sent', 'fedsfda-audit.jsonl')
+    .option('--known-peers <file>', "peer sites' identity keys learned on first use, kept across restarts (a later change is refused)", 'fedsfda-known-peers.json')
     .option('--max-attempts <n>', 'give up after this many consecutive failed connection attempts', int('max-attempts', 1, 1_000_000), DEFAULT_MAX_ATTEMPTS)
     .option('--give-up-after <seconds>', 'give up after this long without a session with the coordinator', int('give-up-after', 1, 7 * 24 * 3600), DEFAULT_GIVE_UP_AFTER_MS / 1000)
     .option('--backend <name>', 'compute backend (also FEDSFDA_BACKEND)')
@@ -160,6 +162,7 @@ export function registerSiteCommands(program: Command): void {
         logger: getLogger(),
         ...(o.ca !== undefined ? { tlsCa: await readPem(o.ca, '--ca') } : {}),
         ...(o.peers !== undefined ? { peerIdentities: await readPeers(o.peers) } : {}),
+        knownPeersFile: resolve(o.knownPeers),
         trainer: asLocalTrainer(trainer),
         onProgress: (p) => {
           audit.write(p);

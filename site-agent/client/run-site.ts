@@ -6,19 +6,18 @@
  * const result = await runSite({ url, identity, coordinatorPublicKey, siteId: 'hospital-a', trainer });
  * console.log(`trained ${result.rounds.length} rounds`);
  */
-import { rootCertificates } from 'node:tls';
-import { io } from 'socket.io-client';
-import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/events.ts';
 import { SITE_ID_RE } from '../../protocol/enrollment.ts';
 import { parsePublicKey, type Identity } from '../../protocol/identity.ts';
 import { silentLogger, type Logger } from '../../protocol/common/index.ts';
 import type { SiteTransport } from '../../protocol/memory-transport.ts';
 import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../protocol/secure-session.ts';
-import { socketIoClientTransport } from '../../protocol/socketio-transport.ts';
 import { TransferStore } from '../../protocol/transfer-store.ts';
 import { abortableDelay, backoffDelay, type BackoffOptions } from './backoff.ts';
 import type { LocalTrainer } from './local-trainer.ts';
-import { SiteSecAggState } from './secure-middleware.ts';
+import { connectSocketIo, ConnectError, type ConnectFailureCode } from './connect.ts';
+import { composeFit, type FitMod } from './fit-path.ts';
+import { PeerKeys } from './peer-keys.ts';
+import { SiteSecAggState } from './secagg-mod.ts';
 import { runSession, SiteError, type SessionContext, type SiteProgress } from './site-session.ts';
 
 export interface RunSiteOptions {
@@ -49,6 +48,13 @@ export interface RunSiteOptions {
    */
   peerIdentities?: Record<string, Uint8Array | string>;
   /**
+   * Where the peer keys learned on first use are kept across restarts (trust on first use survives a restart only
+   * with it). Ignored for peers pinned with `peerIdentities`, which win.
+   */
+  knownPeersFile?: string;
+  /** Wrappers around the fit path (update transforms, e.g. differential privacy's clipping and noise), outermost first. */
+  fitMods?: readonly FitMod[];
+  /**
    * Extra trusted CA certificates (PEM) for an `https://` coordinator, e.g. a consortium's private CA or a
    * self-signed coordinator certificate; the system CAs are trusted anyway. Certificates are always verified.
    */
@@ -66,94 +72,13 @@ export interface SiteRunResult {
   bytesReceived: number;
 }
 
-/** Why a connection attempt failed, as a closed set of codes an operator can grep and alert on. */
-export type ConnectFailureCode =
-  | 'tls_untrusted_certificate'
-  | 'tls_failed'
-  | 'connection_refused'
-  | 'host_not_found'
-  | 'connect_timeout'
-  | 'handshake_failed'
-  | 'connect_failed';
-
-const TLS_TRUST_CODES = new Set([
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'CERT_UNTRUSTED',
-  'CERT_REVOKED',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-]);
-
-/** A failed connection attempt with its typed code and the underlying cause (for the retry log line). */
-export class ConnectError extends Error {
-  override readonly name = 'ConnectError';
-  constructor(
-    readonly code: ConnectFailureCode,
-    reason: string,
-  ) {
-    super(reason);
-  }
-}
-
-/** The typed code of a failure cause (`causeCode`: Node's `err.code`, e.g. ECONNREFUSED, DEPTH_ZERO_SELF_SIGNED_CERT). */
-export function classifyConnectFailure(causeCode: string | undefined, message: string): ConnectFailureCode {
-  if (causeCode && TLS_TRUST_CODES.has(causeCode)) return 'tls_untrusted_certificate';
-  if (causeCode === 'ECONNREFUSED') return 'connection_refused';
-  if (causeCode === 'ENOTFOUND' || causeCode === 'EAI_AGAIN') return 'host_not_found';
-  if (causeCode?.startsWith('ERR_SSL') || causeCode?.startsWith('ERR_TLS') || /certificate|ssl|tls/i.test(message)) return /certificate/i.test(message) ? 'tls_untrusted_certificate' : 'tls_failed';
-  if (causeCode === 'ETIMEDOUT' || /timeout/i.test(message)) return 'connect_timeout';
-  return 'connect_failed';
-}
-
-/**
- * engine.io reports a failed websocket as "websocket error" and keeps the cause (a TLS verification failure,
- * ECONNREFUSED, ...) in `description`: name it, so a site operator sees "self-signed certificate", not a riddle.
- */
-function connectErrorOf(err: Error): ConnectError {
-  const d = (err as Error & { description?: unknown }).description as { message?: unknown; error?: { message?: unknown; code?: unknown } } | undefined;
-  const cause = typeof d?.error?.message === 'string' ? d.error.message : typeof d?.message === 'string' ? d.message : undefined;
-  const causeCode = typeof d?.error?.code === 'string' ? d.error.code : undefined;
-  const message = cause && cause !== err.message ? `${err.message}: ${cause}` : err.message;
-  return new ConnectError(classifyConnectFailure(causeCode, message), message);
-}
-
-/**
- * Open a socket.io connection (websocket only, no built-in reconnection: runSite owns the policy). For `https://`
- * URLs the server certificate is verified against the system CAs plus `tlsCa`. Rejects with a ConnectError.
- */
-export function connectSocketIo(url: string, timeoutMs = 10_000, tlsCa?: string | Buffer): Promise<SiteTransport> {
-  return new Promise((resolve, reject) => {
-    const tls = tlsCa !== undefined ? { ca: [...rootCertificates, typeof tlsCa === 'string' ? tlsCa : tlsCa.toString('utf8')], rejectUnauthorized: true } : {};
-    const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true, timeout: timeoutMs, ...tls }) as import('socket.io-client').Socket<
-      ServerToClientEvents,
-      ClientToServerEvents
-    >;
-    const onConnect = (): void => {
-      socket.off('connect_error', onError);
-      resolve(socketIoClientTransport(socket, url));
-    };
-    const onError = (err: Error): void => {
-      socket.off('connect', onConnect);
-      socket.close();
-      reject(connectErrorOf(err));
-    };
-    socket.once('connect', onConnect);
-    socket.once('connect_error', onError);
-  });
-}
-
 /** Consecutive failed connection attempts after which a site gives up (`reconnect.maxAttempts`). */
 export const DEFAULT_MAX_ATTEMPTS = 30;
 /** Time without a coordinator session after which a site gives up (`giveUpAfterMs`): 30 minutes. */
 export const DEFAULT_GIVE_UP_AFTER_MS = 30 * 60_000;
 
-export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
-  // Configuration errors are fatal and reported before any connection attempt (retrying cannot fix them).
+/** Configuration errors are fatal and reported before any connection attempt (retrying cannot fix them). */
+function checkOptions(opts: RunSiteOptions): { coordinatorKey: Uint8Array; pinned: Map<string, Uint8Array> | undefined } {
   if (!SITE_ID_RE.test(opts.siteId)) throw new SiteError('bad_options', `invalid site id ${JSON.stringify(opts.siteId)}`);
   let coordinatorKey: Uint8Array;
   try {
@@ -166,26 +91,34 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
     throw new SiteError('bad_options', 'identity must hold a 32-byte Ed25519 public key and a 64-byte secret key (loadIdentity)');
   }
   if (opts.enrollmentToken !== undefined && opts.enrollmentToken.length < 16) throw new SiteError('bad_options', 'enrollment tokens are at least 16 characters');
-  let pinned: Map<string, Uint8Array> | undefined;
-  if (opts.peerIdentities) {
-    pinned = new Map();
-    for (const [id, k] of Object.entries(opts.peerIdentities)) {
-      try {
-        const key = typeof k === 'string' ? parsePublicKey(k) : k;
-        if (key.length !== 32) throw new Error('length');
-        pinned.set(id, key);
-      } catch {
-        throw new SiteError('bad_options', `peerIdentities["${id}"] is not a 32-byte Ed25519 public key`);
-      }
+  if (!opts.peerIdentities) return { coordinatorKey, pinned: undefined };
+  const pinned = new Map<string, Uint8Array>();
+  for (const [id, k] of Object.entries(opts.peerIdentities)) {
+    try {
+      const key = typeof k === 'string' ? parsePublicKey(k) : k;
+      if (key.length !== 32) throw new Error('length');
+      pinned.set(id, key);
+    } catch {
+      throw new SiteError('bad_options', `peerIdentities["${id}"] is not a 32-byte Ed25519 public key`);
     }
   }
-  const logger = opts.logger ?? silentLogger;
-  const result: SiteRunResult = { lastRound: 0, rounds: [], connections: 0, bytesSent: 0, bytesReceived: 0 };
-  const ctx: SessionContext = {
+  return { coordinatorKey, pinned };
+}
+
+async function sessionContext(opts: RunSiteOptions, logger: Logger, result: SiteRunResult): Promise<SessionContext> {
+  const { coordinatorKey, pinned } = checkOptions(opts);
+  const peers = new PeerKeys(pinned, opts.knownPeersFile);
+  try {
+    await peers.load();
+  } catch (e) {
+    throw new SiteError('bad_options', (e as Error).message);
+  }
+  return {
     siteId: opts.siteId,
     identity: opts.identity,
     coordinatorKey,
     trainer: opts.trainer,
+    fit: composeFit(opts.trainer, opts.fitMods),
     logger,
     // Outlives every connection so an interrupted model download resumes at its first missing chunk.
     transfers: new TransferStore({ maxChunkBytes: DEFAULT_MAX_ENVELOPE_BYTES }),
@@ -194,7 +127,7 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
     ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
     model: null,
     lastFit: null,
-    secagg: new SiteSecAggState(pinned),
+    secagg: new SiteSecAggState(peers),
     onProgress: (p) => {
       if (p.type === 'connected') p = { ...p, attempt: result.connections };
       if (p.type === 'fit') result.rounds.push(p.round);
@@ -205,10 +138,15 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
       opts.onProgress?.(p);
     },
   };
+}
+
+export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
+  const log = (opts.logger ?? silentLogger).child({ component: 'site', siteId: opts.siteId });
+  const result: SiteRunResult = { lastRound: 0, rounds: [], connections: 0, bytesSent: 0, bytesReceived: 0 };
+  const ctx = await sessionContext(opts, log, result);
   const connect = opts.connect ?? (() => connectSocketIo(opts.url, ctx.handshakeTimeoutMs, opts.tlsCa));
   const maxAttempts = opts.reconnect?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   const giveUpAfterMs = opts.giveUpAfterMs ?? DEFAULT_GIVE_UP_AFTER_MS;
-  const log = logger.child({ component: 'site', siteId: opts.siteId });
   let failures = 0;
   let lastSessionAt = Date.now();
   let last: { code: ConnectFailureCode | 'coordinator_disconnected'; reason: string } | null = null;
@@ -246,13 +184,17 @@ export async function runSite(opts: RunSiteOptions): Promise<SiteRunResult> {
       log.error({ code: 'gave_up', attempts: failures, waitedMs: waited, ...(last ? { lastCode: last.code } : {}) }, reason);
       throw new SiteError('gave_up', reason);
     }
-    const delay = backoffDelay(failures, opts.reconnect);
-    log.warn(
-      { code: last?.code ?? 'connect_failed', attempt: failures, maxAttempts, delayMs: Math.round(delay), err: last?.reason },
-      `${last?.code === 'tls_untrusted_certificate' ? 'cannot verify the coordinator\'s TLS certificate' : 'no session with the coordinator'}; retrying in ${(delay / 1000).toFixed(1)} s`,
-    );
-    await abortableDelay(delay, opts.signal).catch(() => {
-      throw new SiteError('aborted', 'aborted by caller');
-    });
+    await backOff(failures, opts, last, log);
   }
+}
+
+async function backOff(failures: number, opts: RunSiteOptions, last: { code: string; reason: string } | null, log: Logger): Promise<void> {
+  const delay = backoffDelay(failures, opts.reconnect);
+  log.warn(
+    { code: last?.code ?? 'connect_failed', attempt: failures, maxAttempts: opts.reconnect?.maxAttempts ?? DEFAULT_MAX_ATTEMPTS, delayMs: Math.round(delay), err: last?.reason },
+    `${last?.code === 'tls_untrusted_certificate' ? "cannot verify the coordinator's TLS certificate" : 'no session with the coordinator'}; retrying in ${(delay / 1000).toFixed(1)} s`,
+  );
+  await abortableDelay(delay, opts.signal).catch(() => {
+    throw new SiteError('aborted', 'aborted by caller');
+  });
 }

@@ -2,8 +2,6 @@
  * One connection of a site to the coordinator: handshake over a Transport, then serve fit/evaluate
  * instructions in order until the coordinator says `finish` or the connection drops.
  */
-import nacl from 'tweetnacl';
-import { toHex } from '../../protocol/bytes.ts';
 import { ProtocolError } from '../../protocol/errors.ts';
 import { createHello, verifyWelcome } from '../../protocol/handshake.ts';
 import type { Identity } from '../../protocol/identity.ts';
@@ -13,10 +11,13 @@ import { cloneWeightSet, type WeightSet } from '../../protocol/named-tensor.ts';
 import { PROTOCOL_VERSION, refusedSchema, type MessageOf, type ReplyError, type SessionMessage } from '../../protocol/messages.ts';
 import { SecureChannel, sealedPort } from '../../protocol/secure-channel.ts';
 import { SecureSession } from '../../protocol/secure-session.ts';
-import { decodeWeightSet, encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
 import type { TransferStore } from '../../protocol/transfer-store.ts';
+import { finiteMetrics, trainOnce, type FitCacheEntry, type FitHandler } from './fit-path.ts';
 import type { LocalTrainer } from './local-trainer.ts';
-import { handleSecAggInstruction, handleStatisticsInstruction, type SecAggSiteContext, type SiteSecAggState } from './secure-middleware.ts';
+import { handleEvaluate, handleFit } from './requests.ts';
+import { handleSecAggInstruction, type SecAggSiteContext, type SiteSecAggState } from './secagg-mod.ts';
+import { handleStatisticsInstruction } from './statistics-handler.ts';
 
 export type SiteErrorCode = 'bad_options' | 'refused' | 'wrong_coordinator' | 'handshake_failed' | 'aborted' | 'gave_up';
 
@@ -70,30 +71,18 @@ export interface SessionContext {
   onProgress(p: SiteProgress): void;
   /** Last global model received, kept across reconnects (the coordinator may skip re-sending it). */
   model: { id: string; weights: WeightSet } | null;
+  /** The trainer wrapped in the site's fit mods: the one fit path (fit-path.ts). */
+  fit: FitHandler;
   /**
    * Last fit (in progress or done), kept so a request re-issued after a reconnect is answered without training
    * again — including while the first training run is still going.
    */
-  lastFit: { round: number; modelId: string; result: Promise<CachedFit> } | null;
-  /** Secure-aggregation sessions, computed statistics and pinned peer keys (outlive connections). */
+  lastFit: FitCacheEntry | null;
+  /** Secure-aggregation sessions, computed statistics and peer keys (outlive connections). */
   secagg: SiteSecAggState;
 }
 
-export interface CachedFit {
-  updateId: string;
-  update: Uint8Array;
-  numExamples: number;
-  metrics: Record<string, number>;
-}
-
 export type SessionOutcome = { kind: 'finished'; lastRound: number } | { kind: 'disconnected'; handshaken: boolean };
-
-/** Keep only finite numbers (JSON cannot carry NaN/Infinity, and the schema would refuse the whole reply). */
-function finiteMetrics(m: Record<string, number>): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(m ?? {}).slice(0, 64)) if (typeof v === 'number' && Number.isFinite(v)) out[k.slice(0, 64)] = v;
-  return out;
-}
 
 /** Handshake on `transport` and serve until finish or disconnect. Throws SiteError for fatal handshake outcomes. */
 export function runSession(transport: SiteTransport, ctx: SessionContext, signal?: AbortSignal): Promise<SessionOutcome> {
@@ -144,7 +133,7 @@ export function runSession(transport: SiteTransport, ctx: SessionContext, signal
       channel = new SecureChannel(sealedPort(transport), new SecureSession(key, 'site'), {
         transfers: ctx.transfers,
         ...(ctx.chunkBytes ? { chunkBytes: ctx.chunkBytes } : {}),
-        onReject: (err) => ctx.logger.warn({ code: err.code }, 'rejected envelope from coordinator'),
+        onReject: (err) => ctx.logger.warn({ code: err.code, err: err.message }, 'rejected envelope from coordinator'),
       });
       const ch = channel;
       ch.onMessage((m) => {
@@ -156,7 +145,7 @@ export function runSession(transport: SiteTransport, ctx: SessionContext, signal
           end({ kind: 'finished', lastRound: m.lastRound });
           return;
         }
-        queue = queue.then(() => handle(ch, m, ctx)).catch((e) => ctx.logger.error({ err: (e as Error).message }, 'site handler failed'));
+        queue = queue.then(() => handle(ch, m, ctx)).catch((e) => ctx.logger.error({ code: 'handler_failed', request: m.type, err: (e as Error).message }, 'site handler failed'));
       });
       ch.send({ v: PROTOCOL_VERSION, type: 'ready', siteId: ctx.siteId });
       ctx.onProgress({ type: 'connected', attempt: 0 });
@@ -165,7 +154,8 @@ export function runSession(transport: SiteTransport, ctx: SessionContext, signal
   });
 }
 
-async function getModel(ch: SecureChannel, ctx: SessionContext, modelId: string, included: boolean): Promise<WeightSet> {
+/** The model `modelId`: received on this channel when the coordinator sends it, else the one cached across connections. */
+export async function getModel(ch: SecureChannel, ctx: SessionContext, modelId: string, included: boolean): Promise<WeightSet> {
   if (!included) {
     if (ctx.model?.id !== modelId) throw new Error(`model ${modelId} was not sent and is not cached`);
     return cloneWeightSet(ctx.model.weights);
@@ -175,7 +165,7 @@ async function getModel(ch: SecureChannel, ctx: SessionContext, modelId: string,
   return cloneWeightSet(weights);
 }
 
-function safeSend(ch: SecureChannel, m: SessionMessage): void {
+export function safeSend(ch: SecureChannel, m: SessionMessage): void {
   if (!ch.isClosed) ch.send(m);
 }
 
@@ -188,9 +178,9 @@ async function handle(ch: SecureChannel, m: SessionMessage, ctx: SessionContext)
     case 'secaggIns':
       return handleSecAggInstruction(ch, m, secAggContext(ch, ctx));
     case 'statsIns':
-      return handleStatisticsInstruction(ch, m, secAggContext(ch, ctx));
+      return handleStatisticsInstruction(ch, m, { secagg: ctx.secagg, statistics: ctx.trainer.statistics?.bind(ctx.trainer), getModel: (id, inc) => getModel(ch, ctx, id, inc) });
     case 'error':
-      ctx.logger.warn({ code: m.error.code, reason: m.error.reason }, 'coordinator reported an error');
+      ctx.logger.warn({ code: 'coordinator_reported_error', coordinatorCode: m.error.code, reason: m.error.reason }, 'coordinator reported an error');
       return;
     case 'ready':
     case 'fitRes':
@@ -215,9 +205,8 @@ function secAggContext(ch: SecureChannel, ctx: SessionContext): SecAggSiteContex
   return {
     siteId: ctx.siteId,
     identity: ctx.identity,
-    trainer: ctx.trainer,
     secagg: ctx.secagg,
-    getModel: (modelId, included) => getModel(ch, ctx, modelId, included),
+    fit: async (round, modelId, modelIncluded, config) => (await trainOnce(ctx, round, modelId, await getModel(ch, ctx, modelId, modelIncluded), config)).trained,
     onMasked: (p) =>
       ctx.onProgress(
         p.purpose === 'fit'
@@ -225,60 +214,4 @@ function secAggContext(ch: SecureChannel, ctx: SessionContext): SecAggSiteContex
           : { type: 'statistics', round: p.round, name: p.name ?? 'unnamed', maskedBytes: p.maskedBytes },
       ),
   };
-}
-
-async function handleFit(ch: SecureChannel, m: MessageOf<'fitIns'>, ctx: SessionContext): Promise<void> {
-  let global: WeightSet;
-  try {
-    global = await getModel(ch, ctx, m.modelId, m.modelIncluded);
-  } catch (e) {
-    if (ch.isClosed) return;
-    safeSend(ch, { v: PROTOCOL_VERSION, type: 'fitRes', round: m.round, reply: { ok: false, error: { code: 'model_missing', reason: (e as Error).message.slice(0, 300) } } });
-    return;
-  }
-  const reused = ctx.lastFit !== null && ctx.lastFit.round === m.round && ctx.lastFit.modelId === m.modelId;
-  if (!reused) {
-    const train = async (): Promise<CachedFit> => {
-      const out = await ctx.trainer.fit(global, m.config);
-      if (!Number.isInteger(out.numExamples) || out.numExamples < 0) throw new Error(`trainer returned numExamples ${out.numExamples}`);
-      return {
-        updateId: `update-${ctx.siteId}-r${m.round}-${toHex(nacl.randomBytes(6))}`,
-        update: encodeWeightSet(out.weights),
-        numExamples: out.numExamples,
-        metrics: finiteMetrics(out.metrics),
-      };
-    };
-    ctx.lastFit = { round: m.round, modelId: m.modelId, result: train() };
-  }
-  const entry = ctx.lastFit as NonNullable<SessionContext['lastFit']>;
-  let result: CachedFit;
-  try {
-    result = await entry.result;
-  } catch (e) {
-    if (ctx.lastFit === entry) ctx.lastFit = null; // a failed run is not cached: a re-issued request trains again
-    ctx.onProgress({ type: 'failed', round: m.round, stage: 'fit', reason: (e as Error).message });
-    safeSend(ch, { v: PROTOCOL_VERSION, type: 'fitRes', round: m.round, reply: { ok: false, error: { code: 'trainer_failed', reason: (e as Error).message.slice(0, 300) } } });
-    return;
-  }
-  if (ch.isClosed) return; // the result stays cached; a re-issued request after reconnecting will send it
-  const { numExamples, metrics, updateId, update } = result;
-  safeSend(ch, { v: PROTOCOL_VERSION, type: 'fitRes', round: m.round, reply: { ok: true, numExamples, metrics, updateId } });
-  // Same updateId on a re-send: the coordinator's per-site store answers with the first chunk it is missing.
-  const { resumedFrom } = await ch.sendBlob(updateId, update);
-  ctx.onProgress({ type: 'fit', round: m.round, numExamples, metrics, updateBytes: update.length, resumedFrom, reused });
-}
-
-async function handleEvaluate(ch: SecureChannel, m: MessageOf<'evaluateIns'>, ctx: SessionContext): Promise<void> {
-  try {
-    const global = await getModel(ch, ctx, m.modelId, m.modelIncluded);
-    const out = await ctx.trainer.evaluate(global, m.config);
-    if (!Number.isInteger(out.numExamples) || out.numExamples < 0) throw new Error(`trainer returned numExamples ${out.numExamples}`);
-    const metrics = finiteMetrics(out.metrics);
-    safeSend(ch, { v: PROTOCOL_VERSION, type: 'evaluateRes', round: m.round, reply: { ok: true, numExamples: out.numExamples, metrics } });
-    ctx.onProgress({ type: 'evaluate', round: m.round, numExamples: out.numExamples, metrics });
-  } catch (e) {
-    if (ch.isClosed) return;
-    ctx.onProgress({ type: 'failed', round: m.round, stage: 'evaluate', reason: (e as Error).message });
-    safeSend(ch, { v: PROTOCOL_VERSION, type: 'evaluateRes', round: m.round, reply: { ok: false, error: { code: 'trainer_failed', reason: (e as Error).message.slice(0, 300) } } });
-  }
 }

@@ -2,7 +2,7 @@
  * The site's local trainer: what a site agent does with the global model in each round.
  * It owns the site's U-Net and data; only weights and aggregate numbers leave it.
  */
-import { asInitialMetrics, FIT_METRIC, segmentationMetricRecord } from '../../protocol/contracts/index.ts';
+import { FIT_METRIC, segmentationMetricRecord } from '../../protocol/contracts/index.ts';
 import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
 import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
 import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../../protocol/class-histogram-vectors.ts';
@@ -74,8 +74,6 @@ function evaluationMetrics(unet: UNet, val: SliceDataset): Record<string, number
 export class UNetTrainer {
   private model: UNet | undefined;
   private hasLocalBatchNorm = false;
-  /** The untrained global model's validation scores, measured before round 1's training. */
-  private pendingInitialMetrics: Record<string, number> | undefined;
 
   /** The site's U-Net (created from the options, or from the first global model). */
   get unet(): UNet {
@@ -112,7 +110,6 @@ export class UNetTrainer {
   async fit(global: WeightSet, req: FitRequest): Promise<FitOutcome> {
     if (req.keepLocalBatchNorm === true) this.keepBatchNormLocal = true;
     this.load(global);
-    const before = req.round === 1 ? evaluationMetrics(this.unet, this.opts.val) : undefined;
     const common = {
       epochs: Math.max(1, req.localEpochs),
       optimizer: this.opts.optimizer,
@@ -139,9 +136,6 @@ export class UNetTrainer {
       weights = weights.map((t) => (this.isBatchNorm(t.name) ? (globalByName.get(t.name) ?? t) : t));
     }
     const metrics: Record<string, number> = { [FIT_METRIC.trainLoss]: result.meanLoss, [FIT_METRIC.steps]: result.steps, ...privacy };
-    // The untrained model's scores travel with the next evaluation reply: evaluation metrics are per site in
-    // every mode, while fit metrics are only summed under secure aggregation.
-    if (before) this.pendingInitialMetrics = before;
     // FedAvg weights a site by its number of training examples (McMahan et al. 2017, Algorithm 1), not by epochs.
     return { weights, numExamples: this.opts.train.n, metrics };
   }
@@ -193,9 +187,6 @@ export class UNetTrainer {
   /** Loads the global model (keeping local BN under FedBN) and scores the local validation split per volume. */
   async evaluate(global: WeightSet): Promise<EvaluateOutcome> {
     this.load(global);
-    const metrics = evaluationMetrics(this.unet, this.opts.val);
-    const initial = this.pendingInitialMetrics ? asInitialMetrics(this.pendingInitialMetrics) : {};
-    this.pendingInitialMetrics = undefined;
-    return { numExamples: this.opts.val.n, metrics: { ...metrics, ...initial } };
+    return { numExamples: this.opts.val.n, metrics: evaluationMetrics(this.unet, this.opts.val) };
   }
 }

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runManifestSchema } from '../../coordinator/run-artifacts.ts';
+import { runManifestSchema } from '../../coordinator/index.ts';
 import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, startToySites, stopAll, type Consortium, type Proc } from '../support/process-harness.ts';
 
 const procs: Proc[] = [];

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runManifestSchema } from '../../coordinator/run-artifacts.ts';
+import { runManifestSchema } from '../../coordinator/index.ts';
 import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
 

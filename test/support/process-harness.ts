@@ -10,7 +10,9 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/identity.ts';
 import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
-import { toyInitialWeights } from './toy-trainer.ts';
+import { toyInitialWeights, type ToySiteArgs } from './toy-trainer.ts';
+
+export type { ToySiteArgs };
 
 const CLI = fileURLToPath(new URL('../../bin/fedsfda.mjs', import.meta.url));
 const TOY_SITE = fileURLToPath(new URL('./toy-site-process.ts', import.meta.url));
@@ -137,19 +139,6 @@ export async function coordinatorUrl(p: Proc): Promise<string> {
   return /coordinator listening on (\S+)/.exec(line)![1];
 }
 
-export interface ToySiteArgs {
-  url: string;
-  coordinatorKey: string;
-  siteId: string;
-  identityFile: string;
-  seed: number;
-  maxAttempts?: number;
-  giveUpAfterMs?: number;
-  initialDelayMs?: number;
-  maxDelayMs?: number;
-  failFit?: boolean;
-  ca?: string;
-}
 
 export function startToySite(a: ToySiteArgs): Proc {
   return track(spawn(process.execPath, ['--import', TSX, TOY_SITE, JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'pipe'] }));

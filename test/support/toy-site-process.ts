@@ -9,21 +9,8 @@ import { readFile } from 'node:fs/promises';
 import { createLogger } from '../../protocol/common/index.ts';
 import { loadIdentity } from '../../protocol/identity.ts';
 import { runSite } from '../../site-agent/client/index.ts';
-import { ToyTrainer } from './toy-trainer.ts';
+import { ToyTrainer, type ToySiteArgs } from './toy-trainer.ts';
 
-interface ToySiteArgs {
-  url: string;
-  coordinatorKey: string;
-  siteId: string;
-  identityFile: string;
-  seed: number;
-  maxAttempts?: number;
-  giveUpAfterMs?: number;
-  initialDelayMs?: number;
-  maxDelayMs?: number;
-  failFit?: boolean;
-  ca?: string;
-}
 
 async function main(): Promise<void> {
   const a = JSON.parse(process.argv[2]) as ToySiteArgs;
@@ -33,7 +20,11 @@ async function main(): Promise<void> {
     identity: await loadIdentity(a.identityFile),
     coordinatorPublicKey: a.coordinatorKey,
     siteId: a.siteId,
-    trainer: new ToyTrainer(a.seed, { failFit: a.failFit === true }),
+    trainer: new ToyTrainer(a.seed, {
+      failFit: a.failFit === true,
+      ...(a.slowInRound !== undefined ? { slowInRound: a.slowInRound, slowMs: a.slowMs ?? 10_000 } : {}),
+      ...(a.dieInRound !== undefined ? { dieInRound: a.dieInRound } : {}),
+    }),
     logger,
     reconnect: { maxAttempts: a.maxAttempts ?? 200, initialDelayMs: a.initialDelayMs ?? 100, maxDelayMs: a.maxDelayMs ?? 1000 },
     ...(a.giveUpAfterMs !== undefined ? { giveUpAfterMs: a.giveUpAfterMs } : {}),

@@ -11,6 +11,26 @@ import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/sourc
 import type { EvalConfig, FitConfig, LocalTrainer, StatisticsRequest } from '../../site-agent/client/local-trainer.ts';
 import { LeastSquaresTrainer, linearWeights, makeLinearData } from './least-squares-trainer.ts';
 
+/** What a toy site process is started with (test/support/toy-site-process.ts, one JSON argument). */
+export interface ToySiteArgs {
+  url: string;
+  coordinatorKey: string;
+  siteId: string;
+  identityFile: string;
+  seed: number;
+  maxAttempts?: number;
+  giveUpAfterMs?: number;
+  initialDelayMs?: number;
+  maxDelayMs?: number;
+  failFit?: boolean;
+  /** In this round, take `slowMs` before returning the update. */
+  slowInRound?: number;
+  slowMs?: number;
+  /** In this round, the site process dies in the middle of training. */
+  dieInRound?: number;
+  ca?: string;
+}
+
 export const TOY_LATENT = 2;
 export const TOY_CLASSES = 2;
 
@@ -22,7 +42,7 @@ export function toyInitialWeights(): WeightSet {
   ];
 }
 
-export interface ToyTrainerOptions {
+export interface ToyTrainerOptions extends Pick<ToySiteArgs, 'slowInRound' | 'slowMs' | 'dieInRound'> {
   /** Every fit throws (a site whose training is broken). */
   failFit?: boolean;
   /** Examples of this site (default 20). */
@@ -41,6 +61,8 @@ export class ToyTrainer implements LocalTrainer {
 
   async fit(global: WeightSet, config: FitConfig) {
     if (this.opts.failFit) throw new Error('this toy site is configured to fail every fit');
+    if (this.opts.dieInRound === config.round) process.exit(3);
+    if (this.opts.slowInRound === config.round) await new Promise((r) => setTimeout(r, this.opts.slowMs ?? 10_000));
     const out = await this.ls.fit(global.filter((t) => t.name.startsWith('linear.')), config);
     return { ...out, weights: [...out.weights, ...global.filter((t) => !t.name.startsWith('linear.'))] };
   }

@@ -1,0 +1,159 @@
+/**
+ * What `startCoordinator` accepts, and the same options with every default filled in and every impossible value
+ * refused (CoordinatorError 'bad_options') before anything listens or any round starts.
+ */
+import type { Enrollment } from '../protocol/enrollment.ts';
+import type { Identity } from '../protocol/identity.ts';
+import { silentLogger, type Logger } from '../protocol/common/index.ts';
+import type { WeightSet } from '../protocol/named-tensor.ts';
+import { CoordinatorError } from './errors/index.ts';
+import type { ConnectionLimits } from './http/index.ts';
+import { checkRunPlan, DEFAULT_MIN_AGGREGATED_FRACTION, type RoundTimeouts } from './rounds/index.ts';
+import { FedAvg, withDifferentialPrivacy, type DifferentialPrivacyConfig, type Strategy } from './strategies/index.ts';
+import { aggregatedTensors, quantFor, type SecAggTestHooks, type SecureAggregationOptions } from './workflows/index.ts';
+import type { CoordinatorHandle } from './start-coordinator.ts';
+
+export interface CoordinatorOptions {
+  identity: Identity;
+  enrollment: Enrollment;
+  /** Starting global model (ignored when a checkpoint in `checkpointDir` is resumed). */
+  initialWeights: WeightSet;
+  /** Total number of rounds. */
+  rounds: number;
+  /**
+   * Sites needed to start a round (default 1). Whether the replies suffice to aggregate is the strategy's decision
+   * (`minFitResults`); the default strategy is FedAvg with `minFitResults: minSites`.
+   */
+  minSites?: number;
+  /** Default: FedAvg with all sites, 1 local epoch, lr 0.01, at least `minSites` results to aggregate. */
+  strategy?: Strategy;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Default 0 (an ephemeral port; read it back from the handle). */
+  port?: number;
+  /**
+   * Serve HTTPS/WSS with this certificate chain and private key (PEM). Sites then connect with `https://` and trust
+   * the certificate through their CA bundle or `--ca`. The signed handshake and sealed envelopes run inside TLS
+   * unchanged: TLS adds confidentiality of metadata (who talks when, message sizes on the REST side) and protects
+   * the REST surface; it is not what authenticates the coordinator to sites (the pinned identity key is).
+   */
+  tls?: { cert: string | Buffer; key: string | Buffer };
+  /**
+   * When set, the REST routes other than `/health` (and the dashboard page's data) require
+   * `Authorization: Bearer <token>`: status, round history and metrics name the sites and their validation scores.
+   */
+  restToken?: string;
+  timeouts?: Partial<RoundTimeouts & { handshakeMs: number; headersMs: number }>;
+  /** Caps on connections (defaults in http/connection-limits.ts). */
+  limits?: Partial<ConnectionLimits>;
+  /** If set, the enrollment is written back here whenever a one-time token enrolls a site (so it survives restarts). */
+  enrollmentPath?: string;
+  /** Where checkpoints go; a checkpoint found there is resumed. */
+  checkpointDir?: string;
+  logger?: Logger;
+  /**
+   * Called after the last round, before the sites are told to finish: the place for statistics rounds on the
+   * final model (e.g. the pooled source statistics for source-free adaptation). Failures are logged.
+   */
+  afterRounds?: (handle: CoordinatorHandle) => Promise<void>;
+  /** Start rounds as soon as `minSites` are connected (default true); otherwise call `handle.start()`. */
+  autoStart?: boolean;
+  /** Transfer chunk size in bytes (default 256 KiB). */
+  chunkBytes?: number;
+  /** Largest encoded update accepted from one site (default 256 MiB). */
+  maxUpdateBytes?: number;
+  /**
+   * Secure aggregation (SecAgg+): when set, every round's fit stage runs the five secagg stages and the coordinator
+   * learns only the sum of the sites' weighted updates. Validated before the first round (a quantization that could
+   * wrap around for the enrolled number of sites is refused). See SECURITY.md.
+   */
+  secureAggregation?: SecureAggregationOptions;
+  /**
+   * Client-level differential privacy (DP-FedAvg, coordinator/strategies/dp-fedavg.ts): the strategy is wrapped so
+   * that each site's update is clipped and the mean is noised; a run whose planned rounds would exceed
+   * `maxEpsilon` refuses to start (PrivacyError 'budget-exceeded'). See SECURITY.md.
+   */
+  differentialPrivacy?: DifferentialPrivacyConfig;
+  /**
+   * Fraction of the rounds that must aggregate for the run to count as done (default 0.5; at least one round always).
+   * A run below it still writes its history, but `handle.outcome()` says why it failed and the CLI exits non-zero.
+   */
+  minAggregatedFraction?: number;
+  /** Test seams only (a dishonest-coordinator double, a recorder of what the coordinator receives). */
+  secAggTestHooks?: SecAggTestHooks;
+}
+
+export { DEFAULT_MIN_AGGREGATED_FRACTION };
+
+export interface ResolvedOptions {
+  minSites: number;
+  logger: Logger;
+  /** The strategy, wrapped in DP-FedAvg when `differentialPrivacy` is set. */
+  strategy: Strategy;
+  /** The secure-aggregation options the run uses (quantization pinned under distributed DP). */
+  secureAggregation: SecureAggregationOptions | undefined;
+  timeouts: RoundTimeouts;
+  handshakeMs: number;
+  headersMs: number;
+  maxUpdateBytes: number;
+  minAggregatedFraction: number;
+}
+
+/**
+ * The strategy wrapped in DP-FedAvg when `differentialPrivacy` is set (throws PrivacyError before any round): central
+ * noise at the coordinator, or, with secure aggregation, discrete Gaussian shares added by the sites (then the
+ * quantization is pinned, because the sites' noise is calibrated to its step).
+ */
+function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number): { strategy: Strategy; secure: SecureAggregationOptions | undefined } {
+  const enrolledSites = Math.max(minSites, opts.enrollment.siteIds().length);
+  if (!opts.differentialPrivacy) return { strategy: inner, secure: opts.secureAggregation };
+  if (!opts.secureAggregation) return { strategy: withDifferentialPrivacy(inner, opts.differentialPrivacy, { rounds: opts.rounds, enrolledSites }), secure: undefined };
+  const secure = { ...opts.secureAggregation, scaleBits: quantFor(opts.secureAggregation, Math.max(3, enrolledSites)).scaleBits };
+  const dim = aggregatedTensors(inner, opts.initialWeights).reduce((s, t) => s + t.length, 0);
+  const strategy = withDifferentialPrivacy(inner, opts.differentialPrivacy, {
+    rounds: opts.rounds,
+    enrolledSites,
+    distributed: { quant: { clip: secure.clip, scaleBits: secure.scaleBits }, maxExamples: secure.maxExamples, dim },
+  });
+  return { strategy, secure };
+}
+
+export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
+  if (!Number.isInteger(opts.rounds) || opts.rounds < 0) throw new CoordinatorError('bad_options', `rounds must be a non-negative integer, got ${opts.rounds}`);
+  if (opts.restToken !== undefined && (typeof opts.restToken !== 'string' || opts.restToken.length < 16)) {
+    throw new CoordinatorError('bad_options', 'restToken must be a string of at least 16 characters');
+  }
+  const minSites = opts.minSites ?? 1;
+  if (!Number.isInteger(minSites) || minSites < 1) throw new CoordinatorError('bad_options', `minSites must be >= 1, got ${minSites}`);
+  const logger = opts.logger ?? silentLogger;
+  const minAggregatedFraction = opts.minAggregatedFraction ?? DEFAULT_MIN_AGGREGATED_FRACTION;
+  const { strategy, secure } = withPrivacy(opts.strategy ?? new FedAvg({ minFitResults: minSites }), opts, minSites);
+  checkRunPlan(
+    {
+      rounds: opts.rounds,
+      minSites,
+      enrolledSites: opts.enrollment.siteIds().length,
+      minAggregatedFraction,
+      ...(secure ? { secureAggregation: secure } : {}),
+    },
+    logger,
+  );
+  const t = opts.timeouts ?? {};
+  return {
+    minSites,
+    logger,
+    strategy,
+    secureAggregation: secure,
+    timeouts: {
+      waitForSitesMs: t.waitForSitesMs ?? Infinity,
+      fitMs: t.fitMs ?? 30 * 60_000,
+      evaluateMs: t.evaluateMs ?? 10 * 60_000,
+      finishMs: t.finishMs ?? 5_000,
+      reconnectGraceMs: t.reconnectGraceMs ?? 0,
+    },
+    handshakeMs: t.handshakeMs ?? 10_000,
+    headersMs: t.headersMs ?? 10_000,
+    maxUpdateBytes: opts.maxUpdateBytes ?? 256 * 1024 * 1024,
+    minAggregatedFraction,
+  };
+}

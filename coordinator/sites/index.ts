@@ -1,0 +1,13 @@
+/** coordinator/sites/: the sites' connections (handshake, session, requests), who is connected, the request helper. */
+export {
+  SiteConnection,
+  SiteRequestError,
+  requestKey,
+  type ConnectionState,
+  type ConnectionActivity,
+  type SiteConnectionDeps,
+  type SecAggWireStage,
+} from './site-connection.ts';
+export { SiteRegistry } from './site-registry.ts';
+export { requestSite, deadlineIn, type SiteRequest } from './site-request.ts';
+export { SiteGateway, type GatewayDeps, type SiteEvents } from './site-gateway.ts';

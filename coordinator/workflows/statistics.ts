@@ -1,0 +1,222 @@
+/**
+ * Federated statistics through the same masked-sum path as model updates: every connected site computes a named
+ * set of vectors on the current global model (`LocalTrainer.statistics`), reports only their layout (names and
+ * lengths), and the vectors themselves are summed by SecAgg+. The coordinator learns the sum and who is in it —
+ * e.g. example counts, BN statistics, or per-class latent sufficient statistics (count, sum, sum of outer products)
+ * for the pooled source GMM.
+ */
+import type { Enrollment } from '../../protocol/index.ts';
+import {
+  exponentsFromRangeSums,
+  packLayout,
+  RANGE_BUCKETS,
+  scaleByExponents,
+  unpackVectors,
+  type PackLayout,
+  type QuantConfig,
+} from '../../protocol/secagg/index.ts';
+import { deadlineIn, requestKey, requestSite } from '../sites/index.ts';
+import type { EncodedModel, ExchangeContext } from './fit-workflow.ts';
+import {
+  driveSecAgg,
+  newSessionId,
+  prepareSecAgg,
+  type DriveFailure,
+  type PreparedSecAgg,
+  type SecAggMonitor,
+  type SecAggTestHooks,
+} from './secagg-session.ts';
+import { quantFor, type SecureAggregationOptions } from './secure-fit.ts';
+
+export interface StatisticsRequest {
+  /** What to compute, e.g. `source-gmm`, `bn-stats`, `class-histogram` (the trainer decides what names mean). */
+  name: string;
+  config?: Record<string, number | string | boolean>;
+  /** Clipping range of the values (default: the coordinator's secureAggregation.clip). Sites refuse values outside it. */
+  clip?: number;
+  /**
+   * Size each named vector's range from the data instead of a fixed clip: two masked sums (the exponent bounds, then
+   * the values times 2^-bound), each at clip 1 (protocol/secagg/statistic-range.ts). For statistics without a known
+   * bound, e.g. sums of squares of a model's activations. `clip` is ignored.
+   */
+  scaled?: boolean;
+  scaleBits?: number;
+  threshold?: number;
+}
+
+export interface StatisticsResult {
+  /** Element-wise sums over `included` sites, by name. */
+  sums: Record<string, Float32Array>;
+  included: string[];
+}
+
+export type StatisticsErrorCode = 'bad-request' | 'not-enough-sites' | 'layout-mismatch' | 'aborted';
+
+export class StatisticsRoundError extends Error {
+  override readonly name = 'StatisticsRoundError';
+  constructor(
+    readonly code: StatisticsErrorCode,
+    reason: string,
+    /** Per-site reasons for not being in the sum. */
+    readonly failures: readonly { siteId: string; reason: string }[] = [],
+  ) {
+    super(`${code}: ${reason}`);
+  }
+}
+
+export interface StatisticsDeps extends Omit<ExchangeContext, 'round' | 'onReply'> {
+  enrollment: Enrollment;
+  /** The current round number and encoded global model (statistics are computed on it). */
+  model(): { round: number } & EncodedModel;
+  secure: SecureAggregationOptions | undefined;
+  hooks?: SecAggTestHooks;
+  monitor?: SecAggMonitor;
+}
+
+function layoutKey(entries: readonly { name: string; length: number }[]): string {
+  return JSON.stringify([...entries].sort((a, b) => (a.name < b.name ? -1 : 1)).map((e) => [e.name, e.length]));
+}
+
+function checkRequest(request: StatisticsRequest, deps: StatisticsDeps): { clip: number } {
+  if (typeof request?.name !== 'string' || !/^[A-Za-z0-9._:/-]{1,128}$/.test(request.name)) {
+    throw new StatisticsRoundError('bad-request', 'statistics name must be 1-128 characters of [A-Za-z0-9._:/-]');
+  }
+  const clip = request.scaled ? 1 : (request.clip ?? deps.secure?.clip);
+  if (clip === undefined) throw new StatisticsRoundError('bad-request', 'no clip range: pass request.clip or configure secureAggregation');
+  return { clip };
+}
+
+/**
+ * Step 1: every site computes the statistics and answers with their layout (names and lengths, not secret). The
+ * largest group of identical layouts goes on; the others are failures.
+ */
+async function agreeOnLayout(deps: StatisticsDeps, request: StatisticsRequest, sessionId: string, model: { round: number } & EncodedModel, failures: { siteId: string; reason: string }[]) {
+  const siteIds = deps.registry.ids();
+  const deadline = deadlineIn(deps.stageMs);
+  const layouts = await Promise.allSettled(
+    siteIds.map((siteId) =>
+      requestSite(
+        deps.registry,
+        {
+          siteId,
+          label: 'statistics layout',
+          deadline,
+          signal: deps.signal,
+          reconnectGraceMs: 0,
+          call: (conn) => conn.statistics(sessionId, model.round, request.name, request.config ?? {}, model),
+          cancel: (conn, err) => conn.cancel(requestKey.statistics(sessionId), err),
+        },
+        deps.logger,
+      ),
+    ),
+  );
+  const groups = new Map<string, { entries: { name: string; length: number }[]; sites: string[] }>();
+  layouts.forEach((r, i) => {
+    if (r.status === 'rejected') return void failures.push({ siteId: siteIds[i], reason: (r.reason as Error)?.message ?? String(r.reason) });
+    const k = layoutKey(r.value);
+    const g = groups.get(k) ?? { entries: r.value, sites: [] };
+    g.sites.push(siteIds[i]);
+    groups.set(k, g);
+  });
+  const best = [...groups.values()].sort((a, b) => b.sites.length - a.sites.length)[0];
+  if (!best) throw new StatisticsRoundError('aborted', 'no site returned a statistics layout', failures);
+  for (const g of groups.values()) {
+    if (g !== best) for (const s of g.sites) failures.push({ siteId: s, reason: 'its statistics layout differs from the other sites' });
+  }
+  if (best.sites.length < 3) {
+    throw new StatisticsRoundError(groups.size > 1 ? 'layout-mismatch' : 'not-enough-sites', `only ${best.sites.length} site(s) agree on a statistics layout`, failures);
+  }
+  try {
+    const lengths: Record<string, number> = {};
+    for (const e of best.entries) lengths[e.name] = e.length;
+    if (Object.keys(lengths).length !== best.entries.length) throw new Error('duplicate statistic names');
+    const layout = packLayout(lengths);
+    if (layout.totalLength < 1) throw new Error('the statistics are empty');
+    return { layout, sites: best.sites };
+  } catch (e) {
+    throw new StatisticsRoundError('layout-mismatch', (e as Error).message, failures);
+  }
+}
+
+/** Federated statistics over the connected sites; throws StatisticsRoundError when no sum can be formed. */
+export async function runStatisticsRound(deps: StatisticsDeps, request: StatisticsRequest): Promise<StatisticsResult> {
+  const { clip } = checkRequest(request, deps);
+  if (deps.registry.size < 3) throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least 3 connected sites, have ${deps.registry.size}`);
+  let quant: QuantConfig;
+  try {
+    quant = quantFor({ clip, maxExamples: 1, ...(request.scaleBits !== undefined ? { scaleBits: request.scaleBits } : {}) }, deps.registry.size);
+  } catch (e) {
+    throw new StatisticsRoundError('bad-request', (e as Error).message);
+  }
+  const model = deps.model();
+  const failures: { siteId: string; reason: string }[] = [];
+  // One session id for the layout exchange (statsIns) and the masked run that follows it.
+  const sessionId = newSessionId('stats');
+  const { layout, sites } = await agreeOnLayout(deps, request, sessionId, model, failures);
+  const run = { deps, request, model, quant, failures };
+  if (!request.scaled) return maskedSum(run, { sessionId, siteIds: sites, layout, stage: {} });
+  // Scaled: first the exponent bound of every named vector, then the values times 2^-bound (statistic-range.ts).
+  const rangeLayout = packLayout(Object.fromEntries(layout.entries.map((e) => [e.name, RANGE_BUCKETS])));
+  const range = await maskedSum(run, { sessionId: `${sessionId}.range`, siteIds: sites, layout: rangeLayout, stage: { range: true, computedIn: sessionId } });
+  let exponents: Record<string, number>;
+  try {
+    exponents = exponentsFromRangeSums(range.sums);
+  } catch (e) {
+    throw new StatisticsRoundError('aborted', (e as Error).message, failures);
+  }
+  const exps = layout.entries.map((e) => exponents[e.name]);
+  deps.logger.info({ code: 'statistics_scaled', name: request.name, minExponent: Math.min(...exps), maxExponent: Math.max(...exps) }, 'statistics scaled by their summed exponent bounds');
+  const values = await maskedSum(run, { sessionId, siteIds: range.included, layout, stage: { exponents: exps } });
+  return { sums: scaleByExponents(values.sums, exponents, 1), included: values.included };
+}
+
+interface StatisticsRun {
+  deps: StatisticsDeps;
+  request: StatisticsRequest;
+  model: { round: number } & EncodedModel;
+  quant: QuantConfig;
+  /** Sites left out so far, with their reasons (every stage adds to it). */
+  failures: { siteId: string; reason: string }[];
+}
+
+/** Step 2: one masked sum over `siteIds` (`stage` marks a range or scaled stage of a scaled round). */
+async function maskedSum(
+  run: StatisticsRun,
+  m: { sessionId: string; siteIds: readonly string[]; layout: PackLayout; stage: { range?: true; computedIn?: string; exponents?: number[] } },
+): Promise<StatisticsResult> {
+  const { deps, request, model, failures } = run;
+  let prepared: PreparedSecAgg;
+  try {
+    const threshold = request.threshold ?? deps.secure?.threshold;
+    prepared = prepareSecAgg({
+      sessionId: m.sessionId,
+      siteIds: [...m.siteIds],
+      vectorLength: m.layout.totalLength,
+      quant: run.quant,
+      enrollment: deps.enrollment,
+      ...(threshold !== undefined ? { threshold } : {}),
+      ...(deps.secure?.degree !== undefined ? { degree: deps.secure.degree } : {}),
+    });
+  } catch (e) {
+    throw new StatisticsRoundError('bad-request', (e as Error).message, failures);
+  }
+  const outcome = await driveSecAgg({
+    ...deps,
+    purpose: 'statistics',
+    round: model.round,
+    reconnectGraceMs: 0,
+    prepared,
+    model,
+    setupFor: () => ({
+      purpose: 'statistics',
+      round: model.round,
+      enrolled: prepared.enrolledB64,
+      modelId: model.id,
+      statistics: { name: request.name, entries: m.layout.entries.map((e) => ({ name: e.name, length: e.length })), ...m.stage },
+    }),
+    ...(deps.hooks ? { hooks: deps.hooks } : {}),
+  });
+  failures.push(...outcome.failures.map((f: DriveFailure) => ({ siteId: f.siteId, reason: `${f.stage}: ${f.reason}` })));
+  if (!outcome.result) throw new StatisticsRoundError('aborted', outcome.error?.message ?? 'secure aggregation aborted', failures);
+  return { sums: unpackVectors(outcome.result.sum, m.layout), included: [...outcome.result.included] };
+}

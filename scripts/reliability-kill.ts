@@ -1,0 +1,175 @@
+/**
+ * kill -9 of the coordinator at random moments of a run (issue 11), with real processes on loopback: the
+ * `fedsfda coordinator` CLI with a checkpoint and a run folder (statistics on), three toy site processes that
+ * keep retrying. Each run kills the coordinator (SIGKILL) several times at seeded random moments, anywhere in the
+ * run or after the last training round (statistics rounds and artifact writing), restarting it each time on the
+ * same port, checkpoint and folder, and checks the finished folder against an uninterrupted run: run.json complete and ok,
+ * the same rounds in history.json, final weights decodable with the same tensors, both statistics files over all
+ * sites, no stray temporary file, every site released with exit 0.
+ * Run: nice -n 10 node --import tsx scripts/reliability-kill.ts [--kills 20] [--per-run 5] [--rounds 4] [--seed 1]   (prints JSON)
+ */
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runManifestSchema } from '../coordinator/index.ts';
+import { Rng } from '../protocol/common/index.ts';
+import { decodeWeightSet } from '../protocol/index.ts';
+import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../test/support/process-harness.ts';
+
+const { values: o } = parseArgs({ options: { kills: { type: 'string', default: '20' }, 'per-run': { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' }, seed: { type: 'string', default: '1' } } });
+const KILLS = Number(o.kills);
+const PER_RUN = Number(o['per-run']);
+const ROUNDS = Number(o.rounds);
+const rng = new Rng(Number(o.seed));
+
+interface Folder {
+  files: string[];
+  rounds: number[];
+  tensors: string[];
+  problems: string[];
+}
+
+/** What a finished run folder holds, and everything wrong with it. */
+async function inspect(out: string): Promise<Folder> {
+  const problems: string[] = [];
+  const files = (await readdir(out)).filter((f) => f !== 'checkpoints').sort();
+  let rounds: number[] = [];
+  let tensors: string[] = [];
+  try {
+    const m = runManifestSchema.parse(JSON.parse(await readFile(join(out, 'run.json'), 'utf8')));
+    if (m.round !== ROUNDS) problems.push(`run.json round ${m.round}`);
+    if (!m.outcome?.ok || m.outcome.aggregatedRounds !== ROUNDS) problems.push(`run.json outcome ${JSON.stringify(m.outcome)}`);
+    if (m.report.failures.length > 0) problems.push(`artifact failures ${JSON.stringify(m.report.failures)}`);
+    if (m.report.sourceStats?.sites.length !== 3) problems.push('source stats not over 3 sites');
+    if (m.report.classHistogram?.sites.length !== 3) problems.push('class histogram not over 3 sites');
+  } catch (e) {
+    problems.push(`run.json: ${(e as Error).message.slice(0, 200)}`);
+  }
+  try {
+    rounds = (JSON.parse(await readFile(join(out, 'history.json'), 'utf8')) as { round: number }[]).map((r) => r.round);
+    tensors = decodeWeightSet(new Uint8Array(await readFile(join(out, 'final-weights.fsws')))).map((t) => t.name).sort();
+    for (const f of ['source-stats.json', 'class-histogram.json']) JSON.parse(await readFile(join(out, f), 'utf8'));
+  } catch (e) {
+    problems.push((e as Error).message.slice(0, 200));
+  }
+  return { files, rounds, tensors, problems };
+}
+
+interface Kill {
+  mode: 'anywhere' | 'after-last-round';
+  delayMs: number;
+  /** The coordinator's last output before the kill (log message or printed line): where in the run it died. */
+  phase: string;
+}
+
+interface Trial {
+  kills: Kill[];
+  /** Exit of the coordinator that finished the run. */
+  lastExit: number | string;
+  sitesExit: (number | string)[];
+  folder: Folder;
+  wallMs: number;
+}
+
+function lastOutput(p: Proc): string {
+  const log = p.logs.at(-1);
+  const line = p.lines.at(-1);
+  return `${line ?? ''} | ${log ? `${log.msg}${log.code ? ` (${log.code})` : ''}` : ''}`;
+}
+
+/**
+ * One run with `plan.length` kills: before kill i the coordinator incarnation waits `delayMs` after it started
+ * listening ('anywhere'), or after it printed the last round's aggregation ('after-last-round': statistics rounds
+ * and artifact writing). Each killed coordinator is restarted on the same port, checkpoint and folder.
+ */
+async function trial(plan: Omit<Kill, 'phase'>[]): Promise<Trial> {
+  const started = Date.now();
+  const dir = await mkdtemp(join(tmpdir(), 'fedsfda-kill-'));
+  const procs: Proc[] = [];
+  try {
+    const c = await makeConsortium(dir, 3);
+    const out = join(dir, 'run');
+    const config = { rounds: ROUNDS, minSites: 3, port: 0, checkpointDir: join(out, 'checkpoints'), statistics: { pixelBound: 1000 }, timeouts: { waitForSitesMs: 300_000 } };
+    await writeFile(join(dir, 'config.json'), JSON.stringify(config));
+    const args = ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', out];
+    let coord = startCoordinatorProcess(args);
+    procs.push(coord);
+    const url = await coordinatorUrl(coord);
+    const sites = startToySites(c, url, { maxAttempts: 1000, initialDelayMs: 100, maxDelayMs: 500 });
+    procs.push(...sites);
+    const kills: Kill[] = [];
+    for (const k of plan) {
+      if (k.mode === 'after-last-round') {
+        const lastRound = new RegExp(`^round ${ROUNDS}: aggregated|^resuming from checkpoint .*"round":${ROUNDS}[,}]`);
+        const reached = await coord.waitFor(lastRound).then(() => true, () => false);
+        if (!reached) break;
+      } else await coordinatorUrl(coord).catch(() => undefined);
+      const timer = new Promise<'timer'>((r) => setTimeout(() => r('timer'), k.delayMs));
+      if ((await Promise.race([timer, coord.exited])) !== 'timer' || coord.child.exitCode !== null) break;
+      kills.push({ ...k, phase: lastOutput(coord) });
+      coord.kill('SIGKILL');
+      await coord.exited;
+      coord = startCoordinatorProcess([...args, '--port', new URL(url).port]);
+      procs.push(coord);
+      process.stderr.write(`  kill ${kills.length}: ${k.mode} +${k.delayMs} ms after "${kills.at(-1)!.phase}"\n`);
+    }
+    const lastExit = await coord.exited;
+    const sitesExit = await Promise.all(sites.map((s) => s.exited));
+    return { kills, lastExit, sitesExit, folder: await inspect(out), wallMs: Date.now() - started };
+  } finally {
+    await stopAll(procs);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function main(): Promise<void> {
+  const load = [loadavg()[0]];
+  const base = await trial([]);
+  if (base.folder.problems.length > 0 || base.lastExit !== 0) throw new Error(`the uninterrupted run is not complete: ${base.folder.problems.join('; ')}`);
+  process.stderr.write(`uninterrupted run: ${base.wallMs} ms\n`);
+  const trials: Trial[] = [];
+  const killsSoFar = (): number => trials.reduce((a, t) => a + t.kills.length, 0);
+  for (let i = 0; killsSoFar() < KILLS && i < KILLS; i++) {
+    // Per run: kills anywhere (0-8 s after the incarnation listens), and on every other run one after the last round.
+    const plan: Omit<Kill, 'phase'>[] = Array.from({ length: PER_RUN - 1 }, () => ({ mode: 'anywhere' as const, delayMs: Math.round(rng.next() * 8000) }));
+    plan.unshift({ mode: i % 2 === 0 ? 'after-last-round' : 'anywhere', delayMs: Math.round(rng.next() * (i % 2 === 0 ? 1500 : 8000)) });
+    const t = await trial(plan);
+    trials.push(t);
+    const bad = problemsOf(t, base);
+    process.stderr.write(`run ${i + 1}: ${t.kills.length} kill(s), ${Math.round(t.wallMs / 1000)} s: ${bad.length ? bad.join('; ') : 'complete and equal'}\n`);
+    load.push(loadavg()[0]);
+  }
+  const failed = trials.map((t) => ({ t, bad: problemsOf(t, base) })).filter((x) => x.bad.length > 0);
+  console.log(
+    JSON.stringify(
+      {
+        command: `node --import tsx scripts/reliability-kill.ts --kills ${KILLS} --per-run ${PER_RUN} --rounds ${ROUNDS} --seed ${o.seed}`,
+        date: new Date().toISOString(),
+        loadAverage1m: { min: Math.min(...load), max: Math.max(...load) },
+        uninterrupted: { wallMs: base.wallMs, rounds: base.folder.rounds, files: base.folder.files, tensors: base.folder.tensors },
+        runs: trials.length,
+        kills: killsSoFar(),
+        killsAfterLastRound: trials.reduce((a, t) => a + t.kills.filter((k) => k.mode === 'after-last-round').length, 0),
+        runsCompleteAndEqual: trials.length - failed.length,
+        failures: failed.map(({ t, bad }) => ({ kills: t.kills, problems: bad })),
+        killPoints: trials.flatMap((t) => t.kills.map((k) => `${k.mode} +${k.delayMs} ms: ${k.phase}`)),
+      },
+      null,
+      2,
+    ),
+  );
+  if (failed.length > 0) process.exitCode = 1;
+}
+
+function problemsOf(t: Trial, base: Trial): string[] {
+  const bad = [...t.folder.problems];
+  if (t.lastExit !== 0) bad.push(`the last coordinator exited ${t.lastExit}`);
+  if (t.sitesExit.some((e) => e !== 0)) bad.push(`sites exited ${t.sitesExit.join(',')}`);
+  if (JSON.stringify(t.folder.rounds) !== JSON.stringify(base.folder.rounds)) bad.push(`rounds ${t.folder.rounds.join(',')}`);
+  if (JSON.stringify(t.folder.files) !== JSON.stringify(base.folder.files)) bad.push(`files ${t.folder.files.join(',')}`);
+  if (JSON.stringify(t.folder.tensors) !== JSON.stringify(base.folder.tensors)) bad.push(`tensors ${t.folder.tensors.join(',')}`);
+  return bad;
+}
+
+await main();
