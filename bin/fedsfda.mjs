@@ -3,5 +3,15 @@
 import { register } from 'tsx/esm/api';
 
 register();
-const { main } = await import('./cli.ts');
-await main(process.argv);
+let cli;
+try {
+  cli = await import('./cli.ts');
+} catch (err) {
+  // A dependency added since the last install (e.g. after `git pull`): say what to run instead of a loader stack.
+  const pkg = err?.code === 'ERR_MODULE_NOT_FOUND' ? /Cannot find package '([^']+)'/.exec(String(err.message))?.[1] : undefined;
+  if (pkg === undefined) throw err;
+  const root = new URL('..', import.meta.url).pathname;
+  process.stderr.write(`fedsfda: [MISSING_DEPENDENCY] package '${pkg}' is not installed: run \`npm install\` in ${root}\n`);
+  process.exit(1);
+}
+await cli.main(process.argv);
