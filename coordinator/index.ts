@@ -48,6 +48,7 @@ export {
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
+  PRIVACY_LEDGER_FILE,
   type Checkpoint,
   type CheckpointUpdate,
   type RunManifest,

@@ -11,6 +11,7 @@ export {
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
+  PRIVACY_LEDGER_FILE,
   type RunManifest,
   type RunStatistics,
   type ArtifactReport,

@@ -50,8 +50,11 @@ export const statisticsDpConfigSchema = z
      * over classes by its own fractions), so that integer counts keep their precision. Default: the data's pixels.
      */
     unitPixels: z.number().int().min(1).optional(),
-    /** central: the coordinator adds the noise; distributed: the sites add discrete Gaussian shares (default). */
-    mode: z.enum(['central', 'distributed']).default('distributed'),
+    /**
+     * central: the coordinator adds the noise to the unmasked sum (trusted coordinator); distributed: the sites add
+     * discrete Gaussian shares before masking. Default: distributed when training uses secure aggregation, else central.
+     */
+    mode: z.enum(['central', 'distributed']).optional(),
     /** Distributed: calibrate the shares for this many survivors (default: the sites in the sum). */
     minSurvivors: z.number().int().min(1).optional(),
     /** Refuse to release when training + statistics together would exceed this epsilon (at `delta`). */
