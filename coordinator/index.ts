@@ -49,6 +49,7 @@ export {
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
   PRIVACY_LEDGER_FILE,
+  checkStatisticsBudget,
   type Checkpoint,
   type CheckpointUpdate,
   type RunManifest,

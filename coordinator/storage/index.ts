@@ -12,6 +12,7 @@ export {
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
   PRIVACY_LEDGER_FILE,
+  checkStatisticsBudget,
   type RunManifest,
   type RunStatistics,
   type ArtifactReport,

@@ -215,15 +215,31 @@ function dpStatisticsRun(source: ArtifactSource, s: z.output<typeof runStatistic
     trainingEvents: training?.events ?? [],
     delta: settings.delta,
   };
-  if (settings.maxTotalEpsilon !== undefined) {
-    // Before any release: the Gaussian releases at z (q = 1) composed with what training spent.
-    const planned: PrivacyEvent[] = Array.from({ length: releases }, (_, i) => ({ mechanism: 'sampled-gaussian', label: `stats/planned-${i}`, samplingRate: 1, noiseMultiplier: run.noiseMultiplier, steps: 1 }));
-    const total = composeRunPrivacy(run.trainingEvents, planned, settings.delta).epsilon;
-    if (total > settings.maxTotalEpsilon) {
-      throw new PrivacyError('budget-exceeded', `training (epsilon ${composeRunPrivacy(run.trainingEvents, [], settings.delta).epsilon.toFixed(3)}) and ${releases} statistics release(s) at noise multiplier ${run.noiseMultiplier.toFixed(3)} spend epsilon ${total.toFixed(3)} > maxTotalEpsilon ${settings.maxTotalEpsilon}: nothing released`);
-    }
-  }
+  // Before any release: what training spent, composed with the planned statistics releases.
+  checkStatisticsBudget(run.trainingEvents, s);
   return run;
+}
+
+/**
+ * Throws PrivacyError('budget-exceeded') when `training` (events spent or planned) and the statistics releases the
+ * config plans (Gaussian at z, q = 1, one per statistic) compose to more than `maxTotalEpsilon`. A run calls it before
+ * it starts (with the training's planned events: simulations/runner/run-folder.ts) and again before the release.
+ */
+export function checkStatisticsBudget(training: readonly PrivacyEvent[], statistics: RunStatistics): void {
+  const s = runStatisticsSchema.parse(statistics);
+  const settings = s.differentialPrivacy;
+  if (settings?.maxTotalEpsilon === undefined) return;
+  const releases = (s.sourceStats ? 1 : 0) + (s.classHistogram ? 1 : 0);
+  const z = statisticsNoiseMultiplier(settings, Math.max(1, releases));
+  const planned: PrivacyEvent[] = Array.from({ length: releases }, (_, i) => ({ mechanism: 'sampled-gaussian', label: `stats/planned-${i}`, samplingRate: 1, noiseMultiplier: z, steps: 1 }));
+  const total = composeRunPrivacy(training, planned, settings.delta).epsilon;
+  if (total > settings.maxTotalEpsilon) {
+    const trained = composeRunPrivacy(training, [], settings.delta).epsilon;
+    throw new PrivacyError(
+      'budget-exceeded',
+      `training (epsilon ${trained.toFixed(3)}) and ${releases} statistics release(s) at noise multiplier ${z.toFixed(3)} spend epsilon ${total.toFixed(3)} > maxTotalEpsilon ${settings.maxTotalEpsilon} (delta ${settings.delta}): nothing released`,
+    );
+  }
 }
 
 /** The guarantee a released statistic carries, written into its file (`privacy`). */
