@@ -10,10 +10,18 @@ import { engineMode, plansEnabled } from './plan/unet-binding.ts';
 import { symmetricBackend } from '../../protocol/sodium.ts';
 import { u32Folder } from '../../protocol/secagg/u32-simd.ts';
 
+/**
+ * The convolution/GEMM code of the native addon. No BLAS or oneDNN is linked: on the project machine Debian's
+ * OpenBLAS 0.3.21 (it takes the Zen 5 for a Haswell: AVX2 kernels) ran the plans' GEMM shapes 1.4-3x slower than
+ * these kernels before counting im2col, and oneDNN 2.6 (PyTorch's, NHWC) was within ~15% of them either way per
+ * layer (BENCHMARKS.md, engine section), so one code path stays.
+ */
+export const NATIVE_GEMM = "fedsfda's own register-blocked direct convolution/GEMM kernels (no BLAS linked)";
+
 /** Which kernels model code runs on: compiled plans (fedsfda-native) or the backend's tfjs kernels op by op. */
 export function kernelInfo(info: EngineInfo): string {
-  if (plansEnabled()) return `compiled plans: U-Net steps as one native run (direct NHWC convolutions, ${info.simdDetail}, ${info.threads} threads); FEDSFDA_ENGINE=ops selects tfjs op by op`;
-  if (info.backend === 'fedsfda-native' && engineMode() === 'ops') return 'tfjs op by op on the native kernels (FEDSFDA_ENGINE=ops)';
+  if (plansEnabled()) return `compiled plans: U-Net steps as one native run (direct NHWC convolutions, ${info.simdDetail}, ${info.threads} threads; ${NATIVE_GEMM}); FEDSFDA_ENGINE=ops selects tfjs op by op`;
+  if (info.backend === 'fedsfda-native' && engineMode() === 'ops') return `tfjs op by op on the native kernels (FEDSFDA_ENGINE=ops; ${NATIVE_GEMM})`;
   return `tfjs op by op on ${info.backend} (compiled plans need fedsfda-native)`;
 }
 
