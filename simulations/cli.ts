@@ -1,9 +1,11 @@
 /** `fedsfda simulate`: runs a scenario file (the embedded default when none is given). */
 import { InvalidArgumentError, type Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/create-strategy.ts';
 import { getLogger } from '../protocol/common/index.ts';
+import { embeddedScenarioNames, resolveScenarioArg } from './embedded-scenarios.ts';
 import { loadScenarioFile, parseFederatedScenario, ScenarioError, type FederatedScenario } from './scenario.ts';
 
 function strategyList(v: string): StrategyName[] {
@@ -85,11 +87,12 @@ export function registerSimulateCommands(program: Command): void {
   program
     .command('simulate')
     .description('simulate several hospitals on this machine (separate processes over loopback) and report Dice per site')
-    .option('-c, --config <file>', 'scenario file (JSON)', DEFAULT_SCENARIO)
+    .option('-c, --config <file>', 'scenario file (JSON), or the name of an embedded one (default, mricron, secure, sfda-benchmark, ...: usable from any folder)', (v: string) => resolveScenarioArg(v), DEFAULT_SCENARIO)
     .option('-o, --out <dir>', 'output directory (summary.json, history.json, checkpoints, keys)', 'runs/latest')
     .option('--compare <strategies>', `federated scenarios: run once per strategy (comma-separated: ${STRATEGY_NAMES.join(', ')}) into OUT/<strategy>/ and print one comparison table`, strategyList)
     .option('--proximal-mu <mu>', "FedProx's proximal coefficient for --compare (default: the scenario's)", nonNegative)
     .action(async (opts: { config: string; out: string; compare?: StrategyName[]; proximalMu?: number }) => {
+      if (!existsSync(opts.config)) throw new ScenarioError(opts.config, `no such file (embedded scenarios, usable by name from any folder: ${embeddedScenarioNames().join(', ')})`);
       const { kind, raw, text } = await loadScenarioFile(opts.config);
       if (opts.compare && kind !== 'federated') throw new ScenarioError(opts.config, '--compare needs a federated scenario');
       switch (kind) {

@@ -14,7 +14,8 @@ import type { SecAggReply } from '../protocol/secagg/index.ts';
 import { runSite } from '../site-agent/client/index.ts';
 import { initEngine } from '../site-agent/engine/index.ts';
 import { createUNet, type UNetConfig } from '../site-agent/model/index.ts';
-import { asLocalTrainer, splitByCase, UNetTrainer } from '../site-agent/trainer/index.ts';
+import { asLocalTrainer, UNetTrainer } from '../site-agent/client/index.ts';
+import { splitByCase } from '../site-agent/data/index.ts';
 import { generateSiteData } from '../simulations/phantoms/index.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];

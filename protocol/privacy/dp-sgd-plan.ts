@@ -9,7 +9,7 @@
  * steps per epoch = ceil(N / batch size), so the expected batch is about the configured batch size. Accounting: each
  * step is one sampled Gaussian mechanism at (q, sigma) (Mironov, Talwar, Zhang 2019), composed in the site's ledger.
  * This file plans a run (calibrates sigma for a target epsilon, refuses a plan over budget); the training loop is
- * site-agent/train/dp-sgd.ts. Pure: no tfjs.
+ * site-agent/training/dp-sgd.ts. Pure: no tfjs.
  */
 import { z } from 'zod';
 import { calibrateNoiseMultiplier, sampledGaussianEpsilon } from './calibrate.ts';

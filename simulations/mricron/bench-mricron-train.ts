@@ -11,8 +11,8 @@ import { join } from 'node:path';
 import { loadSiteDataset } from '../../site-agent/data/dataset/load-site-dataset.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/unet.ts';
-import { evaluateDice } from '../../site-agent/train/evaluate-dice.ts';
-import { trainLocal } from '../../site-agent/train/train-local.ts';
+import { evaluateDice } from '../../site-agent/evaluation/index.ts';
+import { trainLocal } from '../../site-agent/training/index.ts';
 import { selectCases } from '../partition/partition-item.ts';
 
 function arg(name: string, fallback: string): string {

@@ -2,7 +2,7 @@
  * What the partitioners split: cases (volumes), each with per-class pixel counts and optionally the
  * scanner it came from. Splitting by case (never by slice) keeps a patient on one site.
  */
-import { selectCases as selectCaseSet } from '../../site-agent/trainer/split-by-case.ts';
+import { selectCases as selectCaseSet } from '../../site-agent/data/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 
 export interface PartitionItem {

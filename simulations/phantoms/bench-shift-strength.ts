@@ -9,8 +9,8 @@
  */
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/unet.ts';
-import { evaluateDice } from '../../site-agent/train/evaluate-dice.ts';
-import { trainLocal } from '../../site-agent/train/train-local.ts';
+import { evaluateDice } from '../../site-agent/evaluation/index.ts';
+import { trainLocal } from '../../site-agent/training/index.ts';
 import { generateSiteData } from './generate-site-data.ts';
 import { resolveScannerShift, SCANNER_PRESET_NAMES, type ScannerPresetName } from './scanner-shift.ts';
 

@@ -9,7 +9,7 @@ import type { RoundRecord } from '../../coordinator/index.ts';
 import { decodeWeightSet } from '../../protocol/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { formatDistance, overlayPng, type ReportChart, type ReportOverlay, type ResultsReport } from '../../site-agent/report/index.ts';
-import { predict } from '../../site-agent/train/index.ts';
+import { predict } from '../../site-agent/evaluation/index.ts';
 import { buildSiteData } from './site-data.ts';
 import type { SimulationSummary } from './summary.ts';
 

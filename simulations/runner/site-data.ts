@@ -3,7 +3,7 @@
  * training and validation (never by slice: neighbouring slices of one volume are nearly identical).
  */
 import { loadSiteDataset, type SliceDataset } from '../../site-agent/data/index.ts';
-import { selectCases, splitByCase } from '../../site-agent/trainer/index.ts';
+import { selectCases, splitByCase } from '../../site-agent/data/index.ts';
 import { itemsFromSliceDataset, partitionDirichlet, partitionQuantitySkew } from '../partition/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import type { FederatedScenario } from '../scenario.ts';

@@ -8,7 +8,7 @@
 import { createStrategy, type FitResult, type StrategySpec } from '../../coordinator/strategies/index.ts';
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import type { UNet } from '../../site-agent/model/index.ts';
-import { trainLocal } from '../../site-agent/train/index.ts';
+import { trainLocal } from '../../site-agent/training/index.ts';
 import { augmentDataset, type IntensityAugmentOptions } from './intensity-augment.ts';
 
 export interface FederatedSourceConfig {
@@ -56,7 +56,7 @@ export async function trainFederatedSource(unet: UNet, sites: readonly SliceData
         loss: 'ce+dice',
         seed: cfg.seed * 1000 + (r - 1) * 17 + s,
       });
-      // As a real site replies (site-agent/trainer/unet-trainer.ts): its weights and its number of training slices.
+      // As a real site replies (site-agent/client/unet-trainer.ts): its weights and its number of training slices.
       results.push({ siteId: ins.siteId, weights: unet.getWeights(), numExamples: sites[s].n, metrics: { trainLoss: res.meanLoss } });
       lossSum += res.meanLoss;
     }

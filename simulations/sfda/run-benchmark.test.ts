@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { weightedAverageWeightSets } from '../../coordinator/strategies/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
-import { trainLocal } from '../../site-agent/train/index.ts';
+import { trainLocal } from '../../site-agent/training/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import { BENCHMARK_METHODS, formatMethodsTable, parseSfdaBenchmarkConfig, runSfdaBenchmark, SfdaBenchmarkError, trainFederatedSource } from './index.ts';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { adapt, applyCurve, computeSourceStats, evaluateSegmentation, poolSourceStats, toUnlabeled, type AdaptMethod, type AdaptOptions, type IntensityCurve } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
-import { trainLocal } from '../../site-agent/train/index.ts';
+import { trainLocal } from '../../site-agent/training/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { parseSfdaBenchmarkConfig, type SfdaBenchmarkConfig } from './benchmark-config.ts';
 import { trainFederatedSource } from './federated-source.ts';

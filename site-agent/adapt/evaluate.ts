@@ -3,7 +3,8 @@
  * slice thickness is known, scored as one 3D volume [slices, H, W] with spacing [thickness, row, col] mm; otherwise
  * each slice is scored in 2D. Labels enter here only — never the adaptation code path.
  */
-import { aggregateCases, computeMetrics, type AggregateResult, type CaseMetrics } from '../metrics/index.ts';
+import { scoreVolumes } from '../evaluation/index.ts';
+import type { AggregateResult, CaseMetrics } from '../metrics/index.ts';
 import type { UNet } from '../model/index.ts';
 import { predictLabels } from './batching.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -15,7 +16,7 @@ export interface SegmentationEvaluation {
   readonly predictions: Uint8Array;
 }
 
-/** Scores given predictions against labels volume by volume. */
+/** Scores given predictions against labels volume by volume, through the site agent's one scorer. */
 export function scorePredictions(
   images: UnlabeledSlices,
   pred: Uint8Array,
@@ -23,26 +24,9 @@ export function scorePredictions(
   numClasses: number,
   sliceThickness?: number,
 ): Omit<SegmentationEvaluation, 'predictions'> {
-  const px = images.height * images.width;
-  const perCase: { caseId: string; metrics: CaseMetrics }[] = [];
-  let start = 0;
-  while (start < images.n) {
-    let end = start + 1;
-    while (end < images.n && images.caseIds[end] === images.caseIds[start]) end++;
-    const p = pred.subarray(start * px, end * px);
-    const t = labels.subarray(start * px, end * px);
-    if (sliceThickness !== undefined) {
-      const dims = [end - start, images.height, images.width];
-      perCase.push({ caseId: images.caseIds[start], metrics: computeMetrics(p, t, dims, [sliceThickness, ...images.spacing], numClasses) });
-    } else {
-      for (let s = 0; s < end - start; s++) {
-        const m = computeMetrics(p.subarray(s * px, (s + 1) * px), t.subarray(s * px, (s + 1) * px), [images.height, images.width], [...images.spacing], numClasses);
-        perCase.push({ caseId: `${images.caseIds[start]}#${s}`, metrics: m });
-      }
-    }
-    start = end;
-  }
-  return { perCase, summary: aggregateCases(perCase.map((c) => c.metrics)) };
+  const scored = scoreVolumes(pred, labels, { ...images, sliceThickness }, numClasses);
+  const { cases, ...summary } = scored;
+  return { perCase: cases.map((c) => ({ caseId: c.caseId, metrics: c.metrics })), summary };
 }
 
 /** Predicts with running BN statistics and scores per volume. */

@@ -26,7 +26,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { WeightSet } from '../../protocol/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import { createUNet, type BatchNormStats, type UNet } from '../model/index.ts';
-import { ceDiceLoss } from '../train/index.ts';
+import { ceDiceLoss } from '../training/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';

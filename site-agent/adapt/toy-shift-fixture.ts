@@ -6,7 +6,7 @@
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import { computeMetrics } from '../metrics/index.ts';
 import { createUNet, type UNet } from '../model/index.ts';
-import { trainLocal } from '../train/index.ts';
+import { trainLocal } from '../training/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { predictLabels } from './batching.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';

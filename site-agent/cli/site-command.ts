@@ -15,7 +15,8 @@ import { DEFAULT_GIVE_UP_AFTER_MS, DEFAULT_MAX_ATTEMPTS, runSite } from '../clie
 import { getLogger } from '../../protocol/common/index.ts';
 import { loadSiteDataset } from '../data/dataset/index.ts';
 import { initEngine } from '../engine/index.ts';
-import { asLocalTrainer, splitByCase, UNetTrainer } from '../trainer/index.ts';
+import { asLocalTrainer, UNetTrainer } from '../client/index.ts';
+import { splitByCase } from '../data/index.ts';
 import { AuditLog, formatAudit, summarizeAudit } from './audit-log.ts';
 
 function int(name: string, min: number, max: number) {

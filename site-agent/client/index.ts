@@ -8,3 +8,5 @@ export { SiteSecAggState, handleSecAggInstruction, type SecAggSiteContext } from
 export { handleStatisticsInstruction, type StatisticsContext } from './statistics-handler.ts';
 export { PeerKeys, PeerKeyError } from './peer-keys.ts';
 export { backoffDelay, abortableDelay, type BackoffOptions } from './backoff.ts';
+export { UNetTrainer, type UNetTrainerOptions, type FitRequest, type FitOutcome, type EvaluateOutcome } from './unet-trainer.ts';
+export { asLocalTrainer } from './as-local-trainer.ts';

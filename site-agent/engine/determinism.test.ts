@@ -12,8 +12,7 @@ import { loadNativeAddonChecked, type NativeAddon } from './native-addon.ts';
 import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
 import { initEngine, resetEngine } from './select-backend.ts';
 import { createUNet } from '../model/unet.ts';
-import { trainLocal } from '../train/train-local.ts';
-import { makeSquaresDataset } from '../train/squares-fixture.ts';
+import { makeSquaresDataset, trainLocal } from '../training/index.ts';
 
 const load = loadNativeAddonChecked();  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 if (!load.ok) console.warn(`SKIPPING native determinism tests: ${load.reason}`);

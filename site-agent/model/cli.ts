@@ -7,7 +7,7 @@ import { writeFile } from 'node:fs/promises';
 import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { Option, type Command } from 'commander';
 import { initEngine } from '../engine/index.ts';
-import { profileTrainStep } from '../train/profile-train-step.ts';
+import { profileTrainStep } from '../training/index.ts';
 import { ModelError } from './model-error.ts';
 import { readModelManifest, saveModel } from './model-io.ts';
 import { createUNet } from './unet.ts';

@@ -47,7 +47,7 @@ export async function makeStepper(model: BenchModel, engine: BenchEngine, c: Ref
   }
   // Imported lazily: the model and training layers import the engine, so static imports would be cycles.
   const { createUNet } = await import('../../model/index.ts');
-  const { createOptimizer, segmentationLoss } = await import('../../train/index.ts');
+  const { createOptimizer, segmentationLoss } = await import('../../training/index.ts');
   const { compiledUNet } = await import('../plan/unet-binding.ts');
   const unet = createUNet({ inChannels: c.inChannels, numClasses: c.numClasses, baseChannels: c.baseChannels, depth: c.depth }, 1234);
   const t = BENCH_TRAINING.unet;

@@ -4,7 +4,7 @@ import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DP_SGD_METRIC, isPrivacyError, planDpSgd, sampledGaussianEpsilon, seededNoiseSource } from '../../protocol/privacy/index.ts';
 import { createUNet } from '../model/index.ts';
-import { UNetTrainer } from '../trainer/index.ts';
+import { UNetTrainer } from '../client/index.ts';
 import { DpSgdSession } from './dp-sgd-session.ts';
 import { makeSquaresDataset } from './squares-fixture.ts';
 

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { SliceDataset } from '../data/slice-dataset.ts';
-import type { UNet } from '../model/unet.ts';
+import type { SliceDataset } from '../data/index.ts';
+import type { UNet } from '../model/index.ts';
 import { TrainError } from './train-error.ts';
 
 /**

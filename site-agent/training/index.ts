@@ -1,3 +1,4 @@
+/** site-agent/training/: local training of the U-Net (losses, optimizer, batches, trainLocal, DP-SGD, step profile). */
 export { TrainError, type TrainErrorCode } from './train-error.ts';
 export {
   crossEntropyLoss,
@@ -13,6 +14,5 @@ export { makeBatch, checkDataset, checkImages } from './batches.ts';
 export { trainLocal, type TrainConfig, type TrainResult } from './train-local.ts';
 export { trainLocalDpSgd, type DpSgdTrainConfig, type DpSgdTrainResult } from './dp-sgd.ts';
 export { DpSgdSession } from './dp-sgd-session.ts';
-export { predict, predictProbs } from './predict.ts';
-export { evaluateDice, type DiceSummary } from './evaluate-dice.ts';
 export { profileTrainStep, type ProfileOptions, type ProfileResult, type KernelUse } from './profile-train-step.ts';
+export { makeSquaresDataset } from './squares-fixture.ts';

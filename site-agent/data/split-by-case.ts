@@ -2,7 +2,7 @@
  * Training / validation split by case (volume), never by slice: neighbouring slices of one volume are
  * nearly identical, so a slice-level split would leak validation anatomy into training.
  */
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from './slice-dataset.ts';
 
 /** Keeps the slices whose case is in `keep`, in dataset order. */
 export function selectCases(ds: SliceDataset, keep: ReadonlySet<string>): SliceDataset {

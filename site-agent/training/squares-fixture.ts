@@ -1,4 +1,4 @@
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 
 /**

@@ -1,6 +1,6 @@
-import type { SliceDataset } from '../data/slice-dataset.ts';
-import type { UNet } from '../model/unet.ts';
-import { checkDataset } from './batches.ts';
+import type { SliceDataset } from '../data/index.ts';
+import type { UNet } from '../model/index.ts';
+import { checkDataset } from '../training/index.ts';
 import { predict } from './predict.ts';
 
 export interface DiceSummary {

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { setImmediate as setImmediatePromise } from 'node:timers/promises';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
-import type { BatchNormStats, UNet } from '../model/unet.ts';
+import type { WeightSet } from '../../protocol/index.ts';
+import type { SliceDataset } from '../data/index.ts';
+import type { BatchNormStats, UNet } from '../model/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { batchArrays, checkDataset, makeBatch } from './batches.ts';
 import { segmentationLoss, type LossKind } from './losses.ts';

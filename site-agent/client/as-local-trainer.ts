@@ -1,5 +1,5 @@
 /** Adapts the U-Net trainer to the site client's LocalTrainer contract (the wire's FitConfig). */
-import type { LocalTrainer } from '../client/local-trainer.ts';
+import type { LocalTrainer } from './local-trainer.ts';
 import type { UNetTrainer } from './unet-trainer.ts';
 
 export function asLocalTrainer(trainer: UNetTrainer): LocalTrainer {

@@ -3,15 +3,19 @@
  * It owns the site's U-Net and data; only weights and aggregate numbers leave it.
  */
 import { FIT_METRIC, segmentationMetricRecord } from '../../protocol/contracts/index.ts';
-import type { NamedTensor, WeightSet } from '../../protocol/named-tensor.ts';
-import { SOURCE_STATS_REQUEST, sourceStatsToVectors } from '../../protocol/source-stats-vectors.ts';
-import { CLASS_HISTOGRAM_REQUEST, classHistogramToVectors } from '../../protocol/class-histogram-vectors.ts';
-import { computeSourceStats } from '../adapt/source-stats.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
-import { evaluateVolumes } from '../evaluate/evaluate-volumes.ts';
-import { createUNet, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
-import { DpSgdSession, trainLocal, type TrainConfig, type TrainResult } from '../train/index.ts';
-import { inferUNetConfig } from '../model/infer-config.ts';
+import {
+  CLASS_HISTOGRAM_REQUEST,
+  classHistogramToVectors,
+  SOURCE_STATS_REQUEST,
+  sourceStatsToVectors,
+  type NamedTensor,
+  type WeightSet,
+} from '../../protocol/index.ts';
+import { computeSourceStats } from '../adapt/index.ts';
+import type { SliceDataset } from '../data/index.ts';
+import { evaluateVolumes } from '../evaluation/index.ts';
+import { createUNet, inferUNetConfig, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
+import { DpSgdSession, trainLocal, type TrainConfig, type TrainResult } from '../training/index.ts';
 
 export interface UNetTrainerOptions {
   /** The architecture; when absent it is read from the first global model received (inferUNetConfig). */
@@ -31,7 +35,7 @@ export interface UNetTrainerOptions {
   /** Called after every local step (progress reporting). */
   readonly onStep?: (round: number, step: number, loss: number) => void;
   /**
-   * Sample-level DP-SGD for every fit (site-agent/train/dp-sgd-session.ts; needs the GroupNorm U-Net). Its
+   * Sample-level DP-SGD for every fit (site-agent/training/dp-sgd-session.ts; needs the GroupNorm U-Net). Its
    * accounting rides along the fit metrics (DP_SGD_METRIC) and so reaches the site's audit log.
    */
   readonly dpSgd?: DpSgdSession;

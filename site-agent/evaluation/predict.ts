@@ -1,8 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { planInferBatches, plansEnabled } from '../engine/index.ts';
-import type { UNet } from '../model/unet.ts';
-import { checkImages } from './batches.ts';
-import { TrainError } from './train-error.ts';
+import type { UNet } from '../model/index.ts';
+import { checkImages, TrainError } from '../training/index.ts';
 
 function checkInput(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize: number, fn: string): void {
   checkImages(unet, images, n, h, w, c, fn);

@@ -1,7 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
-import type { SliceDataset } from '../data/slice-dataset.ts';
-import { createUNet } from '../model/unet.ts';
-import type { UNetConfig } from '../model/unet-config.ts';
+import type { SliceDataset } from '../data/index.ts';
+import { createUNet, type UNetConfig } from '../model/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import type { LossKind } from './losses.ts';
 import { TrainError } from './train-error.ts';

@@ -1,1 +1,0 @@
-export { evaluateVolumes, scorePredictions, groupByCase, type VolumeEvaluation, type VolumeGroup } from './evaluate-volumes.ts';
