@@ -14,6 +14,7 @@ import {
   bytesEqual,
   fromBase64,
   PROTOCOL_VERSION,
+  type ProtocolError,
   sizeOfShape,
   toHex,
   type MessageOf,
@@ -288,6 +289,7 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
       return sendReply(ch, m, { ok: false, error: { code: 'secagg_refused', reason: `${m.stage} of ${m.sessionId} was already answered for another instruction` } });
     }
     entry = last; // re-issued after a reconnect: the same answer again
+    if (m.stage === 'setup' && m.setup) restartWorkCutByDrop(m.sessionId, m.setup, ctx);
   } else {
     entry = { stage: m.stage, instruction, answer: answerStage(m, ctx), announced: false };
     remember(st.lastAnswers, m.sessionId, entry, MAX_REPLAYABLE);
@@ -300,6 +302,21 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
     entry.announced = true;
     ctx.onMasked(masked.progress);
   }
+}
+
+/**
+ * A setup re-issued on a new connection: local work that failed only because the old connection closed under it (the
+ * model download was cut) starts again here, reading the model the coordinator sends again on this connection.
+ * Training itself is never run twice (`trainOnce` caches by round and model).
+ */
+function restartWorkCutByDrop(sessionId: string, setup: SecAggSetupContext, ctx: SecAggSiteContext): void {
+  const entry = ctx.secagg.sessions.get(sessionId);
+  if (!entry?.work) return;
+  entry.work = entry.work.catch((e: unknown) => {
+    if ((e as ProtocolError)?.code !== 'closed') throw e;
+    return startWork(ctx, sessionId, setup);
+  });
+  entry.work.catch(() => {}); // awaited at collect
 }
 
 function sendReply(ch: SecureChannel, m: MessageOf<'secaggIns'>, reply: SecAggReplyBody): void {
