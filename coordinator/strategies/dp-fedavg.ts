@@ -16,7 +16,7 @@
  * (protocol/privacy ledger). The coordinator holds the un-noised sum for a moment: this mode trusts it. With secure
  * aggregation the sites add the noise themselves (distributed mode, protocol/privacy/distributed-noise.ts).
  */
-import { sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
+import { sizeOfShape, type WeightSet } from '../../protocol/index.ts';
 import { tensorRole } from '../../protocol/contracts/index.ts';
 import {
   ADAPTIVE_CLIPPING_DEFAULTS,
@@ -34,6 +34,7 @@ import {
   type DistributedDpParams,
   type LedgerReport,
   type NoiseSource,
+  type PrivacyEvent,
 } from '../../protocol/privacy/index.ts';
 import { weightedMetricMeans } from './aggregate.ts';
 import type { AggregatedFit, EvaluateInstruction, EvaluateResult, FitInstruction, FitResult, RoundFailure, SiteInfo, Strategy } from './strategy.ts';
@@ -308,6 +309,13 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     }
     const clip = own.get('__dp.clip');
     if (clip !== undefined && clip > 0) this.clip = clip;
+  }
+
+  /** The ledger events of all planned rounds (every site surviving), for budget checks across mechanisms. */
+  plannedEvents(): PrivacyEvent[] {
+    if (this.opts.rounds === 0) return [];
+    const one = this.ddg ? ddgEvent(LABEL, this.ddg, this.opts.sitesPerRound, this.ddg.dim) : { mechanism: 'sampled-gaussian' as const, label: LABEL, samplingRate: this.samplingRate, noiseMultiplier: this.opts.noiseMultiplier, steps: 1 };
+    return [{ ...one, steps: this.opts.rounds }];
   }
 
   privacyStatus(): PrivacyStatus {
