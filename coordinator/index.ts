@@ -48,6 +48,8 @@ export {
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
+  PRIVACY_LEDGER_FILE,
+  checkStatisticsBudget,
   type Checkpoint,
   type CheckpointUpdate,
   type RunManifest,

@@ -30,7 +30,8 @@ import { coordinatorMetrics, type CoordinatorMetrics } from './metrics/index.ts'
 import { MIN_SECURE_SITES, RoundRunner, type RoundEvents, type RoundRecord, type RunOutcome } from './rounds/index.ts';
 import { SiteGateway, SiteRegistry, type SiteEvents } from './sites/index.ts';
 import { CheckpointStore, type Checkpoint } from './storage/index.ts';
-import { hasPrivacyAccounting } from './strategies/index.ts';
+import { composeRunPrivacy, type PrivacyEvent, type RunPrivacyReport } from '../protocol/privacy/index.ts';
+import { hasPrivacyAccounting, type PrivacyStatus } from './strategies/index.ts';
 import {
   PlainFitWorkflow,
   runStatisticsRound,
@@ -139,6 +140,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     },
     finished: () => ({ done: runner.finished, lastRound: runner.round }),
   });
+  // Releases of DP statistics rounds (statisticsRound), composed with the training's ledger in the status.
+  const statisticsReleases: { event: PrivacyEvent; delta: number }[] = [];
   const status = (): CoordinatorStatus =>
     tracker.status({
       stage: runner.stage,
@@ -150,6 +153,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       history: runner.history,
       outcome: runner.outcome,
       privacy: hasPrivacyAccounting(r.strategy) ? r.strategy.privacyStatus() : null,
+      privacyLedger: runPrivacy(hasPrivacyAccounting(r.strategy) ? r.strategy.privacyStatus() : null, statisticsReleases),
     });
   const server = await startServer({
     host: opts.host ?? '127.0.0.1',
@@ -161,13 +165,24 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     beforeListen: (http) => gate.attach(http),
     onSocket: (socket) => gateway.accept(socketIoServerTransport(socket)),
   });
-  handle = makeHandle({ opts, r, runner, registry, tracker, metrics, gateway, server, status, events });
+  handle = makeHandle({ opts, r, runner, registry, tracker, metrics, gateway, server, status, events, statisticsReleases });
   // Rounds start only once the handle exists, so hooks that receive it (afterRounds) can never see it missing.
   if (opts.autoStart !== false) void handle.start();
   return handle;
 }
 
+/**
+ * The run's whole privacy ledger: training (DP-FedAvg) and statistics releases composed in RDP, at the training's
+ * delta (the statistics' when training is not DP); null when nothing is DP.
+ */
+function runPrivacy(training: PrivacyStatus | null, statistics: readonly { event: PrivacyEvent; delta: number }[]): RunPrivacyReport | null {
+  if (!training && statistics.length === 0) return null;
+  const delta = training?.delta ?? statistics[0].delta;
+  return composeRunPrivacy(training?.events ?? [], statistics.map((s) => s.event), delta);
+}
+
 interface HandleParts {
+  statisticsReleases: { event: PrivacyEvent; delta: number }[];
   opts: CoordinatorOptions;
   r: ResolvedOptions;
   runner: RoundRunner;
@@ -237,7 +252,7 @@ async function statisticsRound(p: HandleParts, request: StatisticsRequest, signa
     if (signal.aborted) throw new CoordinatorError('stopped', 'coordinator stopped');
     r.logger.warn({ code: 'statistics_quorum_timeout', want, connected: registry.size, err: e.message }, 'statistics round starts without its quorum of sites');
   });
-  return runStatisticsRound(
+  const result = await runStatisticsRound(
     {
       registry,
       enrollment: opts.enrollment,
@@ -252,4 +267,6 @@ async function statisticsRound(p: HandleParts, request: StatisticsRequest, signa
     },
     request,
   );
+  if (result.privacy && request.dp) p.statisticsReleases.push({ event: result.privacy.event, delta: request.dp.delta });
+  return result;
 }

@@ -129,6 +129,12 @@ export const secaggSetupSchema = z.object({
       range: z.literal(true).optional(),
       /** Stage 2: entry i is multiplied by 2^-exponents[i] before masking (aligned with `entries`). */
       exponents: z.array(z.number().int().min(RANGE_MIN_EXP).max(RANGE_MAX_EXP)).max(10_000).optional(),
+      /**
+       * Distributed DP statistics (protocol/privacy/dp-statistics.ts): every site adds N_Z(0, siteSigma^2) to each
+       * quantized noised entry before masking; `scaledSensitivity` (one privacy unit's L2 effect on the scaled sum)
+       * and `delta` let the site account its own release.
+       */
+      noise: z.object({ siteSigma: z.number().positive().max(1e12), scaledSensitivity: z.number().positive().max(1e6), delta: z.number().gt(0).lt(1), label: z.string().min(1).max(128) }).strict().optional(),
     })
     .refine((st) => st.exponents === undefined || st.exponents.length === st.entries.length, 'one exponent per entry')
     .refine((st) => !(st.range && st.exponents), 'a range stage has no exponents')

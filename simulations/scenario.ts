@@ -8,7 +8,7 @@ import { ConfigError, readJsonFile, validateConfig, type ConfigIssue } from '../
 import { secureAggregationConfigSchema } from '../coordinator/index.ts';
 import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
-import { dpSgdConfigSchema } from '../protocol/privacy/index.ts';
+import { dpSgdConfigSchema, statisticsDpConfigSchema } from '../protocol/privacy/index.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
 
 export const siteSpecSchema = z
@@ -130,6 +130,15 @@ export const federatedScenarioSchema = z.object({
      */
     dpSgd: dpSgdConfigSchema.optional(),
   }).strict(),
+  /**
+   * The statistics rounds after the last round (source-stats.json, class-histogram.json): `differentialPrivacy` has
+   * the coordinator config's `statistics.differentialPrivacy` fields (protocol/privacy/dp-statistics.ts); its
+   * `unitPixels` defaults to the scenario's pixels per case (or per slice).
+   */
+  statistics: z.object({
+    confidence: z.number().gt(0).lt(1).default(0.97),
+    differentialPrivacy: statisticsDpConfigSchema.optional(),
+  }).strict().optional(),
 }).strict().superRefine((s, ctx) => {
   if (s.training.dpSgd && s.model.normalization !== 'group') {
     ctx.addIssue({ code: 'custom', path: ['model', 'normalization'], message: 'training.dpSgd needs model.normalization "group": batch norm mixes the slices of a batch, so per-slice gradients (and their clipping) are undefined' });

@@ -4,6 +4,7 @@
  * events and the SecAgg monitor; read with `status()`.
  */
 import type { PrivacyStatus, RoundFailure } from '../strategies/index.ts';
+import type { RunPrivacyReport } from '../../protocol/privacy/index.ts';
 import type { RoundRecord, RunOutcome, Stage } from '../rounds/index.ts';
 import type { SiteConnection, SiteRegistry } from '../sites/index.ts';
 import type { SecAggMonitor, SiteReply } from '../workflows/index.ts';
@@ -30,6 +31,8 @@ export interface StatusBase {
   history: readonly RoundRecord[];
   outcome: RunOutcome | null;
   privacy: PrivacyStatus | null;
+  /** Training and statistics releases composed (start-coordinator.ts), null when nothing is DP. */
+  privacyLedger?: RunPrivacyReport | null;
 }
 
 function timelineEntry(r: RoundRecord): TimelineEntry {
@@ -177,6 +180,7 @@ export class StatusTracker {
       },
       outcome: base.outcome,
       privacy: base.privacy,
+      privacyLedger: base.privacyLedger ?? null,
     };
   }
 }

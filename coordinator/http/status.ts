@@ -11,6 +11,7 @@
 import { z } from 'zod';
 import { roundRecordSchema } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../strategies/index.ts';
+import type { RunPrivacyReport } from '../../protocol/privacy/index.ts';
 
 const metricsSchema = z.record(z.string(), z.number());
 
@@ -105,6 +106,11 @@ export const coordinatorStatusSchema = z.object({
   outcome: runOutcomeSchema.nullable(),
   /** Differential privacy spent so far (epsilon, delta, per release) when the run is DP, else null (coordinator/strategies/dp-fedavg.ts). */
   privacy: z.custom<PrivacyStatus>((v) => typeof v === 'object' && v !== null).nullable(),
+  /**
+   * The run's whole ledger: training and shared-statistics releases composed in RDP (epsilon of each part and the
+   * total), null when nothing is DP (protocol/privacy/dp-statistics.ts).
+   */
+  privacyLedger: z.custom<RunPrivacyReport>((v) => typeof v === 'object' && v !== null).nullable().optional(),
 });
 export type CoordinatorStatus = z.infer<typeof coordinatorStatusSchema>;
 

@@ -11,6 +11,8 @@ export {
   HISTORY_FILE,
   RUN_MANIFEST_FILE,
   PRIVACY_FILE,
+  PRIVACY_LEDGER_FILE,
+  checkStatisticsBudget,
   type RunManifest,
   type RunStatistics,
   type ArtifactReport,

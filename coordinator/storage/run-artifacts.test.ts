@@ -53,7 +53,7 @@ describe('writeRunArtifacts', () => {
   it('without statistics writes only the final model, runs no statistics round', async () => {
     const requests: StatisticsRequest[] = [];
     const r = await writeRunArtifacts(fakeSource(requests), dir);
-    expect(r).toEqual({ finalWeights: 'final-weights.fsws', sourceStats: null, classHistogram: null, failures: [], privacy: null });
+    expect(r).toEqual({ finalWeights: 'final-weights.fsws', sourceStats: null, classHistogram: null, failures: [], privacy: null, privacyLedger: null });
     expect(requests).toEqual([]);
     expect(await readdir(dir)).toEqual(['final-weights.fsws']);
     expect(decodeWeightSet(new Uint8Array(await readFile(join(dir, 'final-weights.fsws'))))).toEqual(WEIGHTS);

@@ -20,6 +20,21 @@ import {
   type WeightSet,
 } from '../../protocol/index.ts';
 import { headDimensions, type RoundRecord } from '../../protocol/contracts/index.ts';
+import {
+  composeRunPrivacy,
+  cryptoNoiseSource,
+  PrivacyError,
+  postProcessDpSourceStats,
+  seededNoiseSource,
+  statisticsDpConfigSchema,
+  statisticsDpToConfig,
+  statisticsNoiseMultiplier,
+  unscaleClassHistogramSums,
+  unscaleSourceStatsSums,
+  type PrivacyEvent,
+  type RunPrivacyReport,
+  type StatisticsDpSettings,
+} from '../../protocol/privacy/index.ts';
 import type { PrivacyStatus } from '../strategies/index.ts';
 import { writeFileAtomic } from '../../protocol/common/index.ts';
 import type { RunOutcome } from '../rounds/index.ts';
@@ -32,6 +47,8 @@ export const HISTORY_FILE = 'history.json';
 export const RUN_MANIFEST_FILE = 'run.json';
 /** What the run spent in differential privacy (the coordinator status's `privacy`), when the run is DP. */
 export const PRIVACY_FILE = 'privacy.json';
+/** The whole ledger (training and statistics composed; RunPrivacyReport), when anything is DP. */
+export const PRIVACY_LEDGER_FILE = 'privacy-ledger.json';
 
 /** The `statistics` block of a coordinator config / what the simulation passes. */
 export const runStatisticsSchema = z
@@ -46,6 +63,12 @@ export const runStatisticsSchema = z
     classHistogram: z.boolean().default(true),
     /** Max-softmax threshold for the confident latent moments of the source statistics. */
     confidence: z.number().gt(0).lt(1).default(0.97),
+    /**
+     * Differential privacy of both statistics (protocol/privacy/dp-statistics.ts): per-unit (case or slice) bounded
+     * contributions, Gaussian noise, accounted with the training in one ledger; the guarantee is written into
+     * source-stats.json and class-histogram.json (`privacy`). Without it the statistics carry no DP guarantee.
+     */
+    differentialPrivacy: statisticsDpConfigSchema.optional(),
   })
   .strict();
 export type RunStatistics = z.input<typeof runStatisticsSchema>;
@@ -58,8 +81,8 @@ export interface ArtifactSource {
   history?(): RoundRecord[];
   /** Whether the run trained (run-checks.ts); statistics of a run that did not are skipped. */
   outcome?(): RunOutcome | null;
-  /** The coordinator status; its `privacy` (DP runs) is written to privacy.json. */
-  status?(): { privacy: PrivacyStatus | null };
+  /** The coordinator status; its `privacy` (DP runs) is written to privacy.json, its `privacyLedger` to privacy-ledger.json. */
+  status?(): { privacy: PrivacyStatus | null; privacyLedger?: RunPrivacyReport | null; secureAggregation?: { enabled: boolean } };
 }
 
 export interface ArtifactReport {
@@ -70,6 +93,8 @@ export interface ArtifactReport {
   failures: { artifact: 'source-stats' | 'class-histogram'; reason: string }[];
   /** privacy.json when the run is differentially private, else null. */
   privacy: string | null;
+  /** privacy-ledger.json (training + statistics composed) when anything is DP. */
+  privacyLedger: string | null;
 }
 
 /**
@@ -88,6 +113,7 @@ export const runManifestSchema = z
       classHistogram: z.object({ file: z.string(), sites: z.array(z.string()), heterogeneity: z.number() }).nullable(),
       failures: z.array(z.object({ artifact: z.enum(['source-stats', 'class-histogram']), reason: z.string() })),
       privacy: z.string().nullable().default(null),
+      privacyLedger: z.string().nullable().default(null),
     }),
     writtenAt: z.string(),
   })
@@ -131,7 +157,7 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
   }
   const final = source.weights();
   await writeFileAtomic(join(outDir, FINAL_WEIGHTS_FILE), encodeWeightSet(final));
-  const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [], privacy: null };
+  const report: ArtifactReport = { finalWeights: FINAL_WEIGHTS_FILE, sourceStats: null, classHistogram: null, failures: [], privacy: null, privacyLedger: null };
   const outcome = source.outcome?.() ?? null;
   if (s && outcome && !outcome.ok) {
     const reason = `not computed: the run did not train (${outcome.reason})`;
@@ -140,10 +166,16 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
   } else if (s) {
     await writeStatistics(source, outDir, s, final, report);
   }
-  const privacy = source.status?.().privacy ?? null;
+  const status = source.status?.();
+  const privacy = status?.privacy ?? null;
   if (privacy) {
     await writeFileAtomic(join(outDir, PRIVACY_FILE), JSON.stringify(privacy, null, 2));
     report.privacy = PRIVACY_FILE;
+  }
+  const ledger = status?.privacyLedger ?? null;
+  if (ledger) {
+    await writeFileAtomic(join(outDir, PRIVACY_LEDGER_FILE), JSON.stringify(ledger, null, 2));
+    report.privacyLedger = PRIVACY_LEDGER_FILE;
   }
   if (history) {
     await writeFileAtomic(join(outDir, HISTORY_FILE), JSON.stringify(history, null, 2));
@@ -151,6 +183,96 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
     await writeFileAtomic(join(outDir, RUN_MANIFEST_FILE), JSON.stringify(manifest, null, 2));
   }
   return report;
+}
+
+/** The DP settings of one statistics run: mode, noise multiplier (calibrated over the releases), and the budget check. */
+interface DpStatisticsRun {
+  readonly settings: StatisticsDpSettings;
+  readonly mode: 'central' | 'distributed';
+  readonly noiseMultiplier: number;
+  readonly unitPixels: number;
+  readonly trainingEvents: readonly PrivacyEvent[];
+  readonly delta: number;
+}
+
+/** Default nominal pixels of a privacy unit when the config gives none (only sets the count units' precision). */
+const DEFAULT_UNIT_PIXELS = 4096;
+
+function dpStatisticsRun(source: ArtifactSource, s: z.output<typeof runStatisticsSchema>): DpStatisticsRun | null {
+  const settings = s.differentialPrivacy;
+  if (!settings) return null;
+  const releases = (s.sourceStats ? 1 : 0) + (s.classHistogram ? 1 : 0);
+  const status = source.status?.();
+  const training = status?.privacy ?? null;
+  if (training && training.delta !== settings.delta) {
+    throw new PrivacyError('bad-argument', `statistics delta ${settings.delta} differs from the training's ${training.delta}: one ledger needs one delta`);
+  }
+  const run: DpStatisticsRun = {
+    settings,
+    mode: settings.mode ?? (status?.secureAggregation?.enabled ? 'distributed' : 'central'),
+    noiseMultiplier: statisticsNoiseMultiplier(settings, Math.max(1, releases)),
+    unitPixels: settings.unitPixels ?? DEFAULT_UNIT_PIXELS,
+    trainingEvents: training?.events ?? [],
+    delta: settings.delta,
+  };
+  // Before any release: what training spent, composed with the planned statistics releases.
+  checkStatisticsBudget(run.trainingEvents, s);
+  return run;
+}
+
+/**
+ * Throws PrivacyError('budget-exceeded') when `training` (events spent or planned) and the statistics releases the
+ * config plans (Gaussian at z, q = 1, one per statistic) compose to more than `maxTotalEpsilon`. A run calls it before
+ * it starts (with the training's planned events: simulations/runner/run-folder.ts) and again before the release.
+ */
+export function checkStatisticsBudget(training: readonly PrivacyEvent[], statistics: RunStatistics): void {
+  const s = runStatisticsSchema.parse(statistics);
+  const settings = s.differentialPrivacy;
+  if (settings?.maxTotalEpsilon === undefined) return;
+  const releases = (s.sourceStats ? 1 : 0) + (s.classHistogram ? 1 : 0);
+  const z = statisticsNoiseMultiplier(settings, Math.max(1, releases));
+  const planned: PrivacyEvent[] = Array.from({ length: releases }, (_, i) => ({ mechanism: 'sampled-gaussian', label: `stats/planned-${i}`, samplingRate: 1, noiseMultiplier: z, steps: 1 }));
+  const total = composeRunPrivacy(training, planned, settings.delta).epsilon;
+  if (total > settings.maxTotalEpsilon) {
+    const trained = composeRunPrivacy(training, [], settings.delta).epsilon;
+    throw new PrivacyError(
+      'budget-exceeded',
+      `training (epsilon ${trained.toFixed(3)}) and ${releases} statistics release(s) at noise multiplier ${z.toFixed(3)} spend epsilon ${total.toFixed(3)} > maxTotalEpsilon ${settings.maxTotalEpsilon} (delta ${settings.delta}): nothing released`,
+    );
+  }
+}
+
+/** The guarantee a released statistic carries, written into its file (`privacy`). */
+function releaseMetadata(dp: DpStatisticsRun, released: PrivacyEvent[], own: PrivacyEvent) {
+  const run = composeRunPrivacy(dp.trainingEvents, released, dp.delta);
+  return {
+    mechanism: own.mechanism === 'distributed-discrete-gaussian' ? ('distributed-discrete-gaussian' as const) : ('gaussian' as const),
+    unit: dp.settings.unit,
+    epsilon: composeRunPrivacy([], [own], dp.delta).epsilon,
+    delta: dp.delta,
+    runEpsilon: run.epsilon,
+    noiseMultiplier: dp.noiseMultiplier,
+    maxUnitsPerSite: dp.settings.maxUnitsPerSite,
+    featureClip: dp.settings.featureClip,
+    activationClip: dp.settings.activationClip,
+    unitPixels: dp.unitPixels,
+  };
+}
+
+function dpRequestFor(dp: DpStatisticsRun, name: string): Pick<StatisticsRequest, 'dp' | 'config'> {
+  const seed = dp.settings.seed;
+  return {
+    config: statisticsDpToConfig({ unit: dp.settings.unit, maxUnits: dp.settings.maxUnitsPerSite, featureClip: dp.settings.featureClip, activationClip: dp.settings.activationClip, unitPixels: dp.unitPixels, delta: dp.delta }),
+    dp: {
+      mode: dp.mode,
+      noiseMultiplier: dp.noiseMultiplier,
+      maxUnits: dp.settings.maxUnitsPerSite,
+      delta: dp.delta,
+      label: `stats/${name}`,
+      ...(dp.settings.minSurvivors !== undefined ? { minSurvivors: dp.settings.minSurvivors } : {}),
+      noise: seed !== undefined ? seededNoiseSource(`stats/${name}/${seed}`) : cryptoNoiseSource(),
+    },
+  };
 }
 
 async function writeStatistics(source: ArtifactSource, outDir: string, s: z.output<typeof runStatisticsSchema>, final: WeightSet, report: ArtifactReport): Promise<void> {
@@ -161,6 +283,15 @@ async function writeStatistics(source: ArtifactSource, outDir: string, s: z.outp
     const failures = e instanceof StatisticsRoundError ? e.failures.map((f) => `${f.siteId}: ${f.reason}`) : [];
     return failures.length > 0 ? `${e.message} (${failures.join('; ')})` : e.message;
   };
+  let dp: DpStatisticsRun | null;
+  try {
+    dp = dpStatisticsRun(source, s);
+  } catch (e) {
+    if (s.sourceStats) report.failures.push({ artifact: 'source-stats', reason: reason(e) });
+    if (s.classHistogram) report.failures.push({ artifact: 'class-histogram', reason: reason(e) });
+    return;
+  }
+  if (dp) return writeDpStatistics(source, outDir, s, final, report, dp, reason);
   if (s.sourceStats) {
     try {
       // Sums of squares and outer products of activations have no bound known in advance (a DP-noised model's exceed
@@ -179,6 +310,47 @@ async function writeStatistics(source: ArtifactSource, outDir: string, s: z.outp
       const { sums, included } = await source.runStatisticsRound({ name: CLASS_HISTOGRAM_REQUEST, config: { scale }, clip: 1 });
       const hist = classHistogramFromVectors(sums, { numSites: included.length, scale });
       await writeFileAtomic(join(outDir, CLASS_HISTOGRAM_FILE), JSON.stringify({ ...hist, sites: included }, null, 2));
+      report.classHistogram = { file: CLASS_HISTOGRAM_FILE, sites: included, heterogeneity: hist.heterogeneity };
+    } catch (e) {
+      report.failures.push({ artifact: 'class-histogram', reason: reason(e) });
+    }
+  }
+}
+
+/** Both statistics as DP releases (see dpStatisticsRun); each file says what guarantee it carries. */
+async function writeDpStatistics(
+  source: ArtifactSource,
+  outDir: string,
+  s: z.output<typeof runStatisticsSchema>,
+  final: WeightSet,
+  report: ArtifactReport,
+  dp: DpStatisticsRun,
+  reason: (e: unknown) => string,
+): Promise<void> {
+  const released: PrivacyEvent[] = [];
+  if (s.sourceStats) {
+    try {
+      const req = dpRequestFor(dp, SOURCE_STATS_REQUEST);
+      const { sums, included, privacy } = await source.runStatisticsRound({ name: SOURCE_STATS_REQUEST, config: { ...req.config, confidence: s.confidence }, ...req });
+      if (!privacy) throw new Error('the statistics round did not report its privacy');
+      released.push(privacy.event);
+      const clips = { featureClip: dp.settings.featureClip, activationClip: dp.settings.activationClip };
+      const real = unscaleSourceStatsSums(sums, { scale: privacy.scale, unitPixels: dp.unitPixels, clips });
+      const stats = postProcessDpSourceStats(sourceStatsFromVectors(real, { ...headDimensions(final), confidence: s.confidence, numSites: included.length, scale: 1 }));
+      await writeFileAtomic(join(outDir, SOURCE_STATS_FILE), JSON.stringify({ ...stats, privacy: releaseMetadata(dp, released, privacy.event) }));
+      report.sourceStats = { file: SOURCE_STATS_FILE, sites: included };
+    } catch (e) {
+      report.failures.push({ artifact: 'source-stats', reason: reason(e) });
+    }
+  }
+  if (s.classHistogram) {
+    try {
+      const req = dpRequestFor(dp, CLASS_HISTOGRAM_REQUEST);
+      const { sums, included, privacy } = await source.runStatisticsRound({ name: CLASS_HISTOGRAM_REQUEST, ...req });
+      if (!privacy) throw new Error('the statistics round did not report its privacy');
+      released.push(privacy.event);
+      const hist = classHistogramFromVectors(unscaleClassHistogramSums(sums, { scale: privacy.scale, unitPixels: dp.unitPixels }), { numSites: included.length, scale: 1 });
+      await writeFileAtomic(join(outDir, CLASS_HISTOGRAM_FILE), JSON.stringify({ ...hist, sites: included, privacy: releaseMetadata(dp, released, privacy.event) }, null, 2));
       report.classHistogram = { file: CLASS_HISTOGRAM_FILE, sites: included, heterogeneity: hist.heterogeneity };
     } catch (e) {
       report.failures.push({ artifact: 'class-histogram', reason: reason(e) });

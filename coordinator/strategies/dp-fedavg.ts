@@ -34,6 +34,7 @@ import {
   type DistributedDpParams,
   type LedgerReport,
   type NoiseSource,
+  type PrivacyEvent,
 } from '../../protocol/privacy/index.ts';
 import { weightedMetricMeans } from './aggregate.ts';
 import type { AggregatedFit, EvaluateInstruction, EvaluateResult, FitInstruction, FitResult, RoundFailure, SiteInfo, Strategy } from './strategy.ts';
@@ -308,6 +309,13 @@ export class DpFedAvg implements Strategy, PrivacyAccounting {
     }
     const clip = own.get('__dp.clip');
     if (clip !== undefined && clip > 0) this.clip = clip;
+  }
+
+  /** The ledger events of all planned rounds (every site surviving), for budget checks across mechanisms. */
+  plannedEvents(): PrivacyEvent[] {
+    if (this.opts.rounds === 0) return [];
+    const one = this.ddg ? ddgEvent(LABEL, this.ddg, this.opts.sitesPerRound, this.ddg.dim) : { mechanism: 'sampled-gaussian' as const, label: LABEL, samplingRate: this.samplingRate, noiseMultiplier: this.opts.noiseMultiplier, steps: 1 };
+    return [{ ...one, steps: this.opts.rounds }];
   }
 
   privacyStatus(): PrivacyStatus {

@@ -18,6 +18,8 @@ export {
   StatisticsRoundError,
   type StatisticsRequest,
   type StatisticsResult,
+  type StatisticsDpRelease,
+  type StatisticsPrivacy,
   type StatisticsErrorCode,
   type StatisticsDeps,
 } from './statistics.ts';

@@ -7,7 +7,20 @@
  */
 import type { Enrollment } from '../../protocol/index.ts';
 import {
+  addCentralStatisticsNoise,
+  checkNoiseHeadroom,
+  isNoisedStatistic,
+  isPrivacyError,
+  planStatisticsNoise,
+  statisticsEvent,
+  statisticsUnitBound,
+  type NoiseSource,
+  type PrivacyEvent,
+  type StatisticsNoisePlan,
+} from '../../protocol/privacy/index.ts';
+import {
   exponentsFromRangeSums,
+  maxSafeScaleBits,
   packLayout,
   RANGE_BUCKETS,
   scaleByExponents,
@@ -42,12 +55,42 @@ export interface StatisticsRequest {
   scaled?: boolean;
   scaleBits?: number;
   threshold?: number;
+  /**
+   * Differential privacy of this release (protocol/privacy/dp-statistics.ts). The sites build clipped, scaled per-unit
+   * contributions (their DP request is in `config`, statisticsDpToConfig) whose every value lies in [-1, 1]; the round
+   * runs at clip 1 and is never `scaled` (data-sized ranges would leak). Distributed: each site adds a discrete
+   * Gaussian share before masking; central: the coordinator adds Gaussian noise to the unmasked sum.
+   */
+  dp?: StatisticsDpRelease;
+}
+
+export interface StatisticsDpRelease {
+  readonly mode: 'central' | 'distributed';
+  readonly noiseMultiplier: number;
+  /** The public bound U on units per site: one unit moves the scaled sum by at most 1/U. */
+  readonly maxUnits: number;
+  readonly delta: number;
+  /** Ledger label, e.g. `stats/source-stats`. */
+  readonly label: string;
+  readonly minSurvivors?: number;
+  /** Central mode's noise source (crypto in real runs). */
+  readonly noise: NoiseSource;
+}
+
+/** What a DP release spent and how it was noised. */
+export interface StatisticsPrivacy {
+  readonly event: PrivacyEvent;
+  readonly plan: StatisticsNoisePlan;
+  /** The sites' scale s = 1 / (U Delta), by which the released sums are divided back. */
+  readonly scale: number;
 }
 
 export interface StatisticsResult {
   /** Element-wise sums over `included` sites, by name. */
   sums: Record<string, Float32Array>;
   included: string[];
+  /** Set for a DP release (request.dp). */
+  privacy?: StatisticsPrivacy;
 }
 
 export type StatisticsErrorCode = 'bad-request' | 'not-enough-sites' | 'layout-mismatch' | 'aborted';
@@ -81,7 +124,8 @@ function checkRequest(request: StatisticsRequest, deps: StatisticsDeps): { clip:
   if (typeof request?.name !== 'string' || !/^[A-Za-z0-9._:/-]{1,128}$/.test(request.name)) {
     throw new StatisticsRoundError('bad-request', 'statistics name must be 1-128 characters of [A-Za-z0-9._:/-]');
   }
-  const clip = request.scaled ? 1 : (request.clip ?? deps.secure?.clip);
+  if (request.dp && request.scaled) throw new StatisticsRoundError('bad-request', 'a differentially private statistic cannot be scaled (its ranges would be sized from the data)');
+  const clip = request.scaled || request.dp ? 1 : (request.clip ?? deps.secure?.clip);
   if (clip === undefined) throw new StatisticsRoundError('bad-request', 'no clip range: pass request.clip or configure secureAggregation');
   return { clip };
 }
@@ -153,6 +197,7 @@ export async function runStatisticsRound(deps: StatisticsDeps, request: Statisti
   // One session id for the layout exchange (statsIns) and the masked run that follows it.
   const sessionId = newSessionId('stats');
   const { layout, sites } = await agreeOnLayout(deps, request, sessionId, model, failures);
+  if (request.dp) return dpSum({ deps, request, model, quant, failures }, request.dp, sessionId, sites, layout);
   const run = { deps, request, model, quant, failures };
   if (!request.scaled) return maskedSum(run, { sessionId, siteIds: sites, layout, stage: {} });
   // Scaled: first the exponent bound of every named vector, then the values times 2^-bound (statistic-range.ts).
@@ -170,6 +215,43 @@ export async function runStatisticsRound(deps: StatisticsDeps, request: Statisti
   return { sums: scaleByExponents(values.sums, exponents, 1), included: values.included };
 }
 
+/**
+ * A DP release: the quantization leaves headroom for the noise (checkNoiseHeadroom), the noise is planned for the
+ * sites that agreed on the layout, and the event is accounted with the sites actually in the sum.
+ */
+async function dpSum(run: StatisticsRun, dp: StatisticsDpRelease, sessionId: string, sites: string[], layout: PackLayout): Promise<StatisticsResult> {
+  const names = layout.entries.map((e) => e.name);
+  const dim = layout.entries.filter((e) => isNoisedStatistic(e.name)).reduce((a, e) => a + e.length, 0);
+  let plan: StatisticsNoisePlan;
+  let scale: number;
+  let scaleBits = run.request.scaleBits ?? maxSafeScaleBits(1, sites.length);
+  try {
+    scale = 1 / (statisticsUnitBound(names) * dp.maxUnits);
+    const planFor = (bits: number): StatisticsNoisePlan =>
+      planStatisticsNoise({ mode: dp.mode, noiseMultiplier: dp.noiseMultiplier, scaledSensitivity: 1 / dp.maxUnits, dim, scaleBits: bits, sites: sites.length, ...(dp.minSurvivors !== undefined ? { minSurvivors: Math.min(dp.minSurvivors, sites.length) } : {}) });
+    plan = planFor(scaleBits);
+    // Distributed noise lives inside the 32-bit ring: give up resolution until an 8-sigma excursion cannot wrap.
+    for (;;) {
+      try {
+        if (plan.distributed) checkNoiseHeadroom(2 ** scaleBits, sites.length, plan.distributed.siteSigma);
+        break;
+      } catch (e) {
+        if (!isPrivacyError(e) || scaleBits <= 1) throw e;
+        scaleBits--;
+        plan = planFor(scaleBits);
+      }
+    }
+  } catch (e) {
+    throw new StatisticsRoundError('bad-request', (e as Error).message, run.failures);
+  }
+  const quant = { clip: 1, scaleBits };
+  const noise = plan.distributed ? { siteSigma: plan.distributed.siteSigma, scaledSensitivity: 1 / dp.maxUnits, delta: dp.delta, label: dp.label } : undefined;
+  const result = await maskedSum({ ...run, quant }, { sessionId, siteIds: sites, layout, stage: noise ? { noise } : {} });
+  if (plan.mode === 'central') addCentralStatisticsNoise(result.sums, isNoisedStatistic, plan.centralStd, dp.noise);
+  run.deps.logger.info({ code: 'statistics_dp', name: run.request.name, mode: plan.mode, noiseMultiplier: dp.noiseMultiplier, sites: result.included.length, scaleBits }, 'differentially private statistics released');
+  return { ...result, privacy: { event: statisticsEvent(dp.label, plan, result.included.length), plan, scale } };
+}
+
 interface StatisticsRun {
   deps: StatisticsDeps;
   request: StatisticsRequest;
@@ -182,7 +264,7 @@ interface StatisticsRun {
 /** Step 2: one masked sum over `siteIds` (`stage` marks a range or scaled stage of a scaled round). */
 async function maskedSum(
   run: StatisticsRun,
-  m: { sessionId: string; siteIds: readonly string[]; layout: PackLayout; stage: { range?: true; computedIn?: string; exponents?: number[] } },
+  m: { sessionId: string; siteIds: readonly string[]; layout: PackLayout; stage: { range?: true; computedIn?: string; exponents?: number[]; noise?: { siteSigma: number; scaledSensitivity: number; delta: number; label: string } } },
 ): Promise<StatisticsResult> {
   const { deps, request, model, failures } = run;
   let prepared: PreparedSecAgg;

@@ -42,6 +42,27 @@ export const SourceStatsSchema = z
      * new site are written with these codes.
      */
     labelCodes: z.array(z.number().int().min(0)).optional(),
+    /**
+     * The differential-privacy guarantee of this package when it was released with DP (protocol/privacy/
+     * dp-statistics.ts): (epsilon, delta) of this release alone and of the whole run up to it (training included),
+     * the privacy unit, and the public bounds. Counts are then "pixel equivalents" (each unit weighs `unitPixels`).
+     * Absent: the package carries no DP guarantee.
+     */
+    privacy: z
+      .object({
+        mechanism: z.enum(['gaussian', 'distributed-discrete-gaussian']),
+        unit: z.enum(['case', 'slice']),
+        epsilon: z.number().min(0),
+        delta: z.number().gt(0).lt(1),
+        runEpsilon: z.number().min(0),
+        noiseMultiplier: z.number().positive(),
+        maxUnitsPerSite: z.number().int().min(1),
+        featureClip: z.number().positive(),
+        activationClip: z.number().positive(),
+        unitPixels: z.number().int().min(1),
+      })
+      .strict()
+      .optional(),
     classes: z.array(
       z.object({
         /** Source pixels labelled with this class (the class prior numerator). */

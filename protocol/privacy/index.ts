@@ -70,3 +70,38 @@ export {
   type DpSgdRunShape,
 } from './dp-sgd-plan.ts';
 export { DpGradientAccumulator, poissonSample } from './dp-sgd-step.ts';
+export {
+  statisticsDpConfigSchema,
+  STATISTICS_DP_KEYS,
+  statisticsDpToConfig,
+  statisticsDpFromConfig,
+  privacyUnits,
+  sumClippedUnits,
+  statisticsNoiseMultiplier,
+  planStatisticsNoise,
+  statisticsEvent,
+  addCentralStatisticsNoise,
+  addStatisticsNoiseShare,
+  composeRunPrivacy,
+  type StatisticsDpConfig,
+  type StatisticsDpSettings,
+  type StatisticsDpRequest,
+  type StatisticsNoisePlan,
+  type UnitSum,
+  type RunPrivacyReport,
+} from './dp-statistics.ts';
+export {
+  sourceStatsUnitBound,
+  CLASS_HISTOGRAM_UNIT_BOUND,
+  sourceStatsNameUnit,
+  sourceStatsUnitVector,
+  classHistogramUnitVector,
+  isNoisedStatistic,
+  statisticsUnitBound,
+  statisticsScale,
+  symmetricEigen,
+  unscaleSourceStatsSums,
+  postProcessDpSourceStats,
+  unscaleClassHistogramSums,
+  type SourceStatsClips,
+} from './dp-source-stats.ts';

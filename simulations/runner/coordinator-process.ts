@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createStrategy, installProcessGuards, startCoordinator, writeRunArtifacts, type CoordinatorHandle, type Strategy } from '../../coordinator/index.ts';
 import { getLogger, writeFileAtomic } from '../../protocol/common/index.ts';
 import { decodeWeightSet, Enrollment, loadIdentity } from '../../protocol/index.ts';
+import type { StatisticsDpConfig } from '../../protocol/privacy/index.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
 import { coordinatorEventSchema, emitChildEvent, type CoordinatorEvent } from './child-events.ts';
 import { onStopRequest } from './child-lifecycle.ts';
@@ -41,6 +42,14 @@ function sourcePixelBound(s: FederatedScenario): number {
   return s.data.size * s.data.size * slicesPerSite.reduce((a, b) => a + b, 0);
 }
 
+/** The scenario's DP statistics settings, with unitPixels defaulting to the phantom's pixels per case (or slice). */
+function statisticsPrivacy(s: FederatedScenario): { differentialPrivacy?: StatisticsDpConfig } {
+  const dp = s.statistics?.differentialPrivacy;
+  if (!dp) return {};
+  const perSlice = s.data.size * s.data.size;
+  return { differentialPrivacy: { ...dp, unitPixels: dp.unitPixels ?? (dp.unit === 'slice' ? perSlice : perSlice * s.data.slicesPerCase) } };
+}
+
 async function start(jobFile: string): Promise<{ coord: CoordinatorHandle; outDir: string }> {
   const job = await readJob(jobFile);
   const { raw, text } = await loadScenarioFile(job.scenarioFile);
@@ -65,7 +74,7 @@ async function start(jobFile: string): Promise<{ coord: CoordinatorHandle; outDi
     // a new hospital, and the non-IID report, each statistic computed by every site on its own data and summed
     // (masked, under secure aggregation) — the same artifacts as `fedsfda coordinator --out`.
     afterRounds: async (handle) => {
-      const report = await writeRunArtifacts(handle, job.outDir, { pixelBound: sourcePixelBound(scenario), confidence: 0.97 });
+      const report = await writeRunArtifacts(handle, job.outDir, { pixelBound: sourcePixelBound(scenario), confidence: scenario.statistics?.confidence ?? 0.97, ...statisticsPrivacy(scenario) });
       if (report.sourceStats) emit({ event: 'sourceStats', sites: report.sourceStats.sites });
       if (report.classHistogram) emit({ event: 'classHistogram', sites: report.classHistogram.sites, heterogeneity: report.classHistogram.heterogeneity });
       for (const f of report.failures) emit({ event: f.artifact === 'source-stats' ? 'sourceStatsFailed' : 'classHistogramFailed', message: f.reason });

@@ -5,7 +5,8 @@
  */
 import { access, readFile, writeFile } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
-import { PRIVACY_FILE, type PrivacyStatus } from '../../coordinator/index.ts';
+import { PRIVACY_FILE, PRIVACY_LEDGER_FILE, type PrivacyStatus } from '../../coordinator/index.ts';
+import type { RunPrivacyReport } from '../../protocol/privacy/index.ts';
 import { classHistogramReportInClear, decodeWeightSet, type ClassHistogramReport } from '../../protocol/index.ts';
 import { createUNet, saveModel } from '../../site-agent/model/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
@@ -65,6 +66,12 @@ async function readPrivacy(outDir: string): Promise<PrivacyStatus | null> {
   return (await exists(file)) ? (JSON.parse(await readFile(file, 'utf8')) as PrivacyStatus) : null;
 }
 
+/** privacy-ledger.json (training + statistics composed), or null when nothing is DP. */
+async function readPrivacyLedger(outDir: string): Promise<RunPrivacyReport | null> {
+  const file = join(outDir, PRIVACY_LEDGER_FILE);
+  return (await exists(file)) ? (JSON.parse(await readFile(file, 'utf8')) as RunPrivacyReport) : null;
+}
+
 async function summarize(s: FederatedScenario, outDir: string, startedAt: Date, backend: string, run: FederationOutcome): Promise<SimulationSummary> {
   const histograms = s.sites.map((site) => run.sites.get(site.id)?.classHistogram ?? null);
   return buildSummary({
@@ -90,6 +97,7 @@ async function summarize(s: FederatedScenario, outDir: string, startedAt: Date, 
     })),
     history: run.history,
     privacy: await readPrivacy(outDir),
+    privacyLedger: await readPrivacyLedger(outDir),
     memory: memorySummary(run.memory),
   });
 }

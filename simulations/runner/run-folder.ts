@@ -5,7 +5,7 @@
  */
 import { access, mkdir, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { FedAvg, PRIVACY_FILE, withDifferentialPrivacy } from '../../coordinator/index.ts';
+import { checkStatisticsBudget, FedAvg, PRIVACY_FILE, withDifferentialPrivacy } from '../../coordinator/index.ts';
 import { encodeWeightSet, Enrollment, generateIdentity, publicKeyToString, saveIdentity } from '../../protocol/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
@@ -70,9 +70,9 @@ export async function prepareRunFolder(scenarioFile: string, s: FederatedScenari
     if (signal?.aborted) throw new PreparationInterrupted(`interrupted while preparing ${outDir}`);
   };
   // A DP scenario over its budget (or with impossible DP settings) is refused here, before any process starts.
-  if (s.training.differentialPrivacy) {
-    withDifferentialPrivacy(new FedAvg(), s.training.differentialPrivacy, { rounds: s.training.rounds, enrolledSites: s.sites.length });
-  }
+  const training = s.training.differentialPrivacy ? withDifferentialPrivacy(new FedAvg(), s.training.differentialPrivacy, { rounds: s.training.rounds, enrolledSites: s.sites.length }) : null;
+  // The same for the DP statistics: planned training rounds and statistics releases against maxTotalEpsilon.
+  if (s.statistics?.differentialPrivacy) checkStatisticsBudget(training?.plannedEvents() ?? [], { pixelBound: 1, differentialPrivacy: s.statistics.differentialPrivacy });
   for (const f of PREVIOUS_RESULTS) await rm(join(outDir, f), { recursive: true, force: true });
   const keysDir = join(outDir, 'keys');
   await mkdir(keysDir, { recursive: true });

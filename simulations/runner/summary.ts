@@ -7,6 +7,7 @@ import { formatDistance, tableStyle } from '../../site-agent/report/index.ts';
 import { EVAL_METRIC, metricValue, readDice, type RoundRecord } from '../../protocol/contracts/index.ts';
 import type { PrivacyStatus } from '../../coordinator/strategies/index.ts';
 import type { ClassHistogramReport } from '../../protocol/index.ts';
+import type { RunPrivacyReport } from '../../protocol/privacy/index.ts';
 
 export interface DiceSummary {
   /** Mean over foreground classes of the per-volume Dice, averaged over the site's validation volumes. */
@@ -58,6 +59,11 @@ export interface SimulationSummary {
   readonly nonIid: { readonly secure: ClassHistogramReport | null; readonly inClear: ClassHistogramReport | null };
   /** Differential privacy spent by the run (epsilon, delta, per release; privacy.json), or null without DP. */
   readonly privacy: PrivacyStatus | null;
+  /**
+   * The whole ledger (privacy-ledger.json): training and the shared statistics' releases composed in RDP (each part's
+   * epsilon and the total), or null when nothing is DP.
+   */
+  readonly privacyLedger: RunPrivacyReport | null;
   /** Peak resident memory of the run's processes, as each reported when done (null: not reported, e.g. interrupted). */
   readonly memory: MemorySummary | null;
   /** Unweighted means over sites. */
@@ -103,6 +109,7 @@ export function buildSummary(args: {
   artifacts: SimulationSummary['artifacts'];
   nonIid: SimulationSummary['nonIid'];
   privacy?: PrivacyStatus | null;
+  privacyLedger?: RunPrivacyReport | null;
   scenario: string;
   startedAt: Date;
   backend: string;
@@ -161,6 +168,7 @@ export function buildSummary(args: {
     artifacts: args.artifacts,
     nonIid: args.nonIid,
     privacy: args.privacy ?? null,
+    privacyLedger: args.privacyLedger ?? null,
     memory: args.memory ?? null,
     meanDice: meanOf(sites.map((s) => s.dice.mean)),
     meanUntrainedDice: meanOf(sites.map((s) => s.untrainedDice.mean)),

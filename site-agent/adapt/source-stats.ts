@@ -25,6 +25,11 @@ export interface SourceStatsOptions {
   readonly confidence?: number;
   /** The source's label code of each class (SiteDataset.labelCodes); recorded in the package unless class k is code k. */
   readonly labelCodes?: readonly number[];
+  /**
+   * Clip every pixel's latent feature vector to this L2 norm before its moments are accumulated (differentially
+   * private statistics bound each pixel's contribution this way: protocol/privacy/dp-source-stats.ts). Off by default.
+   */
+  readonly featureClip?: number;
 }
 
 /** Class k's label code in a package (k itself when the package records none). */
@@ -94,7 +99,7 @@ export function computeSourceStats(unet: UNet, data: SliceDataset, opts: SourceS
     });
     const pm = probMax.dataSync();
     const pr = pred.dataSync();
-    const lat = r.latent.dataSync() as Float32Array;
+    const lat = clipRows(r.latent.dataSync() as Float32Array, dim, opts.featureClip);
     const n = idx.length * px;
     const truth = new Uint8Array(n);
     idx.forEach((s, i) => truth.set(data.labels.subarray(s * px, (s + 1) * px), i * px));
@@ -123,6 +128,23 @@ export function computeSourceStats(unet: UNet, data: SliceDataset, opts: SourceS
   if (codes !== undefined && codes.length !== k) throw new AdaptError('STATS_MISMATCH', `${codes.length} label codes for a ${k}-class model`);
   const labelCodes = codes && codes.some((c, i) => c !== i) ? { labelCodes: [...codes] } : {};
   return { kind: SOURCE_STATS_KIND, version: SOURCE_STATS_VERSION, numClasses: k, latentDim: dim, confidence, numSites: 1, bn, ...labelCodes, classes };
+}
+
+/** `rows` (n x dim) with every row scaled to L2 norm <= bound (a copy; the input itself when there is no bound). */
+function clipRows(rows: Float32Array, dim: number, bound: number | undefined): Float32Array {
+  if (bound === undefined) return rows;
+  if (!(bound > 0)) throw new AdaptError('BAD_OPTION', `featureClip must be > 0, got ${bound}`);
+  const out = Float32Array.from(rows);
+  for (let o = 0; o < out.length; o += dim) {
+    let s = 0;
+    for (let i = 0; i < dim; i++) s += out[o + i] * out[o + i];
+    const n = Math.sqrt(s);
+    if (n > bound) {
+      const f = (bound / n) * (1 - 1e-6);
+      for (let i = 0; i < dim; i++) out[o + i] *= f;
+    }
+  }
+  return out;
 }
 
 function copyMoments(m: LatentMoments): LatentMoments {

@@ -39,6 +39,8 @@ import {
 } from '../../protocol/secagg/index.ts';
 import {
   PrivacyLedger,
+  addStatisticsNoiseShare,
+  isNoisedStatistic,
   cryptoNoiseSource,
   ddgEvent,
   distributedDpFromConfig,
@@ -224,6 +226,25 @@ function statisticsVector(entry: Entry, values: Record<string, Float32Array>): F
   return vector;
 }
 
+/**
+ * Distributed DP statistics (protocol/privacy/dp-statistics.ts): queue this site's discrete Gaussian share for the
+ * noised entries and account the release in the site's own ledger (assuming every site of the round adds its share).
+ * Returns the audit log's metrics for it.
+ */
+function statisticsNoise(entry: Entry, ledger: PrivacyLedger): Record<string, number> {
+  const st = entry.setup.statistics!;
+  if (!st.noise || st.range) return {};
+  const { siteSigma, scaledSensitivity, delta, label } = st.noise;
+  const lengths: Record<string, number> = {};
+  for (const e of st.entries) lengths[e.name] = e.length;
+  const ranges = packLayout(lengths).entries.filter((e) => isNoisedStatistic(e.name));
+  entry.addNoise = (q) => addStatisticsNoiseShare(q, ranges, siteSigma, cryptoNoiseSource());
+  const dim = ranges.reduce((a, r) => a + r.length, 0);
+  const { l2, l1 } = roundedSensitivity(scaledSensitivity, entry.scaleBits, dim);
+  ledger.record(ddgEvent(label, { l2Sensitivity: l2, l1Sensitivity: l1, siteSigma } as DistributedDpParams, entry.sites, dim));
+  return { 'dp.epsilon': ledger.spent(delta).epsilon, 'dp.delta': delta, 'dp.siteSigma': siteSigma };
+}
+
 type SecAggReplyBody = MessageOf<'secaggRes'>['reply'];
 
 async function setupSession(ctx: SecAggSiteContext, m: MessageOf<'secaggIns'>, ins: Extract<ReturnType<typeof instructionFromWire>, { type: 'secagg/setup' }>): Promise<SecAggReplyBody> {
@@ -277,7 +298,7 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
         produced = v;
       } else {
         entry.vector = statisticsVector(entry, work.values);
-        produced = { numExamples: 0, metrics: {} };
+        produced = { numExamples: 0, metrics: statisticsNoise(entry, st.privacy) };
       }
     }
     const reply = await entry.session.handle(ins);

@@ -11,7 +11,8 @@ import {
   type NamedTensor,
   type WeightSet,
 } from '../../protocol/index.ts';
-import { computeSourceStats } from '../adapt/index.ts';
+import { computeSourceStats, dpClassHistogramVectors, dpSourceStatsVectors } from '../adapt/index.ts';
+import { statisticsDpFromConfig } from '../../protocol/privacy/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import { evaluateVolumes } from '../evaluation/index.ts';
 import { createUNet, inferUNetConfig, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
@@ -153,6 +154,13 @@ export class UNetTrainer {
    */
   async statistics(global: WeightSet, request: { name: string; config?: Record<string, number | string | boolean> }): Promise<Record<string, Float32Array>> {
     const scale = Number(request.config?.scale ?? 1);
+    // A DP request (protocol/privacy/dp-statistics.ts): per-unit bounded contributions; the noise comes at masking.
+    const dp = statisticsDpFromConfig(request.config ?? {});
+    if (dp && request.name === CLASS_HISTOGRAM_REQUEST) return dpClassHistogramVectors(this.opts.train, dp).values;
+    if (dp && request.name === SOURCE_STATS_REQUEST) {
+      this.load(global);
+      return dpSourceStatsVectors(this.unet, this.opts.train, dp, Number(request.config?.confidence ?? 0.97)).values;
+    }
     if (request.name === CLASS_HISTOGRAM_REQUEST) {
       const { labels, numClasses } = this.opts.train;
       const pixels = new Array<number>(numClasses).fill(0);
