@@ -113,8 +113,21 @@ describe('dashboard v2 in headless chromium', () => {
     expect(rows[1]).toMatch(/^2\s/);
     expect(rows[1]).toContain('sum of 3');
     expect(await page.locator('#secagg').innerText()).toMatch(/^on: round 2 summed 3 site\(s\)/);
+    expect(await page.locator('#privacy').innerText()).toMatch(/^off/); // no DP in this run
     expect(errors).toEqual([]);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'dashboard.png'), fullPage: true });
+  });
+
+  // (dp) The privacy ledger's epsilon: training, statistics (none released in this run), total, as on /status.
+  it('with DP-FedAvg: the training and total epsilon of the privacy ledger', async () => {
+    const coord = await federation(['hospital-a', 'hospital-b', 'hospital-c'], { differentialPrivacy: { noiseMultiplier: 1.2, clip: 1 } });
+    const { page, errors } = await open(coord.url);
+    await page.waitForFunction(() => document.body.dataset.rounds === '2', undefined, { timeout: PAGE_BOUND_MS });
+    const eps = coord.status().privacyLedger!.epsilon.toFixed(3);
+    expect(await page.locator('.training-epsilon').innerText()).toMatch(new RegExp(`^${eps} \\(central, z 1\\.20, 2 / 2 rounds`));
+    expect(await page.locator('.statistics-epsilon').innerText()).toBe('none released yet');
+    expect(await page.locator('.total-epsilon').innerText()).toBe(`${eps} at delta 0.00001`);
+    expect(errors).toEqual([]);
   });
 
   it('with a REST token: no data without it, and the page says how to open it', async () => {

@@ -48,6 +48,21 @@ function renderStatus(st) {
   ].map(([k, v]) => '<tr><th>' + esc(k) + '</th><td>' + esc(v) + '</td></tr>').join('');
 }
 
+// The privacy ledger (status.privacyLedger: training and statistics composed in RDP; status.privacy: DP-FedAvg's own).
+function renderPrivacy(st) {
+  const led = st.privacyLedger;
+  const tr = st.privacy;
+  if (!led && !tr) { $('privacy').innerHTML = '<tr><td class="muted">off (no differential privacy: the model and statistics carry no DP guarantee)</td></tr>'; return; }
+  const eps = (e) => (e === null || e === undefined ? '-' : Number(e).toFixed(3));
+  const delta = led ? led.delta : tr.delta;
+  const rows = [
+    ['training epsilon', tr ? eps(led && led.training ? led.training.epsilon : tr.epsilon) + ' (' + esc(tr.mode) + ', z ' + Number(tr.noiseMultiplier).toFixed(2) + ', ' + tr.roundsAccounted + ' / ' + tr.plannedRounds + ' rounds, planned ' + eps(tr.plannedEpsilon) + ')' : 'not DP'],
+    ['statistics epsilon', led && led.statistics ? eps(led.statistics.epsilon) + ' (' + led.statistics.releases.map(esc).join(', ') + ')' : 'none released yet'],
+    ['total epsilon', eps(led ? led.epsilon : tr.epsilon) + ' at delta ' + delta],
+  ];
+  $('privacy').innerHTML = rows.map(([k, v]) => '<tr><th>' + esc(k) + '</th><td class="' + k.split(' ')[0] + '-epsilon">' + v + '</td></tr>').join('');
+}
+
 function renderSites(sites) {
   $('sites').innerHTML = sites.map((s) =>
     '<div class="site" data-site="' + esc(s.siteId) + '"><h3><span class="dot ' + (s.connected ? 'on' : 'off') + '"></span>' + esc(s.siteId) + '</h3><table>' +
@@ -113,6 +128,7 @@ async function refresh() {
   try {
     const [st, rounds, sites] = await Promise.all([api('status'), api('rounds'), api('sites')]);
     renderStatus(st);
+    renderPrivacy(st);
     renderSites(sites.sites);
     renderTimeline(rounds.rounds);
     plot(rounds.rounds);

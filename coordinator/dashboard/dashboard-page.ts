@@ -41,7 +41,7 @@ export function dashboardHtml(): string {
 <h1>fedsfda coordinator</h1>
 <p id="error"></p>
 <div class="grid">
-  <div class="card"><h2>Status</h2><table id="status"></table><h2 style="margin-top:12px">Secure aggregation</h2><p id="secagg" class="muted">-</p></div>
+  <div class="card"><h2>Status</h2><table id="status"></table><h2 style="margin-top:12px">Secure aggregation</h2><p id="secagg" class="muted">-</p><h2 style="margin-top:12px">Differential privacy</h2><table id="privacy"></table></div>
   <div class="card"><h2>Evaluation metrics</h2><div id="metrics"></div><div id="evalchart"></div><div id="losschart"></div></div>
 </div>
 <div class="card"><h2>Sites</h2><div id="sites" class="sites"></div></div>

@@ -2,7 +2,7 @@
  * Weight arithmetic as pure functions over typed arrays (Flower's `aggregate.py` in spirit): no I/O, no tfjs.
  * Accumulation is in float64 so that averaging many sites does not lose float32 precision.
  */
-import type { WeightSet, NamedTensor } from '../../protocol/named-tensor.ts';
+import type { WeightSet, NamedTensor } from '../../protocol/index.ts';
 
 export type AggregationErrorCode = 'empty' | 'zero_weight' | 'bad_weight' | 'shape_mismatch' | 'non_finite';
 

@@ -16,7 +16,7 @@
  * (protocol/privacy ledger). The coordinator holds the un-noised sum for a moment: this mode trusts it. With secure
  * aggregation the sites add the noise themselves (distributed mode, protocol/privacy/distributed-noise.ts).
  */
-import { sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
+import { sizeOfShape, type WeightSet } from '../../protocol/index.ts';
 import { tensorRole } from '../../protocol/contracts/index.ts';
 import {
   ADAPTIVE_CLIPPING_DEFAULTS,

@@ -8,7 +8,7 @@
  *   x_{t+1} = x_t + eta m_t / (sqrt(v_t) + tau)
  * with v_{-1} = tau^2 as in the paper. Pure functions over typed arrays plus a Strategy that keeps m, v.
  */
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { AggregationError, weightedMetricMeans } from './aggregate.ts';
 import { FedAvg, type FedAvgOptions } from './fedavg.ts';
 import type { AggregatedFit, FitResult, RoundFailure } from './strategy.ts';

@@ -3,8 +3,7 @@
  * an evaluation cadence, and extra fit-config keys. FedProx and FedBN are configurations of it (fedprox.ts, fedbn.ts).
  */
 import { Rng } from '../../protocol/common/index.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { FitConfig } from '../../protocol/messages.ts';
+import type { FitConfig, WeightSet } from '../../protocol/index.ts';
 import { weightedAverageWeightSets, weightedMetricMeans } from './aggregate.ts';
 import type {
   AggregatedFit,

@@ -4,7 +4,7 @@
  * `keepLocalBatchNorm: true` so the site trainer restores its own BN tensors before training.
  */
 import { isBatchNormTensor } from '../../protocol/contracts/index.ts';
-import type { FitConfig } from '../../protocol/messages.ts';
+import type { FitConfig } from '../../protocol/index.ts';
 import { FedAvg, type FedAvgOptions } from './fedavg.ts';
 
 /** Default BN predicate: the tensor-name contract's batch-norm roles (`enc1.bn1.gamma`, `dec2.bn.mean`, `...norm...`). */

@@ -3,7 +3,7 @@
  * F_k(w) + (mu/2) ||w - w_t||^2 (eq. 2), so the strategy only adds `proximalMu` to the fit config and the
  * site's trainer adds the proximal term.
  */
-import type { FitConfig } from '../../protocol/messages.ts';
+import type { FitConfig } from '../../protocol/index.ts';
 import { FedAvg, type FedAvgOptions } from './fedavg.ts';
 
 export interface FedProxOptions extends FedAvgOptions {

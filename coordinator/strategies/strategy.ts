@@ -2,9 +2,8 @@
  * The Strategy contract, Flower-shaped: configure a round, aggregate its replies with failures passed in
  * explicitly, and return null to keep the current model. No sockets or files inside a strategy.
  */
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet, EvalConfig, FitConfig } from '../../protocol/index.ts';
 import type { RoundFailure } from '../../protocol/contracts/index.ts';
-import type { EvalConfig, FitConfig } from '../../protocol/messages.ts';
 
 export interface SiteInfo {
   readonly siteId: string;

@@ -12,8 +12,7 @@
  * round((g + Delta)/M * 2^s) - round(g/M * 2^s), of L2 norm <= C/M * 2^s + sqrt(d) (each coordinate's two
  * roundings differ by at most 1; float32 rounding adds far less). That is the sensitivity the noise is calibrated to.
  */
-import type { FitContributionSpec } from '../secagg/fit-contribution.ts';
-import { fitContribution, fitContributionLayout } from '../secagg/fit-contribution.ts';
+import { type FitContributionSpec, fitContribution, fitContributionLayout } from '../secagg/index.ts';
 import { clipL2InPlace } from './clipping.ts';
 import { fillDiscreteGaussian } from './discrete-gaussian.ts';
 import type { NoiseSource } from './noise-source.ts';

@@ -4,12 +4,14 @@
  *
  * Source statistics (protocol/contracts/source-stats.ts), unit j with P_j pixels, latent features clipped per pixel to
  * ||z|| <= B and per-channel batch-norm input means clamped to |m| <= A (mean squares to <= A^2):
- *   bn/L/count = 1,   bn/L/sum = m / (A sqrt(C_L)),   bn/L/sumSq = E[x^2] / (A^2 sqrt(C_L))        (C_L channels)
+ *   bn/l/count = 1 / sqrt(L),  bn/l/sum = m / (A sqrt(C_l L)),  bn/l/sumSq = E[x^2] / (A^2 sqrt(C_l L))   (C_l channels)
  *   class/k/labelCount = f_k = n_k / P_j,  class/k/{labelled,confident}/count = n / P_j,
  *   .../sum = sum z / (P_j B),   .../sumOuter = sum z z^T / (P_j B^2)
- * Bound: each BN layer contributes at most 1 + 1 + 1 to the squared norm; class k at most 4 f_k^2 (labelled: count,
- * labelCount, ||sum z|| / (P_j B) <= f_k, ||sum zz^T||_F / (P_j B^2) <= f_k) plus 3 g_k^2 <= 3 f_k^2 (confident pixels
- * are a subset); sum_k f_k^2 <= (sum_k f_k)^2 = 1. So Delta^2 = 3 L + 7 for L batch-norm layers.
+ * Bound: each of the L BN layers contributes at most (1 + 1 + 1) / L to the squared norm (the 1/sqrt(L) weight gives
+ * the whole BN block the share of one layer, so that the latent moments GMM+SWD needs are not drowned by the noise a
+ * deep network's many BN channels would otherwise call for); class k at most 4 f_k^2 (labelled: count, labelCount,
+ * ||sum z|| / (P_j B) <= f_k, ||sum zz^T||_F / (P_j B^2) <= f_k) plus 3 g_k^2 <= 3 f_k^2 (confident pixels are a
+ * subset); sum_k f_k^2 <= (sum_k f_k)^2 = 1. So Delta^2 = 3 + 7 = 10, whatever the depth.
  * Every entry is a sufficient statistic divided by the unit's own pixel count, so each unit has weight 1 and the
  * pooled package is a per-unit-weighted one; the coordinator multiplies each name back by its public unit
  * (P0 k_name, P0 = nominal pixels per unit) and gets "pixel-equivalent" counts, sums and outer products.
@@ -33,19 +35,21 @@ export interface SourceStatsClips {
   readonly activationClip: number;
 }
 
-/** Delta of one unit's source-statistics vector with `bnLayers` batch-norm layers. */
+/** Delta of one unit's source-statistics vector (sqrt(3 + 7) with BN layers, sqrt(7) without). */
 export function sourceStatsUnitBound(bnLayers: number): number {
-  return Math.sqrt(3 * bnLayers + 7);
+  return Math.sqrt((bnLayers > 0 ? 3 : 0) + 7);
 }
 
 /** Delta of one unit's class-histogram contribution (per-unit fractions plus the site-level p and p^2). */
 export const CLASS_HISTOGRAM_UNIT_BOUND = Math.sqrt(5);
 
-/** The divisor k_name (besides the unit's pixels) of each named source-statistics vector. */
-export function sourceStatsNameUnit(name: string, length: number, clips: SourceStatsClips): number {
+/** The divisor k_name (besides the unit's pixels) of each named source-statistics vector; L = `bnLayers`. */
+export function sourceStatsNameUnit(name: string, length: number, clips: SourceStatsClips, bnLayers: number): number {
   const { featureClip: b, activationClip: a } = clips;
-  if (/^bn\/.+\/sum$/.test(name)) return a * Math.sqrt(length);
-  if (/^bn\/.+\/sumSq$/.test(name)) return a * a * Math.sqrt(length);
+  const l = Math.sqrt(Math.max(1, bnLayers));
+  if (/^bn\/.+\/count$/.test(name)) return l;
+  if (/^bn\/.+\/sum$/.test(name)) return a * Math.sqrt(length) * l;
+  if (/^bn\/.+\/sumSq$/.test(name)) return a * a * Math.sqrt(length) * l;
   if (/\/sumOuter$/.test(name)) return b * b;
   if (/^class\/\d+\/(confident|labelled)\/sum$/.test(name)) return b;
   if (/\/count$/.test(name) || /\/labelCount$/.test(name)) return 1;
@@ -60,9 +64,10 @@ export function sourceStatsUnitVector(stats: SourceStats, pixels: number, clips:
   if (!(pixels > 0)) throw new PrivacyError('bad-argument', `a unit needs pixels > 0, got ${pixels}`);
   const a = clips.activationClip;
   const out: Record<string, Float64Array> = {};
+  const l = Math.sqrt(Math.max(1, Object.keys(stats.bn).length));
   for (const [layer, m] of Object.entries(stats.bn)) {
     const c = m.sum.length;
-    const unit = Math.sqrt(c);
+    const unit = Math.sqrt(c) * l;
     const sum = new Float64Array(c);
     const sumSq = new Float64Array(c);
     for (let k = 0; k < c; k++) {
@@ -71,7 +76,7 @@ export function sourceStatsUnitVector(stats: SourceStats, pixels: number, clips:
       sum[k] = mean / (a * unit);
       sumSq[k] = meanSq / (a * a * unit);
     }
-    out[`bn/${layer}/count`] = Float64Array.of(m.count > 0 ? 1 : 0);
+    out[`bn/${layer}/count`] = Float64Array.of(m.count > 0 ? 1 / l : 0);
     out[`bn/${layer}/sum`] = sum;
     out[`bn/${layer}/sumSq`] = sumSq;
   }
@@ -180,8 +185,9 @@ function projectMoments(m: { count: number; sum: number[]; sumOuter: number[] },
 /** Noised source-statistics sums (scaled units) -> pixel-equivalent sums: each name times P0 k_name / s. */
 export function unscaleSourceStatsSums(sums: Record<string, Float32Array>, meta: { scale: number; unitPixels: number; clips: SourceStatsClips }): Record<string, Float32Array> {
   const real: Record<string, Float32Array> = {};
+  const bnLayers = Object.keys(sums).filter((n) => /^bn\/.+\/count$/.test(n)).length;
   for (const [name, v] of Object.entries(sums)) {
-    const f = (meta.unitPixels * sourceStatsNameUnit(name, v.length, meta.clips)) / meta.scale;
+    const f = (meta.unitPixels * sourceStatsNameUnit(name, v.length, meta.clips, bnLayers)) / meta.scale;
     real[name] = Float32Array.from(v, (x) => x * f);
   }
   return real;

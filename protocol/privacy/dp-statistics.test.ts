@@ -71,7 +71,7 @@ function unitStats(r: () => number, o: { pixels: number; k: number; d: number; l
 const clips = { featureClip: 2, activationClip: 3 };
 
 describe('DP statistics: sensitivity and clipping', () => {
-  it('a unit vector stays within Delta = sqrt(3L + 7), even for extreme units (all pixels one class, features at the bound, huge activations)', () => {
+  it('a unit vector stays within Delta = sqrt(3 + 7), even for extreme units (all pixels one class, features at the bound, huge activations)', () => {
     const r = rng(1);
     const layers = [8, 16, 16, 8];
     const bound = sourceStatsUnitBound(layers.length);
@@ -231,7 +231,7 @@ describe('DP statistics: post-processing', () => {
   });
 
   it('unscaling multiplies each name back by its public unit', () => {
-    const real = unscaleSourceStatsSums({ 'bn/l/sum': Float32Array.of(0.5, 0.5, 0.5, 0.5), 'class/0/labelled/sumOuter': Float32Array.of(0.25), 'class/0/labelCount': Float32Array.of(0.125) }, { scale: 0.5, unitPixels: 100, clips });
+    const real = unscaleSourceStatsSums({ 'bn/l/count': Float32Array.of(0.5), 'bn/l/sum': Float32Array.of(0.5, 0.5, 0.5, 0.5), 'class/0/labelled/sumOuter': Float32Array.of(0.25), 'class/0/labelCount': Float32Array.of(0.125) }, { scale: 0.5, unitPixels: 100, clips });
     expect(real['bn/l/sum'][0]).toBeCloseTo((0.5 * 100 * 3 * 2) / 0.5, 3);
     expect(real['class/0/labelled/sumOuter'][0]).toBeCloseTo((0.25 * 100 * 4) / 0.5, 3);
     expect(real['class/0/labelCount'][0]).toBeCloseTo(25, 5);

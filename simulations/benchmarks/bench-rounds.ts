@@ -9,11 +9,8 @@
  * `runNoTrainingRounds` is also the "live" layer of scripts/bench-secagg.ts (plain vs secure rounds).
  */
 import { pathToFileURL } from 'node:url';
-import { Enrollment } from '../../protocol/enrollment.ts';
-import { generateIdentity } from '../../protocol/identity.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { encodedSize } from '../../protocol/tensor-codec.ts';
-import { runSite, type SiteRunResult } from '../../site-agent/client/run-site.ts';
+import { Enrollment, encodedSize, generateIdentity, type WeightSet } from '../../protocol/index.ts';
+import { runSite, type SiteRunResult } from '../../site-agent/client/index.ts';
 import type { SecureAggregationOptions } from '../../coordinator/index.ts';
 import { startCoordinator } from '../../coordinator/index.ts';
 

@@ -8,12 +8,12 @@
  */
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { loadSiteDataset } from '../../site-agent/data/dataset/load-site-dataset.ts';
+import { loadSiteDataset } from '../../site-agent/data/dataset/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { createUNet } from '../../site-agent/model/unet.ts';
+import { createUNet } from '../../site-agent/model/index.ts';
 import { evaluateDice } from '../../site-agent/evaluation/index.ts';
 import { trainLocal } from '../../site-agent/training/index.ts';
-import { selectCases } from '../partition/partition-item.ts';
+import { selectCases } from '../partition/index.ts';
 
 function arg(name: string, fallback: string): string {
   const i = process.argv.indexOf(`--${name}`);

@@ -6,13 +6,10 @@
  */
 import { access } from 'node:fs/promises';
 import { join } from 'node:path';
-import { geometryFromAffine } from '../../site-agent/data/nifti/nifti-header.ts';
-import { readNifti, type NiftiVolume } from '../../site-agent/data/nifti/read-nifti.ts';
-import { mul44, type Mat44 } from '../../site-agent/data/nifti/affine.ts';
-import { writeDecathlonDataset, type DecathlonCase } from '../../site-agent/data/dataset/write-decathlon.ts';
+import { geometryFromAffine, mul44, readNifti, type Mat44, type NiftiVolume } from '../../site-agent/data/nifti/index.ts';
+import { writeDecathlonDataset, type DecathlonCase } from '../../site-agent/data/dataset/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { applyScannerShift, sampleBiasField } from '../phantoms/apply-scanner-shift.ts';
-import { resolveScannerShift, type ScannerShiftOrPreset } from '../phantoms/scanner-shift.ts';
+import { applyScannerShift, resolveScannerShift, sampleBiasField, type ScannerShiftOrPreset } from '../phantoms/index.ts';
 import { buildLabels, LABEL_NAMES, type MricronLabelScheme } from './mricron-labels.ts';
 
 export const DEFAULT_MRICRON_DIR = '/usr/share/mricron/templates';

@@ -2,8 +2,7 @@
  * What the partitioners split: cases (volumes), each with per-class pixel counts and optionally the
  * scanner it came from. Splitting by case (never by slice) keeps a patient on one site.
  */
-import { selectCases as selectCaseSet } from '../../site-agent/data/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import { selectCases as selectCaseSet, type SliceDataset } from '../../site-agent/data/index.ts';
 
 export interface PartitionItem {
   readonly id: string;

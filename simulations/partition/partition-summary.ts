@@ -1,5 +1,5 @@
 /** Per-site class histograms of a partition, and a plain-text table of them. */
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import type { Partition, PartitionItem } from './partition-item.ts';
 
 export interface SiteClassSummary {

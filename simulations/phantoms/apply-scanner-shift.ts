@@ -4,7 +4,7 @@
  * function (blur) -> limited acquisition resolution -> thermal noise (additive, last).
  */
 import type { Rng } from '../../protocol/common/index.ts';
-import { resizeBilinear } from '../../site-agent/data/resize.ts';
+import { resizeBilinear } from '../../site-agent/data/index.ts';
 import { gaussianBlur2d } from './gaussian-blur.ts';
 import type { IntensityMap, ScannerShift } from './scanner-shift.ts';
 

@@ -8,7 +8,7 @@
  * `mr-to-ct`; trained on `mr-to-ct` itself it should be good again (the shift is learnable).
  */
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { createUNet } from '../../site-agent/model/unet.ts';
+import { createUNet } from '../../site-agent/model/index.ts';
 import { evaluateDice } from '../../site-agent/evaluation/index.ts';
 import { trainLocal } from '../../site-agent/training/index.ts';
 import { generateSiteData } from './generate-site-data.ts';

@@ -3,7 +3,7 @@
  * each case z-scored on its own (as a site would normalise each scan).
  */
 import { Rng } from '../../protocol/common/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { MAX_PHANTOM_CLASSES, renderAnatomySlice, sampleAnatomy } from './anatomy.ts';
 import { applyScannerShift, sampleBiasField } from './apply-scanner-shift.ts';
 import { PhantomError, requireInt } from './phantom-error.ts';

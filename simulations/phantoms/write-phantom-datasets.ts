@@ -3,8 +3,8 @@
  * path (dataset loader, `fedsfda data check`, viewers such as ITK-SNAP) can be exercised without any download.
  */
 import { join } from 'node:path';
-import { writeDecathlonDataset, type DecathlonCase } from '../../site-agent/data/dataset/write-decathlon.ts';
-import { geometryFromSpacing } from '../../site-agent/data/nifti/nifti-header.ts';
+import { writeDecathlonDataset, type DecathlonCase } from '../../site-agent/data/dataset/index.ts';
+import { geometryFromSpacing } from '../../site-agent/data/nifti/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { PhantomError, requireInt } from './phantom-error.ts';
 import { generatePhantomVolume } from './phantom-volume.ts';

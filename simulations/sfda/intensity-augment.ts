@@ -6,9 +6,9 @@
  * Labels are unchanged (intensity-only transforms keep the geometry).
  */
 import { z } from 'zod';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { gaussianBlur2d } from '../phantoms/gaussian-blur.ts';
+import { gaussianBlur2d } from '../phantoms/index.ts';
 
 export const IntensityAugmentSchema = z
   .object({

@@ -11,7 +11,7 @@ import { readJsonFile } from '../../protocol/common/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { adapt, applyCurve, computeSourceStats, evaluateSegmentation, poolSourceStats, toUnlabeled, type AdaptMethod, type AdaptOptions, type IntensityCurve } from '../../site-agent/adapt/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/training/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';

@@ -11,9 +11,9 @@
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { adapt, computeSourceStats, evaluateSegmentation, isAdaptMethod, poolSourceStats, toUnlabeled, type AdaptOptions } from '../../site-agent/adapt/index.ts';
-import type { SliceDataset } from '../../site-agent/data/slice-dataset.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { parseSfdaBenchmarkConfig } from './benchmark-config.ts';
 import { trainFederatedSource } from './federated-source.ts';

@@ -10,7 +10,7 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import { batchNormTensorName, SOURCE_STATS_KIND, SOURCE_STATS_VERSION, SourceStatsSchema, type BnMoments, type SourceStats } from '../../protocol/contracts/index.ts';
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { disposeStats, epochBatches, imageBatch } from './batching.ts';

@@ -3,7 +3,7 @@
  * class 2 core at 1.0) on a 0 background with noise. The target scanner remaps intensities x -> a·x + b
  * (gain/offset drift), which wrecks an unadapted model's BN-normalised features but is recoverable without labels.
  */
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import { computeMetrics } from '../metrics/index.ts';
 import { createUNet, type UNet } from '../model/index.ts';
 import { trainLocal } from '../training/index.ts';

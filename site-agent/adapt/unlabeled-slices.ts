@@ -3,7 +3,7 @@
  * `toUnlabeled` copies the image fields without ever reading `labels`, so target labels cannot reach any training
  * code path (see the poisoned-labels test in adapt.test.ts).
  */
-import type { SliceDataset } from '../data/slice-dataset.ts';
+import type { SliceDataset } from '../data/index.ts';
 import { AdaptError } from './adapt-error.ts';
 
 export interface UnlabeledSlices {

@@ -4,7 +4,7 @@
  * (time trainLocal steps on the selected backend and list the tfjs kernels a step hits).
  */
 import { writeFile } from 'node:fs/promises';
-import { encodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { encodeWeightSet } from '../../protocol/index.ts';
 import { Option, type Command } from 'commander';
 import { initEngine } from '../engine/index.ts';
 import { profileTrainStep } from '../training/index.ts';

@@ -3,7 +3,7 @@
  * stable parameter names and shapes determine its config, so sites need no separate model file.
  */
 import { FIRST_CONV, HEAD_WEIGHT, batchNormTensorName, convWeightName, encoderBlock, groupNormLayerName } from '../../protocol/contracts/index.ts';
-import type { WeightSet } from '../../protocol/named-tensor.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { ModelError } from './model-error.ts';
 import { parseUNetConfig, type UNetConfig } from './unet-config.ts';
 

@@ -4,7 +4,7 @@
  * the coordinator never loads tfjs, so it writes weights only and the U-Net config is read off their shapes).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
+import { decodeWeightSet } from '../../protocol/index.ts';
 import { inferUNetConfig } from './infer-config.ts';
 import { ModelError } from './model-error.ts';
 import { loadModel } from './model-io.ts';

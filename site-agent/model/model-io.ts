@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { sizeOfShape, type WeightSet } from '../../protocol/named-tensor.ts';
+import { sizeOfShape, type WeightSet } from '../../protocol/index.ts';
 import { ModelError } from './model-error.ts';
 import { createUNet, type UNet } from './unet.ts';
 import { UNetConfigSchema } from './unet-config.ts';

@@ -12,7 +12,7 @@ import {
   upConvBiasName,
   upConvWeightName,
 } from '../../protocol/contracts/index.ts';
-import { sizeOfShape, type NamedTensor, type WeightSet } from '../../protocol/named-tensor.ts';
+import { sizeOfShape, type NamedTensor, type WeightSet } from '../../protocol/index.ts';
 import { batchNormTrain } from '../engine/batch-norm-train.ts';
 import { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
 import { groupNormApply, groupNormGroups } from './group-norm.ts';

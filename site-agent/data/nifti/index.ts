@@ -1,6 +1,6 @@
 export { NiftiError, type NiftiErrorCode } from './nifti-error.ts';
 export { NIFTI_DATATYPES, type NiftiDatatype, type NiftiDatatypeName } from './datatypes.ts';
-export { applyAffine, identity44, mat44ToQuatern, quaternToMat44, type Mat44, type Quatern } from './affine.ts';
+export { applyAffine, identity44, mat44ToQuatern, mul44, quaternToMat44, type Mat44, type Quatern } from './affine.ts';
 export {
   canonicalAffine,
   canonicalDims,

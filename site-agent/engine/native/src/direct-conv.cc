@@ -140,16 +140,55 @@ void dw_block(const DwCtx& c, int r0, int r1, const long* off, int col0, float* 
     for (int j = 0; j < NV; ++j) *reinterpret_cast<V*>(out + k * ld + j * L) = acc[k][j];
 }
 
+// dw_block for a block whose KB input offsets are consecutive (off0 + k: one tap's channels, or adjacent taps
+// that sit next to each other in memory): the broadcasts read a[k] at constant displacements instead of going
+// through the offset table, one load per FMA instead of two (the filter gradient's inner loop was load-bound).
+// Same products, same order per accumulator: bit-identical to dw_block.
+template <int L, int KB, int NV>
+void dw_block_contig(const DwCtx& c, int r0, int r1, long off0, int col0, float* out, int ld) {
+  typedef typename Vec<L>::type V;
+  V acc[KB][NV];
+  for (int k = 0; k < KB; ++k)
+    for (int j = 0; j < NV; ++j) acc[k][j] = V{};
+  const DirectIn& in = *c.in;
+  const int OW = c.s->OW;
+  for (int r = r0; r < r1; ++r) {
+    const int n = r / c.s->OH, y = r % c.s->OH;
+    const float* arow = in.base + n * in.img + y * in.row + off0;
+    const float* drow = c.dy + n * c.dimg + y * c.drow + col0;
+    for (int x = 0; x < OW; ++x) {
+      const float* a = arow + x * in.px;
+      const float* d = drow + x * c.dpx;
+      V bv[NV];
+      for (int j = 0; j < NV; ++j) bv[j] = *reinterpret_cast<const V*>(d + j * L);
+      for (int k = 0; k < KB; ++k) {
+        const float s = a[k];
+        for (int j = 0; j < NV; ++j) acc[k][j] += s * bv[j];
+      }
+    }
+  }
+  for (int k = 0; k < KB; ++k)
+    for (int j = 0; j < NV; ++j) *reinterpret_cast<V*>(out + k * ld + j * L) = acc[k][j];
+}
+
+template <int L, int KB, int NV>
+inline void dw_any(const DwCtx& c, int r0, int r1, const long* off, int col0, float* out, int ld) {
+  bool contig = true;
+  for (int k = 1; k < KB; ++k) contig = contig && off[k] == off[0] + k;
+  if (contig) dw_block_contig<L, KB, NV>(c, r0, r1, off[0], col0, out, ld);
+  else dw_block<L, KB, NV>(c, r0, r1, off, col0, out, ld);
+}
+
 template <int L, int NV>
 void dw_rows(const DwCtx& c, int r0, int r1, const long* off, int nk, int col0, float* out) {
   constexpr int KBMAX = max_rows<L, NV>();
   int k = 0;
-  for (; k + KBMAX <= nk; k += KBMAX) dw_block<L, KBMAX, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad);
+  for (; k + KBMAX <= nk; k += KBMAX) dw_any<L, KBMAX, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad);
   if constexpr (KBMAX > 8) {
-    if (k + 8 <= nk) { dw_block<L, 8, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad); k += 8; }
+    if (k + 8 <= nk) { dw_any<L, 8, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad); k += 8; }
   }
   if constexpr (KBMAX > 4) {
-    if (k + 4 <= nk) { dw_block<L, 4, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad); k += 4; }
+    if (k + 4 <= nk) { dw_any<L, 4, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad); k += 4; }
   }
   if constexpr (KBMAX > 2) {
     if (k + 2 <= nk) { dw_block<L, 2, NV>(c, r0, r1, off + k, col0, out + k * c.cpad, c.cpad); k += 2; }
