@@ -83,6 +83,8 @@ export interface StatisticsPrivacy {
   readonly plan: StatisticsNoisePlan;
   /** The sites' scale s = 1 / (U Delta), by which the released sums are divided back. */
   readonly scale: number;
+  /** Quantization step 2^-scaleBits of the secure sum (distributed noise shares are in its integer units). */
+  readonly scaleBits: number;
 }
 
 export interface StatisticsResult {
@@ -250,7 +252,7 @@ async function dpSum(run: StatisticsRun, dp: StatisticsDpRelease, sessionId: str
   const result = await maskedSum({ ...run, quant }, { sessionId, siteIds: sites, layout, stage: noise ? { noise } : {} });
   if (plan.mode === 'central') addCentralStatisticsNoise(result.sums, isNoisedStatistic, plan.centralStd, dp.noise);
   run.deps.logger.info({ code: 'statistics_dp', name: run.request.name, mode: plan.mode, noiseMultiplier: dp.noiseMultiplier, sites: result.included.length, scaleBits }, 'differentially private statistics released');
-  return { ...result, privacy: { event: statisticsEvent(dp.label, plan, result.included.length), plan, scale } };
+  return { ...result, privacy: { event: statisticsEvent(dp.label, plan, result.included.length), plan, scale, scaleBits } };
 }
 
 interface StatisticsRun {

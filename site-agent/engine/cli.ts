@@ -109,7 +109,7 @@ export function registerEngineCommands(program: Command): void {
         process.stdout.write(
           `backend ${r.backend} (${r.engine}): ${r.msPerStep} ms/step, ${r.gflops} GFLOP/s (${(r.flopsPerStep / 1e9).toFixed(2)} GFLOP/step), peak RSS ${r.peakRssMb} MB, load ${r.loadAvg.join(' -> ')}\n` +
             (r.planSpeedup === null ? '' : `op by op: ${r.opsMsPerStep} ms/step, compiled plan: ${r.planMsPerStep} ms/step -> ${r.planSpeedup}x\n`) +
-            (r.pytorchMsPerStep === null ? `PyTorch: not measured (${r.pytorch})\n` : `PyTorch: ${r.pytorchMsPerStep} ms/step (${r.pytorch}) -> ratio ${r.ratioVsPytorch}\n`) +
+            (r.pytorchMsPerStep === null ? `PyTorch: not measured (${r.pytorch})\n` : `PyTorch: ${r.pytorchMsPerStep} ms/step (${r.pytorch}) -> ratio ${r.ratioVsPytorch}; best step ${r.bestMsPerStep} vs ${r.pytorchBestMsPerStep} ms -> ${r.bestRatioVsPytorch}; CPU per step ${r.cpuMsPerStep} vs ${r.pytorchCpuMsPerStep} ms -> ${r.cpuRatioVsPytorch}\n`) +
             (r.cpuBaselineMsPerStep === null ? '' : `pure-JS cpu: ${r.cpuBaselineMsPerStep} ms/step -> speed-up ${r.speedupVsCpu}x\n`),
         );
       }

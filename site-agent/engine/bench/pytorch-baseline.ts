@@ -27,7 +27,7 @@ export interface PytorchStepOptions {
 }
 
 export type PytorchStepResult =
-  | { ok: true; msPerStep: number; firstLoss: number; threads: number; torch: string; python: string }
+  | { ok: true; msPerStep: number; bestMsPerStep: number; cpuMsPerStep: number; firstLoss: number; threads: number; torch: string; python: string }
   | { ok: false; reason: string };
 
 /** FEDSFDA_PYTHON, else Debian's /usr/bin/python3 (where python3-torch installs), else python3 on PATH. */
@@ -75,8 +75,8 @@ export async function runPytorchStep(o: PytorchStepOptions): Promise<PytorchStep
     return { ok: false, reason: /No module named 'torch'/.test(r.stderr) ? `PyTorch not installed for ${python} (Debian: python3-torch)` : `${python} ${PYTORCH_SCRIPT} failed: ${last.slice(0, 200)}` };
   }
   try {
-    const j = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { msPerStep: number; firstLoss: number; threads: number; torch: string };
-    return { ok: true, msPerStep: j.msPerStep, firstLoss: j.firstLoss, threads: j.threads, torch: j.torch, python };
+    const j = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '') as { msPerStep: number; bestMsPerStep: number; cpuMsPerStep: number; firstLoss: number; threads: number; torch: string };
+    return { ok: true, msPerStep: j.msPerStep, bestMsPerStep: j.bestMsPerStep, cpuMsPerStep: j.cpuMsPerStep, firstLoss: j.firstLoss, threads: j.threads, torch: j.torch, python };
   } catch {
     return { ok: false, reason: `unreadable output from ${PYTORCH_SCRIPT}: ${r.stdout.slice(0, 200)}` };
   }

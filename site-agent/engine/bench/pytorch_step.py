@@ -2,7 +2,8 @@
 """The training-step benchmark's PyTorch reference (run by site-agent/engine/bench/pytorch-baseline.ts).
 
 Builds the SAME network as the TypeScript benchmark and times full training steps (forward, loss, backward,
-optimizer update, loss read back) on the CPU with a fixed thread count, then prints one JSON line.
+optimizer update, loss read back) on the CPU with a fixed thread count, then prints one JSON line: mean and best
+wall time per step, and process CPU time per step (all threads).
 
   reference: conv3x3(no bias)-BN-ReLU x2 per level, 2x2 max-pool, nearest 2x upsampling, concat [up, skip],
              1x1 head with bias (site-agent/engine/bench/reference-unet.ts)
@@ -125,13 +126,18 @@ def main() -> int:
         v = step()
         first = v if first is None else first
     times = []
+    # Process CPU time of all threads (OpenMP's included, spin-waiting too): the work, whatever the load.
+    c0 = time.process_time()
     for _ in range(a.steps):
         t0 = time.perf_counter()
         v = step()
         times.append((time.perf_counter() - t0) * 1000)
         first = v if first is None else first
+    cpu_ms = (time.process_time() - c0) * 1000 / a.steps
     print(json.dumps({
         'msPerStep': sum(times) / len(times),
+        'bestMsPerStep': min(times),
+        'cpuMsPerStep': cpu_ms,
         'stepsMs': times,
         'firstLoss': first,
         'threads': torch.get_num_threads(),

@@ -67,6 +67,22 @@ export interface TrainBenchResult {
   pytorchMsPerStep: number | null;
   /** msPerStep / pytorchMsPerStep. */
   ratioVsPytorch: number | null;
+  /**
+   * Fastest timed step of each (ms) and their ratio: on a shared machine the step least disturbed by other
+   * processes is the better estimate of each engine's own speed than the mean.
+   */
+  bestMsPerStep: number;
+  pytorchBestMsPerStep: number | null;
+  bestRatioVsPytorch: number | null;
+  /**
+   * Process CPU time per timed step (all threads) of the selected path and of PyTorch, and their ratio: the work
+   * each does, which the load barely changes. PyTorch's figure includes its OpenMP threads' spin-waiting, so at
+   * more than one thread it overstates PyTorch's work; with FEDSFDA_THREADS=1 both run one thread and the ratio
+   * compares the work alone.
+   */
+  cpuMsPerStep: number;
+  pytorchCpuMsPerStep: number | null;
+  cpuRatioVsPytorch: number | null;
   /** torch version and threads, or why PyTorch was not measured. */
   pytorch: string;
   /** 1-minute load average before and after the run (the machine is shared). */
@@ -113,7 +129,16 @@ function checkInt(name: string, v: number, min: number): number {
 }
 
 /** Times `steps` training steps (after `warmup` untimed ones) from fresh seeded weights on the active backend. */
-async function timeSteps(model: BenchModel, engine: BenchEngine, c: ReferenceUNetConfig, batch: number, size: number, warmup: number, steps: number, phase: 'timed' | 'cpu', onStep?: TrainBenchOptions['onStep'], profile = false): Promise<{ msPerStep: number; firstLoss: number; kernelProfile?: KernelTime[] }> {
+interface StepTimes {
+  msPerStep: number;
+  bestMsPerStep: number;
+  /** Process CPU time (user + system, all threads) per timed step. */
+  cpuMsPerStep: number;
+  firstLoss: number;
+  kernelProfile?: KernelTime[];
+}
+
+async function timeSteps(model: BenchModel, engine: BenchEngine, c: ReferenceUNetConfig, batch: number, size: number, warmup: number, steps: number, phase: 'timed' | 'cpu', onStep?: TrainBenchOptions['onStep'], profile = false): Promise<StepTimes> {
   const stepper = await makeStepper(model, engine, c, batch, size);
   let firstLoss = NaN;
   try {
@@ -124,21 +149,26 @@ async function timeSteps(model: BenchModel, engine: BenchEngine, c: ReferenceUNe
       onStep?.('warmup', i, performance.now() - t0);
     }
     let total = 0;
+    let best = Infinity;
+    const cpu0 = process.cpuUsage();
     for (let i = 0; i < steps; i++) {
       const t0 = performance.now();
       const loss = stepper.step();
       const ms = performance.now() - t0;
       if (warmup === 0 && i === 0) firstLoss = loss;
       total += ms;
+      best = Math.min(best, ms);
       onStep?.(phase, i, ms);
     }
-    const msPerStep = total / steps;
-    if (!profile) return { msPerStep, firstLoss };
+    // process.cpuUsage() is in microseconds, all threads of the process (the native pool included).
+    const cpu = process.cpuUsage(cpu0);
+    const t: StepTimes = { msPerStep: total / steps, bestMsPerStep: best, cpuMsPerStep: (cpu.user + cpu.system) / 1000 / steps, firstLoss };
+    if (!profile) return t;
     if (stepper.opProfile) {
       stepper.step();
-      return { msPerStep, firstLoss, kernelProfile: stepper.opProfile().map((p) => ({ kernel: `plan:${p.op}`, ms: Math.round(p.ms * 10) / 10, cpuMs: Math.round(p.cpuMs * 10) / 10, calls: p.calls })) };
+      return { ...t, kernelProfile: stepper.opProfile().map((p) => ({ kernel: `plan:${p.op}`, ms: Math.round(p.ms * 10) / 10, cpuMs: Math.round(p.cpuMs * 10) / 10, calls: p.calls })) };
     }
-    return { msPerStep, firstLoss, kernelProfile: await profileStep(stepper) };
+    return { ...t, kernelProfile: await profileStep(stepper) };
   } finally {
     stepper.dispose();
   }
@@ -198,6 +228,12 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
     planSpeedup: ms.ops === undefined || ms.plan === undefined ? null : round(ms.ops / ms.plan, 2),
     pytorchMsPerStep: torch.ok ? round(torch.msPerStep, 1) : null,
     ratioVsPytorch: torch.ok ? round(sel.msPerStep / torch.msPerStep, 2) : null,
+    bestMsPerStep: round(sel.bestMsPerStep, 1),
+    pytorchBestMsPerStep: torch.ok ? round(torch.bestMsPerStep, 1) : null,
+    bestRatioVsPytorch: torch.ok ? round(sel.bestMsPerStep / torch.bestMsPerStep, 2) : null,
+    cpuMsPerStep: round(sel.cpuMsPerStep, 1),
+    pytorchCpuMsPerStep: torch.ok ? round(torch.cpuMsPerStep, 1) : null,
+    cpuRatioVsPytorch: torch.ok ? round(sel.cpuMsPerStep / torch.cpuMsPerStep, 2) : null,
     pytorch: torch.ok ? `torch ${torch.torch}, ${torch.threads} threads (${torch.python})` : torch.reason,
     loadAvg: [round(load0, 2), round(loadavg()[0], 2)],
     cpuBaselineMsPerStep: cpuMs === null ? null : round(cpuMs, 1),
