@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/create-strategy.ts';
-import { getLogger } from '../protocol/common/index.ts';
+import { EXIT_INTERRUPTED, interruptOnSignals } from './interrupt-on-signals.ts';
 import { embeddedScenarioNames, resolveScenarioArg } from './embedded-scenarios.ts';
 import { loadScenarioFile, parseFederatedScenario, ScenarioError, type FederatedScenario } from './scenario.ts';
 
@@ -25,29 +25,18 @@ function nonNegative(v: string): number {
 
 export const DEFAULT_SCENARIO = fileURLToPath(new URL('./scenarios/default.json', import.meta.url));
 
-/** Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT, the shell's convention for Ctrl-C). */
-export const EXIT_INTERRUPTED = 130;
-
 /**
- * SIGINT/SIGTERM abort the run instead of killing this process: the runner stops every child process and writes a
- * partial summary (marked interrupted) before the command returns; the CLI then exits 130.
+ * A second SIGINT/SIGTERM: kill every child now (SIGKILL; none is waited for, so a child busy building its data
+ * cannot hold the command) and exit 130 without a summary.
  */
-function interruptOnSignals(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) return;
-    getLogger().warn({ code: 'INTERRUPTED', signal: sig }, `simulate: ${sig} received, stopping every process`);
-    controller.abort(sig);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+function forceStop(): void {
+  void import('./runner/spawn-ts.ts').then(
+    ({ killLiveChildren }) => {
+      killLiveChildren();
+      process.exit(EXIT_INTERRUPTED);
     },
-  };
+    () => process.exit(EXIT_INTERRUPTED),
+  );
 }
 
 async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<void> {
@@ -98,7 +87,7 @@ export function registerSimulateCommands(program: Command): void {
       switch (kind) {
         case 'federated': {
           const scenario = parseFederatedScenario(opts.config, raw, text);
-          const interrupt = interruptOnSignals();
+          const interrupt = interruptOnSignals({ forceStop });
           try {
             if (opts.compare) await runCompare(opts, scenario, opts.compare, interrupt.signal);
             else await runOne(opts, scenario, interrupt.signal);

@@ -148,7 +148,8 @@ async function agreeOnLayout(deps: StatisticsDeps, request: StatisticsRequest, s
           label: 'statistics layout',
           deadline,
           signal: deps.signal,
-          reconnectGraceMs: 0,
+          // A re-issued request is answered from the site's cache (site-agent/client/statistics-handler.ts).
+          reconnectGraceMs: deps.reconnectGraceMs,
           call: (conn) => conn.statistics(sessionId, model.round, request.name, request.config ?? {}, model),
           cancel: (conn, err) => conn.cancel(requestKey.statistics(sessionId), err),
         },
@@ -288,7 +289,6 @@ async function maskedSum(
     ...deps,
     purpose: 'statistics',
     round: model.round,
-    reconnectGraceMs: 0,
     prepared,
     model,
     setupFor: () => ({
