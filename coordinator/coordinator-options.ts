@@ -43,7 +43,7 @@ export interface CoordinatorOptions {
    * `Authorization: Bearer <token>`: status, round history and metrics name the sites and their validation scores.
    */
   restToken?: string;
-  timeouts?: Partial<RoundTimeouts & { handshakeMs: number; headersMs: number }>;
+  timeouts?: Partial<RoundTimeouts & { handshakeMs: number; headersMs: number } & Heartbeat>;
   /** Caps on connections (defaults in http/connection-limits.ts). */
   limits?: Partial<ConnectionLimits>;
   /** If set, the enrollment is written back here whenever a one-time token enrolls a site (so it survives restarts). */
@@ -85,6 +85,26 @@ export interface CoordinatorOptions {
 
 export { DEFAULT_MIN_AGGREGATED_FRACTION };
 
+/**
+ * The engine.io heartbeat: the coordinator pings every `pingIntervalMs` and closes a connection whose pong has not
+ * come `pingTimeoutMs` later (sites learn both values in the handshake and close on their side after
+ * interval + timeout without a ping). A site's event loop is blocked while its engine runs a synchronous step
+ * (training, evaluation, statistics), and on a loaded machine such a step takes minutes of wall time: the
+ * socket.io defaults (25 s + 20 s) then drop a healthy site mid-round (RELIABILITY.md, "Sites dropped under load").
+ */
+export interface Heartbeat {
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
+}
+
+/** Tolerates a site (or coordinator) event loop blocked for up to 25 s + 120 s. */
+export const DEFAULT_HEARTBEAT: Heartbeat = { pingIntervalMs: 25_000, pingTimeoutMs: 120_000 };
+/**
+ * How long a request waits for a site that dropped mid-round to reconnect and answer on its new connection (the
+ * site answers from its cache: no second training run). Bounded by the stage deadline in any case.
+ */
+export const DEFAULT_RECONNECT_GRACE_MS = 300_000;
+
 export interface ResolvedOptions {
   minSites: number;
   logger: Logger;
@@ -95,6 +115,7 @@ export interface ResolvedOptions {
   timeouts: RoundTimeouts;
   handshakeMs: number;
   headersMs: number;
+  heartbeat: Heartbeat;
   maxUpdateBytes: number;
   minAggregatedFraction: number;
 }
@@ -116,6 +137,15 @@ function withPrivacy(inner: Strategy, opts: CoordinatorOptions, minSites: number
     distributed: { quant: { clip: secure.clip, scaleBits: secure.scaleBits }, maxExamples: secure.maxExamples, dim },
   });
   return { strategy, secure };
+}
+
+function heartbeatOf(t: Partial<Heartbeat>): Heartbeat {
+  const h = { pingIntervalMs: t.pingIntervalMs ?? DEFAULT_HEARTBEAT.pingIntervalMs, pingTimeoutMs: t.pingTimeoutMs ?? DEFAULT_HEARTBEAT.pingTimeoutMs };
+  for (const [k, v] of Object.entries(h)) {
+    // setTimeout caps delays at 2^31-1 ms; a larger one would fire at once and drop every site.
+    if (!Number.isInteger(v) || v < 1 || v > 2 ** 31 - 1) throw new CoordinatorError('bad_options', `timeouts.${k} must be an integer number of ms in 1..2147483647, got ${v}`);
+  }
+  return h;
 }
 
 export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
@@ -149,10 +179,11 @@ export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
       fitMs: t.fitMs ?? 30 * 60_000,
       evaluateMs: t.evaluateMs ?? 10 * 60_000,
       finishMs: t.finishMs ?? 5_000,
-      reconnectGraceMs: t.reconnectGraceMs ?? 0,
+      reconnectGraceMs: t.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS,
     },
     handshakeMs: t.handshakeMs ?? 10_000,
     headersMs: t.headersMs ?? 10_000,
+    heartbeat: heartbeatOf(t),
     maxUpdateBytes: opts.maxUpdateBytes ?? 256 * 1024 * 1024,
     minAggregatedFraction,
   };

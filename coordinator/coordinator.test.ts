@@ -206,7 +206,7 @@ describe('coordinator', () => {
     const closed = new Promise<string>((r) => pair.site.onClose((reason) => r(reason)));
     coord.accept(pair.coordinator);
     vi.advanceTimersByTime(1_000);
-    expect(await closed).toBe('remote');
+    expect(await closed).toBe('peer_left'); // the coordinator closed it on purpose
     expect(await metricValue(coord.metrics.handshakes, { outcome: 'timeout' })).toBe(1);
     const failed = coord.done.catch((e) => e);
     vi.advanceTimersByTime(5_000);

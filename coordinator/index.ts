@@ -17,7 +17,16 @@ export {
   type CoordinatorCommandOptions,
   type ProcessGuardOptions,
 } from './cli/index.ts';
-export { startCoordinator, DEFAULT_MIN_AGGREGATED_FRACTION, type CoordinatorOptions, type CoordinatorHandle, type SiteEvents } from './start-coordinator.ts';
+export {
+  startCoordinator,
+  DEFAULT_HEARTBEAT,
+  DEFAULT_MIN_AGGREGATED_FRACTION,
+  DEFAULT_RECONNECT_GRACE_MS,
+  type CoordinatorOptions,
+  type CoordinatorHandle,
+  type Heartbeat,
+  type SiteEvents,
+} from './start-coordinator.ts';
 export { CoordinatorError, type CoordinatorErrorCode } from './errors/index.ts';
 export {
   RoundRunner,

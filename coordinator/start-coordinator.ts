@@ -73,7 +73,7 @@ export interface CoordinatorHandle {
   close(): Promise<void>;
 }
 
-export { DEFAULT_MIN_AGGREGATED_FRACTION, type CoordinatorOptions } from './coordinator-options.ts';
+export { DEFAULT_HEARTBEAT, DEFAULT_MIN_AGGREGATED_FRACTION, DEFAULT_RECONNECT_GRACE_MS, type CoordinatorOptions, type Heartbeat } from './coordinator-options.ts';
 export type { SiteEvents } from './sites/index.ts';
 
 async function resume(store: CheckpointStore | null, r: ResolvedOptions, opts: CoordinatorOptions): Promise<{ weights: WeightSet; lastRound: number; history: RoundRecord[] }> {
@@ -92,54 +92,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const tracker = new StatusTracker(registry, () => opts.enrollment.siteIds(), r.secureAggregation ? { clip: r.secureAggregation.clip, maxExamples: r.secureAggregation.maxExamples } : null);
   const metrics = coordinatorMetrics({ bytesReceived: () => tracker.bytes().received, bytesSent: () => tracker.bytes().sent });
   let handle: CoordinatorHandle | undefined; // set below; afterRounds runs long after
-  const runner = new RoundRunner(
-    {
-      strategy: r.strategy,
-      fitWorkflow: r.secureAggregation ? new SecureFitWorkflow(r.secureAggregation, opts.enrollment, opts.secAggTestHooks, tracker.secAggMonitor) : new PlainFitWorkflow(),
-      registry,
-      rounds: opts.rounds,
-      minSites: r.minSites,
-      timeouts: r.timeouts,
-      logger: r.logger,
-      metrics,
-      store,
-      maxUpdateBytes: r.maxUpdateBytes,
-      minAggregatedFraction: r.minAggregatedFraction,
-      ...(opts.afterRounds ? { afterRounds: () => opts.afterRounds!(handle!) } : {}),
-    },
-    initial,
-  );
-  runner.on('siteReplied', (rep) => tracker.replied(rep));
-  runner.on('siteFailed', (f) => tracker.failed(f));
+  const runner = createRunner({ opts, r, store, registry, tracker, metrics, initial, handle: () => handle! });
   // The runner is the one emitter; connection events are added to it so callers listen in one place.
   const events = runner as unknown as EventEmitter<RoundEvents & SiteEvents>;
   // The dashboard's per-site view, from the same events the handle exposes.
   const activity = new SiteActivityTracker(opts.enrollment.siteIds());
   activity.attach(events);
   const gate = new ConnectionGate({ ...DEFAULT_CONNECTION_LIMITS, ...opts.limits }, r.logger, (reason) => metrics.limitRefusals.inc({ reason }));
-  const addressOf = (peer: string): string => peer.split('#')[0];
-  const gateway = new SiteGateway({
-    identity: opts.identity,
-    enrollment: opts.enrollment,
-    registry,
-    logger: r.logger,
-    metrics,
-    events,
-    handshakeMs: r.handshakeMs,
-    maxUpdateBytes: r.maxUpdateBytes,
-    partialTransferTtlMs: Math.max(120_000, r.timeouts.reconnectGraceMs),
-    ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
-    ...(opts.enrollmentPath ? { enrollmentPath: opts.enrollmentPath } : {}),
-    onAuthenticated: (c) => {
-      tracker.connected(c);
-      gate.authenticated(addressOf(c.peer));
-    },
-    onReleased: (c) => {
-      tracker.closed(c);
-      gate.released(addressOf(c.peer));
-    },
-    finished: () => ({ done: runner.finished, lastRound: runner.round }),
-  });
+  const gateway = createGateway({ opts, r, registry, tracker, metrics, events, gate, runner });
   // Releases of DP statistics rounds (statisticsRound), composed with the training's ledger in the status.
   const statisticsReleases: { event: PrivacyEvent; delta: number }[] = [];
   const status = (): CoordinatorStatus =>
@@ -161,6 +121,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     ...(opts.tls ? { tls: opts.tls } : {}),
     headersTimeoutMs: r.headersMs,
     connectTimeoutMs: r.handshakeMs,
+    pingIntervalMs: r.heartbeat.pingIntervalMs,
+    pingTimeoutMs: r.heartbeat.pingTimeoutMs,
     app: createHttpApp({ status, sites: () => activity.snapshot((id) => tracker.siteBytes(id)), history: () => runner.history, metrics, model: () => runner.currentModel(), ...(opts.restToken !== undefined ? { restToken: opts.restToken } : {}) }),
     beforeListen: (http) => gate.attach(http),
     onSocket: (socket) => gateway.accept(socketIoServerTransport(socket)),
@@ -169,6 +131,82 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   // Rounds start only once the handle exists, so hooks that receive it (afterRounds) can never see it missing.
   if (opts.autoStart !== false) void handle.start();
   return handle;
+}
+
+interface RunnerParts {
+  opts: CoordinatorOptions;
+  r: ResolvedOptions;
+  store: CheckpointStore | null;
+  registry: SiteRegistry;
+  tracker: StatusTracker;
+  metrics: CoordinatorMetrics;
+  initial: { weights: WeightSet; lastRound: number; history: RoundRecord[] };
+  /** The handle, for `afterRounds` (which runs long after it exists). */
+  handle: () => CoordinatorHandle;
+}
+
+/** The round state machine with its fit workflow (plain, or SecAgg+), reporting replies and failures to the status tracker. */
+function createRunner(p: RunnerParts): RoundRunner {
+  const { opts, r, tracker } = p;
+  const runner = new RoundRunner(
+    {
+      strategy: r.strategy,
+      fitWorkflow: r.secureAggregation ? new SecureFitWorkflow(r.secureAggregation, opts.enrollment, opts.secAggTestHooks, tracker.secAggMonitor) : new PlainFitWorkflow(),
+      registry: p.registry,
+      rounds: opts.rounds,
+      minSites: r.minSites,
+      timeouts: r.timeouts,
+      logger: r.logger,
+      metrics: p.metrics,
+      store: p.store,
+      maxUpdateBytes: r.maxUpdateBytes,
+      minAggregatedFraction: r.minAggregatedFraction,
+      ...(opts.afterRounds ? { afterRounds: () => opts.afterRounds!(p.handle()) } : {}),
+    },
+    p.initial,
+  );
+  runner.on('siteReplied', (rep) => tracker.replied(rep));
+  runner.on('siteFailed', (f) => tracker.failed(f));
+  return runner;
+}
+
+interface GatewayParts {
+  opts: CoordinatorOptions;
+  r: ResolvedOptions;
+  registry: SiteRegistry;
+  tracker: StatusTracker;
+  metrics: CoordinatorMetrics;
+  events: EventEmitter<RoundEvents & SiteEvents>;
+  gate: ConnectionGate;
+  runner: RoundRunner;
+}
+
+/** Where site transports enter: handshake, registry, status and connection-limit bookkeeping. */
+function createGateway(p: GatewayParts): SiteGateway {
+  const { opts, r, tracker, gate, runner } = p;
+  const addressOf = (peer: string): string => peer.split('#')[0];
+  return new SiteGateway({
+    identity: opts.identity,
+    enrollment: opts.enrollment,
+    registry: p.registry,
+    logger: r.logger,
+    metrics: p.metrics,
+    events: p.events,
+    handshakeMs: r.handshakeMs,
+    maxUpdateBytes: r.maxUpdateBytes,
+    partialTransferTtlMs: Math.max(120_000, r.timeouts.reconnectGraceMs),
+    ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
+    ...(opts.enrollmentPath ? { enrollmentPath: opts.enrollmentPath } : {}),
+    onAuthenticated: (c) => {
+      tracker.connected(c);
+      gate.authenticated(addressOf(c.peer));
+    },
+    onReleased: (c) => {
+      tracker.closed(c);
+      gate.released(addressOf(c.peer));
+    },
+    finished: () => ({ done: runner.finished, lastRound: runner.round }),
+  });
 }
 
 /**
@@ -258,7 +296,7 @@ async function statisticsRound(p: HandleParts, request: StatisticsRequest, signa
       enrollment: opts.enrollment,
       logger: r.logger,
       stageMs: r.timeouts.fitMs,
-      reconnectGraceMs: 0,
+      reconnectGraceMs: r.timeouts.reconnectGraceMs,
       signal,
       model: () => p.runner.currentModel(),
       secure: r.secureAggregation,

@@ -62,22 +62,34 @@ class MemoryEnd<In extends EventMap, Out extends EventMap> implements Transport<
     this.closeListeners.clear();
   }
 
+  /** Close on purpose: this end sees `local`, the peer `peer_left` (socket.io: a namespace disconnect). */
   disconnect(): void {
     if (!this.connected) return;
     const peer = this.peerEnd;
     this.closeWith('local');
-    queueMicrotask(() => peer.closeWith('remote'));
+    queueMicrotask(() => peer.closeWith('peer_left'));
+  }
+
+  /** The link drops under both ends (a cut cable, a missed heartbeat): each sees `reason`. */
+  drop(reason: CloseReason = 'remote'): void {
+    if (!this.connected) return;
+    const peer = this.peerEnd;
+    this.closeWith(reason);
+    queueMicrotask(() => peer.closeWith(reason));
   }
 }
 
 export type SiteTransport = Transport<ServerToClientEvents, ClientToServerEvents>;
 export type CoordinatorTransport = Transport<ClientToServerEvents, ServerToClientEvents>;
 
-/** A connected pair: `site` is the client end, `coordinator` the server end. */
-export function createMemoryTransportPair(label = 'memory'): { site: SiteTransport; coordinator: CoordinatorTransport } {
+/**
+ * A connected pair: `site` is the client end, `coordinator` the server end; `drop()` cuts the link under both
+ * (neither end closed it on purpose), unlike `disconnect()` on one end.
+ */
+export function createMemoryTransportPair(label = 'memory'): { site: SiteTransport; coordinator: CoordinatorTransport; drop(reason?: CloseReason): void } {
   const site = new MemoryEnd<ServerToClientEvents, ClientToServerEvents>(`${label}:coordinator`);
   const coordinator = new MemoryEnd<ClientToServerEvents, ServerToClientEvents>(`${label}:site`);
   site.peerEnd = coordinator;
   coordinator.peerEnd = site;
-  return { site, coordinator };
+  return { site, coordinator, drop: (reason) => site.drop(reason) };
 }

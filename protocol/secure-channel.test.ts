@@ -171,7 +171,7 @@ describe('SecureChannel', () => {
     const peerClosed = new Promise<string>((resolve) => t.site.onClose((r) => resolve(r)));
     for (let i = 0; i < 3; i++) t.site.send('sealed', new Uint8Array(40));
     await closed;
-    expect(await peerClosed).toBe('remote');
+    expect(await peerClosed).toBe('peer_left');
     expect(coord.isClosed).toBe(true);
     expect(t.site.connected).toBe(false);
   });

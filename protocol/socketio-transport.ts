@@ -67,7 +67,10 @@ function wrap(socket: AnySocket, peer: string, mapReason: (r: string) => CloseRe
   };
 }
 
+/** socket.io's DisconnectReason (server and client side) as a CloseReason. */
 function reasonOf(r: string): CloseReason {
+  if (r === 'client namespace disconnect' || r === 'server namespace disconnect' || r === 'io server disconnect') return 'peer_left';
+  if (r === 'ping timeout') return 'heartbeat_timeout';
   return r.includes('error') ? 'transport_error' : 'remote';
 }
 

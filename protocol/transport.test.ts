@@ -63,13 +63,13 @@ describe.each([
     expect(count).toBe(0);
   });
 
-  it('reports close on both ends (local / remote) and drops sends after close', async () => {
+  it('reports close on both ends (local / peer_left) and drops sends after close', async () => {
     const { site, coordinator } = await makePair();
     const local = new Promise<CloseReason>((r) => site.onClose(r));
     const remote = new Promise<CloseReason>((r) => coordinator.onClose(r));
     site.disconnect();
     expect(await local).toBe('local');
-    expect(await remote).toBe('remote');
+    expect(await remote).toBe('peer_left');
     expect(site.connected).toBe(false);
     expect(coordinator.connected).toBe(false);
     expect(() => site.send('sealed', new Uint8Array([1]))).not.toThrow();

@@ -10,8 +10,13 @@ export type EventMap = object;
 /** Argument tuple of event `E` in map `M`. */
 export type EventArgs<M, E extends keyof M> = M[E] extends (...args: infer A) => void ? A : never;
 
-/** Why a transport closed, as a closed union (mirrors socket.io's DisconnectReason, coarsened). */
-export type CloseReason = 'local' | 'remote' | 'transport_error';
+/**
+ * Why a transport closed, as a closed union (mirrors socket.io's DisconnectReason, coarsened): closed by this end
+ * (`local`); the peer ended the session on purpose (`peer_left`: it will not come back for the open request); no
+ * heartbeat within the ping timeout (`heartbeat_timeout`: a blocked or vanished peer); the link dropped (`remote`)
+ * or failed (`transport_error`).
+ */
+export type CloseReason = 'local' | 'remote' | 'peer_left' | 'heartbeat_timeout' | 'transport_error';
 
 export interface Transport<In extends EventMap, Out extends EventMap> {
   /** Send one event to the peer. Never throws on a closed transport (the message is dropped). */

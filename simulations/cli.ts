@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { resolve } from 'node:path';
 import { STRATEGY_NAMES, type StrategyName } from '../coordinator/strategies/create-strategy.ts';
-import { getLogger } from '../protocol/common/index.ts';
+import { EXIT_INTERRUPTED, interruptOnSignals } from './interrupt-on-signals.ts';
 import { embeddedScenarioNames, resolveScenarioArg } from './embedded-scenarios.ts';
 import { loadScenarioFile, parseFederatedScenario, ScenarioError, type FederatedScenario } from './scenario.ts';
 
@@ -25,32 +25,22 @@ function nonNegative(v: string): number {
 
 export const DEFAULT_SCENARIO = fileURLToPath(new URL('./scenarios/default.json', import.meta.url));
 
-/** Exit code of a run stopped by SIGINT/SIGTERM (128 + SIGINT, the shell's convention for Ctrl-C). */
-export const EXIT_INTERRUPTED = 130;
-
 /**
- * SIGINT/SIGTERM abort the run instead of killing this process: the runner stops every child process and writes a
- * partial summary (marked interrupted) before the command returns; the CLI then exits 130.
+ * A second SIGINT/SIGTERM: kill every child now (SIGKILL; none is waited for, so a child busy building its data
+ * cannot hold the command) and exit 130 without a summary.
  */
-function interruptOnSignals(): { signal: AbortSignal; dispose(): void } {
-  const controller = new AbortController();
-  const onSignal = (sig: NodeJS.Signals): void => {
-    if (controller.signal.aborted) return;
-    getLogger().warn({ code: 'INTERRUPTED', signal: sig }, `simulate: ${sig} received, stopping every process`);
-    controller.abort(sig);
-  };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
-  return {
-    signal: controller.signal,
-    dispose: () => {
-      process.off('SIGINT', onSignal);
-      process.off('SIGTERM', onSignal);
+function forceStop(): void {
+  void import('./runner/spawn-ts.ts').then(
+    ({ killLiveChildren }) => {
+      killLiveChildren();
+      process.exit(EXIT_INTERRUPTED);
     },
-  };
+    () => process.exit(EXIT_INTERRUPTED),
+  );
 }
 
-async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<void> {
+/** Runs one scenario; true when it was interrupted (a signal that came after the run had finished does not count). */
+async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<boolean> {
   // The runner (and the engine it loads) only when a run starts: `fedsfda --help` and other commands stay fast.
   const { formatSummaryTable } = await import('./runner/summary.ts');
   const { runFederatedSimulation } = await import('./runner/run-federated.ts');
@@ -66,12 +56,13 @@ async function runOne(opts: { config: string; out: string }, scenario: Federated
     const p = summary.privacy;
     console.log(`differential privacy (${p.mode}): epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta} after ${p.roundsAccounted} rounds (noise multiplier ${p.noiseMultiplier.toFixed(4)}, sampling rate ${p.samplingRate})`);
   }
+  return summary.interrupted;
 }
 
-async function runCompare(opts: { out: string; proximalMu?: number }, scenario: FederatedScenario, strategies: StrategyName[], signal: AbortSignal): Promise<void> {
+async function runCompare(opts: { out: string; proximalMu?: number }, scenario: FederatedScenario, strategies: StrategyName[], signal: AbortSignal): Promise<boolean> {
   const { runStrategyComparison } = await import('./runner/compare-strategies.ts');
   console.log(`fedsfda simulate --compare ${strategies.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
-  const { table } = await runStrategyComparison({
+  const { table, interrupted } = await runStrategyComparison({
     scenario,
     strategies,
     outDir: opts.out,
@@ -81,6 +72,7 @@ async function runCompare(opts: { out: string; proximalMu?: number }, scenario: 
   });
   console.log(table);
   console.log(`wrote ${resolve(opts.out, 'comparison.json')}`);
+  return interrupted;
 }
 
 export function registerSimulateCommands(program: Command): void {
@@ -98,15 +90,16 @@ export function registerSimulateCommands(program: Command): void {
       switch (kind) {
         case 'federated': {
           const scenario = parseFederatedScenario(opts.config, raw, text);
-          const interrupt = interruptOnSignals();
+          const interrupt = interruptOnSignals({ forceStop });
+          let interrupted: boolean;
           try {
-            if (opts.compare) await runCompare(opts, scenario, opts.compare, interrupt.signal);
-            else await runOne(opts, scenario, interrupt.signal);
+            interrupted = opts.compare ? await runCompare(opts, scenario, opts.compare, interrupt.signal) : await runOne(opts, scenario, interrupt.signal);
           } finally {
             interrupt.dispose();
           }
-          if (interrupt.signal.aborted) {
-            console.log(`interrupted by ${String(interrupt.signal.reason)}: every process stopped; partial results in ${resolve(opts.out)}`);
+          // Exit 130 only when the summary says interrupted: a signal during the last writes leaves a complete run.
+          if (interrupted) {
+            console.log(`interrupted by ${interrupt.signal.aborted ? String(interrupt.signal.reason) : 'the coordinator stopping'}: every process stopped; partial results in ${resolve(opts.out)}`);
             process.exitCode = EXIT_INTERRUPTED;
           }
           break;

@@ -20,6 +20,9 @@ export interface ServerOptions {
   headersTimeoutMs: number;
   /** socket.io's namespace connect must follow the websocket upgrade within this. */
   connectTimeoutMs: number;
+  /** engine.io heartbeat (coordinator-options.ts `Heartbeat`): ping every interval, close after interval + timeout without a pong. */
+  pingIntervalMs: number;
+  pingTimeoutMs: number;
   app: RequestListener;
   /** Called with the server before it listens (connection limits attach here). */
   beforeListen?(http: HttpServer): void;
@@ -54,6 +57,8 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
     serveClient: false,
     transports: ['websocket'],
     connectTimeout: o.connectTimeoutMs,
+    pingInterval: o.pingIntervalMs,
+    pingTimeout: o.pingTimeoutMs,
   });
   io.on('connection', o.onSocket);
   o.beforeListen?.(http);

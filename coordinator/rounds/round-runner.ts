@@ -33,8 +33,10 @@ export interface RoundTimeouts {
   finishMs: number;
   /**
    * When a selected site disconnects mid-stage, how long to wait for it to reconnect and resume the same request
-   * (within the stage timeout) before counting it as failed (default 0: fail at once). The model download and the
-   * update upload then resume at the first missing chunk.
+   * (within the stage timeout) before counting it as failed (default DEFAULT_RECONNECT_GRACE_MS, 5 min; 0: fail at
+   * once). The site answers the re-issued request from its cache (no second training run); the model download and
+   * the update upload resume at the first missing chunk. Applies to every exchange: fit, evaluate, each SecAgg stage
+   * and the statistics rounds.
    */
   reconnectGraceMs: number;
 }

@@ -18,6 +18,7 @@ import {
   type Enrollment,
   type EvalConfig,
   type FitConfig,
+  type CloseReason,
   type Identity,
   type MessageOf,
   type ReplyError,
@@ -34,6 +35,8 @@ export class SiteRequestError extends Error {
   constructor(
     readonly code: FailureCode,
     reason: string,
+    /** For `disconnected`: the site ended its session on purpose (it is not waited for to come back). */
+    readonly siteLeft = false,
   ) {
     super(reason);
   }
@@ -120,7 +123,7 @@ export class SiteConnection {
       if (this.state !== 'handshaking') return offEarly();
       this.deps.onReject(new ProtocolError('handshake_required', 'sealed envelope before handshake'), this);
     });
-    transport.onClose(() => this.handleClose());
+    transport.onClose((reason) => this.handleClose(reason));
   }
 
   get peer(): string {
@@ -342,18 +345,22 @@ export class SiteConnection {
     }
   }
 
+  /** Why the connection closed (null while open): `heartbeat_timeout` is a site whose event loop or link stalled. */
+  closeReason: CloseReason | null = null;
+
   close(): void {
     this.transport.disconnect();
-    this.handleClose();
+    this.handleClose('local');
   }
 
-  private handleClose(): void {
+  private handleClose(reason: CloseReason): void {
     if (this.state === 'closed') return;
     const wasReady = this.state === 'ready';
     this.state = 'closed';
+    this.closeReason = reason;
     this.clearHandshakeTimer();
     this.channel?.close();
-    const err = new SiteRequestError('disconnected', `site ${this.siteId ?? this.peer} disconnected`);
+    const err = new SiteRequestError('disconnected', `site ${this.siteId ?? this.peer} disconnected (${reason})`, reason === 'peer_left');
     for (const p of this.pending.values()) p.reject(err);
     this.pending.clear();
     if (wasReady) this.deps.onClosed(this);

@@ -114,7 +114,9 @@ export class SiteGateway {
     this.connections.delete(c);
     d.onReleased(c);
     d.metrics.connectedSites.set(d.registry.size);
-    d.logger.info({ code: 'site_disconnected', siteId: c.siteId, peer: c.peer }, 'site disconnected');
+    // A missed heartbeat or a transport error is worth a warning: under CPU load it is the first sign of sites dropped mid-round.
+    const unexpected = c.closeReason === 'heartbeat_timeout' || c.closeReason === 'transport_error';
+    d.logger[unexpected ? 'warn' : 'info']({ code: 'site_disconnected', siteId: c.siteId, peer: c.peer, reason: c.closeReason }, `site disconnected (${c.closeReason})`);
     d.events.emit('siteDisconnected', c.siteId as string);
   }
 

@@ -36,16 +36,21 @@ export async function requestSite<T>(registry: SiteRegistry, req: SiteRequest<T>
   if (!current) throw new SiteRequestError('disconnected', `site left before ${req.label}`);
   const local = new AbortController();
   const signal = AbortSignal.any([req.signal, local.signal]);
+  /** Set while waiting for a dropped site to come back: a deadline then reports the drop, not a slow site. */
+  let dropped: SiteRequestError | null = null;
   const attempt = async (): Promise<T> => {
     for (;;) {
       try {
         return await req.call(current!);
       } catch (e) {
-        if (!(e instanceof SiteRequestError) || e.code !== 'disconnected' || req.reconnectGraceMs <= 0 || signal.aborted) throw e;
-        logger?.info({ code: 'site_dropped_mid_request', siteId: req.siteId, request: req.label }, 'site dropped mid-request; waiting for it to reconnect');
+        if (!(e instanceof SiteRequestError) || e.code !== 'disconnected' || e.siteLeft || req.reconnectGraceMs <= 0 || signal.aborted) throw e;
+        logger?.info({ code: 'site_dropped_mid_request', siteId: req.siteId, request: req.label, err: e.message, graceMs: req.reconnectGraceMs }, 'site dropped mid-request; waiting for it to reconnect');
+        dropped = e;
         current = await registry.waitForSite(req.siteId, req.reconnectGraceMs, signal).catch(() => {
-          throw e;
+          throw new SiteRequestError('disconnected', `${e.message}; it did not reconnect within ${req.reconnectGraceMs} ms`);
         });
+        dropped = null;
+        logger?.info({ code: 'site_resumed', siteId: req.siteId, request: req.label }, 'site reconnected; request re-issued on its new connection');
       }
     }
   };
@@ -58,7 +63,9 @@ export async function requestSite<T>(registry: SiteRegistry, req: SiteRequest<T>
       reject(err);
     };
     const remaining = req.deadline - Date.now();
-    if (Number.isFinite(remaining)) timer = setTimeout(() => end(new SiteRequestError('timeout', `no ${req.label} reply in time`)), Math.max(0, remaining));
+    const onDeadline = (): void =>
+      end(dropped ? new SiteRequestError('disconnected', `${dropped.message}; it did not reconnect before the ${req.label} deadline`) : new SiteRequestError('timeout', `no ${req.label} reply in time`));
+    if (Number.isFinite(remaining)) timer = setTimeout(onDeadline, Math.max(0, remaining));
     onAbort = () => end(new SiteRequestError('disconnected', `coordinator stopped during ${req.label}`));
     if (req.signal.aborted) onAbort();
     else req.signal.addEventListener('abort', onAbort, { once: true });

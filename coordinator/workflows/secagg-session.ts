@@ -176,8 +176,9 @@ async function runStage(
           label: `secagg:${stage}`,
           deadline,
           signal: input.signal,
-          // A SecAgg stage is not re-issued on a new connection: the site's session state is one-shot.
-          reconnectGraceMs: 0,
+          // Re-issued on a site's new connection after a drop: the site answers an identical instruction of the stage
+          // it already answered with the same reply (site-agent/client/secagg-mod.ts), never with a new one.
+          reconnectGraceMs: input.reconnectGraceMs,
           call: (conn) => conn.secagg(sessionId, stage, wire, setup),
           cancel: (conn, err) => conn.cancel(requestKey.secagg(sessionId, stage), err),
         },

@@ -83,6 +83,8 @@ export interface StatisticsPrivacy {
   readonly plan: StatisticsNoisePlan;
   /** The sites' scale s = 1 / (U Delta), by which the released sums are divided back. */
   readonly scale: number;
+  /** Quantization step 2^-scaleBits of the secure sum (distributed noise shares are in its integer units). */
+  readonly scaleBits: number;
 }
 
 export interface StatisticsResult {
@@ -146,7 +148,8 @@ async function agreeOnLayout(deps: StatisticsDeps, request: StatisticsRequest, s
           label: 'statistics layout',
           deadline,
           signal: deps.signal,
-          reconnectGraceMs: 0,
+          // A re-issued request is answered from the site's cache (site-agent/client/statistics-handler.ts).
+          reconnectGraceMs: deps.reconnectGraceMs,
           call: (conn) => conn.statistics(sessionId, model.round, request.name, request.config ?? {}, model),
           cancel: (conn, err) => conn.cancel(requestKey.statistics(sessionId), err),
         },
@@ -249,7 +252,7 @@ async function dpSum(run: StatisticsRun, dp: StatisticsDpRelease, sessionId: str
   const result = await maskedSum({ ...run, quant }, { sessionId, siteIds: sites, layout, stage: noise ? { noise } : {} });
   if (plan.mode === 'central') addCentralStatisticsNoise(result.sums, isNoisedStatistic, plan.centralStd, dp.noise);
   run.deps.logger.info({ code: 'statistics_dp', name: run.request.name, mode: plan.mode, noiseMultiplier: dp.noiseMultiplier, sites: result.included.length, scaleBits }, 'differentially private statistics released');
-  return { ...result, privacy: { event: statisticsEvent(dp.label, plan, result.included.length), plan, scale } };
+  return { ...result, privacy: { event: statisticsEvent(dp.label, plan, result.included.length), plan, scale, scaleBits } };
 }
 
 interface StatisticsRun {
@@ -286,7 +289,6 @@ async function maskedSum(
     ...deps,
     purpose: 'statistics',
     round: model.round,
-    reconnectGraceMs: 0,
     prepared,
     model,
     setupFor: () => ({

@@ -13,14 +13,28 @@ import { coordinatorEventSchema, siteEventSchema, type CoordinatorEvent, type Si
 import type { SimulationJob } from './job.ts';
 import { spawnTs, type TsChild } from './spawn-ts.ts';
 
+/**
+ * A simulation that could not finish: a child failed (its own typed code when it reported one, e.g. NOT_A_DATASET,
+ * else CHILD_FAILED) or the deadline passed (SIMULATION_TIMEOUT). Not logged where it is raised: whoever catches it
+ * logs it once (the CLI: one line with timestamp, level and `code`), so a failure never appears twice.
+ */
 export class SimulationError extends Error {
   override readonly name = 'SimulationError';
   constructor(
-    readonly code: 'child-failed' | 'timeout',
+    readonly kind: 'child-failed' | 'timeout',
+    readonly code: string,
     message: string,
+    /** The process that failed (a site id or 'coordinator'), when one did. */
+    readonly child?: string,
   ) {
     super(message);
   }
+}
+
+/** A child's failure as one message: `who: reason`, without the child's own trailing ` [CODE]` (the code is a field). */
+function childFailure(who: string, message: string, code: string | undefined): SimulationError {
+  const reason = code ? message.replace(new RegExp(`\\s*\\[${code.replace(/[^A-Za-z0-9_-]/g, '')}\\]$`), '') : message;
+  return new SimulationError('child-failed', code ?? 'CHILD_FAILED', `${who} failed: ${reason}`, who);
 }
 
 export type SiteReady = Extract<SiteEvent, { event: 'ready' }>;
@@ -87,7 +101,7 @@ class Federation {
     const ended = new Promise<FederationOutcome['status']>((resolve, reject) => (this.settle = { resolve, reject }));
     const onAbort = (): void => this.end('interrupted');
     this.o.signal?.addEventListener('abort', onAbort, { once: true });
-    const timer = setTimeout(() => this.fail(new SimulationError('timeout', `simulation exceeded ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
+    const timer = setTimeout(() => this.fail(new SimulationError('timeout', 'SIMULATION_TIMEOUT', `simulation exceeded ${this.o.timeoutMs} ms`)), this.o.timeoutMs);
     try {
       if (this.o.signal?.aborted) this.end('interrupted');
       else this.startCoordinator();
@@ -110,10 +124,10 @@ class Federation {
     this.settle.resolve(status);
   }
 
+  /** Ends the run with `err` (the first failure wins; later ones are consequences, e.g. the failed child's exit). */
   private fail(err: SimulationError): void {
     if (this.settled) return;
     this.settled = true;
-    getLogger().error({ code: err.code === 'timeout' ? 'SIMULATION_TIMEOUT' : 'CHILD_FAILED' }, `simulation aborted: ${err.message}`);
     this.settle.reject(err);
   }
 
@@ -130,7 +144,7 @@ class Federation {
   private watch(child: TsChild, onClean: () => void): void {
     this.children.push(child);
     void child.exited.then((code) => {
-      if (code !== 0) this.fail(new SimulationError('child-failed', `${child.name} exited with code ${code}\n${child.stderrTail()}`));
+      if (code !== 0) this.fail(childFailure(child.name, `exited with code ${code}\n${child.stderrTail()}`, undefined));
       else onClean();
     });
   }
@@ -146,7 +160,7 @@ class Federation {
     });
     this.watch(coordinator, () => {
       if (this.coordinatorEnd === 'stopped') return this.end('interrupted');
-      if (this.coordinatorEnd === null) return this.fail(new SimulationError('child-failed', `coordinator exited without finishing its rounds\n${coordinator.stderrTail()}`));
+      if (this.coordinatorEnd === null) return this.fail(childFailure('coordinator', `exited without finishing its rounds\n${coordinator.stderrTail()}`, undefined));
       // With personalisation the sites fine-tune after the coordinator is done: wait for them to report.
       const sitesDone = this.o.waitForSites ? Promise.all(this.siteExits) : Promise.resolve([]);
       void sitesDone.then(() => this.end('finished'));
@@ -186,7 +200,7 @@ class Federation {
         this.coordinatorEnd = 'stopped';
         return log(`coordinator stopped after ${e.rounds} round(s)`);
       case 'error':
-        return this.fail(new SimulationError('child-failed', `coordinator: ${e.code ? `[${e.code}] ` : ''}${e.message}`));
+        return this.fail(childFailure('coordinator', e.message, e.code));
       default: {
         const never: never = e;
         throw new Error(`unhandled coordinator event ${JSON.stringify(never)}`);
@@ -213,8 +227,10 @@ class Federation {
 
   private onSiteProgress(siteId: string, p: SiteProgressEvent): void {
     const log = this.o.log;
-    if (p.type === 'failed') log(`${siteId}: round ${p.round} ${p.stage} failed: ${p.reason}`);
-    else if (p.type === 'dp-fit') {
+    // A site's own 'failed' (its fit or evaluation threw) is not printed: the site sends it to the coordinator as an
+    // error reply, and the coordinator's siteFailed event prints it once, with its typed code.
+    if (p.type === 'failed') return;
+    if (p.type === 'dp-fit') {
       log(`${siteId}: round ${p.round}: update norm ${p.updateNorm.toFixed(4)} clipped to ${p.clip}, noise share sigma ${p.siteSigma.toFixed(1)} steps; own epsilon so far ${p.epsilon.toFixed(3)} (delta ${p.delta})`);
     } else if (p.type === 'dp-sgd-fit') {
       this.dpSgd.set(siteId, { epsilon: p.epsilon, delta: p.delta, steps: p.steps, noiseMultiplier: p.noiseMultiplier });
@@ -243,7 +259,7 @@ class Federation {
         return;
       }
       case 'error':
-        return this.fail(new SimulationError('child-failed', `${e.siteId ?? processName}: ${e.code ? `[${e.code}] ` : ''}${e.message}`));
+        return this.fail(childFailure(e.siteId ?? processName, e.message, e.code));
       default: {
         const never: never = e;
         throw new Error(`unhandled site event ${JSON.stringify(never)}`);

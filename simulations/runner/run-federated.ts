@@ -11,7 +11,7 @@ import { classHistogramReportInClear, decodeWeightSet, type ClassHistogramReport
 import { createUNet, saveModel } from '../../site-agent/model/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import { runFederation, type FederationOutcome } from './federation.ts';
-import { prepareRunFolder } from './run-folder.ts';
+import { PreparationInterrupted, prepareRunFolder, type PreparedRun } from './run-folder.ts';
 import { buildSummary, memorySummary, type MemorySummary, type SimulationSummary } from './summary.ts';
 import { writeReportHtml } from '../../site-agent/report/index.ts';
 import { simulationReport } from './simulation-report.ts';
@@ -107,13 +107,29 @@ function memoryLine(m: MemorySummary): string {
   return `peak memory (RSS): coordinator ${mb(m.coordinatorPeakRssMb)}; ${m.siteProcesses} site process(es) of up to ${m.sitesPerProcess} site(s): largest ${mb(m.sitePeakRssMbMax)}, sum ${mb(m.sitePeakRssMbSum)}`;
 }
 
+/** The outcome of a run interrupted before its processes started. */
+function notStarted(s: FederatedScenario): FederationOutcome {
+  return { status: 'interrupted', history: [], sites: new Map(), personalized: new Map(), dpSgd: new Map(), memory: { coordinatorPeakRssBytes: null, sitesPerProcess: s.sitesPerProcess, siteProcessPeakRssBytes: [] } };
+}
+
 /** Runs the federation to completion (or until interrupted) and writes `outDir/summary.json`. */
 export async function runFederatedSimulation(opts: RunFederatedOptions): Promise<SimulationSummary> {
   const startedAt = new Date();
   const log = opts.onLog ?? (() => {});
   const s = opts.scenario;
   const outDir = resolve(opts.outDir);
-  const { job, jobFile, backend } = await prepareRunFolder(opts.scenarioFile, s, outDir, log);
+  let prepared: PreparedRun;
+  try {
+    prepared = await prepareRunFolder(opts.scenarioFile, s, outDir, log, opts.signal);
+  } catch (err) {
+    if (!(err instanceof PreparationInterrupted)) throw err;
+    // Stopped before any process started: a summary with no rounds, marked interrupted.
+    log('interrupted while preparing: no process was started');
+    const summary = await summarize(s, outDir, startedAt, 'not started', notStarted(s));
+    await writeFile(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2));
+    return summary;
+  }
+  const { job, jobFile, backend } = prepared;
   const run = await runFederation({
     job,
     jobFile,

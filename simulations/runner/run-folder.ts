@@ -56,8 +56,19 @@ export interface PreparedRun {
   readonly backend: string;
 }
 
-/** Prepares `outDir` for a run of scenario `s` (see the file comment). */
-export async function prepareRunFolder(scenarioFile: string, s: FederatedScenario, outDir: string, log: (line: string) => void): Promise<PreparedRun> {
+/** Thrown by prepareRunFolder when its AbortSignal fired (Ctrl-C while the datasets, keys or model were made). */
+export class PreparationInterrupted extends Error {
+  override readonly name = 'PreparationInterrupted';
+}
+
+/**
+ * Prepares `outDir` for a run of scenario `s` (see the file comment). An aborted `signal` stops it between steps
+ * (PreparationInterrupted): no job file is written and no process is started.
+ */
+export async function prepareRunFolder(scenarioFile: string, s: FederatedScenario, outDir: string, log: (line: string) => void, signal?: AbortSignal): Promise<PreparedRun> {
+  const checkpoint = (): void => {
+    if (signal?.aborted) throw new PreparationInterrupted(`interrupted while preparing ${outDir}`);
+  };
   // A DP scenario over its budget (or with impossible DP settings) is refused here, before any process starts.
   const training = s.training.differentialPrivacy ? withDifferentialPrivacy(new FedAvg(), s.training.differentialPrivacy, { rounds: s.training.rounds, enrolledSites: s.sites.length }) : null;
   // The same for the DP statistics: planned training rounds and statistics releases against maxTotalEpsilon.
@@ -65,10 +76,13 @@ export async function prepareRunFolder(scenarioFile: string, s: FederatedScenari
   for (const f of PREVIOUS_RESULTS) await rm(join(outDir, f), { recursive: true, force: true });
   const keysDir = join(outDir, 'keys');
   await mkdir(keysDir, { recursive: true });
+  checkpoint();
   await prepareDatasets(s, log);
+  checkpoint();
   const identities = await writeIdentities(s, keysDir);
   // The initial global model: seeded, so a scenario reproduces.
   const engine = await initEngine();
+  checkpoint();
   const unet = createUNet({ inChannels: s.data.channels, numClasses: s.data.numClasses, baseChannels: s.model.baseChannels, depth: s.model.depth, ...(s.model.normalization === 'group' ? { normalization: 'group' as const } : {}) }, s.seed);
   const initialWeightsFile = join(outDir, 'initial-weights.bin');
   await writeFile(initialWeightsFile, encodeWeightSet(unet.getWeights()));

@@ -13,6 +13,21 @@ import { PARENT_PIPE_ENV } from './child-lifecycle.ts';
 
 const tsxLoader = import.meta.resolve('tsx');
 
+/** Every child started by this process and not yet closed (killLiveChildren's list). */
+const live = new Set<ChildProcess>();
+
+/**
+ * SIGKILL to every child this process started that is still running; returns how many. For a forced stop (a second
+ * Ctrl-C on `fedsfda simulate`) right before this process exits: no child is left behind, none is waited for.
+ */
+export function killLiveChildren(): number {
+  let n = 0;
+  for (const child of live) {
+    if (child.exitCode === null && child.signalCode === null && child.kill('SIGKILL')) n++;
+  }
+  return n;
+}
+
 export interface TsChild {
   readonly name: string;
   readonly process: ChildProcess;
@@ -52,6 +67,8 @@ export function spawnTs<S extends ChildEventSchema>(
     stdio: ['pipe', 'pipe', 'pipe'],
     env: { ...env, [PARENT_PIPE_ENV]: '1' },
   });
+  live.add(child);
+  child.on('close', () => live.delete(child));
   const tail: string[] = [];
   createInterface({ input: child.stdout! }).on('line', (line) => {
     const parsed = parseChildLine(schema, line);

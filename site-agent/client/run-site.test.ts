@@ -25,10 +25,11 @@ async function setup(rounds: number, autoStart = true, extra: Partial<Parameters
   const enrollment = new Enrollment().allow('site-a', site.publicKey);
   const coord = await startCoordinator({ identity: generateIdentity(), enrollment, initialWeights: initial, rounds, minSites: 1, port: 0, autoStart, ...extra });
   cleanups.push(() => coord.close());
-  const transports: SiteTransport[] = [];
+  /** Each connection's link; `drop()` cuts it under both ends (a flaky network, a missed heartbeat). */
+  const transports: { drop(): void }[] = [];
   const connect = async (): Promise<SiteTransport> => {
     const pair = createMemoryTransportPair(`site-a#${transports.length}`);
-    transports.push(pair.site);
+    transports.push(pair);
     coord.accept(pair.coordinator);
     return pair.site;
   };
@@ -46,14 +47,14 @@ function doubling(onFit?: (round: number) => void): LocalTrainer {
 }
 
 describe('runSite', () => {
-  it('reconnects with backoff after the connection drops mid-round and trains in the next round', async () => {
-    const { site, coord, transports, connect } = await setup(2);
+  it('without a reconnect grace: reconnects with backoff after the link drops mid-round and trains in the next round', async () => {
+    const { site, coord, transports, connect } = await setup(2, true, { timeouts: { reconnectGraceMs: 0 } });
     // Drop the link the first time the trainer is asked to fit (as a flaky network would).
     let dropped = false;
     const trainer = doubling((round) => {
       if (round === 1 && !dropped) {
         dropped = true;
-        transports[0].disconnect();
+        transports[0].drop();
       }
     });
     const [result, history] = await Promise.all([
@@ -65,6 +66,39 @@ describe('runSite', () => {
     expect(history[0]).toMatchObject({ aggregated: false, failures: [expect.objectContaining({ siteId: 'site-a', stage: 'fit', code: 'disconnected' })] });
     expect(history[1]).toMatchObject({ aggregated: true, failures: [] });
     expect(Array.from(coord.weights()[0].data)).toEqual([2, 4, 6]);
+  });
+
+  it('with the default reconnect grace: a link dropped mid-fit costs nothing, the re-issued request is answered from the cache', async () => {
+    const { site, coord, transports, connect } = await setup(2);
+    let fits = 0;
+    const trainer = doubling((round) => {
+      fits++;
+      if (round === 1 && transports.length === 1) transports[0].drop();
+    });
+    const [result, history] = await Promise.all([
+      runSite({ url: 'memory', identity: site, coordinatorPublicKey: coord.publicKey, siteId: 'site-a', trainer, connect, reconnect: { initialDelayMs: 1, maxDelayMs: 5 } }),
+      coord.done,
+    ]);
+    expect(result.connections).toBe(2);
+    expect(fits).toBe(2); // once per round
+    expect(history.map((r) => ({ aggregated: r.aggregated, failures: r.failures }))).toEqual([
+      { aggregated: true, failures: [] },
+      { aggregated: true, failures: [] },
+    ]);
+    expect(Array.from(coord.weights()[0].data)).toEqual([4, 8, 12]);
+  });
+
+  it('does not wait for a site that ended its session on purpose (it is not coming back for the open request)', async () => {
+    const { site, coord, connect } = await setup(1);
+    const stop = new AbortController();
+    const trainer = doubling(() => stop.abort());
+    const [outcome, history] = await Promise.all([
+      runSite({ url: 'memory', identity: site, coordinatorPublicKey: coord.publicKey, siteId: 'site-a', trainer, connect, signal: stop.signal }).catch((e: SiteError) => e.code),
+      coord.done,
+    ]);
+    expect(outcome).toBe('aborted');
+    // Failed at once (the default grace of 5 minutes would outlast this test's bound).
+    expect(history[0].failures).toEqual([expect.objectContaining({ siteId: 'site-a', stage: 'fit', code: 'disconnected' })]);
   });
 
   it('rejoins a round after a drop mid-upload: no retraining, the upload resumes at the first missing chunk', async () => {
@@ -80,7 +114,7 @@ describe('runSite', () => {
         let chunks = 0;
         pair.site.send = ((event: 'hello' | 'sealed', payload: never) => {
           send(event, payload);
-          if (event === 'sealed' && (payload as Uint8Array).length > 1000 && ++chunks === 5) pair.site.disconnect();
+          if (event === 'sealed' && (payload as Uint8Array).length > 1000 && ++chunks === 5) pair.drop();
         }) as typeof pair.site.send;
       }
       return pair.site;

@@ -81,6 +81,21 @@ describe('site secure-aggregation middleware: whom the site trusts', () => {
     expect(!unknown.ok && unknown.error.reason).toMatch(/unknown-site.*"c"/);
   });
 
+  it('answers a stage re-issued after a reconnect with the same reply, and refuses the same stage with other content', async () => {
+    const state = new SiteSecAggState();
+    const m = setupMessage('s1', { a: me.publicKey, b: b1, c });
+    const first = await send(state, m);
+    expect(first.ok).toBe(true);
+    // The coordinator re-issues the identical setup on the site's new connection: the very same keys come back.
+    expect(await send(state, { ...m, setup: { ...m.setup!, modelIncluded: true } })).toEqual(first);
+    // The same stage with different content is not a re-issue: no second answer is computed.
+    const other = setupMessage('s1', { a: me.publicKey, b: b1, c });
+    const changed = { ...other, instruction: { ...other.instruction, extra: 1 } } as MessageOf<'secaggIns'>;
+    const refused = await send(state, changed);
+    expect(refused).toMatchObject({ ok: false, error: { code: 'secagg_refused' } });
+    expect(!refused.ok && refused.error.reason).toMatch(/already answered for another instruction/);
+  });
+
   it('refuses stages of a session it never set up', async () => {
     const m = setupMessage('s1', { a: me.publicKey, b: b1, c });
     const reply = await send(new SiteSecAggState(), {

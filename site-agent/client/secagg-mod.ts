@@ -14,6 +14,7 @@ import {
   bytesEqual,
   fromBase64,
   PROTOCOL_VERSION,
+  type ProtocolError,
   sizeOfShape,
   toHex,
   type MessageOf,
@@ -71,10 +72,37 @@ interface Entry {
   addNoise?: (quantized: Uint32Array) => void;
 }
 
+/** What a stage request was answered with: the reply, and the masked vector that follows it (collect stage). */
+interface StageAnswer {
+  readonly reply: SecAggReplyBody;
+  readonly masked?: { id: string; bytes: Uint8Array; progress: Parameters<SecAggSiteContext['onMasked']>[0] };
+}
+
+/**
+ * The answer to the last stage request of a session, kept so that the same request re-issued on a new connection
+ * (the site dropped mid-stage: a missed heartbeat while its engine blocked the event loop) gets the same answer —
+ * including while the first is still being computed — instead of a `wrong-stage` refusal. Only a byte-identical
+ * instruction is answered from here: a coordinator asking the same stage with different content (e.g. another
+ * dropout set at unmask) is refused, so a replay can never reveal anything the first answer did not.
+ */
+interface LastAnswer {
+  readonly stage: string;
+  readonly instruction: string;
+  readonly answer: Promise<StageAnswer>;
+  /** Whether the masked vector was delivered once (the audit callback runs once). */
+  announced: boolean;
+}
+
+/** Sessions whose last answer is kept (one active session at a time is the norm; masked vectors can be large). */
+const MAX_REPLAYABLE = 2;
+
 /** Per-site secure-aggregation state; outlives connections (a run survives nothing else, but peer keys do). */
 export class SiteSecAggState {
   readonly sessions = new Map<string, Entry>();
   readonly statistics = new Map<string, { name: string; values: Record<string, Float32Array> }>();
+  /** By session id: the last stage answered (secagg replies) and statistics layouts computed (statsIns). */
+  readonly lastAnswers = new Map<string, LastAnswer>();
+  readonly statisticsAnswers = new Map<string, { instruction: string; answer: Promise<MessageOf<'statsRes'>['reply']> }>();
   /** What this site has spent in distributed-DP rounds, by its own accounting (its audit log shows it). */
   readonly privacy = new PrivacyLedger();
 
@@ -99,9 +127,10 @@ export interface SecAggSiteContext {
   }) => void;
 }
 
-export function remember<K, V>(m: Map<K, V>, k: K, v: V): void {
+export function remember<K, V>(m: Map<K, V>, k: K, v: V, max = MAX_KEPT): void {
+  m.delete(k); // a re-set key becomes the newest
   m.set(k, v);
-  while (m.size > MAX_KEPT) m.delete(m.keys().next().value as K);
+  while (m.size > max) m.delete(m.keys().next().value as K);
 }
 
 /**
@@ -270,17 +299,59 @@ async function setupSession(ctx: SecAggSiteContext, m: MessageOf<'secaggIns'>, i
   return { ok: true, message: replyToWire(reply).json };
 }
 
-/** Handle one `secaggIns`. Never throws: every refusal becomes `{ok:false}` data on the wire. */
+/** Handle one `secaggIns`. Never throws for the session's content: every refusal becomes `{ok:false}` data on the wire. */
 export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'secaggIns'>, ctx: SecAggSiteContext): Promise<void> {
-  const send = (reply: SecAggReplyBody): void => {
-    if (!ch.isClosed) ch.send({ v: PROTOCOL_VERSION, type: 'secaggRes', sessionId: m.sessionId, stage: m.stage, reply });
-  };
-  const refuse = (code: ReplyError['code'], e: unknown): void => send({ ok: false, error: { code, reason: ((e as Error)?.message ?? String(e)).slice(0, 480) } });
+  const st = ctx.secagg;
+  const instruction = JSON.stringify(m.instruction);
+  const last = st.lastAnswers.get(m.sessionId);
+  let entry: LastAnswer;
+  if (last && last.stage === m.stage) {
+    if (last.instruction !== instruction) {
+      return sendReply(ch, m, { ok: false, error: { code: 'secagg_refused', reason: `${m.stage} of ${m.sessionId} was already answered for another instruction` } });
+    }
+    entry = last; // re-issued after a reconnect: the same answer again
+    if (m.stage === 'setup' && m.setup) restartWorkCutByDrop(m.sessionId, m.setup, ctx);
+  } else {
+    entry = { stage: m.stage, instruction, answer: answerStage(m, ctx), announced: false };
+    remember(st.lastAnswers, m.sessionId, entry, MAX_REPLAYABLE);
+  }
+  const { reply, masked } = await entry.answer;
+  sendReply(ch, m, reply);
+  if (!masked || ch.isClosed) return;
+  await ch.sendBlob(masked.id, masked.bytes);
+  if (!entry.announced) {
+    entry.announced = true;
+    ctx.onMasked(masked.progress);
+  }
+}
+
+/**
+ * A setup re-issued on a new connection: local work that failed only because the old connection closed under it (the
+ * model download was cut) starts again here, reading the model the coordinator sends again on this connection.
+ * Training itself is never run twice (`trainOnce` caches by round and model).
+ */
+function restartWorkCutByDrop(sessionId: string, setup: SecAggSetupContext, ctx: SecAggSiteContext): void {
+  const entry = ctx.secagg.sessions.get(sessionId);
+  if (!entry?.work) return;
+  entry.work = entry.work.catch((e: unknown) => {
+    if ((e as ProtocolError)?.code !== 'closed') throw e;
+    return startWork(ctx, sessionId, setup);
+  });
+  entry.work.catch(() => {}); // awaited at collect
+}
+
+function sendReply(ch: SecureChannel, m: MessageOf<'secaggIns'>, reply: SecAggReplyBody): void {
+  if (!ch.isClosed) ch.send({ v: PROTOCOL_VERSION, type: 'secaggRes', sessionId: m.sessionId, stage: m.stage, reply });
+}
+
+/** The answer to one stage instruction (computed once per stage; never rejects). */
+async function answerStage(m: MessageOf<'secaggIns'>, ctx: SecAggSiteContext): Promise<StageAnswer> {
+  const refuse = (code: ReplyError['code'], e: unknown): StageAnswer => ({ reply: { ok: false, error: { code, reason: ((e as Error)?.message ?? String(e)).slice(0, 480) } } });
   const st = ctx.secagg;
   try {
     const ins = instructionFromWire(m.instruction);
     if (stageOf(ins) !== m.stage) throw new SecAggError('wrong-stage', `a ${stageOf(ins)} instruction sent as ${m.stage}`);
-    if (ins.type === 'secagg/setup') return send(await setupSession(ctx, m, ins));
+    if (ins.type === 'secagg/setup') return { reply: await setupSession(ctx, m, ins) };
     const entry = st.sessions.get(m.sessionId);
     if (!entry) throw new SecAggError('wrong-stage', `no secure-aggregation session ${m.sessionId} on this site`);
     let produced: { numExamples: number; metrics: Record<string, number> } | null = null;
@@ -303,22 +374,18 @@ export async function handleSecAggInstruction(ch: SecureChannel, m: MessageOf<'s
     }
     const reply = await entry.session.handle(ins);
     entry.vector = undefined; // the plaintext contribution is not kept once masked
-    const { json, masked } = replyToWire(reply);
-    if (masked) {
-      const maskedId = `masked-${m.sessionId}-${toHex(nacl.randomBytes(4))}`;
-      send({ ok: true, message: json, maskedId });
-      await ch.sendBlob(maskedId, masked);
-      // A scaled statistics round masks twice: the exponent bounds (audited as `<name>:range`), then the values.
-      const { round, purpose, statistics } = entry.setup;
-      ctx.onMasked({ round, purpose, ...(statistics ? { name: statistics.range ? `${statistics.name}:range` : statistics.name } : {}), numExamples: produced?.numExamples ?? 0, metrics: produced?.metrics ?? {}, maskedBytes: masked.length });
-    } else {
-      send({ ok: true, message: json });
-    }
     if (ins.type === 'secagg/unmask') {
       st.sessions.delete(m.sessionId);
       st.statistics.delete(m.sessionId);
     }
+    const { json, masked } = replyToWire(reply);
+    if (!masked) return { reply: { ok: true, message: json } };
+    const maskedId = `masked-${m.sessionId}-${toHex(nacl.randomBytes(4))}`;
+    // A scaled statistics round masks twice: the exponent bounds (audited as `<name>:range`), then the values.
+    const { round, purpose, statistics } = entry.setup;
+    const progress = { round, purpose, ...(statistics ? { name: statistics.range ? `${statistics.name}:range` : statistics.name } : {}), numExamples: produced?.numExamples ?? 0, metrics: produced?.metrics ?? {}, maskedBytes: masked.length };
+    return { reply: { ok: true, message: json, maskedId }, masked: { id: maskedId, bytes: masked, progress } };
   } catch (e) {
-    refuse(isSecAggError(e) ? 'secagg_refused' : 'bad_request', e);
+    return refuse(isSecAggError(e) ? 'secagg_refused' : 'bad_request', e);
   }
 }

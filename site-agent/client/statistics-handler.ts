@@ -14,18 +14,40 @@ export interface StatisticsContext {
   readonly getModel: (modelId: string, included: boolean) => Promise<WeightSet>;
 }
 
-/** Handle one `statsIns`. Never throws: a failure is a `{ok:false}` reply. */
+type StatsReply = MessageOf<'statsRes'>['reply'];
+
+/**
+ * Handle one `statsIns`. Never throws: a failure is a `{ok:false}` reply. The same request re-issued on a new
+ * connection (the site dropped while computing) is answered from the first computation, not computed again.
+ */
 export async function handleStatisticsInstruction(ch: SecureChannel, m: MessageOf<'statsIns'>, ctx: StatisticsContext): Promise<void> {
-  const send = (reply: MessageOf<'statsRes'>['reply']): void => {
-    if (!ch.isClosed) ch.send({ v: PROTOCOL_VERSION, type: 'statsRes', sessionId: m.sessionId, reply });
-  };
-  // The hook is optional: a trainer without it declines the request as data on the wire, like any unsupported request.
+  const instruction = JSON.stringify([m.round, m.name, m.config, m.modelId]);
+  const answers = ctx.secagg.statisticsAnswers;
+  let known = answers.get(m.sessionId);
   if (!ctx.statistics) {
-    send({ ok: false, error: { code: 'bad_request', reason: 'this site computes no federated statistics (its LocalTrainer has no statistics hook)' } });
-    return;
+    // The hook is optional: a trainer without it declines the request as data on the wire, like any unsupported request.
+    known = { instruction, answer: Promise.resolve({ ok: false, error: { code: 'bad_request', reason: 'this site computes no federated statistics (its LocalTrainer has no statistics hook)' } }) };
+  } else if (known && known.instruction !== instruction) {
+    known = { instruction, answer: Promise.resolve({ ok: false, error: { code: 'bad_request', reason: `statistics session ${m.sessionId} was already asked for other statistics` } }) };
+  } else if (!known) {
+    let global: WeightSet;
+    try {
+      // Read on this connection and not kept as an answer: a download cut by a drop is simply asked for again.
+      global = await ctx.getModel(m.modelId, m.modelIncluded);
+    } catch (e) {
+      known = { instruction, answer: Promise.resolve({ ok: false, error: { code: 'model_missing', reason: ((e as Error)?.message ?? String(e)).slice(0, 480) } }) };
+    }
+    if (!known) {
+      known = { instruction, answer: computeStatistics(global!, m, { ...ctx, statistics: ctx.statistics }) };
+      remember(answers, m.sessionId, known);
+    }
   }
+  const reply = await known.answer;
+  if (!ch.isClosed) ch.send({ v: PROTOCOL_VERSION, type: 'statsRes', sessionId: m.sessionId, reply });
+}
+
+async function computeStatistics(global: WeightSet, m: MessageOf<'statsIns'>, ctx: StatisticsContext & { statistics: NonNullable<StatisticsContext['statistics']> }): Promise<StatsReply> {
   try {
-    const global = await ctx.getModel(m.modelId, m.modelIncluded);
     const values = await ctx.statistics(global, { name: m.name, config: m.config });
     if (values === null || typeof values !== 'object') throw new Error('statistics must be a record of Float32Array');
     const entries = Object.keys(values)
@@ -38,8 +60,8 @@ export async function handleStatisticsInstruction(ch: SecureChannel, m: MessageO
       });
     if (entries.length === 0 || entries.length > 10_000) throw new Error(`statistics must have 1-10000 entries, got ${entries.length}`);
     remember(ctx.secagg.statistics, m.sessionId, { name: m.name, values });
-    send({ ok: true, entries });
+    return { ok: true, entries };
   } catch (e) {
-    send({ ok: false, error: { code: 'trainer_failed', reason: ((e as Error)?.message ?? String(e)).slice(0, 480) } });
+    return { ok: false, error: { code: 'trainer_failed', reason: ((e as Error)?.message ?? String(e)).slice(0, 480) } };
   }
 }

@@ -28,6 +28,14 @@ export interface ToySiteArgs {
   slowMs?: number;
   /** In this round, the site process dies in the middle of training. */
   dieInRound?: number;
+  /**
+   * In this round, training holds the event loop for `blockMs` (default 3000) without yielding, as a native engine's
+   * synchronous step does on a loaded machine: no heartbeat is answered meanwhile.
+   */
+  blockInRound?: number;
+  blockMs?: number;
+  /** The first statistics computation holds the event loop for `blockMs` the same way. */
+  blockStatistics?: boolean;
   ca?: string;
 }
 
@@ -42,7 +50,15 @@ export function toyInitialWeights(): WeightSet {
   ];
 }
 
-export interface ToyTrainerOptions extends Pick<ToySiteArgs, 'slowInRound' | 'slowMs' | 'dieInRound'> {
+/** Hold the event loop for `ms` of wall time: the fault under test, not a wait for something. */
+function holdEventLoop(ms: number): void {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    /* busy, on purpose */
+  }
+}
+
+export interface ToyTrainerOptions extends Pick<ToySiteArgs, 'slowInRound' | 'slowMs' | 'dieInRound' | 'blockInRound' | 'blockMs' | 'blockStatistics'> {
   /** Every fit throws (a site whose training is broken). */
   failFit?: boolean;
   /** Examples of this site (default 20). */
@@ -63,6 +79,7 @@ export class ToyTrainer implements LocalTrainer {
     if (this.opts.failFit) throw new Error('this toy site is configured to fail every fit');
     if (this.opts.dieInRound === config.round) process.exit(3);
     if (this.opts.slowInRound === config.round) await new Promise((r) => setTimeout(r, this.opts.slowMs ?? 10_000));
+    if (this.opts.blockInRound === config.round) holdEventLoop(this.opts.blockMs ?? 3000);
     const out = await this.ls.fit(global.filter((t) => t.name.startsWith('linear.')), config);
     return { ...out, weights: [...out.weights, ...global.filter((t) => !t.name.startsWith('linear.'))] };
   }
@@ -79,7 +96,13 @@ export class ToyTrainer implements LocalTrainer {
     return [y.length - positive, positive];
   }
 
+  private statisticsBlocked = false;
+
   statistics(_global: WeightSet, request: StatisticsRequest): Record<string, Float32Array> {
+    if (this.opts.blockStatistics && !this.statisticsBlocked) {
+      this.statisticsBlocked = true;
+      holdEventLoop(this.opts.blockMs ?? 3000);
+    }
     const scale = Number(request.config.scale ?? 1);
     if (request.name === CLASS_HISTOGRAM_REQUEST) return classHistogramToVectors(this.pixels(), scale);
     if (request.name !== SOURCE_STATS_REQUEST) throw new Error(`unknown statistics request ${request.name}`);
