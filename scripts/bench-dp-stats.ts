@@ -10,7 +10,7 @@
  * distribution. z is calibrated over TWO releases (source statistics and class histogram, as a run releases both).
  *
  *   npx tsx scripts/bench-dp-stats.ts --config simulations/scenarios/sfda-benchmark.json --epsilons 8,3,1 \
- *     --unit case [--seeds 1,2,3] [--feature-clip B] [--activation-clip A] [--max-units U] [--magnitudes]
+ *     --unit case [--seeds 1,2,3] [--feature-clip B] [--activation-clip A] [--max-units U] [--methods gmm-swd,osuda] [--magnitudes]
  * --magnitudes prints the latent feature norms and BN input means of the trained model (to choose B and A on seeds
  * that are not reported).
  */
@@ -46,6 +46,7 @@ const { values } = parseArgs({
     'max-units': { type: 'string', default: '64' },
     delta: { type: 'string', default: '1e-5' },
     magnitudes: { type: 'boolean', default: false },
+    methods: { type: 'string', default: 'gmm-swd,osuda' },
   },
 });
 const unit = values.unit as 'case' | 'slice';
@@ -81,7 +82,8 @@ function magnitudes(unet: UNet, s: Parameters<typeof computeSourceStats>[1]): vo
   console.log([...bn, ...lat].join('\n'));
 }
 
-const methods = ['gmm-swd', 'osuda'] as const;
+const methods = values.methods!.split(',') as ('gmm-swd' | 'osuda')[];
+for (const m of methods) if (m !== 'gmm-swd' && m !== 'osuda') throw new Error(`--methods: gmm-swd and/or osuda, got ${m}`);
 const rows: { seed: number; stats: string; method: string; dice: number }[] = [];
 for (const seed of seeds) {
   const d = cfg.data;

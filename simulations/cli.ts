@@ -39,7 +39,8 @@ function forceStop(): void {
   );
 }
 
-async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<void> {
+/** Runs one scenario; true when it was interrupted (a signal that came after the run had finished does not count). */
+async function runOne(opts: { config: string; out: string }, scenario: FederatedScenario, signal: AbortSignal): Promise<boolean> {
   // The runner (and the engine it loads) only when a run starts: `fedsfda --help` and other commands stay fast.
   const { formatSummaryTable } = await import('./runner/summary.ts');
   const { runFederatedSimulation } = await import('./runner/run-federated.ts');
@@ -55,12 +56,13 @@ async function runOne(opts: { config: string; out: string }, scenario: Federated
     const p = summary.privacy;
     console.log(`differential privacy (${p.mode}): epsilon ${p.epsilon.toFixed(3)} at delta ${p.delta} after ${p.roundsAccounted} rounds (noise multiplier ${p.noiseMultiplier.toFixed(4)}, sampling rate ${p.samplingRate})`);
   }
+  return summary.interrupted;
 }
 
-async function runCompare(opts: { out: string; proximalMu?: number }, scenario: FederatedScenario, strategies: StrategyName[], signal: AbortSignal): Promise<void> {
+async function runCompare(opts: { out: string; proximalMu?: number }, scenario: FederatedScenario, strategies: StrategyName[], signal: AbortSignal): Promise<boolean> {
   const { runStrategyComparison } = await import('./runner/compare-strategies.ts');
   console.log(`fedsfda simulate --compare ${strategies.join(',')}: ${scenario.name} -> ${resolve(opts.out)}`);
-  const { table } = await runStrategyComparison({
+  const { table, interrupted } = await runStrategyComparison({
     scenario,
     strategies,
     outDir: opts.out,
@@ -70,6 +72,7 @@ async function runCompare(opts: { out: string; proximalMu?: number }, scenario: 
   });
   console.log(table);
   console.log(`wrote ${resolve(opts.out, 'comparison.json')}`);
+  return interrupted;
 }
 
 export function registerSimulateCommands(program: Command): void {
@@ -88,14 +91,15 @@ export function registerSimulateCommands(program: Command): void {
         case 'federated': {
           const scenario = parseFederatedScenario(opts.config, raw, text);
           const interrupt = interruptOnSignals({ forceStop });
+          let interrupted: boolean;
           try {
-            if (opts.compare) await runCompare(opts, scenario, opts.compare, interrupt.signal);
-            else await runOne(opts, scenario, interrupt.signal);
+            interrupted = opts.compare ? await runCompare(opts, scenario, opts.compare, interrupt.signal) : await runOne(opts, scenario, interrupt.signal);
           } finally {
             interrupt.dispose();
           }
-          if (interrupt.signal.aborted) {
-            console.log(`interrupted by ${String(interrupt.signal.reason)}: every process stopped; partial results in ${resolve(opts.out)}`);
+          // Exit 130 only when the summary says interrupted: a signal during the last writes leaves a complete run.
+          if (interrupted) {
+            console.log(`interrupted by ${interrupt.signal.aborted ? String(interrupt.signal.reason) : 'the coordinator stopping'}: every process stopped; partial results in ${resolve(opts.out)}`);
             process.exitCode = EXIT_INTERRUPTED;
           }
           break;

@@ -1,3 +1,5 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { EMBEDDED_SCENARIO_DIR, embeddedScenarioNames, resolveScenarioArg } from './embedded-scenarios.ts';
@@ -21,5 +23,18 @@ describe('embedded scenarios by name', () => {
     expect(resolveScenarioArg('simulations/scenarios/mricron.json', () => true)).toBe('simulations/scenarios/mricron.json');
     expect(resolveScenarioArg('my/mricron.json', () => false)).toBe('my/mricron.json');
     expect(resolveScenarioArg('/abs/mricron.json', () => false)).toBe('/abs/mricron.json');
+  });
+
+  it('a folder of that name (e.g. the run folder of an earlier --out default) does not shadow the embedded file', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'fedsfda-embedded-'));
+    const cwd = process.cwd();
+    try {
+      await mkdir(join(dir, 'default'));
+      process.chdir(dir);
+      expect(resolveScenarioArg('default')).toBe(join(EMBEDDED_SCENARIO_DIR, 'default.json'));
+    } finally {
+      process.chdir(cwd);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,7 +9,8 @@ import { startCoordinator, type CoordinatorHandle } from '../coordinator/start-c
 import { FedAvg } from '../coordinator/strategies/fedavg.ts';
 import { Enrollment } from '../protocol/enrollment.ts';
 import { generateIdentity, type Identity } from '../protocol/identity.ts';
-import { seededNoiseSource } from '../protocol/privacy/index.ts';
+import { composeRunPrivacy, isPrivacyError, seededNoiseSource, statisticsNoiseMultiplier, type PrivacyEvent } from '../protocol/privacy/index.ts';
+import { checkStatisticsBudget } from '../coordinator/index.ts';
 import { runSite } from '../site-agent/client/run-site.ts';
 import type { LocalTrainer } from '../site-agent/client/local-trainer.ts';
 import { GENEROUS_TIMEOUTS } from './support/bounds.ts';
@@ -107,4 +108,24 @@ describe('DP statistics rounds: the released sum carries the planned noise', () 
     expect(Math.abs(residualVariance(r.sums) / (z / U) ** 2 - 1)).toBeLessThan(TOL);
     expect(r.sums['hist/sites'][0]).toBe(3);
   }, 120_000);
+});
+
+describe('the run budget across training and statistics (maxTotalEpsilon)', () => {
+  const training: PrivacyEvent[] = [{ mechanism: 'sampled-gaussian', label: 'dp-fedavg', samplingRate: 1, noiseMultiplier: 5, steps: 12 }];
+  const statistics = (maxTotalEpsilon: number) => ({ pixelBound: 1, differentialPrivacy: { targetEpsilon: 2, maxTotalEpsilon } });
+  it('refuses, before any release, when planned training + both statistics releases compose above the budget', () => {
+    const z = statisticsNoiseMultiplier({ targetEpsilon: 2 }, 2);
+    const stat = (i: number): PrivacyEvent => ({ mechanism: 'sampled-gaussian', label: `s${i}`, samplingRate: 1, noiseMultiplier: z, steps: 1 });
+    const total = composeRunPrivacy(training, [stat(0), stat(1)], 1e-5).epsilon;
+    expect(() => checkStatisticsBudget(training, statistics(total * 1.01))).not.toThrow();
+    let err: unknown;
+    try {
+      checkStatisticsBudget(training, statistics(total * 0.99));
+    } catch (e) {
+      err = e;
+    }
+    expect(isPrivacyError(err, 'budget-exceeded')).toBe(true);
+    expect((err as Error).message).toMatch(/^training \(epsilon [0-9.]+\) and 2 statistics release\(s\) at noise multiplier [0-9.]+ spend epsilon [0-9.]+ > maxTotalEpsilon/);
+    expect(() => checkStatisticsBudget(training, { pixelBound: 1 })).not.toThrow(); // no DP statistics: nothing to check
+  });
 });

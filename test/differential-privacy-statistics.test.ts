@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeRunPrivacy, sampledGaussianEpsilon, type RunPrivacyReport } from '../protocol/privacy/index.ts';
 import { fitSourceGmm, parseSourceStats } from '../site-agent/adapt/index.ts';
+import { sourceStatsGuarantee } from '../site-agent/adapt/adapt-command.ts';
 import type { SimulationSummary } from '../simulations/runner/summary.ts';
 
 const run = promisify(execFile);
@@ -60,6 +61,7 @@ describe('fedsfda simulate with differentially private statistics', () => {
     expect(stats.privacy).toMatchObject({ mechanism: 'gaussian', unit: 'case', delta: 1e-5, noiseMultiplier: 2, maxUnitsPerSite: 8, unitPixels: 16 * 16 * 4 });
     expect(stats.privacy!.epsilon).toBeCloseTo(sampledGaussianEpsilon({ samplingRate: 1, noiseMultiplier: 2, steps: 1, delta: 1e-5 }).epsilon, 9);
     expect(stats.numSites).toBe(3);
+    expect(sourceStatsGuarantee(stats)).toMatch(/^source statistics: \([0-9.]+, 0\.00001\)-DP per case \(gaussian noise, multiplier 2\.000\)/);
     expect(() => fitSourceGmm(stats)).not.toThrow(); // post-processed: every covariance factorises
     const hist = JSON.parse(await readFile(join(out, 'class-histogram.json'), 'utf8')) as { privacy: { runEpsilon: number }; numSites: number };
     expect(hist.numSites).toBe(3);

@@ -132,6 +132,7 @@ describe('fedsfda simulate (multi-process, loopback)', () => {
     const { stdout } = await run(process.execPath, [cli, 'simulate', '--config', config, '--out', out, '--compare', 'fedavg,fedprox', '--proximal-mu', '0.1'], { timeout: CHILD_PROCESS_BOUND_MS });
     expect(stdout).toContain('fedprox (mu 0.1)');
     expect(stdout).toContain('fine-tuned mean');
+    expect(stdout).not.toMatch(/\x1b\[/); // a pipe gets no colour codes (the comparison table had grey borders)
     const cmp = JSON.parse(await readFile(join(out, 'comparison.json'), 'utf8')) as {
       schema: string;
       heterogeneity: number | null;

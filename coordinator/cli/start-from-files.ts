@@ -9,8 +9,8 @@ import { getLogger } from '../../protocol/common/index.ts';
 import { CoordinatorError } from '../errors/index.ts';
 import { MIN_SECURE_SITES } from '../rounds/index.ts';
 import { startCoordinator, type CoordinatorHandle } from '../index.ts';
-import { writeRunArtifacts } from '../storage/index.ts';
-import { createStrategy, STRATEGY_NAMES, type StrategyName } from '../strategies/index.ts';
+import { checkStatisticsBudget, writeRunArtifacts } from '../storage/index.ts';
+import { createStrategy, FedAvg, STRATEGY_NAMES, withDifferentialPrivacy, type StrategyName } from '../strategies/index.ts';
 import { loadCoordinatorConfig, type CoordinatorConfig } from './coordinator-config.ts';
 
 export interface CoordinatorCommandOptions {
@@ -115,6 +115,14 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     );
   }
   if (cfg.statistics && !o.out) throw new CoordinatorError('bad_options', 'the statistics config block needs --out DIR (where its files go)');
+  // (dp) Planned training rounds and DP statistics releases over statistics.differentialPrivacy.maxTotalEpsilon:
+  // refused before the coordinator starts (PrivacyError 'budget-exceeded'), as `fedsfda simulate` does.
+  if (cfg.statistics?.differentialPrivacy) {
+    const rounds = int('--rounds', o.rounds) ?? cfg.rounds;
+    const enrolledSites = Math.max(1, enrollment.siteIds().length);
+    const training = cfg.differentialPrivacy ? withDifferentialPrivacy(new FedAvg(), cfg.differentialPrivacy, { rounds, enrolledSites }).plannedEvents() : [];
+    checkStatisticsBudget(training, cfg.statistics);
+  }
   const initialWeights = decodeWeightSet(new Uint8Array(await readFile(o.initWeights)));
   const minSites = int('--min-sites', o.minSites) ?? cfg.minSites;
   // The strategy decides the quorum: unless the config says otherwise it needs `minSites` results to aggregate.

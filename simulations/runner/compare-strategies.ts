@@ -8,6 +8,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import Table from 'cli-table3';
 import type { StrategyName } from '../../coordinator/index.ts';
+import { tableStyle } from '../../site-agent/report/index.ts';
 import type { FederatedScenario } from '../scenario.ts';
 import { runFederatedSimulation } from './run-federated.ts';
 import type { SimulationSummary } from './summary.ts';
@@ -101,6 +102,8 @@ export async function runStrategyComparison(opts: {
   const tuned = rows.some((r) => r.meanPersonalizedDice !== null);
   const table = new Table({
     head: ['strategy', ...siteIds, 'mean Dice', 'worst site', ...(tuned ? ['fine-tuned mean', 'fine-tuned worst'] : []), 'time s'],
+    // Plain borders and headers unless stdout is a colour terminal (NO_COLOR, pipes and files get no ANSI codes).
+    style: tableStyle(),
   });
   for (const r of rows) {
     table.push([

@@ -92,11 +92,19 @@ async function writeOutputs(o: AdaptOpts, unet: UNet, target: UnlabeledSiteDatas
   await writeFile(join(o.out, 'adapt-report.json'), JSON.stringify({ method: o.method, report, cases, labelCodes: codes, before: metrics(evals.before), after: metrics(evals.after) }, null, 2));
 }
 
+/** (dp) What privacy guarantee the source statistics package carries (its `privacy` block), in one line. */
+export function sourceStatsGuarantee(stats: SourceStats): string {
+  const p = stats.privacy;
+  if (!p) return 'source statistics: no differential-privacy guarantee (released without DP)';
+  return `source statistics: (${p.epsilon.toFixed(3)}, ${p.delta})-DP per ${p.unit} (${p.mechanism} noise, multiplier ${p.noiseMultiplier.toFixed(3)}); the run that released them had spent epsilon ${p.runEpsilon.toFixed(3)} in total`;
+}
+
 async function runAdapt(o: AdaptOpts): Promise<void> {
   await initEngine();
   if (!isAdaptMethod(o.method)) throw new AdaptError('UNKNOWN_METHOD', `unknown --method '${o.method}'; use one of ${ADAPT_METHODS.join(', ')}`);
   const unet = await loadModelFromPath(o.model);
   const stats = await loadSourceStats(o.sourceStats);
+  console.log(sourceStatsGuarantee(stats));
   const codes = await predictionCodes(o, stats, unet.config.numClasses);
   const target = await loadTarget(o.data, inputSize(o, unet));
   const scored = o.evalLabels === undefined ? undefined : await matchEvalLabels(o.evalLabels, target, unet.config.numClasses);
