@@ -11,6 +11,7 @@
  *
  *   npx tsx scripts/bench-dp-stats.ts --config simulations/scenarios/sfda-benchmark.json --epsilons 8,3,1 \
  *     --unit case [--seeds 1,2,3] [--feature-clip B] [--activation-clip A] [--max-units U] [--methods gmm-swd,osuda] [--magnitudes]
+ * --epsilons inf: the clipped, normalised package without noise; --feature-clip 8,16: several B in one run.
  * --magnitudes prints the latent feature norms and BN input means of the trained model (to choose B and A on seeds
  * that are not reported).
  */
@@ -51,7 +52,9 @@ const { values } = parseArgs({
 });
 const unit = values.unit as 'case' | 'slice';
 if (unit !== 'case' && unit !== 'slice') throw new Error('--unit is case or slice');
-const epsilons = values.epsilons!.split(',').map(Number);
+// 'inf': clipping and normalisation only, no noise.
+const epsilons = values.epsilons!.split(',').map((e) => (e === 'inf' ? Infinity : Number(e)));
+const featureClips = values['feature-clip']!.split(',').map(Number);
 const delta = Number(values.delta);
 const { raw } = await readJsonFile(values.config!);
 const cfg = parseSfdaBenchmarkConfig(raw);
@@ -59,17 +62,18 @@ const seeds = values.seeds ? values.seeds.split(',').map(Number) : cfg.seeds;
 const engine = await initEngine();
 console.log(`backend ${engine.backend}; unit ${unit}; epsilons ${epsilons.join(', ')}; seeds ${seeds.join(', ')}`);
 
-function dpPackage(unet: UNet, sources: Parameters<typeof computeSourceStats>[1][], epsilon: number, seed: number): { stats: SourceStats; z: number; clippedUnits: number; units: number } {
+/** `epsilon` Infinity: the same clipped, normalised package without noise (what the bounds alone cost). */
+function dpPackage(unet: UNet, sources: Parameters<typeof computeSourceStats>[1][], epsilon: number, seed: number, featureClip: number): { stats: SourceStats; z: number; clippedUnits: number; units: number } {
   const px = sources[0].height * sources[0].width;
   const unitPixels = unit === 'slice' ? px : px * cfg.data.slicesPerCase;
-  const req: StatisticsDpRequest = { unit, maxUnits: Number(values['max-units']), featureClip: Number(values['feature-clip']), activationClip: Number(values['activation-clip']), unitPixels, delta };
+  const req: StatisticsDpRequest = { unit, maxUnits: Number(values['max-units']), featureClip, activationClip: Number(values['activation-clip']), unitPixels, delta };
   const parts = sources.map((s) => dpSourceStatsVectors(unet, s, req, 0.97));
   const sums: Record<string, Float32Array> = {};
   for (const p of parts) for (const [n, v] of Object.entries(p.values)) sums[n] = sums[n] ? sums[n].map((x, i) => x + v[i]) : Float32Array.from(v);
-  const z = statisticsNoiseMultiplier({ targetEpsilon: epsilon, delta }, 2);
+  const z = Number.isFinite(epsilon) ? statisticsNoiseMultiplier({ targetEpsilon: epsilon, delta }, 2) : 0;
   const bound = sourceStatsUnitBound(unet.bnLayers.length);
   const scale = statisticsScale(bound, req.maxUnits);
-  addCentralStatisticsNoise(sums, isNoisedStatistic, z * bound * scale, seededNoiseSource(`bench-dp-stats/${seed}/${epsilon}`));
+  if (z > 0) addCentralStatisticsNoise(sums, isNoisedStatistic, z * bound * scale, seededNoiseSource(`bench-dp-stats/${seed}/${epsilon}`));
   const real = unscaleSourceStatsSums(sums, { scale, unitPixels, clips: req });
   const stats = postProcessDpSourceStats(sourceStatsFromVectors(real, { numClasses: unet.config.numClasses, latentDim: unet.config.baseChannels, confidence: 0.97, numSites: sources.length, scale: 1 }));
   return { stats, z, clippedUnits: parts.reduce((a, p) => a + p.clippedUnits, 0), units: parts.reduce((a, p) => a + p.units, 0) };
@@ -106,11 +110,13 @@ for (const seed of seeds) {
   record('-', 'adabn', score());
   unet.setWeights(federated);
   const packages: { name: string; stats: SourceStats }[] = [{ name: 'clear', stats: poolSourceStats(sources.map((s) => computeSourceStats(unet, s))) }];
-  for (const eps of epsilons) {
-    unet.setWeights(federated);
-    const p = dpPackage(unet, sources, eps, seed);
-    console.log(`seed ${seed}: eps ${eps}: z ${p.z.toFixed(3)}, ${p.units} ${unit}s, ${p.clippedUnits} clipped`);
-    packages.push({ name: `dp eps ${eps}`, stats: p.stats });
+  for (const b of featureClips) {
+    for (const eps of epsilons) {
+      unet.setWeights(federated);
+      const p = dpPackage(unet, sources, eps, seed, b);
+      console.log(`seed ${seed}: B ${b} eps ${eps}: z ${p.z.toFixed(3)}, ${p.units} ${unit}s, ${p.clippedUnits} clipped`);
+      packages.push({ name: `${featureClips.length > 1 ? `B${b} ` : ''}dp eps ${eps}`, stats: p.stats });
+    }
   }
   for (const pkg of packages) {
     for (const m of methods) {

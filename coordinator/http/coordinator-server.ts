@@ -7,8 +7,8 @@
  */
 import { createServer, type Server as HttpServer, type RequestListener } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
-import type { AddressInfo } from 'node:net';
-import { Server as IoServer, type Socket } from 'socket.io';
+import type { AddressInfo, Socket } from 'node:net';
+import { Server as IoServer, type Socket as IoSocket } from 'socket.io';
 import type { ClientToServerEvents, ServerToClientEvents } from '../../protocol/index.ts';
 import { CoordinatorError } from '../errors/index.ts';
 
@@ -26,7 +26,7 @@ export interface ServerOptions {
   app: RequestListener;
   /** Called with the server before it listens (connection limits attach here). */
   beforeListen?(http: HttpServer): void;
-  onSocket(socket: Socket<ClientToServerEvents, ServerToClientEvents>): void;
+  onSocket(socket: IoSocket<ClientToServerEvents, ServerToClientEvents>): void;
 }
 
 export interface CoordinatorServer {
@@ -36,6 +36,9 @@ export interface CoordinatorServer {
   port: number;
   close(): Promise<void>;
 }
+
+/** How long close() lets open connections end on their own before destroying them. */
+const CLOSE_GRACE_MS = 2000;
 
 export async function startServer(o: ServerOptions): Promise<CoordinatorServer> {
   const timing = {
@@ -61,6 +64,17 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
     pingTimeout: o.pingTimeoutMs,
   });
   io.on('connection', o.onSocket);
+  // Every TCP connection, so that close() can end the ones nothing else will. Found by scripts/reliability-fuzz.ts:
+  // connections a stranger left half-open (its side ended, ours not: e.g. an upgrade request on a path engine.io does
+  // not own, after something was written) hold no event-loop reference but keep http.close() waiting forever, so the
+  // coordinator process ended with exit 13 (an unsettled top-level await) instead of 0.
+  const sockets = new Set<Socket>();
+  let closing = false;
+  http.on('connection', (socket: Socket) => {
+    if (closing) return void socket.destroy(); // socket.io stops listening only after closing its namespaces
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
   o.beforeListen?.(http);
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
@@ -78,7 +92,15 @@ export async function startServer(o: ServerOptions): Promise<CoordinatorServer> 
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        io.close(() => resolve());
+        closing = true;
+        // Sites are let go gracefully (engine.io closes their websockets); what is left after the grace is destroyed.
+        const stragglers = setTimeout(() => {
+          for (const s of sockets) s.destroy();
+        }, CLOSE_GRACE_MS);
+        io.close(() => {
+          clearTimeout(stragglers);
+          resolve();
+        });
         http.closeAllConnections?.();
       }),
   };

@@ -4,15 +4,24 @@
 import type { Command } from 'commander';
 import { initEngine, type EngineInfo } from './select-backend.ts';
 import { runTrainBench } from './bench/train-bench.ts';
+import { runTentBench } from './bench/tent-bench.ts';
 import { EngineError } from './errors.ts';
 import { engineMode, plansEnabled } from './plan/unet-binding.ts';
 import { symmetricBackend } from '../../protocol/sodium.ts';
 import { u32Folder } from '../../protocol/secagg/u32-simd.ts';
 
+/**
+ * The convolution/GEMM code of the native addon. No BLAS or oneDNN is linked: on the project machine Debian's
+ * OpenBLAS 0.3.21 (it takes the Zen 5 for a Haswell: AVX2 kernels) ran the plans' GEMM shapes 1.4-3x slower than
+ * these kernels before counting im2col, and oneDNN 2.6 (PyTorch's, NHWC) was within ~15% of them either way per
+ * layer (BENCHMARKS.md, engine section), so one code path stays.
+ */
+export const NATIVE_GEMM = "fedsfda's own register-blocked direct convolution/GEMM kernels (no BLAS linked)";
+
 /** Which kernels model code runs on: compiled plans (fedsfda-native) or the backend's tfjs kernels op by op. */
 export function kernelInfo(info: EngineInfo): string {
-  if (plansEnabled()) return `compiled plans: U-Net steps as one native run (direct NHWC convolutions, ${info.simdDetail}, ${info.threads} threads); FEDSFDA_ENGINE=ops selects tfjs op by op`;
-  if (info.backend === 'fedsfda-native' && engineMode() === 'ops') return 'tfjs op by op on the native kernels (FEDSFDA_ENGINE=ops)';
+  if (plansEnabled()) return `compiled plans: U-Net steps as one native run (direct NHWC convolutions, ${info.simdDetail}, ${info.threads} threads; ${NATIVE_GEMM}); FEDSFDA_ENGINE=ops selects tfjs op by op`;
+  if (info.backend === 'fedsfda-native' && engineMode() === 'ops') return `tfjs op by op on the native kernels (FEDSFDA_ENGINE=ops; ${NATIVE_GEMM})`;
   return `tfjs op by op on ${info.backend} (compiled plans need fedsfda-native)`;
 }
 
@@ -113,5 +122,26 @@ export function registerEngineCommands(program: Command): void {
             (r.cpuBaselineMsPerStep === null ? '' : `pure-JS cpu: ${r.cpuBaselineMsPerStep} ms/step -> speed-up ${r.speedupVsCpu}x\n`),
         );
       }
+    });
+  bench
+    .command('tent')
+    .description('time one TENT adaptation epoch (+ AdaBN pass) of the product U-Net on the compiled plan and op by op, same run')
+    .option('--json', 'print one JSON line')
+    .option('--slices <n>', 'target slices in the epoch', intOption('slices'), 64)
+    .option('--batch <n>', 'batch size', intOption('batch'), 8)
+    .option('--size <n>', 'slice height and width', intOption('size'), 64)
+    .option('--backend <name>', 'force a backend (also FEDSFDA_BACKEND)')
+    .action(async (o: { json?: boolean; slices: number; batch: number; size: number; backend?: string }) => {
+      const r = await runTentBench({ slices: o.slices, batch: o.batch, size: o.size, ...(o.backend ? { backend: o.backend } : {}) });
+      if (o.json) {
+        process.stdout.write(JSON.stringify(r) + '\n');
+        return;
+      }
+      process.stdout.write(
+        `backend ${r.backend}, ${r.threads} threads, ${r.slices} slices of ${r.size}x${r.size}, batch ${r.batch}, load ${r.loadAvg.join(' -> ')}\n` +
+          (r.planEpochMs === null ? 'compiled plan: not available on this backend\n' : `compiled plan: ${r.planEpochMs} ms (CPU ${r.planEpochCpuMs} ms)\n`) +
+          `op by op:      ${r.opsEpochMs} ms (CPU ${r.opsEpochCpuMs} ms)` +
+          (r.planSpeedup === null ? '\n' : ` -> plan ${r.planSpeedup}x faster (CPU ${r.planCpuSpeedup}x)\n`),
+      );
     });
 }

@@ -18,6 +18,18 @@ describe('bench train: wall, best-step and CPU figures', () => {
     expect(r.bestRatioVsPytorch).toBeNull();
   }, 120_000);
 
+  it('with both engine paths: CPU time per step of each and the CPU speed-up of the plan', async () => {
+    const r = await runTrainBench({ size: 16, batch: 2, warmup: 1, steps: 2, cpuBaseline: false, compare: true, pytorch: false });
+    if (r.planMsPerStep === null) {
+      expect(r.planCpuSpeedup).toBeNull();  // no plans on this backend: one path only
+      return;
+    }
+    expect(r.opsCpuMsPerStep).toBeGreaterThan(0);
+    expect(r.planCpuMsPerStep).toBeCloseTo(r.cpuMsPerStep, 1);
+    // Both CPU figures are rounded to 0.1 ms (a few ms at this size): compare the speed-up relatively.
+    expect(Math.abs(r.planCpuSpeedup! / (r.opsCpuMsPerStep! / r.planCpuMsPerStep!) - 1)).toBeLessThan(0.05);
+  }, 120_000);
+
   it.skipIf(!torchInstalled)('measures PyTorch in the same run: mean, best and CPU per step, and the three ratios', async () => {
     const r = await runTrainBench({ size: 16, batch: 2, warmup: 1, steps: 3, cpuBaseline: false, compare: false, pytorch: true });
     expect(r.pytorch).toMatch(/^torch /);

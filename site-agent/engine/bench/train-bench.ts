@@ -63,6 +63,10 @@ export interface TrainBenchResult {
   planMsPerStep: number | null;
   /** opsMsPerStep / planMsPerStep. */
   planSpeedup: number | null;
+  /** Process CPU ms per step of each path when measured, and their ratio ops / plan (the work saved, little load-dependent). */
+  opsCpuMsPerStep: number | null;
+  planCpuMsPerStep: number | null;
+  planCpuSpeedup: number | null;
   /** The same network, batch, loss and optimizer in PyTorch on the same thread count, this run. */
   pytorchMsPerStep: number | null;
   /** msPerStep / pytorchMsPerStep. */
@@ -218,6 +222,7 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
   // maxRSS is in kilobytes (Node docs: process.resourceUsage()).
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   const ms = { [engine]: sel.msPerStep, ...(alt && other ? { [other]: alt.msPerStep } : {}) } as Partial<Record<BenchEngine, number>>;
+  const workMs = { [engine]: sel.cpuMsPerStep, ...(alt && other ? { [other]: alt.cpuMsPerStep } : {}) } as Partial<Record<BenchEngine, number>>;
   const kernelProfile = sel.kernelProfile ?? alt?.kernelProfile;
   return {
     backend: info.backend,
@@ -226,6 +231,9 @@ export async function runTrainBench(opts: TrainBenchOptions = {}): Promise<Train
     opsMsPerStep: ms.ops === undefined ? null : round(ms.ops, 1),
     planMsPerStep: ms.plan === undefined ? null : round(ms.plan, 1),
     planSpeedup: ms.ops === undefined || ms.plan === undefined ? null : round(ms.ops / ms.plan, 2),
+    opsCpuMsPerStep: workMs.ops === undefined ? null : round(workMs.ops, 1),
+    planCpuMsPerStep: workMs.plan === undefined ? null : round(workMs.plan, 1),
+    planCpuSpeedup: workMs.ops === undefined || workMs.plan === undefined ? null : round(workMs.ops / workMs.plan, 2),
     pytorchMsPerStep: torch.ok ? round(torch.msPerStep, 1) : null,
     ratioVsPytorch: torch.ok ? round(sel.msPerStep / torch.msPerStep, 2) : null,
     bestMsPerStep: round(sel.bestMsPerStep, 1),
