@@ -65,6 +65,8 @@ interface Kill {
 
 interface Trial {
   kills: Kill[];
+  /** For a failed trial: the last output of the last coordinator and of every site (what went wrong, kept for diagnosis). */
+  lastOutput?: string[];
   /** Exit of the coordinator that finished the run. */
   lastExit: number | string;
   sitesExit: (number | string)[];
@@ -116,7 +118,11 @@ async function trial(plan: Omit<Kill, 'phase'>[]): Promise<Trial> {
     }
     const lastExit = await coord.exited;
     const sitesExit = await Promise.all(sites.map((s) => s.exited));
-    return { kills, lastExit, sitesExit, folder: await inspect(out), wallMs: Date.now() - started };
+    const folder = await inspect(out);
+    const failed = lastExit !== 0 || sitesExit.some((e) => e !== 0) || folder.problems.length > 0;
+    const tail = (name: string, p: Proc): string[] => [...p.lines.slice(-3), ...p.logs.slice(-6).map((l) => `${l.code ?? ''} ${l.msg}`)].map((l) => `${name}: ${l.slice(0, 300)}`);
+    const output = failed ? [...tail('coordinator', coord), ...sites.flatMap((s, i) => tail(`site-${i + 1}`, s))] : undefined;
+    return { kills, lastExit, sitesExit, folder, wallMs: Date.now() - started, ...(output ? { lastOutput: output } : {}) };
   } finally {
     await stopAll(procs);
     await rm(dir, { recursive: true, force: true });
@@ -152,7 +158,7 @@ async function main(): Promise<void> {
         kills: killsSoFar(),
         killsAfterLastRound: trials.reduce((a, t) => a + t.kills.filter((k) => k.mode === 'after-last-round').length, 0),
         runsCompleteAndEqual: trials.length - failed.length,
-        failures: failed.map(({ t, bad }) => ({ kills: t.kills, problems: bad })),
+        failures: failed.map(({ t, bad }) => ({ kills: t.kills, problems: bad, lastOutput: t.lastOutput })),
         killPoints: trials.flatMap((t) => t.kills.map((k) => `${k.mode} +${k.delayMs} ms: ${k.phase}`)),
       },
       null,
