@@ -106,6 +106,47 @@ describe('site secure-aggregation middleware: whom the site trusts', () => {
     expect(!reply.ok && reply.error.reason).toMatch(/wrong-stage/);
   });
 
+  it('answers a statistics request re-issued after a reconnect from the first computation (computed once)', async () => {
+    const replies: MessageOf<'statsRes'>['reply'][] = [];
+    const ch = { isClosed: false, send: (x: SessionMessage) => replies.push((x as MessageOf<'statsRes'>).reply) } as unknown as SecureChannel;
+    let computed = 0;
+    const ctx: StatisticsContext = {
+      secagg: new SiteSecAggState(),
+      statistics: async () => {
+        computed++;
+        return { counts: new Float32Array([1, 2, 3]) };
+      },
+      getModel: async () => [],
+    };
+    const m = { v: 1, type: 'statsIns', sessionId: 'st1', round: 1, name: 'class-histogram', config: {}, modelId: 'model-x', modelIncluded: true } as unknown as MessageOf<'statsIns'>;
+    await Promise.all([handleStatisticsInstruction(ch, m, ctx), handleStatisticsInstruction(ch, m, ctx)]);
+    await handleStatisticsInstruction(ch, m, ctx);
+    expect(computed).toBe(1);
+    expect(replies).toEqual(Array(3).fill({ ok: true, entries: [{ name: 'counts', length: 3 }] }));
+    // Other statistics under the same session id are not a re-issue.
+    await handleStatisticsInstruction(ch, { ...m, name: 'source-stats' }, ctx);
+    expect(replies[3]).toMatchObject({ ok: false, error: { code: 'bad_request' } });
+  });
+
+  it('reads the model again when the first request lost its download with its connection', async () => {
+    const replies: MessageOf<'statsRes'>['reply'][] = [];
+    const ch = { isClosed: false, send: (x: SessionMessage) => replies.push((x as MessageOf<'statsRes'>).reply) } as unknown as SecureChannel;
+    let downloads = 0;
+    const ctx: StatisticsContext = {
+      secagg: new SiteSecAggState(),
+      statistics: async () => ({ counts: new Float32Array([1]) }),
+      getModel: async () => {
+        if (downloads++ === 0) throw new Error('closed: channel closed (remote)');
+        return [];
+      },
+    };
+    const m = { v: 1, type: 'statsIns', sessionId: 'st2', round: 1, name: 'class-histogram', config: {}, modelId: 'model-x', modelIncluded: true } as unknown as MessageOf<'statsIns'>;
+    await handleStatisticsInstruction(ch, m, ctx); // its connection dropped mid-download: the reply goes nowhere useful
+    await handleStatisticsInstruction(ch, m, ctx); // re-issued on the new connection
+    expect(downloads).toBe(2);
+    expect(replies.map((r) => r.ok)).toEqual([false, true]);
+  });
+
   it('declines a statistics request as bad_request when its trainer has no statistics hook, without touching the model', async () => {
     const sent: SessionMessage[] = [];
     const ch = { isClosed: false, send: (x: SessionMessage) => sent.push(x) } as unknown as SecureChannel;

@@ -51,6 +51,7 @@ import {
   type DistributedDpParams,
 } from '../../protocol/privacy/index.ts';
 import type { TrainedFit } from './fit-path.ts';
+import type { StatisticsAnswer } from './statistics-handler.ts';
 import type { FitConfig } from './local-trainer.ts';
 import { PeerKeys } from './peer-keys.ts';
 
@@ -102,7 +103,7 @@ export class SiteSecAggState {
   readonly statistics = new Map<string, { name: string; values: Record<string, Float32Array> }>();
   /** By session id: the last stage answered (secagg replies) and statistics layouts computed (statsIns). */
   readonly lastAnswers = new Map<string, LastAnswer>();
-  readonly statisticsAnswers = new Map<string, { instruction: string; answer: Promise<MessageOf<'statsRes'>['reply']> }>();
+  readonly statisticsAnswers = new Map<string, StatisticsAnswer>();
   /** What this site has spent in distributed-DP rounds, by its own accounting (its audit log shows it). */
   readonly privacy = new PrivacyLedger();
 
