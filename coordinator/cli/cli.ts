@@ -76,8 +76,7 @@ export function registerCoordinatorCommands(program: Command): void {
  */
 async function runCoordinatorCommand(o: CoordinatorCommandOptions): Promise<void> {
   const logger = getLogger().child({ component: 'coordinator' });
-  const handle = await startCoordinatorFromFiles(o);
-  const uninstallGuards = installProcessGuards(logger, { onSurvived: (code) => handle.metrics.survivedErrors.inc({ code }) });
+  let handle: Awaited<ReturnType<typeof startCoordinatorFromFiles>> | null = null;
   let stoppedBy: string | null = null;
   let stopRequested: () => void = () => {};
   const stopped = new Promise<void>((r) => (stopRequested = r));
@@ -85,13 +84,20 @@ async function runCoordinatorCommand(o: CoordinatorCommandOptions): Promise<void
     stoppedBy = signal;
     stopRequested();
     logger.info({ code: 'stopping', signal }, `stopping on ${signal}`);
-    void handle.close();
+    if (handle !== null) void handle.close();
   };
   const onInt = (): void => stop('SIGINT');
   const onTerm = (): void => stop('SIGTERM');
+  // Installed before start-up: a signal that arrives between the "listening"/"dashboard" lines and the end of
+  // start-up (a supervisor or a test reacting to those lines) is a deliberate stop too, not the default kill.
   process.once('SIGINT', onInt);
   process.once('SIGTERM', onTerm);
+  let uninstallGuards = (): void => {};
   try {
+    handle = await startCoordinatorFromFiles(o);
+    const started = handle;
+    uninstallGuards = installProcessGuards(logger, { onSurvived: (code) => started.metrics.survivedErrors.inc({ code }) });
+    if (stoppedBy !== null) void handle.close();
     const history = await handle.done.catch((e: unknown) => {
       if (stoppedBy !== null) return null; // a deliberate stop: the checkpoint holds the run, exit 0
       throw e;
@@ -116,7 +122,7 @@ async function runCoordinatorCommand(o: CoordinatorCommandOptions): Promise<void
   } finally {
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
-    await handle.close();
+    await handle?.close();
     uninstallGuards();
   }
 }
