@@ -18,6 +18,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHILD_PROCESS_BOUND_MS } from './support/bounds.ts';
+import { installCli } from './support/installed-cli.ts';
 
 /**
  * The whole walkthrough (a global install, ~15 CLI processes, two secure rounds over TLS, statistics rounds, an
@@ -101,12 +102,7 @@ beforeAll(async () => {
   work = join(root, 'work');
   await mkdir(work);
   // Installed as a command, as a consortium would: a global install into a private prefix (a link to this checkout).
-  await new Promise<void>((resolve, reject) =>
-    execFile('npm', ['install', '-g', repo, '--prefix', join(root, 'prefix'), '--offline', '--no-audit', '--no-fund'], { cwd: root, timeout: CHILD_PROCESS_BOUND_MS }, (err, _o, stderr) =>
-      err ? reject(new Error(`npm install -g: ${stderr}`)) : resolve(),
-    ),
-  );
-  env = { ...process.env, PATH: `${join(root, 'prefix', 'bin')}:${process.env.PATH ?? ''}`, NO_COLOR: '1' };
+  env = await installCli(join(root, 'prefix'), root, CHILD_PROCESS_BOUND_MS);
 }, WALKTHROUGH_BOUND_MS);
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });

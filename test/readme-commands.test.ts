@@ -21,6 +21,7 @@ import { loadScenarioFile, parseFederatedScenario } from '../simulations/scenari
 import { parseSfdaBenchmarkConfig } from '../simulations/sfda/benchmark-config.ts';
 import type { SimulationSummary } from '../simulations/runner/summary.ts';
 import { CHILD_PROCESS_BOUND_MS, STAGE_BOUND_MS } from './support/bounds.ts';
+import { installCli } from './support/installed-cli.ts';
 
 /** ~2 min idle for the whole file (see the notes in /work/team/notes); a bound against a hang, not a speed target. */
 const FILE_BOUND_MS = 1_200_000;
@@ -105,12 +106,7 @@ beforeAll(async () => {
   work = join(root, 'work');
   await mkdir(work);
   // Installed as a command (a link to this checkout; the native addon is kept when current: ~3 s).
-  await new Promise<void>((resolve, reject) =>
-    execFile('npm', ['install', '-g', repo, '--prefix', join(root, 'prefix'), '--offline', '--no-audit', '--no-fund'], { cwd: root, timeout: CHILD_PROCESS_BOUND_MS }, (err, _o, stderr) =>
-      err ? reject(new Error(`npm install -g: ${stderr}`)) : resolve(),
-    ),
-  );
-  env = { ...process.env, PATH: `${join(root, 'prefix', 'bin')}:${process.env.PATH ?? ''}`, NO_COLOR: '1' };
+  env = await installCli(join(root, 'prefix'), root, CHILD_PROCESS_BOUND_MS);
 }, CHILD_PROCESS_BOUND_MS);
 afterAll(async () => {
   await rm(root, { recursive: true, force: true });
