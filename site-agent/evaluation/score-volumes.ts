@@ -3,6 +3,7 @@
  * (Dice, IoU, HD95, ASSD in mm, MONAI semantics). Training-time validation (client/unet-trainer), `fedsfda adapt`'s
  * --eval-labels and the SFDA benchmarks all score through here, so their numbers mean the same thing.
  */
+import type { ImageSlices } from '../data/index.ts';
 import { aggregateCases, computeMetrics, type AggregateResult, type CaseMetrics } from '../metrics/index.ts';
 
 export interface VolumeGroup {
@@ -22,17 +23,11 @@ export function groupByCase(caseIds: readonly string[]): VolumeGroup[] {
   return [...groups].map(([caseId, slices]) => ({ caseId, slices }));
 }
 
-/** What the scorer needs to know about the slices behind a prediction (a SliceDataset or UnlabeledSlices fits). */
-export interface SliceLayout {
-  readonly n: number;
-  readonly height: number;
-  readonly width: number;
-  /** In-plane spacing [row, col] in mm. */
-  readonly spacing: readonly [number, number];
-  readonly caseIds: readonly string[];
-  /** Through-plane spacing in mm; when absent every slice is scored on its own in 2D. */
-  readonly sliceThickness?: number;
-}
+/**
+ * What the scorer needs to know about the slices behind a prediction: the layout fields of `ImageSlices` (so a
+ * SliceDataset or adapt's UnlabeledSlices fits); without `sliceThickness` every slice is scored on its own in 2D.
+ */
+export type SliceLayout = Pick<ImageSlices, 'n' | 'height' | 'width' | 'spacing' | 'caseIds' | 'sliceThickness'>;
 
 export interface VolumeEvaluation extends AggregateResult {
   /** One entry per scored unit: a volume when the slice thickness is known, else a slice (`<case>#<slice in case>`). */
