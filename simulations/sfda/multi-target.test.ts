@@ -38,10 +38,16 @@ describe('federated multi-target adaptation', () => {
     expect(() => parseMultiTargetConfig({ ...raw, secureAggregation: { ...raw.secureAggregation, clip: 0 } })).toThrow(MultiTargetError);
   });
 
-  it('adapts several unlabelled sites through secure sums: the sums are right and the coordinator sees masked vectors only', async () => {
+  // Every local method shares different statistics (prototype sums and kept counts; predicted class mass): each goes
+  // through the same secure sums.
+  it.each([
+    { method: 'mean-teacher', options: {}, statistics: 3 * (1 + 8 + 1) },
+    { method: 'ratio-entropy', options: { method: 'ratio-entropy', classPrior: 'pooled' }, statistics: 3 },
+  ])('$method: adapts several unlabelled sites through secure sums: the sums are right and the coordinator sees masked vectors only', async ({ options, statistics }) => {
     const seen: { purpose: string; reply: SecAggReply }[] = [];
     const rounds: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
-    const r = await runMultiTarget(config, {
+    const cfg = multiTargetSchema.parse({ ...config, adapt: { ...config.adapt, options: { ...config.adapt.options, ...options } } });
+    const r = await runMultiTarget(cfg, {
       onCoordinatorReceive: (reply, purpose) => seen.push({ purpose, reply }),
       onSiteInputs: (purpose, _round, inputs, sum) => rounds.push({ purpose, inputs, sum }),
     });
@@ -51,6 +57,7 @@ describe('federated multi-target adaptation', () => {
     // Two secure sums per round (statistics, then weights), each equal to the plain sum of the sites' vectors up to
     // the quantization error.
     expect(rounds.map((x) => x.purpose)).toEqual(['statistics', 'fit', 'statistics', 'fit']);
+    for (const x of rounds.filter((x) => x.purpose === 'statistics')) expect(x.sum.length).toBe(statistics);
     const quant = { clip: 8, scaleBits: maxSafeScaleBits(8, 3) };
     for (const { inputs, sum } of rounds) {
       const bound = quantizationErrorBound(quant, 3) + 1e-6;

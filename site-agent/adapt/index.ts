@@ -63,7 +63,8 @@ export {
 } from './intensity-curve.ts';
 export { teacherPass, prototypeSums, addPrototypeSums, denoise, type DplOptions, type PrototypeSums, type TeacherPass, type DenoisedLabels } from './denoised-pseudo-labels.ts';
 export { adaptMeanTeacher, MeanTeacherSession, classWeights, frequencyWeights, keptClassCounts, type MeanTeacherOptions, type ClassBalance } from './mean-teacher.ts';
-export { JointTargetSite, jointStatisticsVectors, jointStatisticsFromVectors, JOINT_ADAPT_REQUEST, type JointSiteOptions } from './joint-target-site.ts';
+export { JointTargetSite, fitJointAdapter, jointStatisticsVectors, classMassVectors, jointStatisticsFromVectors, JOINT_ADAPT_REQUEST, type JointSiteOptions, type JointMethod, type PooledStatistics } from './joint-target-site.ts';
+export { RatioEntropySession, normalisedPrior, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
 export { adaptRatioEntropy, ratioDivergence, type RatioEntropyOptions } from './ratio-entropy.ts';
 export { strongAugment, type StrongAugmentOptions } from './strong-augment.ts';
 export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS, type AdaptMethod, type AdaptOptions, type StageOptions } from './adapt.ts';
