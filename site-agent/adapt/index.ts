@@ -43,6 +43,7 @@ export {
   FIRST_CONV,
   type InputAdapterOptions,
   type InputAdapterResult,
+  type WideSearchOptions,
   type AdapterCandidate,
   type AdapterStart,
 } from './input-adapter.ts';
