@@ -95,6 +95,8 @@ export interface SiteOutcome {
   readonly alone: number[];
   readonly federated: number[];
   readonly sourceOnly: number[];
+  /** The source model behind the site's input curve with target BN statistics (AdaBN): where both modes start. */
+  readonly curveAdaBn: number[];
 }
 
 /** Wall time per phase, summed over seeds (ms). */
@@ -144,6 +146,8 @@ export interface PreparedSeed {
   readonly tests: SliceDataset[];
   readonly curves: (IntensityCurve | null)[];
   readonly sourceOnly: number[];
+  /** Test Dice of the starting point of both modes (curve + AdaBN, no training). */
+  readonly curveAdaBn: number[];
 }
 
 const modelConfig = (cfg: MultiTargetConfig): Parameters<typeof createUNet>[0] => ({ inChannels: 1, numClasses: cfg.data.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth });
@@ -180,7 +184,7 @@ export async function prepareSeed(cfg: MultiTargetConfig, seed: number, hooks: M
     const stats = poolSourceStats(sources.map((s) => computeSourceStats(source, s)));
     const targets = await Promise.all(d.targets.map((t, i) => benchmarkSiteData(d, seed * 100 + 50 + 10 * i, t.shift, t.adaptCases, `${t.id}-adapt`)));
     const tests = await Promise.all(d.targets.map((t, i) => benchmarkSiteData(d, seed * 100 + 51 + 10 * i, t.shift, t.testCases, `${t.id}-test`)));
-    const partial = { seed, sourceWeights, stats, targets, tests, curves: [], sourceOnly: [] };
+    const partial = { seed, sourceWeights, stats, targets, tests, curves: [], sourceOnly: [], curveAdaBn: [] };
     const sourceOnly = d.targets.map((_, i) => scoreSite(partial, source, i, null));
     phases.source += performance.now() - t0;
     t0 = performance.now();
@@ -193,7 +197,13 @@ export async function prepareSeed(cfg: MultiTargetConfig, seed: number, hooks: M
       return fitJointAdapter(source, toUnlabeled(targets[i]), stats, o).curve;
     });
     phases.adapter += performance.now() - t0;
-    return { ...partial, curves, sourceOnly };
+    const curveAdaBn = d.targets.map((_, i) => {
+      source.setWeights(sourceWeights);
+      const seen = curves[i] ? applyCurve(curves[i], toUnlabeled(targets[i])) : toUnlabeled(targets[i]);
+      adaptAdaBN(source, seen, { batchSize: cfg.adapt.batchSize });
+      return scoreSite(partial, source, i, curves[i]);
+    });
+    return { ...partial, curves, sourceOnly, curveAdaBn };
   } finally {
     source.dispose();
   }
@@ -235,8 +245,11 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
     let global = p.sourceWeights;
     for (let r = 1; r <= cfg.adapt.rounds; r++) {
       if (mode === 'federated') {
-        const pooled = await secureStatistics(secure, joint, r, hooks);
-        for (const j of joint) j.train({ protos: share.prototypes ? pooled.protos : null, kept: share.classRatio ? pooled.kept : null, mass: share.classRatio ? pooled.mass : null }, totalSteps);
+        // A statistics round only when a site uses its result: not for ratio-entropy with the source prior, whose
+        // sites share nothing but weights (a sum nobody reads would only tell the coordinator more).
+        const pooled = sharesStatistics(cfg) ? await secureStatistics(secure, joint, r, hooks) : null;
+        if (pooled === null) for (const j of joint) j.statistics(1 / sa.maxPixels);
+        for (const j of joint) j.train(pooled && { protos: share.prototypes ? pooled.protos : null, kept: share.classRatio ? pooled.kept : null, mass: share.classRatio ? pooled.mass : null }, totalSteps);
         if (share.weights) {
           const next = await secureFedBn(secure, joint.map((j) => j.unet.getWeights()), joint.map((j) => j.numExamples), r, global, hooks);
           global = next.global;
@@ -259,7 +272,15 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
   }
 }
 
-async function runSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetHooks, phases: MultiTargetPhases): Promise<{ id: string; sourceOnly: number; alone: number; federated: number }[]> {
+/** Whether the federated mode runs a secure statistics sum each round (see `adaptSites`). */
+export function sharesStatistics(cfg: MultiTargetConfig): boolean {
+  const o = cfg.adapt.options as JointSiteOptions;
+  const share = cfg.adapt.share;
+  if ((o.method ?? 'mean-teacher') === 'ratio-entropy') return share.classRatio && o.classPrior === 'pooled';
+  return share.prototypes || share.classRatio;
+}
+
+async function runSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetHooks, phases: MultiTargetPhases): Promise<{ id: string; sourceOnly: number; curveAdaBn: number; alone: number; federated: number }[]> {
   const p = await prepareSeed(cfg, seed, hooks, phases);
   const out: Record<AdaptMode, number[]> = { alone: [], federated: [] };
   for (const mode of ['alone', 'federated'] as const) {
@@ -267,7 +288,7 @@ async function runSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetH
     out[mode] = await adaptSites(cfg, p, mode, hooks);
     phases[mode] += performance.now() - t0;
   }
-  return cfg.data.targets.map((t, i) => ({ id: t.id, sourceOnly: p.sourceOnly[i], alone: out.alone[i], federated: out.federated[i] }));
+  return cfg.data.targets.map((t, i) => ({ id: t.id, sourceOnly: p.sourceOnly[i], curveAdaBn: p.curveAdaBn[i], alone: out.alone[i], federated: out.federated[i] }));
 }
 
 /** Runs every seed. The caller selects the tfjs backend first (initEngine()). */
@@ -275,29 +296,34 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
   const cfg = multiTargetSchema.parse(raw);
   const t0 = performance.now();
   const phases: MultiTargetPhases = { source: 0, adapter: 0, alone: 0, federated: 0 };
-  const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [] }));
+  const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [], curveAdaBn: [] }));
   for (const seed of cfg.seeds) {
     const r = await runSeed(cfg, seed, hooks, phases);
     r.forEach((x, i) => {
       sites[i].alone.push(x.alone);
       sites[i].federated.push(x.federated);
       sites[i].sourceOnly.push(x.sourceOnly);
+      sites[i].curveAdaBn.push(x.curveAdaBn);
     });
   }
-  const rounds = cfg.adapt.share.weights ? 2 : 1;
+  const rounds = (cfg.adapt.share.weights ? 1 : 0) + (sharesStatistics(cfg) ? 1 : 0);
   return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds: rounds * cfg.adapt.rounds * cfg.seeds.length, wallMs: performance.now() - t0, phases };
 }
 
+/** The table: per site and for the mean over sites, mean ± std over seeds; the last column pairs the modes per seed. */
 export function formatMultiTarget(r: MultiTargetResult): string {
   const m = (v: number[]): string => {
     const mean = v.reduce((a, b) => a + b, 0) / v.length;
     const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
-    return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+    return `${mean >= 0 ? '' : '-'}${Math.abs(mean).toFixed(3)} ± ${std.toFixed(3)}`;
   };
-  const lines = [`${'site'.padEnd(12)}${'source-only'.padEnd(18)}${'adapting alone'.padEnd(18)}federated (secure sums)`];
-  for (const s of r.sites) lines.push(`${s.id.padEnd(12)}${m(s.sourceOnly).padEnd(18)}${m(s.alone).padEnd(18)}${m(s.federated)}`);
-  const meanOver = (key: 'alone' | 'federated' | 'sourceOnly'): number[] => r.seeds.map((_, k) => r.sites.reduce((a, s) => a + s[key][k], 0) / r.sites.length);
-  lines.push(`${'mean'.padEnd(12)}${m(meanOver('sourceOnly')).padEnd(18)}${m(meanOver('alone')).padEnd(18)}${m(meanOver('federated'))}`);
+  const cols = ['source-only', 'curve + AdaBN', 'adapting alone', 'federated', 'federated - alone'];
+  const row = (name: string, v: Pick<SiteOutcome, 'sourceOnly' | 'curveAdaBn' | 'alone' | 'federated'>): string =>
+    name.padEnd(12) + [v.sourceOnly, v.curveAdaBn, v.alone, v.federated, v.federated.map((x, k) => x - v.alone[k])].map((x) => m(x).padEnd(19)).join('');
+  const lines = ['site'.padEnd(12) + cols.map((c) => c.padEnd(19)).join('')];
+  for (const s of r.sites) lines.push(row(s.id, s));
+  const meanOver = (key: 'alone' | 'federated' | 'sourceOnly' | 'curveAdaBn'): number[] => r.seeds.map((_, k) => r.sites.reduce((a, s) => a + s[key][k], 0) / r.sites.length);
+  lines.push(row('mean', { sourceOnly: meanOver('sourceOnly'), curveAdaBn: meanOver('curveAdaBn'), alone: meanOver('alone'), federated: meanOver('federated') }));
   const ph = r.phases;
   lines.push(`seeds ${r.seeds.join(', ')}; ${r.secureRounds} secure rounds; wall time ${(r.wallMs / 1000).toFixed(0)} s (source ${(ph.source / 1000).toFixed(0)} s, input adapters ${(ph.adapter / 1000).toFixed(0)} s, alone ${(ph.alone / 1000).toFixed(0)} s, federated ${(ph.federated / 1000).toFixed(0)} s)`);
   return lines.join('\n');

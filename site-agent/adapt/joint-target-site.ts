@@ -20,7 +20,7 @@ import { AdaptError } from './adapt-error.ts';
 import { addPrototypeSums, denoise, type PrototypeSums, type TeacherPass } from './denoised-pseudo-labels.ts';
 import { fitInputAdapter, type InputAdapterOptions, type InputAdapterResult } from './input-adapter.ts';
 import { applyCurve, type IntensityCurve } from './intensity-curve.ts';
-import { frequencyWeights, keptClassCounts, MeanTeacherSession, type MeanTeacherOptions } from './mean-teacher.ts';
+import { classWeights, frequencyWeights, keptClassCounts, MeanTeacherSession, type MeanTeacherOptions } from './mean-teacher.ts';
 import { normalisedPrior, RatioEntropySession, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
 import { classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -178,9 +178,11 @@ export class JointTargetSite {
     const tp = this.pass;
     const protos = usePooled && pooled.protos ? pooled.protos : s.localPrototypes(tp);
     const d = denoise(tp, protos, this.opts.prototypeFilter ?? true);
-    const counts = usePooled && pooled.kept ? pooled.kept : keptClassCounts(d, tp.numClasses);
+    // 'frequency' balancing (the default) from the pooled kept counts when shared; the other modes are per site.
+    const balance = this.opts.classBalance ?? 'frequency';
+    const weights = balance === 'frequency' ? frequencyWeights(usePooled && pooled.kept ? pooled.kept : keptClassCounts(d, tp.numClasses)) : classWeights(tp, d, balance);
     this.keptFraction = d.keptFraction;
-    s.trainEpoch(d, frequencyWeights(counts), totalSteps);
+    s.trainEpoch(d, weights, totalSteps);
     this.pass = null;
   }
 
