@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Logger } from '../../protocol/common/index.ts';
+import { Enrollment, encodedSize, generateIdentity } from '../../protocol/index.ts';
+import { resolveOptions } from '../coordinator-options.ts';
 import { BUDGET_SLACK_BYTES, defaultSiteBytesPerRound, SiteByteBudget } from './byte-budget.ts';
 
 function recorder() {
@@ -84,5 +86,19 @@ describe('SiteByteBudget', () => {
   it('defaults to four models plus 16 MiB', () => {
     expect(defaultSiteBytesPerRound(0)).toBe(BUDGET_SLACK_BYTES);
     expect(defaultSiteBytesPerRound(7_719_107)).toBe(4 * 7_719_107 + 16 * 1024 * 1024);
+  });
+});
+
+describe('limits.maxSiteBytesPerRound', () => {
+  const base = { identity: generateIdentity(), enrollment: new Enrollment(), initialWeights: [{ name: 'w', shape: [1000], data: new Float32Array(1000) }], rounds: 1 };
+  const model = encodedSize(base.initialWeights);
+
+  it('defaults to four encoded models plus 16 MiB', () => {
+    expect(resolveOptions(base).maxSiteBytesPerRound).toBe(4 * model + BUDGET_SLACK_BYTES);
+  });
+
+  it('is refused before the run when one update could not fit it', () => {
+    expect(resolveOptions({ ...base, limits: { maxSiteBytesPerRound: model } }).maxSiteBytesPerRound).toBe(model);
+    expect(() => resolveOptions({ ...base, limits: { maxSiteBytesPerRound: model - 1 } })).toThrow(/maxSiteBytesPerRound must be an integer of at least/);
   });
 });

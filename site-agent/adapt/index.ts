@@ -17,6 +17,7 @@ export {
 export { emdMomentum, transferabilityWeights } from './osuda-math.ts';
 export {
   computeSourceStats,
+  computeSourceStatsAsync,
   packageLabelCodes,
   poolSourceStats,
   saveSourceStats,
@@ -73,4 +74,4 @@ export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } f
 export { registerAdaptCommands } from './adapt-command.ts';
 export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';
 export { judgeAdaptation, type SafeguardOptions, type SafeguardVerdict } from './safeguard.ts';
-export { dpSourceStatsVectors, dpClassHistogramVectors } from './dp-source-stats.ts';
+export { dpSourceStatsVectors, dpSourceStatsVectorsAsync, dpClassHistogramVectors } from './dp-source-stats.ts';
