@@ -6,8 +6,10 @@ import type { Enrollment } from '../protocol/enrollment.ts';
 import type { Identity } from '../protocol/identity.ts';
 import { silentLogger, type Logger } from '../protocol/common/index.ts';
 import type { WeightSet } from '../protocol/named-tensor.ts';
+import { encodedSize } from '../protocol/tensor-codec.ts';
 import { CoordinatorError } from './errors/index.ts';
 import type { ConnectionLimits } from './http/index.ts';
+import { defaultSiteBytesPerRound } from './sites/index.ts';
 import { checkRunPlan, DEFAULT_MIN_AGGREGATED_FRACTION, type RoundTimeouts } from './rounds/index.ts';
 import { FedAvg, withDifferentialPrivacy, type DifferentialPrivacyConfig, type Strategy } from './strategies/index.ts';
 import { aggregatedTensors, quantFor, type SecAggTestHooks, type SecureAggregationOptions } from './workflows/index.ts';
@@ -44,8 +46,8 @@ export interface CoordinatorOptions {
    */
   restToken?: string;
   timeouts?: Partial<RoundTimeouts & { handshakeMs: number; headersMs: number } & Heartbeat>;
-  /** Caps on connections (defaults in http/connection-limits.ts). */
-  limits?: Partial<ConnectionLimits>;
+  /** Caps on connections (defaults in http/connection-limits.ts) and the per-site byte budget per round. */
+  limits?: Partial<ConnectionLimits & SiteByteLimits>;
   /** If set, the enrollment is written back here whenever a one-time token enrolls a site (so it survives restarts). */
   enrollmentPath?: string;
   /** Where checkpoints go; a checkpoint found there is resumed. */
@@ -105,6 +107,24 @@ export const DEFAULT_HEARTBEAT: Heartbeat = { pingIntervalMs: 25_000, pingTimeou
  */
 export const DEFAULT_RECONNECT_GRACE_MS = 300_000;
 
+export interface SiteByteLimits {
+  /**
+   * Bytes one site may send per round (sealed envelopes, counted before they are opened; a transfer announcement is
+   * checked before its buffer exists). Default: 4 x the encoded model + 16 MiB (coordinator/sites/byte-budget.ts).
+   */
+  maxSiteBytesPerRound: number;
+}
+
+/** The budget, checked against the model: below one encoded model no site could ever upload its update. */
+function siteBytesPerRound(opts: CoordinatorOptions): number {
+  const modelBytes = encodedSize(opts.initialWeights);
+  const v = opts.limits?.maxSiteBytesPerRound ?? defaultSiteBytesPerRound(modelBytes);
+  if (!Number.isSafeInteger(v) || v < modelBytes) {
+    throw new CoordinatorError('bad_options', `limits.maxSiteBytesPerRound must be an integer of at least the encoded model's ${modelBytes} bytes (one update), got ${v}`);
+  }
+  return v;
+}
+
 export interface ResolvedOptions {
   minSites: number;
   logger: Logger;
@@ -117,6 +137,7 @@ export interface ResolvedOptions {
   headersMs: number;
   heartbeat: Heartbeat;
   maxUpdateBytes: number;
+  maxSiteBytesPerRound: number;
   minAggregatedFraction: number;
 }
 
@@ -185,6 +206,7 @@ export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
     headersMs: t.headersMs ?? 10_000,
     heartbeat: heartbeatOf(t),
     maxUpdateBytes: opts.maxUpdateBytes ?? 256 * 1024 * 1024,
+    maxSiteBytesPerRound: siteBytesPerRound(opts),
     minAggregatedFraction,
   };
 }

@@ -28,7 +28,7 @@ import {
 } from './http/index.ts';
 import { coordinatorMetrics, type CoordinatorMetrics } from './metrics/index.ts';
 import { MIN_SECURE_SITES, RoundRunner, type RoundEvents, type RoundRecord, type RunOutcome } from './rounds/index.ts';
-import { SiteGateway, SiteRegistry, type SiteEvents } from './sites/index.ts';
+import { SiteByteBudget, SiteGateway, SiteRegistry, type SiteEvents } from './sites/index.ts';
 import { CheckpointStore, type Checkpoint } from './storage/index.ts';
 import { composeRunPrivacy, type PrivacyEvent, type RunPrivacyReport } from '../protocol/privacy/index.ts';
 import { hasPrivacyAccounting, type PrivacyStatus } from './strategies/index.ts';
@@ -98,8 +98,14 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   // The dashboard's per-site view, from the same events the handle exposes.
   const activity = new SiteActivityTracker(opts.enrollment.siteIds());
   activity.attach(events);
-  const gate = new ConnectionGate({ ...DEFAULT_CONNECTION_LIMITS, ...opts.limits }, r.logger, (reason) => metrics.limitRefusals.inc({ reason }));
-  const gateway = createGateway({ opts, r, registry, tracker, metrics, events, gate, runner });
+  const { maxSiteBytesPerRound: _budget, ...connectionLimits } = opts.limits ?? {};
+  const gate = new ConnectionGate({ ...DEFAULT_CONNECTION_LIMITS, ...connectionLimits }, r.logger, (reason) => metrics.limitRefusals.inc({ reason }));
+  const budget = new SiteByteBudget(r.maxSiteBytesPerRound, { logger: r.logger, onRefused: () => metrics.limitRefusals.inc({ reason: 'byte_budget' }) });
+  // Every round (round 0's initial evaluation included) starts each site's budget from 0; so does a statistics round.
+  runner.on('stage', (stage) => {
+    if (stage === 'waiting_for_sites') budget.newPeriod(() => `round ${runner.round}`);
+  });
+  const gateway = createGateway({ opts, r, registry, tracker, metrics, events, gate, runner, budget });
   // Releases of DP statistics rounds (statisticsRound), composed with the training's ledger in the status.
   const statisticsReleases: { event: PrivacyEvent; delta: number }[] = [];
   const status = (): CoordinatorStatus =>
@@ -127,7 +133,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     beforeListen: (http) => gate.attach(http),
     onSocket: (socket) => gateway.accept(socketIoServerTransport(socket)),
   });
-  handle = makeHandle({ opts, r, runner, registry, tracker, metrics, gateway, server, status, events, statisticsReleases });
+  handle = makeHandle({ opts, r, runner, registry, tracker, metrics, gateway, server, status, events, statisticsReleases, budget });
   // Rounds start only once the handle exists, so hooks that receive it (afterRounds) can never see it missing.
   if (opts.autoStart !== false) void handle.start();
   return handle;
@@ -179,6 +185,7 @@ interface GatewayParts {
   events: EventEmitter<RoundEvents & SiteEvents>;
   gate: ConnectionGate;
   runner: RoundRunner;
+  budget: SiteByteBudget;
 }
 
 /** Where site transports enter: handshake, registry, status and connection-limit bookkeeping. */
@@ -194,6 +201,7 @@ function createGateway(p: GatewayParts): SiteGateway {
     events: p.events,
     handshakeMs: r.handshakeMs,
     maxUpdateBytes: r.maxUpdateBytes,
+    budget: p.budget,
     partialTransferTtlMs: Math.max(120_000, r.timeouts.reconnectGraceMs),
     ...(opts.chunkBytes ? { chunkBytes: opts.chunkBytes } : {}),
     ...(opts.enrollmentPath ? { enrollmentPath: opts.enrollmentPath } : {}),
@@ -231,6 +239,7 @@ interface HandleParts {
   server: CoordinatorServer;
   status: () => CoordinatorStatus;
   events: EventEmitter<RoundEvents & SiteEvents>;
+  budget: SiteByteBudget;
 }
 
 function makeHandle(p: HandleParts): CoordinatorHandle {
@@ -285,6 +294,7 @@ async function statisticsRound(p: HandleParts, request: StatisticsRequest, signa
   if (possible < MIN_SECURE_SITES) {
     throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least ${MIN_SECURE_SITES} connected sites, and only ${possible} can ever connect (enrolled sites and tokens)`);
   }
+  p.budget.newPeriod(() => `statistics round ${request.name}`);
   const want = Math.max(MIN_SECURE_SITES, r.minSites);
   await registry.waitForCount(want, r.timeouts.waitForSitesMs, signal).catch((e: Error) => {
     if (signal.aborted) throw new CoordinatorError('stopped', 'coordinator stopped');

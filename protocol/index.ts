@@ -58,3 +58,4 @@ export {
   classHistogramReportInClear,
   type ClassHistogramReport,
 } from './class-histogram-vectors.ts';
+export { symmetricBackend, type SymmetricBackend } from './sodium.ts';

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { toBase64 } from './bytes.ts';
+import { ProtocolError } from './errors.ts';
 import { TransferStore, sha512 } from './transfer-store.ts';
 
 const start = (transferId: string, bytes: Uint8Array, chunkBytes: number) => ({
@@ -34,5 +35,26 @@ describe('TransferStore.expire', () => {
     store.start(start('active', b, 1024));
     expect(store.expire(cutoff)).toEqual([]);
     expect(store.bufferedBytes()).toBe(2048);
+  });
+});
+
+describe('TransferStore admit hook', () => {
+  it("refuses a new transfer by the owner's check before allocating it, and tells its waiter", async () => {
+    const seen: number[] = [];
+    const store = new TransferStore({
+      maxChunkBytes: 1024,
+      admit: (m) => {
+        seen.push(m.totalBytes);
+        if (m.totalBytes > 4096) throw new ProtocolError('oversized', 'over budget');
+      },
+    });
+    const waiting = store.take('big');
+    expect(() => store.start(start('big', new Uint8Array(8192), 1024))).toThrow(/over budget/);
+    await expect(waiting).rejects.toMatchObject({ code: 'oversized' });
+    expect(store.bufferedBytes()).toBe(0);
+    const small = new Uint8Array(2048);
+    expect(store.start(start('small', small, 1024))).toBe(0);
+    expect(store.start(start('small', small, 1024))).toBe(0); // a resume is not checked again
+    expect(seen).toEqual([8192, 2048]);
   });
 });

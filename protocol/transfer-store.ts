@@ -38,6 +38,11 @@ export interface TransferStoreOptions {
    * would exceed it is refused, so a hostile peer cannot pile up many maximum-size buffers.
    */
   maxBufferedBytes?: number;
+  /**
+   * The owner's own check of a new transfer (e.g. the coordinator's per-site byte budget), run after the size checks
+   * and before its buffer is allocated; throws a ProtocolError to refuse it. Not called when a partial is resumed.
+   */
+  admit?: (msg: MessageOf<'transferStart'>) => void;
 }
 
 export class TransferStore {
@@ -92,6 +97,7 @@ export class TransferStore {
       existing.lastActivity = Date.now();
       return existing.nextIndex;
     }
+    this.opts.admit?.(msg);
     this.partials.delete(transferId);
     while (this.partials.size >= this.maxPartials) this.partials.delete(this.partials.keys().next().value as string);
     // Completed blobs nobody took are the first to go when the budget is tight.

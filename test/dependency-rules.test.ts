@@ -1,7 +1,6 @@
 /**
  * The import rules of ARCHITECTURE.md, enforced: dependency-cruiser checks the whole tree against
- * .dependency-cruiser.cjs (violations recorded in .dependency-cruiser-known-violations.json are the barrel debt that
- * existed when the rule came in; any new one fails). A planted violation in a temporary copy of the config's
+ * .dependency-cruiser.cjs with no recorded exceptions (the barrel debt the rule came in with is paid). A planted violation in a temporary copy of the config's
  * subjects shows that the check can fail.
  */
 import { execFile } from 'node:child_process';
@@ -17,11 +16,11 @@ const root = fileURLToPath(new URL('..', import.meta.url));
 const depcruise = join(root, 'node_modules', '.bin', 'depcruise');
 
 interface CruiseResult {
-  summary: { error: number; ignore: number; violations: { rule: { name: string; severity: string }; from: string; to: string }[] };
+  summary: { error: number; violations: { rule: { name: string; severity: string }; from: string; to: string }[] };
 }
 
-async function cruise(cwd: string, paths: string[], knownViolations: boolean): Promise<CruiseResult> {
-  const args = ['--config', '.dependency-cruiser.cjs', '--output-type', 'json', ...(knownViolations ? ['--ignore-known', '.dependency-cruiser-known-violations.json'] : []), ...paths];
+async function cruise(cwd: string, paths: string[]): Promise<CruiseResult> {
+  const args = ['--config', '.dependency-cruiser.cjs', '--output-type', 'json', ...paths];
   // depcruise exits non-zero when it finds errors; the JSON report is on stdout either way.
   const out = await run(depcruise, args, { cwd, maxBuffer: 64 << 20 }).catch((e: { stdout: string }) => e);
   return JSON.parse(out.stdout) as CruiseResult;
@@ -37,13 +36,9 @@ afterAll(async () => {
 
 describe('import rules (dependency-cruiser)', () => {
   it('the tree breaks no rule', async () => {
-    const r = await cruise(root, ['protocol', 'coordinator', 'site-agent', 'simulations', 'bin'], true);
-    // Known violations come back with severity 'ignore'; everything else is an error.
-    const live = r.summary.violations.filter((v) => v.rule.severity !== 'ignore');
-    expect(live.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`)).toEqual([]);
+    const r = await cruise(root, ['protocol', 'coordinator', 'site-agent', 'simulations', 'bin']);
+    expect(r.summary.violations.map((v) => `${v.rule.name}: ${v.from} -> ${v.to}`)).toEqual([]);
     expect(r.summary.error).toBe(0);
-    // The baseline holds barrel debt only: no layer rule is ever waived.
-    expect(new Set(r.summary.violations.map((v) => v.rule.name))).toEqual(new Set(r.summary.ignore > 0 ? ['cross-folder-through-barrel'] : []));
   });
 
   it('fails on planted violations (a fixture tree under the same config)', async () => {
@@ -60,7 +55,7 @@ describe('import rules (dependency-cruiser)', () => {
       await mkdir(join(scratch, f, '..'), { recursive: true });
       await writeFile(join(scratch, f), text);
     }
-    const r = await cruise(scratch, ['coordinator', 'protocol', 'site-agent'], false);
+    const r = await cruise(scratch, ['coordinator', 'protocol', 'site-agent']);
     const names = r.summary.violations.map((v) => `${v.rule.name}: ${v.from}`).sort();
     expect(names).toEqual([
       'coordinator-imports-protocol-only: coordinator/planted.ts',

@@ -59,6 +59,7 @@ export function registerCoordinatorCommands(program: Command): void {
     .option('--min-sites <n>', 'sites needed to start a round and to aggregate')
     .option('--strategy <name>', `one of ${STRATEGY_NAMES.join(', ')}`)
     .option('--checkpoint-dir <dir>', 'checkpoint directory (resumed if it holds a checkpoint)')
+    .option('--max-site-bytes-per-round <n>', 'bytes one site may send per round (config limits.maxSiteBytesPerRound; default 4 x the model + 16 MiB)')
     .option('--history-out <file>', 'write the round history JSON here at the end')
     .option('--out <dir>', 'run folder: history.json, final-weights.fsws, and the statistics configured under "statistics"')
     .option('--tls-cert <file>', 'serve HTTPS/WSS with this PEM certificate chain (with --tls-key)')

@@ -29,9 +29,13 @@ export const coordinatorConfigSchema = z
       })
       .strict()
       .default({}),
-    /** Caps on open connections (http/connection-limits.ts). */
+    /** Caps on open connections (http/connection-limits.ts) and the per-site byte budget per round (sites/byte-budget.ts). */
     limits: z
-      .object({ maxConnections: z.number().int().min(1).optional(), maxUnauthenticatedPerAddress: z.number().int().min(1).optional() })
+      .object({
+        maxConnections: z.number().int().min(1).optional(),
+        maxUnauthenticatedPerAddress: z.number().int().min(1).optional(),
+        maxSiteBytesPerRound: z.number().int().min(1).optional(),
+      })
       .strict()
       .default({}),
     /** Secure aggregation (SecAgg+): the coordinator learns only sums. See SECURITY.md. */

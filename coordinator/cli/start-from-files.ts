@@ -24,6 +24,7 @@ export interface CoordinatorCommandOptions {
   minSites?: string;
   strategy?: string;
   checkpointDir?: string;
+  maxSiteBytesPerRound?: string;
   historyOut?: string;
   out?: string;
   tlsCert?: string;
@@ -144,7 +145,7 @@ export async function startCoordinatorFromFiles(o: CoordinatorCommandOptions, lo
     strategy: createStrategy(strategySpec),
     enrollmentPath: o.enroll, // token enrollments are written back, so the spent token cannot be reused after a restart
     timeouts: cfg.timeouts,
-    limits: cfg.limits,
+    limits: { ...cfg.limits, ...(o.maxSiteBytesPerRound !== undefined ? { maxSiteBytesPerRound: int('--max-site-bytes-per-round', o.maxSiteBytesPerRound) } : {}) },
     minAggregatedFraction: cfg.minAggregatedFraction,
     ...(checkpointDir ? { checkpointDir } : {}),
     ...(cfg.secureAggregation ? { secureAggregation: cfg.secureAggregation } : {}),

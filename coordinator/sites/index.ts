@@ -9,5 +9,6 @@ export {
   type SecAggWireStage,
 } from './site-connection.ts';
 export { SiteRegistry } from './site-registry.ts';
+export { SiteByteBudget, ByteBudgetExceeded, defaultSiteBytesPerRound, BUDGET_MODELS_PER_ROUND, BUDGET_SLACK_BYTES, type ByteBudgetHooks } from './byte-budget.ts';
 export { requestSite, deadlineIn, type SiteRequest } from './site-request.ts';
 export { SiteGateway, type GatewayDeps, type SiteEvents } from './site-gateway.ts';

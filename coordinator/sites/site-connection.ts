@@ -11,6 +11,7 @@ import {
   ProtocolError,
   refusedSchema,
   sealedPort,
+  type SealedPort,
   SecureChannel,
   SecureSession,
   verifyHello,
@@ -28,6 +29,7 @@ import {
 } from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
 import type { FailureCode } from '../strategies/index.ts';
+import { ByteBudgetExceeded, type SiteByteBudget } from './byte-budget.ts';
 
 /** A failed request to a site, with the code the strategy will see. */
 export class SiteRequestError extends Error {
@@ -61,6 +63,8 @@ export interface SiteConnectionDeps {
   chunkBytes?: number;
   /** Receive store for a site's uploads; the same store across that site's connections enables resume. */
   transfersFor(siteId: string): TransferStore;
+  /** Bytes each site may send per round: envelopes are counted before they are opened. */
+  budget: SiteByteBudget;
   onReady(conn: SiteConnection): void;
   onClosed(conn: SiteConnection): void;
   onReject(err: ProtocolError, conn: SiteConnection): void;
@@ -159,10 +163,11 @@ export class SiteConnection {
       }
       const { welcome, sessionKey } = createWelcome(this.deps.identity, hello);
       const session = new SecureSession(sessionKey, 'coordinator', this.deps.maxEnvelopeBytes ? { maxEnvelopeBytes: this.deps.maxEnvelopeBytes } : {});
-      this.channel = new SecureChannel(sealedPort(this.transport), session, {
+      this.channel = new SecureChannel(this.budgetedPort(hello.siteId), session, {
         ...(this.deps.chunkBytes ? { chunkBytes: this.deps.chunkBytes } : {}),
         transfers: this.deps.transfersFor(hello.siteId),
         onReject: (err) => {
+          if (err instanceof ByteBudgetExceeded) return this.overBudget(hello.siteId); // logged and counted by the budget
           this.deps.logger.warn({ code: err.code, peer: this.peer, siteId: this.siteId }, `rejected envelope: ${err.message}`);
           this.deps.onReject(err, this);
         },
@@ -178,6 +183,42 @@ export class SiteConnection {
       this.refuse({ code: 'bad_request', reason: `handshake rejected: ${err.code}` });
     }
   }
+
+  /**
+   * The session's sealed port with the byte budget in front: an envelope over the site's budget for this round is
+   * dropped before it is opened. A reconnecting site's `ready` is counted but always let through, so a refused site
+   * is not locked out of its next round.
+   */
+  private budgetedPort(siteId: string): SealedPort {
+    const port = sealedPort(this.transport);
+    const size = (e: unknown): number => (e instanceof Uint8Array ? e.length : 0);
+    return {
+      ...port,
+      onSealed: (l) =>
+        port.onSealed((e) => {
+          if (this.state === 'awaiting_ready') this.deps.budget.charge(siteId, size(e));
+          else if (!this.deps.budget.receive(siteId, size(e))) return this.overBudget(siteId);
+          l(e);
+        }),
+    };
+  }
+
+  /** Refused by the budget: this round's open requests fail with `byte_budget` and the site's partial uploads are freed. */
+  private overBudget(siteId: string): void {
+    if (this.pending.size === 0 && this.refusedNotice) return;
+    const err = new SiteRequestError('byte_budget', `site ${siteId} is ${this.deps.budget.reason(siteId)}`);
+    for (const p of this.pending.values()) p.reject(err);
+    this.pending.clear();
+    const store = this.deps.transfersFor(siteId);
+    store.rejectAll(err);
+    // The site's uploads in flight are told by id (it stops waiting for acks); their buffers are released.
+    for (const t of store.expire(Infinity)) this.sendError('bad_request', `byte_budget: transfer refused`, t.transferId);
+    if (!this.refusedNotice) this.sendError('bad_request', `byte_budget: ${err.message}`);
+    this.refusedNotice = true;
+  }
+
+  /** Whether the site was told it is over budget on this connection. */
+  private refusedNotice = false;
 
   private onMessage(m: SessionMessage, helloSiteId: string): void {
     this.activity.lastSeen = new Date().toISOString();
@@ -230,9 +271,9 @@ export class SiteConnection {
     p.resolve(m);
   }
 
-  private sendError(code: ReplyError['code'], reason: string): void {
+  private sendError(code: ReplyError['code'], reason: string, transferId?: string): void {
     try {
-      this.channel?.send({ v: PROTOCOL_VERSION, type: 'error', error: { code, reason } });
+      this.channel?.send({ v: PROTOCOL_VERSION, type: 'error', error: { code, reason }, ...(transferId ? { transferId } : {}) });
     } catch {
       /* closed */
     }
@@ -260,6 +301,8 @@ export class SiteConnection {
     model: { id: string; bytes: Uint8Array } | null,
   ): Promise<OkReply<T>> {
     if (this.state !== 'ready') throw new SiteRequestError('disconnected', 'site is not connected');
+    if (this.siteId && this.deps.budget.isRefused(this.siteId)) throw new SiteRequestError('byte_budget', `site ${this.siteId} is ${this.deps.budget.reason(this.siteId)}`);
+    this.refusedNotice = false;
     this.pending.get(key)?.reject(new SiteRequestError('site_error', `request ${key} superseded`));
     const reply = new Promise<SessionMessage>((resolve, reject) => this.pending.set(key, { resolve, reject }));
     reply.catch(() => {}); // observed below; avoids an unhandled rejection if sending fails first
@@ -269,7 +312,10 @@ export class SiteConnection {
       const modelIncluded = model !== null && this.lastModelId !== model.id;
       channel.send(instruction(modelIncluded));
       if (model && modelIncluded) {
-        await channel.sendBlob(model.id, model.bytes).catch((e) => this.rethrow(e));
+        // A request failed meanwhile (byte budget, timeout, close) also ends the wait for the download's acks.
+        const sending = channel.sendBlob(model.id, model.bytes);
+        sending.catch(() => {});
+        await Promise.race([sending, reply.then(() => sending)]).catch((e) => this.rethrow(e));
         this.lastModelId = model.id;
       }
       const body = ((await reply) as unknown as { reply: { ok: true } | { ok: false; error: ReplyError } }).reply;
@@ -332,6 +378,7 @@ export class SiteConnection {
 
   private rethrow(e: unknown): never {
     if (e instanceof SiteRequestError) throw e;
+    if (this.siteId && this.deps.budget.isRefused(this.siteId)) throw new SiteRequestError('byte_budget', `site ${this.siteId} is ${this.deps.budget.reason(this.siteId)}`);
     if (e instanceof ProtocolError && e.code === 'closed') throw new SiteRequestError('disconnected', 'site disconnected');
     throw new SiteRequestError('invalid_reply', (e as Error).message);
   }

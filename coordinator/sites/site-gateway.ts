@@ -6,6 +6,7 @@
 import { DEFAULT_MAX_ENVELOPE_BYTES, TransferStore, type CoordinatorTransport, type Enrollment, type Identity } from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
 import type { CoordinatorMetrics } from '../metrics/index.ts';
+import { ByteBudgetExceeded, type SiteByteBudget } from './byte-budget.ts';
 import { SiteConnection } from './site-connection.ts';
 import type { SiteRegistry } from './site-registry.ts';
 
@@ -27,6 +28,8 @@ export interface GatewayDeps {
   chunkBytes?: number;
   /** Where token enrollments are written back (none: kept in memory only). */
   enrollmentPath?: string;
+  /** Bytes each site may send per round (checked per envelope and per transfer announcement). */
+  budget: SiteByteBudget;
   /** Partial uploads idle longer than this are dropped and their memory released. */
   partialTransferTtlMs: number;
   /** Called for a session that completed its handshake / closed (status, connection limits). */
@@ -62,7 +65,17 @@ export class SiteGateway {
   private transfersFor(siteId: string): TransferStore {
     let st = this.uploadStores.get(siteId);
     if (!st) {
-      st = new TransferStore({ maxChunkBytes: DEFAULT_MAX_ENVELOPE_BYTES, maxTransferBytes: this.d.maxUpdateBytes, maxPartials: 2, maxCompleted: 2 });
+      const budget = this.d.budget;
+      st = new TransferStore({
+        maxChunkBytes: DEFAULT_MAX_ENVELOPE_BYTES,
+        maxTransferBytes: this.d.maxUpdateBytes,
+        maxPartials: 2,
+        maxCompleted: 2,
+        // Refused before its buffer is allocated when the announced size does not fit the site's budget this round.
+        admit: (m) => {
+          if (!budget.admitTransfer(siteId, m.totalBytes)) throw new ByteBudgetExceeded(`transfer ${m.transferId} of ${m.totalBytes} bytes: site ${siteId} is ${budget.reason(siteId)}`);
+        },
+      });
       this.uploadStores.set(siteId, st);
     }
     return st;
@@ -88,6 +101,7 @@ export class SiteGateway {
       handshakeTimeoutMs: d.handshakeMs,
       ...(d.chunkBytes ? { chunkBytes: d.chunkBytes } : {}),
       transfersFor: (siteId) => this.transfersFor(siteId),
+      budget: d.budget,
       onHandshake: (outcome) => d.metrics.handshakes.inc({ outcome }),
       onReject: (err) => d.metrics.rejected.inc({ code: err.code }),
       onReady: (c) => this.ready(c),

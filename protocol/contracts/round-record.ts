@@ -7,8 +7,8 @@ import { z } from 'zod';
 
 const metricsSchema = z.record(z.string(), z.number());
 
-/** Why a selected site did not contribute. */
-export const FAILURE_CODES = ['timeout', 'disconnected', 'site_error', 'invalid_reply'] as const;
+/** Why a selected site did not contribute (`byte_budget`: it sent more than its per-round byte budget and was refused). */
+export const FAILURE_CODES = ['timeout', 'disconnected', 'site_error', 'invalid_reply', 'byte_budget'] as const;
 export type FailureCode = (typeof FAILURE_CODES)[number];
 
 export const roundFailureSchema = z.object({

@@ -122,3 +122,4 @@ export {
   type RunSecAggOptions,
   type SecAggRoundReport,
 } from './run-round.ts';
+export { u32Folder, type U32Folder } from './u32-simd.ts';

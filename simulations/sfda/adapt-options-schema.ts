@@ -87,6 +87,10 @@ export const inputAdapterOptionsSchema = z
     entropyWeight: weight.optional(),
     priorWeight: weight.optional(),
     selection: z.enum(['objective', 'entropy-adabn']).optional(),
+    wideSearch: z
+      .object({ screen: positiveInt.optional(), starts: positiveInt.optional(), steps: z.number().int().min(0).optional(), pruneAt: z.number().int().min(0).optional(), keep: positiveInt.optional() })
+      .strict()
+      .optional(),
     batchSize: positiveInt.optional(),
     seed: z.number().int().optional(),
   })

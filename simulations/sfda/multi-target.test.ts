@@ -34,23 +34,35 @@ describe('federated multi-target adaptation', () => {
   it('the shipped scenario validates and bad ones are refused', async () => {
     const raw = JSON.parse(await readFile(new URL('../scenarios/sfda-multi-target.json', import.meta.url), 'utf8'));
     expect(parseMultiTargetConfig(raw).data.targets.length).toBeGreaterThanOrEqual(3);
+    const mt = JSON.parse(await readFile(new URL('../scenarios/sfda-multi-target-mean-teacher.json', import.meta.url), 'utf8'));
+    expect(parseMultiTargetConfig(mt).adapt.options).toMatchObject({ method: 'mean-teacher' });
     expect(() => parseMultiTargetConfig({ ...raw, data: { ...raw.data, targets: raw.data.targets.slice(0, 2) } })).toThrow(MultiTargetError);
     expect(() => parseMultiTargetConfig({ ...raw, secureAggregation: { ...raw.secureAggregation, clip: 0 } })).toThrow(MultiTargetError);
   });
 
-  it('adapts several unlabelled sites through secure sums: the sums are right and the coordinator sees masked vectors only', async () => {
+  // Every local method shares different statistics (prototype sums and kept counts; predicted class mass): each goes
+  // through the same secure sums.
+  it.each([
+    { method: 'mean-teacher', options: {}, statistics: 3 * (1 + 8 + 1) },
+    { method: 'ratio-entropy', options: { method: 'ratio-entropy', classPrior: 'pooled' }, statistics: 3 },
+    // With the source prior nobody reads a pooled statistic: no statistics round at all, weights only.
+    { method: 'ratio-entropy (source prior)', options: { method: 'ratio-entropy' }, statistics: 0 },
+  ])('$method: adapts several unlabelled sites through secure sums: the sums are right and the coordinator sees masked vectors only', async ({ options, statistics }) => {
     const seen: { purpose: string; reply: SecAggReply }[] = [];
     const rounds: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
-    const r = await runMultiTarget(config, {
+    const cfg = multiTargetSchema.parse({ ...config, adapt: { ...config.adapt, options: { ...config.adapt.options, ...options } } });
+    const r = await runMultiTarget(cfg, {
       onCoordinatorReceive: (reply, purpose) => seen.push({ purpose, reply }),
       onSiteInputs: (purpose, _round, inputs, sum) => rounds.push({ purpose, inputs, sum }),
     });
     expect(r.sites.map((s) => s.id)).toEqual(['site-c', 'site-ct', 'site-lf']);
     for (const s of r.sites) for (const v of [...s.alone, ...s.federated, ...s.sourceOnly]) expect(Number.isFinite(v)).toBe(true);
-    expect(formatMultiTarget(r)).toContain('federated (secure sums)');
-    // Two secure sums per round (statistics, then weights), each equal to the plain sum of the sites' vectors up to
+    expect(formatMultiTarget(r)).toContain('federated - alone');
+    // Secure sums per round (statistics when the method reads them, then weights), each equal to the plain sum of the sites' vectors up to
     // the quantization error.
-    expect(rounds.map((x) => x.purpose)).toEqual(['statistics', 'fit', 'statistics', 'fit']);
+    const perRound = statistics > 0 ? ['statistics', 'fit'] : ['fit'];
+    expect(rounds.map((x) => x.purpose)).toEqual([...perRound, ...perRound]);
+    for (const x of rounds.filter((x) => x.purpose === 'statistics')) expect(x.sum.length).toBe(statistics);
     const quant = { clip: 8, scaleBits: maxSafeScaleBits(8, 3) };
     for (const { inputs, sum } of rounds) {
       const bound = quantizationErrorBound(quant, 3) + 1e-6;
@@ -61,7 +73,7 @@ describe('federated multi-target adaptation', () => {
     }
     // What reached the coordinator: masked words spread over the whole ring, unrelated to any site's vector.
     const masked = seen.filter((x) => x.reply.type === 'secagg/masked-vector');
-    expect(masked).toHaveLength(2 * 2 * 3);
+    expect(masked).toHaveLength(perRound.length * 2 * 3);
     // Uniform words have their top bit set with probability 1/2: the pooled fraction lies within 5 standard deviations
     // of 1/2 (a fixed band per vector failed on the short statistics vectors by chance).
     const words = masked.flatMap(({ reply }) => (reply.type === 'secagg/masked-vector' ? Array.from(reply.masked) : []));

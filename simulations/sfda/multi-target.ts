@@ -17,24 +17,26 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { z } from 'zod';
-import { createStrategy, type FitResult } from '../../coordinator/strategies/index.ts';
 import {
-  fitAggregateFromSum,
-  fitContribution,
-  fitContributionLayout,
-  makeSimulatedSites,
-  maxSafeScaleBits,
-  packVectors,
-  runSecAggRound,
-  unpackVectors,
-  type SecAggReply,
-} from '../../protocol/secagg/index.ts';
-import { applyCurve, computeSourceStats, evaluateSegmentation, jointStatisticsFromVectors, JointTargetSite, poolSourceStats, toUnlabeled, type JointSiteOptions } from '../../site-agent/adapt/index.ts';
+  adaptAdaBN,
+  applyCurve,
+  computeSourceStats,
+  evaluateSegmentation,
+  fitJointAdapter,
+  JointTargetSite,
+  poolSourceStats,
+  toUnlabeled,
+  type IntensityCurve,
+  type JointSiteOptions,
+  type SourceStats,
+} from '../../site-agent/adapt/index.ts';
+import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
+import { secureFedBn, secureStatistics, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
 
 export const multiTargetSchema = z
   .object({
@@ -62,6 +64,15 @@ export const multiTargetSchema = z
         rounds: z.number().int().min(1).max(100),
         batchSize: z.number().int().min(1).max(64),
         options: z.record(z.string(), z.unknown()).default({}),
+        /** What the federated mode shares (ablations; default everything). */
+        share: z
+          .object({
+            prototypes: z.boolean().default(true),
+            classRatio: z.boolean().default(true),
+            weights: z.boolean().default(true),
+          })
+          .strict()
+          .default({ prototypes: true, classRatio: true, weights: true }),
       })
       .strict(),
     secureAggregation: z
@@ -84,6 +95,18 @@ export interface SiteOutcome {
   readonly alone: number[];
   readonly federated: number[];
   readonly sourceOnly: number[];
+  /** The source model behind the site's input curve with target BN statistics (AdaBN): where both modes start. */
+  readonly curveAdaBn: number[];
+}
+
+/** Wall time per phase, summed over seeds (ms). */
+export interface MultiTargetPhases {
+  /** Target/test data, federated source training and source statistics. */
+  source: number;
+  /** The sites' input adapters (fitted once per site and seed; both modes start from the same curve). */
+  adapter: number;
+  alone: number;
+  federated: number;
 }
 
 export interface MultiTargetResult {
@@ -92,148 +115,217 @@ export interface MultiTargetResult {
   readonly sites: SiteOutcome[];
   readonly secureRounds: number;
   readonly wallMs: number;
+  readonly phases: MultiTargetPhases;
 }
 
-export interface MultiTargetHooks {
+export type AdaptMode = 'alone' | 'federated';
+
+export interface RoundReport {
+  readonly seed: number;
+  readonly mode: AdaptMode;
+  readonly round: number;
+  readonly sites: readonly JointTargetSite[];
+  /** Test Dice of every site's current teacher (after AdaBN on its target): for tuning runs only (costs a pass). */
+  readonly score: () => number[];
+}
+
+export interface MultiTargetHooks extends SecureRoundHooks {
   readonly onProgress?: (m: string) => void;
-  /** Sees every message the coordinator receives in the secure rounds (tests of what it learns). */
-  readonly onCoordinatorReceive?: (reply: SecAggReply, purpose: 'statistics' | 'fit') => void;
-  /** The plain vectors the sites fed in (tests compare the secure sums against them). */
-  readonly onSiteInputs?: (purpose: 'statistics' | 'fit', round: number, inputs: Float32Array[], sum: Float32Array) => void;
+  /** After every adaptation round of either mode. */
+  readonly onRound?: (r: RoundReport) => void;
+  /** Saves the federated source model per seed (tuning runs); `key` names the scenario's source side and seed. */
+  readonly sourceCache?: { load(key: string): Promise<WeightSet | null>; store(key: string, w: WeightSet): Promise<void> };
 }
 
-interface Sites {
-  readonly nets: UNet[];
-  readonly joint: JointTargetSite[];
+/** What both modes start from, for one seed. */
+export interface PreparedSeed {
+  readonly seed: number;
+  readonly sourceWeights: WeightSet;
+  readonly stats: SourceStats;
+  readonly targets: SliceDataset[];
+  readonly tests: SliceDataset[];
+  readonly curves: (IntensityCurve | null)[];
+  readonly sourceOnly: number[];
+  /** Test Dice of the starting point of both modes (curve + AdaBN, no training). */
+  readonly curveAdaBn: number[];
 }
 
-async function secureSum(
-  ids: readonly string[],
-  inputs: Float32Array[],
-  clip: number,
-  threshold: number | undefined,
-  hooks: MultiTargetHooks,
-  purpose: 'statistics' | 'fit',
-  identities: nacl.SignKeyPair[],
-): Promise<Float32Array> {
-  const quant = { clip, scaleBits: maxSafeScaleBits(clip, ids.length) };
-  const sites = makeSimulatedSites(ids.length, (i) => inputs[i]).map((s, i) => ({ ...s, siteId: ids[i], identity: identities[i] }));
-  const r = await runSecAggRound(sites, {
-    vectorLength: inputs[0].length,
-    quant,
-    ...(threshold !== undefined ? { threshold } : {}),
-    onCoordinatorReceive: (m) => hooks.onCoordinatorReceive?.(m, purpose),
-  });
-  if (r.included.length !== ids.length) throw new Error(`secure ${purpose} sum left out ${ids.length - r.included.length} site(s)`);
-  return r.sum;
+const modelConfig = (cfg: MultiTargetConfig): Parameters<typeof createUNet>[0] => ({ inChannels: 1, numClasses: cfg.data.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth });
+
+const siteOptions = (cfg: MultiTargetConfig, seed: number, i: number, mode: AdaptMode): JointSiteOptions => ({
+  ...(cfg.adapt.options as JointSiteOptions),
+  batchSize: cfg.adapt.batchSize,
+  seed: seed * 31 + i,
+  share: mode === 'federated' ? 'pooled' : 'local',
+});
+
+/** Test Dice of `u` at target site i (its curve applied to the test images). */
+function scoreSite(p: PreparedSeed, u: UNet, i: number, curve: IntensityCurve | null): number {
+  const test = p.tests[i];
+  const images = toUnlabeled(test);
+  return evaluateSegmentation(u, curve ? applyCurve(curve, images) : images, test.labels, test.sliceThickness).summary.mean.dice.mean;
 }
 
-/** One round of the joint mode: statistics sum, local epochs, weight sum + FedBN. */
-async function jointRound(cfg: MultiTargetConfig, s: Sites, round: number, global: WeightSet, identities: nacl.SignKeyPair[], hooks: MultiTargetHooks, totalSteps: number): Promise<WeightSet> {
-  const ids = cfg.data.targets.map((t) => t.id);
-  const sa = cfg.secureAggregation;
-  const scale = 1 / sa.maxPixels;
-  const k = cfg.data.numClasses;
-  const dim = cfg.model.baseChannels;
-  const named = s.joint.map((j) => j.statistics(scale));
-  const packed = named.map((n) => packVectors(n));
-  const statSum = await secureSum(ids, packed.map((p) => p.vector), sa.clip, sa.threshold, hooks, 'statistics', identities);
-  hooks.onSiteInputs?.('statistics', round, packed.map((p) => p.vector), statSum);
-  const pooled = jointStatisticsFromVectors(unpackVectors(statSum, packed[0].layout), k, dim, scale);
-  for (const j of s.joint) j.train(pooled, totalSteps);
-  // The students' weights through the coordinator's secure fit path and its FedBN strategy.
-  const strategy = createStrategy({ name: 'fedbn' });
-  const spec = { tensors: global.filter((t) => strategy.aggregatesTensor?.(t.name) ?? true).map((t) => ({ name: t.name, length: t.data.length })), metrics: [], maxExamples: sa.maxExamples };
-  const contributions = s.joint.map((j) => fitContribution(spec, new Map(j.unet.getWeights().map((t) => [t.name, t.data])), j.numExamples, {}));
-  const fitSum = await secureSum(ids, contributions, sa.clip, sa.threshold, hooks, 'fit', identities);
-  hooks.onSiteInputs?.('fit', round, contributions, fitSum);
-  const layoutLen = fitContributionLayout(spec).totalLength;
-  if (fitSum.length !== layoutLen) throw new Error('fit sum has the wrong length');
-  const agg = fitAggregateFromSum(spec, fitSum);
-  const virtual: FitResult = {
-    siteId: 'secure-aggregate',
-    weights: global.map((t) => ({ ...t, data: agg.mean.get(t.name) ?? t.data })),
-    numExamples: agg.totalExamples,
-    metrics: {},
-    aggregateOf: ids,
-  };
-  const next = strategy.aggregateFit(round, [virtual], [], global);
-  if (next === null) throw new Error(`round ${round}: the strategy kept the model`);
-  for (const j of s.joint) j.receive(next.weights, (name) => !(strategy.aggregatesTensor?.(name) ?? true));
-  return next.weights;
+/** Source model, statistics, target data and every site's input curve for one seed. */
+export async function prepareSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetHooks, phases: MultiTargetPhases): Promise<PreparedSeed> {
+  const d = cfg.data;
+  let t0 = performance.now();
+  const sources = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
+  const source = createUNet(modelConfig(cfg), seed);
+  try {
+    const key = `multi-${seed}-${JSON.stringify([d.anatomy, d.size, d.numClasses, d.slicesPerCase, d.sourceSites, cfg.model, cfg.federated])}`;
+    const cached = await hooks.sourceCache?.load(key);
+    if (cached) source.setWeights(cached);
+    else {
+      await trainFederatedSource(source, sources, { ...cfg.federated, seed });
+      await hooks.sourceCache?.store(key, source.getWeights());
+    }
+    const sourceWeights = source.getWeights();
+    const stats = poolSourceStats(sources.map((s) => computeSourceStats(source, s)));
+    const targets = await Promise.all(d.targets.map((t, i) => benchmarkSiteData(d, seed * 100 + 50 + 10 * i, t.shift, t.adaptCases, `${t.id}-adapt`)));
+    const tests = await Promise.all(d.targets.map((t, i) => benchmarkSiteData(d, seed * 100 + 51 + 10 * i, t.shift, t.testCases, `${t.id}-test`)));
+    const partial = { seed, sourceWeights, stats, targets, tests, curves: [], sourceOnly: [], curveAdaBn: [] };
+    const sourceOnly = d.targets.map((_, i) => scoreSite(partial, source, i, null));
+    phases.source += performance.now() - t0;
+    t0 = performance.now();
+    // The input adapter is fitted on the source model before any adaptation, so one fit per site serves both modes
+    // (same model, same images, same seed: the curve each mode would fit is this one).
+    const curves = d.targets.map((_, i) => {
+      const o = siteOptions(cfg, seed, i, 'alone');
+      if (!o.inputAdapter) return null;
+      source.setWeights(sourceWeights);
+      return fitJointAdapter(source, toUnlabeled(targets[i]), stats, o).curve;
+    });
+    phases.adapter += performance.now() - t0;
+    const curveAdaBn = d.targets.map((_, i) => {
+      source.setWeights(sourceWeights);
+      const seen = curves[i] ? applyCurve(curves[i], toUnlabeled(targets[i])) : toUnlabeled(targets[i]);
+      adaptAdaBN(source, seen, { batchSize: cfg.adapt.batchSize });
+      return scoreSite(partial, source, i, curves[i]);
+    });
+    return { ...partial, curves, sourceOnly, curveAdaBn };
+  } finally {
+    source.dispose();
+  }
 }
 
-async function runSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetHooks): Promise<{ id: string; sourceOnly: number; alone: number; federated: number }[]> {
+/** Test Dice of a site's current teacher: a copy with target BN statistics (AdaBN), as `finish()` would leave it. */
+function scoreTeacher(p: PreparedSeed, j: JointTargetSite, i: number): number {
+  const u = createUNet(j.unet.config, 0);
+  try {
+    u.setWeights(j.current.getWeights());
+    adaptAdaBN(u, j.seen, { batchSize: j.opts.batchSize });
+    return scoreSite(p, u, i, j.curve);
+  } finally {
+    u.dispose();
+  }
+}
+
+/** Adapts every target site alone or jointly; returns the adapted models' test Dice per site. */
+export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: AdaptMode, hooks: MultiTargetHooks): Promise<number[]> {
   const d = cfg.data;
   const log = hooks.onProgress ?? ((): void => undefined);
-  const modelCfg = { inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth };
-  const sources = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
-  const source = createUNet(modelCfg, seed);
-  await trainFederatedSource(source, sources, { ...cfg.federated, seed });
-  const sourceWeights = source.getWeights();
-  const stats = poolSourceStats(sources.map((s) => computeSourceStats(source, s)));
-  const targets = await Promise.all(d.targets.map((t, i) => benchmarkSiteData(d, seed * 100 + 50 + 10 * i, t.shift, t.adaptCases, `${t.id}-adapt`)));
-  const tests = await Promise.all(d.targets.map((t, i) => benchmarkSiteData(d, seed * 100 + 51 + 10 * i, t.shift, t.testCases, `${t.id}-test`)));
-  const score = (u: UNet, i: number, curve: ReturnType<JointTargetSite['finish']>): number => {
-    const images = toUnlabeled(tests[i]);
-    return evaluateSegmentation(u, curve ? applyCurve(curve, images) : images, tests[i].labels, tests[i].sliceThickness).summary.mean.dice.mean;
-  };
-  const sourceOnly = d.targets.map((_, i) => score(source, i, null));
-  source.dispose();
-  const out: Record<'alone' | 'federated', number[]> = { alone: [], federated: [] };
-  const identities = d.targets.map(() => nacl.sign.keyPair());
-  for (const mode of ['alone', 'federated'] as const) {
-    const nets = d.targets.map(() => createUNet(modelCfg, seed));
-    try {
-      for (const n of nets) n.setWeights(sourceWeights);
-      const opts = (i: number): JointSiteOptions => ({ ...(cfg.adapt.options as JointSiteOptions), batchSize: cfg.adapt.batchSize, seed: seed * 31 + i, share: mode === 'federated' ? 'pooled' : 'local' });
-      const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(targets[i]), stats, opts(i)));
-      const totalSteps = cfg.adapt.rounds * Math.ceil(targets[0].n / cfg.adapt.batchSize);
-      let global = sourceWeights;
-      for (let r = 1; r <= cfg.adapt.rounds; r++) {
-        if (mode === 'federated') global = await jointRound(cfg, { nets, joint }, r, global, identities, hooks, totalSteps);
-        else for (const j of joint) {
-          j.statistics(1 / cfg.secureAggregation.maxPixels);
+  const nets = d.targets.map(() => createUNet(modelConfig(cfg), p.seed));
+  try {
+    for (const n of nets) n.setWeights(p.sourceWeights);
+    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), p.curves[i]));
+    const totalSteps = cfg.adapt.rounds * Math.ceil(p.targets[0].n / cfg.adapt.batchSize);
+    const sa = cfg.secureAggregation;
+    const secure: SecureRoundConfig = {
+      ids: d.targets.map((t) => t.id),
+      numClasses: d.numClasses,
+      dim: cfg.model.baseChannels,
+      maxExamples: sa.maxExamples,
+      maxPixels: sa.maxPixels,
+      clip: sa.clip,
+      ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
+      identities: d.targets.map(() => nacl.sign.keyPair()),
+    };
+    const share = cfg.adapt.share;
+    let global = p.sourceWeights;
+    for (let r = 1; r <= cfg.adapt.rounds; r++) {
+      if (mode === 'federated') {
+        // A statistics round only when a site uses its result: not for ratio-entropy with the source prior, whose
+        // sites share nothing but weights (a sum nobody reads would only tell the coordinator more).
+        const pooled = sharesStatistics(cfg) ? await secureStatistics(secure, joint, r, hooks) : null;
+        if (pooled === null) for (const j of joint) j.statistics(1 / sa.maxPixels);
+        for (const j of joint) j.train(pooled && { protos: share.prototypes ? pooled.protos : null, kept: share.classRatio ? pooled.kept : null, mass: share.classRatio ? pooled.mass : null }, totalSteps);
+        if (share.weights) {
+          const next = await secureFedBn(secure, joint.map((j) => j.unet.getWeights()), joint.map((j) => j.numExamples), r, global, hooks);
+          global = next.global;
+          for (const j of joint) j.receive(global, next.isLocal);
+        }
+      } else {
+        for (const j of joint) {
+          j.statistics(1 / sa.maxPixels);
           j.train(null, totalSteps);
         }
-        log(`seed ${seed} ${mode}: round ${r}/${cfg.adapt.rounds}, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}`);
       }
-      out[mode] = joint.map((j, i) => score(j.unet, i, j.finish()));
-    } finally {
-      for (const n of nets) n.dispose();
+      hooks.onRound?.({ seed: p.seed, mode, round: r, sites: joint, score: () => joint.map((j, i) => scoreTeacher(p, j, i)) });
+      log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}`);
     }
-    log(`seed ${seed} ${mode}: Dice per site ${out[mode].map((x) => x.toFixed(3)).join(' / ')}`);
+    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, j.finish()));
+    log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
+    return dice;
+  } finally {
+    for (const n of nets) n.dispose();
   }
-  return d.targets.map((t, i) => ({ id: t.id, sourceOnly: sourceOnly[i], alone: out.alone[i], federated: out.federated[i] }));
+}
+
+/** Whether the federated mode runs a secure statistics sum each round (see `adaptSites`). */
+export function sharesStatistics(cfg: MultiTargetConfig): boolean {
+  const o = cfg.adapt.options as JointSiteOptions;
+  const share = cfg.adapt.share;
+  if ((o.method ?? 'mean-teacher') === 'ratio-entropy') return share.classRatio && o.classPrior === 'pooled';
+  return share.prototypes || share.classRatio;
+}
+
+async function runSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetHooks, phases: MultiTargetPhases): Promise<{ id: string; sourceOnly: number; curveAdaBn: number; alone: number; federated: number }[]> {
+  const p = await prepareSeed(cfg, seed, hooks, phases);
+  const out: Record<AdaptMode, number[]> = { alone: [], federated: [] };
+  for (const mode of ['alone', 'federated'] as const) {
+    const t0 = performance.now();
+    out[mode] = await adaptSites(cfg, p, mode, hooks);
+    phases[mode] += performance.now() - t0;
+  }
+  return cfg.data.targets.map((t, i) => ({ id: t.id, sourceOnly: p.sourceOnly[i], curveAdaBn: p.curveAdaBn[i], alone: out.alone[i], federated: out.federated[i] }));
 }
 
 /** Runs every seed. The caller selects the tfjs backend first (initEngine()). */
 export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetHooks = {}): Promise<MultiTargetResult> {
   const cfg = multiTargetSchema.parse(raw);
   const t0 = performance.now();
-  const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [] }));
+  const phases: MultiTargetPhases = { source: 0, adapter: 0, alone: 0, federated: 0 };
+  const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [], curveAdaBn: [] }));
   for (const seed of cfg.seeds) {
-    const r = await runSeed(cfg, seed, hooks);
+    const r = await runSeed(cfg, seed, hooks, phases);
     r.forEach((x, i) => {
       sites[i].alone.push(x.alone);
       sites[i].federated.push(x.federated);
       sites[i].sourceOnly.push(x.sourceOnly);
+      sites[i].curveAdaBn.push(x.curveAdaBn);
     });
   }
-  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds: 2 * cfg.adapt.rounds * cfg.seeds.length, wallMs: performance.now() - t0 };
+  const rounds = (cfg.adapt.share.weights ? 1 : 0) + (sharesStatistics(cfg) ? 1 : 0);
+  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds: rounds * cfg.adapt.rounds * cfg.seeds.length, wallMs: performance.now() - t0, phases };
 }
 
+/** The table: per site and for the mean over sites, mean ± std over seeds; the last column pairs the modes per seed. */
 export function formatMultiTarget(r: MultiTargetResult): string {
   const m = (v: number[]): string => {
     const mean = v.reduce((a, b) => a + b, 0) / v.length;
     const std = Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / v.length);
-    return `${mean.toFixed(3)} ± ${std.toFixed(3)}`;
+    return `${mean >= 0 ? '' : '-'}${Math.abs(mean).toFixed(3)} ± ${std.toFixed(3)}`;
   };
-  const lines = [`${'site'.padEnd(12)}${'source-only'.padEnd(18)}${'adapting alone'.padEnd(18)}federated (secure sums)`];
-  for (const s of r.sites) lines.push(`${s.id.padEnd(12)}${m(s.sourceOnly).padEnd(18)}${m(s.alone).padEnd(18)}${m(s.federated)}`);
-  const meanOver = (key: 'alone' | 'federated' | 'sourceOnly'): number[] => r.seeds.map((_, k) => r.sites.reduce((a, s) => a + s[key][k], 0) / r.sites.length);
-  lines.push(`${'mean'.padEnd(12)}${m(meanOver('sourceOnly')).padEnd(18)}${m(meanOver('alone')).padEnd(18)}${m(meanOver('federated'))}`);
-  lines.push(`seeds ${r.seeds.join(', ')}; ${r.secureRounds} secure rounds; wall time ${(r.wallMs / 1000).toFixed(0)} s`);
+  const cols = ['source-only', 'curve + AdaBN', 'adapting alone', 'federated', 'federated - alone'];
+  const row = (name: string, v: Pick<SiteOutcome, 'sourceOnly' | 'curveAdaBn' | 'alone' | 'federated'>): string =>
+    name.padEnd(12) + [v.sourceOnly, v.curveAdaBn, v.alone, v.federated, v.federated.map((x, k) => x - v.alone[k])].map((x) => m(x).padEnd(19)).join('');
+  const lines = ['site'.padEnd(12) + cols.map((c) => c.padEnd(19)).join('')];
+  for (const s of r.sites) lines.push(row(s.id, s));
+  const meanOver = (key: 'alone' | 'federated' | 'sourceOnly' | 'curveAdaBn'): number[] => r.seeds.map((_, k) => r.sites.reduce((a, s) => a + s[key][k], 0) / r.sites.length);
+  lines.push(row('mean', { sourceOnly: meanOver('sourceOnly'), curveAdaBn: meanOver('curveAdaBn'), alone: meanOver('alone'), federated: meanOver('federated') }));
+  const ph = r.phases;
+  lines.push(`seeds ${r.seeds.join(', ')}; ${r.secureRounds} secure rounds; wall time ${(r.wallMs / 1000).toFixed(0)} s (source ${(ph.source / 1000).toFixed(0)} s, input adapters ${(ph.adapter / 1000).toFixed(0)} s, alone ${(ph.alone / 1000).toFixed(0)} s, federated ${(ph.federated / 1000).toFixed(0)} s)`);
   return lines.join('\n');
 }
 

@@ -18,8 +18,9 @@ import {
 } from '../../protocol/privacy/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
+import { runSteps, runStepsYielding } from '../training/index.ts';
 import { AdaptError } from './adapt-error.ts';
-import { computeSourceStats } from './source-stats.ts';
+import { sourceStatsPass } from './source-stats.ts';
 
 /** The slices `idx` of `ds` as their own dataset (copies). */
 function selectSlices(ds: SliceDataset, idx: readonly number[]): SliceDataset {
@@ -47,10 +48,23 @@ function unitsOf(data: SliceDataset, dp: StatisticsDpRequest): number[][] {
  * const { values } = dpSourceStatsVectors(unet, train, dpFromConfig, 0.97); // then masked and summed
  */
 export function dpSourceStatsVectors(unet: UNet, data: SliceDataset, dp: StatisticsDpRequest, confidence: number): UnitSum {
+  return runSteps(dpSourceStatsPass(unet, data, dp, confidence));
+}
+
+/** `dpSourceStatsVectors` giving the event loop a turn after every batch (a site agent answers heartbeats meanwhile); same result. */
+export function dpSourceStatsVectorsAsync(unet: UNet, data: SliceDataset, dp: StatisticsDpRequest, confidence: number): Promise<UnitSum> {
+  return runStepsYielding(dpSourceStatsPass(unet, data, dp, confidence));
+}
+
+function* dpSourceStatsPass(unet: UNet, data: SliceDataset, dp: StatisticsDpRequest, confidence: number): Generator<void, UnitSum, void> {
   const units = unitsOf(data, dp);
   const clips = { featureClip: dp.featureClip, activationClip: dp.activationClip };
   const px = data.height * data.width;
-  const vectors = units.map((idx) => sourceStatsUnitVector(computeSourceStats(unet, selectSlices(data, idx), { confidence, featureClip: dp.featureClip }), idx.length * px, clips));
+  const vectors = [];
+  for (const idx of units) {
+    const stats = yield* sourceStatsPass(unet, selectSlices(data, idx), { confidence, featureClip: dp.featureClip });
+    vectors.push(sourceStatsUnitVector(stats, idx.length * px, clips));
+  }
   const bound = sourceStatsUnitBound(unet.bnLayers.length);
   return sumClippedUnits(vectors, bound, statisticsScale(bound, dp.maxUnits), dp.maxUnits);
 }

@@ -17,6 +17,7 @@ export {
 export { emdMomentum, transferabilityWeights } from './osuda-math.ts';
 export {
   computeSourceStats,
+  computeSourceStatsAsync,
   packageLabelCodes,
   poolSourceStats,
   saveSourceStats,
@@ -40,9 +41,11 @@ export {
   fitInputAdapter,
   negateFirstConv,
   POLARITY_CHECK,
+  GUARDED_WIDE_SEARCH,
   FIRST_CONV,
   type InputAdapterOptions,
   type InputAdapterResult,
+  type WideSearchOptions,
   type AdapterCandidate,
   type AdapterStart,
 } from './input-adapter.ts';
@@ -63,7 +66,8 @@ export {
 } from './intensity-curve.ts';
 export { teacherPass, prototypeSums, addPrototypeSums, denoise, type DplOptions, type PrototypeSums, type TeacherPass, type DenoisedLabels } from './denoised-pseudo-labels.ts';
 export { adaptMeanTeacher, MeanTeacherSession, classWeights, frequencyWeights, keptClassCounts, type MeanTeacherOptions, type ClassBalance } from './mean-teacher.ts';
-export { JointTargetSite, jointStatisticsVectors, jointStatisticsFromVectors, JOINT_ADAPT_REQUEST, type JointSiteOptions } from './joint-target-site.ts';
+export { JointTargetSite, fitJointAdapter, jointStatisticsVectors, classMassVectors, jointStatisticsFromVectors, JOINT_ADAPT_REQUEST, type JointSiteOptions, type JointMethod, type PooledStatistics } from './joint-target-site.ts';
+export { RatioEntropySession, normalisedPrior, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
 export { adaptRatioEntropy, ratioDivergence, type RatioEntropyOptions } from './ratio-entropy.ts';
 export { strongAugment, type StrongAugmentOptions } from './strong-augment.ts';
 export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS, type AdaptMethod, type AdaptOptions, type StageOptions } from './adapt.ts';
@@ -71,4 +75,4 @@ export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } f
 export { registerAdaptCommands } from './adapt-command.ts';
 export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';
 export { judgeAdaptation, type SafeguardOptions, type SafeguardVerdict } from './safeguard.ts';
-export { dpSourceStatsVectors, dpClassHistogramVectors } from './dp-source-stats.ts';
+export { dpSourceStatsVectors, dpSourceStatsVectorsAsync, dpClassHistogramVectors } from './dp-source-stats.ts';

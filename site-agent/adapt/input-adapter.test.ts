@@ -62,9 +62,29 @@ describe('input adapter', () => {
     expect(fit.note).toMatch(/^input adapter \(K=8, 5 steps\): kept start \d \((identity|negation|random)\)/);
   });
 
+  it('wide search: the narrow pick is unchanged by it, and the wide pick replaces it only past the objective and entropy guard', () => {
+    const t = toUnlabeled(reordered);
+    const base = { seed: 3, steps: 5, randomStarts: 2 };
+    unet.setWeights(sourceWeights);
+    const narrow = fitInputAdapter(unet, t, stats, base);
+    const fit = fitInputAdapter(unet, t, stats, { ...base, wideSearch: { screen: 16, starts: 3, steps: 6, pruneAt: 2, keep: 1 } });
+    expect(unet.getWeights()).toEqual(sourceWeights);
+    // Narrow candidates first, bit for bit the same; then the wide search's `keep` survivors.
+    expect(fit.candidates.slice(0, 4).map((c) => c.score)).toEqual(narrow.candidates.map((c) => c.score));
+    expect(fit.narrow?.curve).toEqual(narrow.curve);
+    expect(fit.narrow?.note).toBe(narrow.note);
+    expect(fit.candidates.slice(4).map((c) => c.search)).toEqual(['wide']);
+    expect(fit.note).toMatch(/wide search \(16 screened, 3 refined 2 steps, best 1 to 6\): kept (its curve|the narrow pick)/);
+    const wide = fit.candidates[4];
+    if (fit.chosen === 4) expect(wide.score).toBeLessThan(narrow.candidates[narrow.chosen].score);
+    else expect(fit.chosen).toBe(narrow.chosen);
+    if (wide.score >= narrow.candidates[narrow.chosen].score) expect(fit.note).toMatch(/not below the narrow pick's/);
+    else expect(fit.note).toMatch(/entropy after AdaBN [0-9.]+ (<=|>) [0-9.]+/);
+  });
+
   it('refuses bad options with typed errors', () => {
     const t = toUnlabeled(reordered);
-    for (const bad of [{ knots: 1 }, { steps: -1 }, { lr: 0 }, { firstLayer: 99 }, { selection: 'best' }, { starts: [], randomStarts: 0 }, { priorWeight: -1 }]) {
+    for (const bad of [{ knots: 1 }, { steps: -1 }, { lr: 0 }, { firstLayer: 99 }, { selection: 'best' }, { starts: [], randomStarts: 0 }, { priorWeight: -1 }, { wideSearch: { screen: 0 } }, { wideSearch: { steps: 4, pruneAt: 5 } }]) {
       expect(() => fitInputAdapter(unet, t, stats, bad as never)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
     }
   });

@@ -1,14 +1,16 @@
 /**
  * One new (unlabelled) hospital in federated source-free adaptation across several target sites. Every site starts
  * from the same federated source model, fits its own input curve (input-adapter.ts; each scanner has its own
- * intensities) and runs the mean-teacher adaptation (mean-teacher.ts) in rounds; per round it contributes only sums
- * that a secure aggregation can add up:
- * - class-prototype sufficient statistics of its certain teacher pixels (DPL eq. 3: Σ p̄ and Σ p̄ z per class), so
- *   every site denoises its pseudo-labels against prototypes estimated on all sites' pixels;
- * - kept pseudo-label pixels per class (class-ratio estimate), so the class balance (CBST/CBMT weights) comes from
- *   all sites' pseudo-labels rather than one site's few cases;
- * - and, through the strategy's fit aggregation, its student's non-BN weights (FedBN, Li et al. ICLR 2021: BN
- *   parameters and statistics stay local, since the scanners differ), weighted by its number of target slices.
+ * intensities) and adapts in rounds with one of two local methods; per round it contributes only sums that a secure
+ * aggregation can add up, and, through the strategy's fit aggregation, its model's non-BN weights (FedBN, Li et al.
+ * ICLR 2021: BN parameters and statistics stay local, since the scanners differ), weighted by its target slices.
+ * - `mean-teacher` (mean-teacher.ts, DPL/CBMT): class-prototype sufficient statistics of its certain teacher pixels
+ *   (DPL eq. 3: Σ p̄ and Σ p̄ z per class), so every site denoises its pseudo-labels against prototypes estimated on
+ *   all sites' pixels; and kept pseudo-label pixels per class, so the class balance (CBST/CBMT weights) comes from all
+ *   sites' pseudo-labels.
+ * - `ratio-entropy` (ratio-entropy-session.ts, Bateson et al. MedIA 2022 eq. 3): its predicted class mass Σ_i p_ic;
+ *   summed over sites, the federation's class-ratio estimate, usable as the prior τ (`classPrior: 'pooled'`) instead
+ *   of the source package's class frequencies (`'source'`, the default and what a site alone uses).
  * Sites multiply the statistics by a public `scale` (1 / a public bound on target pixels per site) so that they fit
  * the secure-aggregation clipping range; the coordinator sees the unmasked sum only.
  */
@@ -18,23 +20,39 @@ import { AdaptError } from './adapt-error.ts';
 import { addPrototypeSums, denoise, type PrototypeSums, type TeacherPass } from './denoised-pseudo-labels.ts';
 import { fitInputAdapter, type InputAdapterOptions, type InputAdapterResult } from './input-adapter.ts';
 import { applyCurve, type IntensityCurve } from './intensity-curve.ts';
-import { frequencyWeights, keptClassCounts, MeanTeacherSession, type MeanTeacherOptions } from './mean-teacher.ts';
-import type { SourceStats } from './source-stats.ts';
+import { classWeights, frequencyWeights, keptClassCounts, MeanTeacherSession, type MeanTeacherOptions } from './mean-teacher.ts';
+import { normalisedPrior, RatioEntropySession, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
+import { classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 /** The statistics request name of a joint-adaptation round (`LocalTrainer.statistics`). */
 export const JOINT_ADAPT_REQUEST = 'joint-target-adaptation';
 
+export type JointMethod = 'mean-teacher' | 'ratio-entropy';
+
 export interface JointSiteOptions extends MeanTeacherOptions {
+  /** The local method. Default 'mean-teacher'. */
+  readonly method?: JointMethod;
+  /** Options of the ratio-entropy method (lr, priorWeight). */
+  readonly ratioEntropy?: Omit<RatioEntropySessionOptions, 'batchSize' | 'seed'>;
+  /** ratio-entropy's prior τ: 'source' class frequencies (default) or the 'pooled' target estimate of the round. */
+  readonly classPrior?: 'source' | 'pooled';
   /** The site's input adapter; off when absent. */
   readonly inputAdapter?: InputAdapterOptions;
-  /** 'pooled' (default): prototypes and class counts from the secure sum; 'local': the site's own (adapting alone). */
+  /** 'pooled' (default): the statistics from the secure sum; 'local': the site's own (adapting alone). */
   readonly share?: 'pooled' | 'local';
 }
 
-/** Named vectors of one site's round statistics, every value times `scale`. */
+/** The pooled (summed, unscaled) statistics of a round; each part null when the method does not send it. */
+export interface PooledStatistics {
+  readonly protos: PrototypeSums | null;
+  readonly kept: Float64Array | null;
+  readonly mass: Float64Array | null;
+}
+
+/** Named vectors of one site's mean-teacher round statistics, every value times `scale`. */
 export function jointStatisticsVectors(protos: PrototypeSums, kept: Float64Array, scale: number): Record<string, Float32Array> {
-  if (!(scale > 0 && Number.isFinite(scale))) throw new AdaptError('BAD_OPTION', `statistics scale must be > 0, got ${scale}`);
+  checkScale(scale);
   const k = protos.weight.length;
   const d = protos.dim;
   const out: Record<string, Float32Array> = {};
@@ -46,32 +64,54 @@ export function jointStatisticsVectors(protos: PrototypeSums, kept: Float64Array
   return out;
 }
 
-/** The pooled prototype sums and class counts from summed vectors (unscaled). */
-export function jointStatisticsFromVectors(sums: Record<string, Float32Array>, numClasses: number, dim: number, scale: number): { protos: PrototypeSums; kept: Float64Array } {
+/** Named vectors of one site's ratio-entropy round statistics (predicted class mass), every value times `scale`. */
+export function classMassVectors(mass: Float64Array, scale: number): Record<string, Float32Array> {
+  checkScale(scale);
+  return Object.fromEntries(Array.from(mass, (v, c) => [`mass/${c}`, Float32Array.of(v * scale)]));
+}
+
+function checkScale(scale: number): void {
+  if (!(scale > 0 && Number.isFinite(scale))) throw new AdaptError('BAD_OPTION', `statistics scale must be > 0, got ${scale}`);
+}
+
+/** The pooled statistics from summed vectors (unscaled): whichever of prototypes, kept counts and class mass are there. */
+export function jointStatisticsFromVectors(sums: Record<string, Float32Array>, numClasses: number, dim: number, scale: number): PooledStatistics {
   const get = (name: string, length: number): Float32Array => {
     const v = sums[name];
     if (!v || v.length !== length) throw new AdaptError('BAD_SHAPE', `joint statistics: "${name}" is missing or not ${length} values long`);
     return v;
   };
-  const weight = new Float64Array(numClasses);
-  const sum = new Float64Array(numClasses * dim);
-  const kept = new Float64Array(numClasses);
-  for (let c = 0; c < numClasses; c++) {
-    // Quantization can leave a tiny negative for an empty class: clamp to 0 (no prototype, no pixels).
-    weight[c] = Math.max(0, get(`proto/${c}/weight`, 1)[0] / scale);
-    get(`proto/${c}/sum`, dim).forEach((v, j) => (sum[c * dim + j] = v / scale));
-    kept[c] = Math.max(0, get(`kept/${c}`, 1)[0] / scale);
+  // Quantization can leave a tiny negative for an empty class: clamp counts to 0 (no prototype, no pixels).
+  const counts = (prefix: string): Float64Array | null =>
+    `${prefix}/0` in sums ? Float64Array.from({ length: numClasses }, (_, c) => Math.max(0, get(`${prefix}/${c}`, 1)[0] / scale)) : null;
+  let protos: PrototypeSums | null = null;
+  if ('proto/0/weight' in sums) {
+    const weight = Float64Array.from({ length: numClasses }, (_, c) => Math.max(0, get(`proto/${c}/weight`, 1)[0] / scale));
+    const sum = new Float64Array(numClasses * dim);
+    for (let c = 0; c < numClasses; c++) get(`proto/${c}/sum`, dim).forEach((v, j) => (sum[c * dim + j] = v / scale));
+    protos = { weight, sum, dim };
   }
-  return { protos: { weight, sum, dim }, kept };
+  const out = { protos, kept: counts('kept'), mass: counts('mass') };
+  if (!out.protos && !out.kept && !out.mass) throw new AdaptError('BAD_SHAPE', 'joint statistics: no known statistics in the sum');
+  return out;
+}
+
+/** The site's input adapter as `JointTargetSite` fits it (on the source model, before any adaptation). */
+export function fitJointAdapter(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, opts: JointSiteOptions): InputAdapterResult {
+  return fitInputAdapter(unet, target, stats, { batchSize: opts.batchSize, seed: opts.seed, ...(opts.inputAdapter ?? {}) });
 }
 
 export class JointTargetSite {
-  readonly session: MeanTeacherSession;
-  readonly adapter: InputAdapterResult | null;
-  /** What the student sees (the target through the site's curve). */
+  readonly method: JointMethod;
+  readonly session: MeanTeacherSession | RatioEntropySession;
+  /** The site's input curve (fitted here, or given: the same fit serves several runs on the same source model). */
+  readonly curve: IntensityCurve | null;
+  /** What the model sees (the target through the site's curve). */
   readonly seen: UnlabeledSlices;
   private pass: TeacherPass | null = null;
+  private mass: Float64Array | null = null;
   private readonly share: 'pooled' | 'local';
+  private readonly sourcePrior: Float32Array | null;
   keptFraction = 0;
 
   constructor(
@@ -79,46 +119,82 @@ export class JointTargetSite {
     target: UnlabeledSlices,
     stats: SourceStats | null,
     readonly opts: JointSiteOptions,
+    fitted?: IntensityCurve | null,
   ) {
     this.share = opts.share ?? 'pooled';
-    this.adapter = opts.inputAdapter ? fitInputAdapter(unet, target, stats, { batchSize: opts.batchSize, seed: opts.seed, ...opts.inputAdapter }) : null;
-    this.seen = this.adapter ? applyCurve(this.adapter.curve, target) : target;
-    this.session = new MeanTeacherSession(unet, this.seen, opts);
+    this.method = opts.method ?? 'mean-teacher';
+    if (this.method !== 'mean-teacher' && this.method !== 'ratio-entropy') throw new AdaptError('BAD_OPTION', `method must be mean-teacher or ratio-entropy, got ${String(this.method)}`);
+    const k = unet.config.numClasses;
+    this.sourcePrior = stats ? normalisedPrior(classPriors(stats), k) : null;
+    if (this.method === 'ratio-entropy' && this.sourcePrior === null && (opts.classPrior ?? 'source') === 'source') {
+      throw new AdaptError('SOURCE_STATS_REQUIRED', 'ratio-entropy with the source prior needs the source statistics package');
+    }
+    this.curve = fitted !== undefined ? fitted : opts.inputAdapter ? fitJointAdapter(unet, target, stats, opts).curve : null;
+    this.seen = this.curve ? applyCurve(this.curve, target) : target;
+    this.session =
+      this.method === 'mean-teacher'
+        ? new MeanTeacherSession(unet, this.seen, opts)
+        : new RatioEntropySession(unet, this.seen, { ...(opts.ratioEntropy ?? {}), batchSize: opts.batchSize, seed: opts.seed });
   }
 
   get numExamples(): number {
     return this.seen.n;
   }
 
-  /** Step 1 of a round: the teacher's pass and this site's contribution to the statistics sum. */
+  /** The model whose predictions the site would use now (the mean teacher's teacher, or the adapted network). */
+  get current(): UNet {
+    return this.session instanceof MeanTeacherSession ? this.session.teacher : this.unet;
+  }
+
+  /** Step 1 of a round: this site's contribution to the statistics sum. */
   statistics(scale: number): Record<string, Float32Array> {
-    this.pass = this.session.teacherPass();
-    const protos = this.session.localPrototypes(this.pass);
+    const s = this.session;
+    if (s instanceof RatioEntropySession) {
+      this.mass = s.classMass();
+      return classMassVectors(this.mass, scale);
+    }
+    this.pass = s.teacherPass();
+    const protos = s.localPrototypes(this.pass);
     const local = denoise(this.pass, protos, this.opts.prototypeFilter ?? true);
     return jointStatisticsVectors(protos, keptClassCounts(local, this.pass.numClasses), scale);
   }
 
-  /** Step 2: denoise with the pooled (or, adapting alone, the local) statistics and train one local epoch. */
-  train(pooled: { protos: PrototypeSums; kept: Float64Array } | null, totalSteps: number): void {
+  /**
+   * Step 2: one local epoch with the pooled (or, adapting alone, the local) statistics. Parts of `pooled` may be null
+   * (that part local): an ablation of what the sharing brings.
+   */
+  train(pooled: PooledStatistics | null, totalSteps: number): void {
+    const usePooled = this.share === 'pooled' && pooled !== null;
+    const s = this.session;
+    if (s instanceof RatioEntropySession) {
+      if (this.mass === null) throw new AdaptError('BAD_OPTION', 'train() before statistics() in this round');
+      const k = this.unet.config.numClasses;
+      const prior = (this.opts.classPrior ?? 'source') === 'pooled' ? normalisedPrior(usePooled && pooled.mass ? pooled.mass : this.mass, k) : this.sourcePrior!;
+      s.trainEpoch(prior);
+      this.mass = null;
+      return;
+    }
     if (this.pass === null) throw new AdaptError('BAD_OPTION', 'train() before statistics() in this round');
     const tp = this.pass;
-    const protos = this.share === 'pooled' && pooled ? pooled.protos : this.session.localPrototypes(tp);
+    const protos = usePooled && pooled.protos ? pooled.protos : s.localPrototypes(tp);
     const d = denoise(tp, protos, this.opts.prototypeFilter ?? true);
-    const counts = this.share === 'pooled' && pooled ? pooled.kept : keptClassCounts(d, tp.numClasses);
+    // 'frequency' balancing (the default) from the pooled kept counts when shared; the other modes are per site.
+    const balance = this.opts.classBalance ?? 'frequency';
+    const weights = balance === 'frequency' ? frequencyWeights(usePooled && pooled.kept ? pooled.kept : keptClassCounts(d, tp.numClasses)) : classWeights(tp, d, balance);
     this.keptFraction = d.keptFraction;
-    this.session.trainEpoch(d, frequencyWeights(counts), totalSteps);
+    s.trainEpoch(d, weights, totalSteps);
     this.pass = null;
   }
 
-  /** Loads the aggregated non-BN weights into the student (its BN stays local). */
+  /** Loads the aggregated non-BN weights into the trained model (its BN stays local). */
   receive(global: WeightSet, isBatchNorm: (name: string) => boolean): void {
     this.unet.setWeights(global.filter((t) => !isBatchNorm(t.name)), { partial: true });
   }
 
-  /** Makes the student the adapted model (the teacher, target BN statistics); returns the curve its inputs need, or null. */
+  /** Makes `unet` the adapted model (target BN statistics); returns the curve its inputs need, or null. */
   finish(): IntensityCurve | null {
     this.session.finish();
-    return this.adapter ? this.adapter.curve : null;
+    return this.curve;
   }
 
   /** Several sites' local sums added (what the masked sum computes), for tests and the clear-text check. */
@@ -128,4 +204,3 @@ export class JointTargetSite {
     return { protos: addPrototypeSums(list.map((l) => l.protos)), kept };
   }
 }
-

@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { batchNormTensorName, SOURCE_STATS_KIND, SOURCE_STATS_VERSION, SourceStatsSchema, type BnMoments, type SourceStats } from '../../protocol/contracts/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
+import { runSteps, runStepsYielding } from '../training/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { disposeStats, epochBatches, imageBatch } from './batching.ts';
 import { accumulateMoments, addMoments, emptyMoments, symmetrizeMoments, type LatentMoments } from './gaussian.ts';
@@ -66,6 +67,16 @@ export function classPriors(stats: SourceStats): Float64Array {
  * await saveSourceStats(stats, 'source-stats.json');
  */
 export function computeSourceStats(unet: UNet, data: SliceDataset, opts: SourceStatsOptions = {}): SourceStats {
+  return runSteps(sourceStatsPass(unet, data, opts));
+}
+
+/** `computeSourceStats` giving the event loop a turn after every batch (a site agent answers heartbeats meanwhile); same result. */
+export function computeSourceStatsAsync(unet: UNet, data: SliceDataset, opts: SourceStatsOptions = {}): Promise<SourceStats> {
+  return runStepsYielding(sourceStatsPass(unet, data, opts));
+}
+
+/** The pass itself, one `yield` per batch (run by the two above, and by the DP statistics per privacy unit). */
+export function* sourceStatsPass(unet: UNet, data: SliceDataset, opts: SourceStatsOptions): Generator<void, SourceStats, void> {
   const confidence = opts.confidence ?? 0.97;
   if (!(confidence > 0 && confidence < 1)) throw new AdaptError('BAD_OPTION', `confidence must be in (0, 1), got ${confidence}`);
   if (data.numClasses !== unet.config.numClasses) {
@@ -119,6 +130,7 @@ export function computeSourceStats(unet: UNet, data: SliceDataset, opts: SourceS
     for (let i = 0; i < n; i++) classes[truth[i]].labelCount++;
     for (const t of [x, r.logits, r.latent, probMax, pred]) t.dispose();
     disposeStats(r.batchStats);
+    yield;
   }
   for (const c of classes) {
     symmetrizeMoments(c.confident, dim);

@@ -3,19 +3,11 @@
  * `toUnlabeled` copies the image fields without ever reading `labels`, so target labels cannot reach any training
  * code path (see the poisoned-labels test in adapt.test.ts).
  */
-import type { SliceDataset } from '../data/index.ts';
+import type { ImageSlices, SliceDataset } from '../data/index.ts';
 import { AdaptError } from './adapt-error.ts';
 
-export interface UnlabeledSlices {
-  readonly n: number;
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  /** n * height * width * channels, NHWC float32. */
-  readonly images: Float32Array;
-  readonly spacing: readonly [number, number];
-  readonly caseIds: readonly string[];
-}
+/** data's `ImageSlices` (no labels by construction); adaptation scores per slice, so without the slice thickness. */
+export type UnlabeledSlices = Omit<ImageSlices, 'sliceThickness'>;
 
 /** Strips a labeled dataset down to its images (labels are never read). */
 export function toUnlabeled(ds: SliceDataset): UnlabeledSlices {

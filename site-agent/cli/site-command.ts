@@ -9,8 +9,7 @@
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import { Enrollment } from '../../protocol/enrollment.ts';
-import { loadIdentity, parsePublicKey } from '../../protocol/identity.ts';
+import { Enrollment, loadIdentity, parsePublicKey } from '../../protocol/index.ts';
 import { DEFAULT_GIVE_UP_AFTER_MS, DEFAULT_MAX_ATTEMPTS, runSite } from '../client/index.ts';
 import { getLogger } from '../../protocol/common/index.ts';
 import { loadSiteDataset } from '../data/dataset/index.ts';

@@ -2,8 +2,7 @@
  * The contract between the site client and whatever trains locally (the U-Net trainer in site-agent/train,
  * or a toy trainer in tests). The client owns networking; the trainer only sees weights and configs.
  */
-import type { WeightSet } from '../../protocol/named-tensor.ts';
-import type { EvalConfig, FitConfig } from '../../protocol/messages.ts';
+import type { EvalConfig, FitConfig, WeightSet } from '../../protocol/index.ts';
 
 export type { FitConfig, EvalConfig };
 

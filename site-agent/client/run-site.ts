@@ -6,12 +6,8 @@
  * const result = await runSite({ url, identity, coordinatorPublicKey, siteId: 'hospital-a', trainer });
  * console.log(`trained ${result.rounds.length} rounds`);
  */
-import { SITE_ID_RE } from '../../protocol/enrollment.ts';
-import { parsePublicKey, type Identity } from '../../protocol/identity.ts';
+import { DEFAULT_MAX_ENVELOPE_BYTES, type Identity, parsePublicKey, SITE_ID_RE, type SiteTransport, TransferStore } from '../../protocol/index.ts';
 import { silentLogger, type Logger } from '../../protocol/common/index.ts';
-import type { SiteTransport } from '../../protocol/memory-transport.ts';
-import { DEFAULT_MAX_ENVELOPE_BYTES } from '../../protocol/secure-session.ts';
-import { TransferStore } from '../../protocol/transfer-store.ts';
 import { abortableDelay, backoffDelay, type BackoffOptions } from './backoff.ts';
 import type { LocalTrainer } from './local-trainer.ts';
 import { connectSocketIo, ConnectError, type ConnectFailureCode } from './connect.ts';

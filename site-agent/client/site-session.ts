@@ -2,17 +2,8 @@
  * One connection of a site to the coordinator: handshake over a Transport, then serve fit/evaluate
  * instructions in order until the coordinator says `finish` or the connection drops.
  */
-import { ProtocolError } from '../../protocol/errors.ts';
-import { createHello, verifyWelcome } from '../../protocol/handshake.ts';
-import type { Identity } from '../../protocol/identity.ts';
+import { cloneWeightSet, createHello, decodeWeightSet, type Identity, type MessageOf, PROTOCOL_VERSION, ProtocolError, refusedSchema, type ReplyError, sealedPort, SecureChannel, SecureSession, type SessionMessage, type SiteTransport, type TransferStore, verifyWelcome, type WeightSet } from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
-import type { SiteTransport } from '../../protocol/memory-transport.ts';
-import { cloneWeightSet, type WeightSet } from '../../protocol/named-tensor.ts';
-import { PROTOCOL_VERSION, refusedSchema, type MessageOf, type ReplyError, type SessionMessage } from '../../protocol/messages.ts';
-import { SecureChannel, sealedPort } from '../../protocol/secure-channel.ts';
-import { SecureSession } from '../../protocol/secure-session.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
-import type { TransferStore } from '../../protocol/transfer-store.ts';
 import { finiteMetrics, trainOnce, type FitCacheEntry, type FitHandler } from './fit-path.ts';
 import type { LocalTrainer } from './local-trainer.ts';
 import { handleEvaluate, handleFit } from './requests.ts';

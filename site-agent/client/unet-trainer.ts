@@ -11,12 +11,12 @@ import {
   type NamedTensor,
   type WeightSet,
 } from '../../protocol/index.ts';
-import { computeSourceStats, dpClassHistogramVectors, dpSourceStatsVectors } from '../adapt/index.ts';
+import { computeSourceStatsAsync, dpClassHistogramVectors, dpSourceStatsVectorsAsync } from '../adapt/index.ts';
 import { statisticsDpFromConfig } from '../../protocol/privacy/index.ts';
 import type { SliceDataset } from '../data/index.ts';
-import { evaluateVolumes } from '../evaluation/index.ts';
+import { evaluateVolumesAsync } from '../evaluation/index.ts';
 import { createUNet, inferUNetConfig, ModelError, type UNet, type UNetConfig } from '../model/index.ts';
-import { DpSgdSession, trainLocal, type TrainConfig, type TrainResult } from '../training/index.ts';
+import { DpSgdSession, trainLocal, yieldToEventLoop, type TrainConfig, type TrainResult } from '../training/index.ts';
 
 export interface UNetTrainerOptions {
   /** The architecture; when absent it is read from the first global model received (inferUNetConfig). */
@@ -62,9 +62,27 @@ export interface EvaluateOutcome {
   readonly metrics: Record<string, number>;
 }
 
-/** A volume evaluation as the wire's metric record (names: protocol/contracts/metric-names.ts). */
-function evaluationMetrics(unet: UNet, val: SliceDataset): Record<string, number> {
-  const ev = evaluateVolumes(unet, val);
+/**
+ * Labelled pixels per class of `labels`, giving the event loop a turn every 2^20 pixels (a site agent answers
+ * heartbeats during the pass; the passes over the model yield per batch).
+ */
+async function classPixels(labels: Uint8Array, numClasses: number): Promise<number[]> {
+  const pixels = new Array<number>(numClasses).fill(0);
+  const stride = 1 << 20;
+  for (let s = 0; s < labels.length; s += stride) {
+    const end = Math.min(labels.length, s + stride);
+    for (let i = s; i < end; i++) pixels[labels[i]]++;
+    await yieldToEventLoop();
+  }
+  return pixels;
+}
+
+/**
+ * A volume evaluation as the wire's metric record (names: protocol/contracts/metric-names.ts). The pass yields to
+ * the event loop per batch and per volume, so the site's heartbeat is answered while it runs.
+ */
+async function evaluationMetrics(unet: UNet, val: SliceDataset): Promise<Record<string, number>> {
+  const ev = await evaluateVolumesAsync(unet, val);
   return segmentationMetricRecord({
     dice: ev.mean.dice.mean,
     iou: ev.mean.iou.mean,
@@ -159,20 +177,17 @@ export class UNetTrainer {
     if (dp && request.name === CLASS_HISTOGRAM_REQUEST) return dpClassHistogramVectors(this.opts.train, dp).values;
     if (dp && request.name === SOURCE_STATS_REQUEST) {
       this.load(global);
-      return dpSourceStatsVectors(this.unet, this.opts.train, dp, Number(request.config?.confidence ?? 0.97)).values;
+      return (await dpSourceStatsVectorsAsync(this.unet, this.opts.train, dp, Number(request.config?.confidence ?? 0.97))).values;
     }
     if (request.name === CLASS_HISTOGRAM_REQUEST) {
-      const { labels, numClasses } = this.opts.train;
-      const pixels = new Array<number>(numClasses).fill(0);
-      for (let i = 0; i < labels.length; i++) pixels[labels[i]]++;
-      return classHistogramToVectors(pixels, scale);
+      return classHistogramToVectors(await classPixels(this.opts.train.labels, this.opts.train.numClasses), scale);
     }
     if (request.name !== SOURCE_STATS_REQUEST) {
       throw new ModelError('INVALID_CONFIG', `unknown statistics request "${request.name}" (this site computes "${SOURCE_STATS_REQUEST}", "${CLASS_HISTOGRAM_REQUEST}")`);
     }
     const confidence = Number(request.config?.confidence ?? 0.97);
     this.load(global);
-    const stats = computeSourceStats(this.unet, this.opts.train, { confidence });
+    const stats = await computeSourceStatsAsync(this.unet, this.opts.train, { confidence });
     return sourceStatsToVectors(stats, scale);
   }
 
@@ -193,12 +208,12 @@ export class UNetTrainer {
       loss: this.opts.loss,
       seed: this.opts.seed * 1000 + 999_983,
     });
-    return evaluationMetrics(this.unet, this.opts.val);
+    return await evaluationMetrics(this.unet, this.opts.val);
   }
 
   /** Loads the global model (keeping local BN under FedBN) and scores the local validation split per volume. */
   async evaluate(global: WeightSet): Promise<EvaluateOutcome> {
     this.load(global);
-    return { numExamples: this.opts.val.n, metrics: evaluationMetrics(this.unet, this.opts.val) };
+    return { numExamples: this.opts.val.n, metrics: await evaluationMetrics(this.unet, this.opts.val) };
   }
 }

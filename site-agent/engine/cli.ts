@@ -7,8 +7,8 @@ import { runTrainBench } from './bench/train-bench.ts';
 import { runTentBench } from './bench/tent-bench.ts';
 import { EngineError } from './errors.ts';
 import { engineMode, plansEnabled } from './plan/unet-binding.ts';
-import { symmetricBackend } from '../../protocol/sodium.ts';
-import { u32Folder } from '../../protocol/secagg/u32-simd.ts';
+import { symmetricBackend } from '../../protocol/index.ts';
+import { u32Folder } from '../../protocol/secagg/index.ts';
 
 /**
  * The convolution/GEMM code of the native addon. No BLAS or oneDNN is linked: on the project machine Debian's

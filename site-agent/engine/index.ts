@@ -20,7 +20,7 @@ export {
   setWasmIm2colLimit,
 } from './wasm-kernels.ts';
 export { selfCheck } from './self-check.ts';
-export { batchNormTrain, type BatchNormTrainResult } from './batch-norm-train.ts';
+export { batchNormTrain, type BatchNormTrainResult } from './kernels/index.ts';
 export { registerEngineCommands, formatEngineInfo } from './cli.ts';
 export { runTrainBench, type TrainBenchOptions, type TrainBenchResult } from './bench/train-bench.ts';
 export {

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { planInferBatches, plansEnabled } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
-import { checkImages, TrainError } from '../training/index.ts';
+import { checkImages, TrainError, yieldToEventLoop } from '../training/index.ts';
 
 function checkInput(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize: number, fn: string): void {
   checkImages(unet, images, n, h, w, c, fn);
@@ -51,6 +51,22 @@ export function predict(unet: UNet, images: Float32Array, n: number, h: number, 
   runBatches(unet, images, n, h, w, c, batchSize, 'predict', (logits, first) => {
     out.set(tf.argMax(logits, -1).dataSync() as Int32Array, first * h * w);
   });
+  return out;
+}
+
+/**
+ * `predict` giving the event loop a turn after every batch, so that a site agent answers heartbeats during a long
+ * evaluation. Each batch is the same slices `predict` would form (inference is per batch), so the labels are the same.
+ */
+export async function predictAsync(unet: UNet, images: Float32Array, n: number, h: number, w: number, c: number, batchSize = 8): Promise<Uint8Array> {
+  checkInput(unet, images, n, h, w, c, batchSize, 'predict');
+  const out = new Uint8Array(n * h * w);
+  const img = h * w * c;
+  for (let s = 0; s < n; s += batchSize) {
+    const m = Math.min(batchSize, n - s);
+    out.set(predict(unet, images.subarray(s * img, (s + m) * img), m, h, w, c, batchSize), s * h * w);
+    await yieldToEventLoop();
+  }
   return out;
 }
 

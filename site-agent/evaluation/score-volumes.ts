@@ -5,6 +5,7 @@
  */
 import type { ImageSlices } from '../data/index.ts';
 import { aggregateCases, computeMetrics, type AggregateResult, type CaseMetrics } from '../metrics/index.ts';
+import { runSteps, runStepsYielding } from '../training/index.ts';
 
 export interface VolumeGroup {
   readonly caseId: string;
@@ -40,6 +41,15 @@ export interface VolumeEvaluation extends AggregateResult {
  * across slices would need a thickness we do not have).
  */
 export function scoreVolumes(pred: Uint8Array, labels: Uint8Array, layout: SliceLayout, numClasses: number): VolumeEvaluation {
+  return runSteps(scorePass(pred, labels, layout, numClasses));
+}
+
+/** `scoreVolumes` giving the event loop a turn after every scored volume (or slice): the site agent's evaluation. */
+export function scoreVolumesAsync(pred: Uint8Array, labels: Uint8Array, layout: SliceLayout, numClasses: number): Promise<VolumeEvaluation> {
+  return runStepsYielding(scorePass(pred, labels, layout, numClasses));
+}
+
+function* scorePass(pred: Uint8Array, labels: Uint8Array, layout: SliceLayout, numClasses: number): Generator<void, VolumeEvaluation, void> {
   const px = layout.height * layout.width;
   const expected = layout.n * px;
   if (pred.length !== expected || labels.length !== expected) {
@@ -57,12 +67,14 @@ export function scoreVolumes(pred: Uint8Array, labels: Uint8Array, layout: Slice
       });
       const dims = [g.slices.length, layout.height, layout.width];
       cases.push({ caseId: g.caseId, metrics: computeMetrics(p, t, dims, [layout.sliceThickness, ...inPlane], numClasses) });
+      yield;
     } else {
-      g.slices.forEach((s, k) => {
+      for (const [k, s] of g.slices.entries()) {
         const p = pred.subarray(s * px, (s + 1) * px);
         const t = labels.subarray(s * px, (s + 1) * px);
         cases.push({ caseId: `${g.caseId}#${k}`, metrics: computeMetrics(p, t, [layout.height, layout.width], inPlane, numClasses) });
-      });
+        yield;
+      }
     }
   }
   return { ...aggregateCases(cases.map((c) => c.metrics)), cases };

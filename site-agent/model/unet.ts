@@ -13,7 +13,7 @@ import {
   upConvWeightName,
 } from '../../protocol/contracts/index.ts';
 import { sizeOfShape, type NamedTensor, type WeightSet } from '../../protocol/index.ts';
-import { batchNormTrain } from '../engine/batch-norm-train.ts';
+import { batchNormTrain } from '../engine/kernels/index.ts';
 import { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
 import { groupNormApply, groupNormGroups } from './group-norm.ts';
 import { ModelError } from './model-error.ts';

@@ -16,3 +16,4 @@ export { trainLocalDpSgd, type DpSgdTrainConfig, type DpSgdTrainResult } from '.
 export { DpSgdSession } from './dp-sgd-session.ts';
 export { profileTrainStep, type ProfileOptions, type ProfileResult, type KernelUse } from './profile-train-step.ts';
 export { makeSquaresDataset } from './squares-fixture.ts';
+export { yieldToEventLoop, runSteps, runStepsYielding } from './yield-steps.ts';

@@ -1,8 +1,8 @@
 import * as tf from '@tensorflow/tfjs-core';
-import { setImmediate as setImmediatePromise } from 'node:timers/promises';
 import type { WeightSet } from '../../protocol/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import type { BatchNormStats, UNet } from '../model/index.ts';
+import { yieldToEventLoop } from './yield-steps.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { batchArrays, checkDataset, makeBatch } from './batches.ts';
 import { segmentationLoss, type LossKind } from './losses.ts';
@@ -85,11 +85,6 @@ function proximalAnchors(unet: UNet, ws: WeightSet): Map<tf.Variable, tf.Tensor>
   return anchors;
 }
 
-/**
- * Lets socket heartbeats and timers run between steps: a site agent must stay responsive while it trains.
- * node:timers/promises rather than the global setImmediate, so that tests running under fake timers do not hang.
- */
-const yieldToEventLoop = (): Promise<void> => setImmediatePromise();
 
 /** One optimizer step through tfjs autodiff, op by op (the reference path); returns the loss. */
 function tfjsStep(

@@ -7,7 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { Rng } from '../../../protocol/common/index.ts';
-import { batchNormTrain } from '../batch-norm-train.ts';
+import { batchNormTrain } from '../kernels/index.ts';
 
 export interface ReferenceUNetConfig {
   inChannels: number;

@@ -13,9 +13,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
-import { loadNativeAddon, type NativeAddon } from './native-addon.ts';
-import { NATIVE_BACKEND } from './native-backend.ts';
-import { EngineError } from './errors.ts';
+import { loadNativeAddon, type NativeAddon } from '../native-addon.ts';
+import { NATIVE_BACKEND } from '../native-backend.ts';
+import { EngineError } from '../errors.ts';
 
 export interface BatchNormTrainResult {
   y: tf.Tensor;

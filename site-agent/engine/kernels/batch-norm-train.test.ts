@@ -3,11 +3,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { batchNormTrain } from './batch-norm-train.ts';
-import { initEngine, resetEngine } from './select-backend.ts';
-import { loadNativeAddonChecked } from './native-addon.ts';
-import { NATIVE_BACKEND, registerNativeBackend } from './native-backend.ts';
-import { EngineError } from './errors.ts';
-import { Rng } from '../../protocol/common/index.ts';
+import { initEngine, resetEngine } from '../select-backend.ts';
+import { loadNativeAddonChecked } from '../native-addon.ts';
+import { NATIVE_BACKEND, registerNativeBackend } from '../native-backend.ts';
+import { EngineError } from '../errors.ts';
+import { Rng } from '../../../protocol/common/index.ts';
 
 const nativeOk = loadNativeAddonChecked().ok;  // throws under FEDSFDA_REQUIRE_NATIVE=1 when the addon is unusable
 
