@@ -169,6 +169,11 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
       const t0 = performance.now();
       fit = fitInputAdapter(unet, target, src.stats, { batchSize: o.batchSize, seed: o.seed, ...a });
       fits.set(key, fit);
+      // A wide search ran the narrow one first: rows asking for the same options without it reuse that part.
+      if (fit.narrow !== undefined && a.wideSearch !== undefined) {
+        const { wideSearch: _wide, ...narrowOptions } = a;
+        fits.set(JSON.stringify({ a: narrowOptions, seed: o.seed, batchSize: o.batchSize }), fit.narrow);
+      }
       log(`${d.name} seed ${seed} ${f.name}: input adapter ${JSON.stringify(a)} fitted in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     }
     return { ...o, fittedAdapter: fit };

@@ -37,6 +37,7 @@ const tiny = {
     rows: [
       { name: 'adabn', method: 'adabn' },
       { name: 'polarity+adabn', method: 'adabn', options: { inputPolarities: [1, -1] } },
+      { name: 'wide+adabn', method: 'adabn', options: { inputAdapter: { steps: 3, randomStarts: 1, wideSearch: { screen: 4, starts: 1, steps: 2 } } } },
       { name: 'adapter+tent', method: 'tent', options: { inputAdapter: { steps: 3, randomStarts: 1 }, epochs: 1 } },
       { name: 'adapter+mean-teacher', method: 'mean-teacher', options: { inputAdapter: { steps: 3, randomStarts: 1 }, epochs: 1 } },
     ],
@@ -62,7 +63,7 @@ describe('sfda shift suite', () => {
     const lines: string[] = [];
     const r = await runSfdaSuite(parseSfdaSuiteConfig(tiny), {}, (m) => lines.push(m));
     const d = r.datasets[0];
-    expect(d.rows).toEqual(['source-only', 'adabn', 'polarity+adabn', 'adapter+tent', 'adapter+mean-teacher', 'few-label-1', 'target-supervised', 'centralized-source']);
+    expect(d.rows).toEqual(['source-only', 'adabn', 'polarity+adabn', 'wide+adabn', 'adapter+tent', 'adapter+mean-teacher', 'few-label-1', 'target-supervised', 'centralized-source']);
     for (const row of d.rows) for (const f of ['inversion', 'mild']) expect([row, f, d.cells[row][f].length]).toEqual([row, f, 1]);
     expect(d.cells['target-supervised'].inversion[0].notes[0]).toBe('source model fine-tuned on 12 labelled target slices (3 cases), 4 epochs');
     expect(d.cells['adapter+tent'].inversion[0].notes[0]).toMatch(/^input adapter \(K=8, 3 steps\)|^input polarity/);
@@ -72,6 +73,9 @@ describe('sfda shift suite', () => {
     // Every adapter row used the same fit (one fit per family and seed).
     const adapterNotes = ['adapter+tent', 'adapter+mean-teacher'].map((row) => d.cells[row].inversion[0].notes[0]);
     expect(adapterNotes[0]).toBe(adapterNotes[1]);
+    // ... and that fit was the narrow half of the wide row's: one fit per family and seed for the three rows.
+    expect(d.cells['wide+adabn'].inversion[0].notes[0].startsWith(`${adapterNotes[0]}; wide search (4 screened, 1 refined x 2 steps)`)).toBe(true);
+    expect(lines.filter((l) => /phantom seed 1 inversion: input adapter \{"steps":3.* fitted in/.test(l))).toHaveLength(1);
     const text = formatSuite(r);
     expect(text).toContain('phantom: Dice (mean ± std over seeds 1), published families');
     expect(text).toContain('phantom: held-out families (never tuned on)');

@@ -115,6 +115,9 @@ describe('fedsfda source-stats / adapt', () => {
     await expect(
       program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--input-adapter', '--polarity-check', '--out', join(dir, 'o5')]),
     ).rejects.toMatchObject({ code: 'BAD_OPTION' });
+    await expect(
+      program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--wide-search', '--out', join(dir, 'o6')]),
+    ).rejects.toMatchObject({ code: 'BAD_OPTION' });
   });
 
   it('refuses an unknown method, and eval labels that share no case with the target, with typed errors', async () => {

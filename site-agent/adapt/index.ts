@@ -41,6 +41,7 @@ export {
   fitInputAdapter,
   negateFirstConv,
   POLARITY_CHECK,
+  GUARDED_WIDE_SEARCH,
   FIRST_CONV,
   type InputAdapterOptions,
   type InputAdapterResult,

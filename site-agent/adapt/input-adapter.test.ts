@@ -71,6 +71,8 @@ describe('input adapter', () => {
     expect(unet.getWeights()).toEqual(sourceWeights);
     // Narrow candidates first, bit for bit the same; then the wide search's `keep` survivors.
     expect(fit.candidates.slice(0, 4).map((c) => c.score)).toEqual(narrow.candidates.map((c) => c.score));
+    expect(fit.narrow?.curve).toEqual(narrow.curve);
+    expect(fit.narrow?.note).toBe(narrow.note);
     expect(fit.candidates.slice(4).map((c) => c.search)).toEqual(['wide']);
     expect(fit.note).toMatch(/wide search \(16 screened, 3 refined 2 steps, best 1 to 6\): kept (its curve|the narrow pick)/);
     const wide = fit.candidates[4];

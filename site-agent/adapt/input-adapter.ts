@@ -95,6 +95,13 @@ export interface WideSearchOptions {
   readonly keep?: number;
 }
 
+/**
+ * The wide search as `fedsfda adapt --wide-search` runs it (and as the suite's rows spell it out): 256 screened random
+ * curves, the best 8 refined 20 Adam steps, the best 2 of those on to 80 (280 refinement steps in all instead of
+ * 8 x 80 = 640, chosen for the 2-minute `fedsfda adapt` budget; tuning seeds 101-103 only).
+ */
+export const GUARDED_WIDE_SEARCH: WideSearchOptions = { screen: 256, starts: 8, steps: 80, pruneAt: 20, keep: 2 };
+
 /** The first convolution (the tensor-name contract): negating it is exactly the network on the negated input. */
 export { FIRST_CONV };
 
@@ -121,6 +128,8 @@ export interface InputAdapterResult {
   readonly chosen: number;
   readonly candidates: AdapterCandidate[];
   readonly note: string;
+  /** With `wideSearch`: the narrow search's own result (what the same options without `wideSearch` return, bit for bit). */
+  readonly narrow?: InputAdapterResult;
 }
 
 interface Targets {
@@ -304,6 +313,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
     const what = o.selection === 'objective' ? 'objective' : 'entropy after AdaBN';
     let note = `input adapter (K=${k}, ${o.steps} steps): kept start ${chosen} (${candidates[chosen].start}); ${what} per start [${candidates.map((c) => `${c.start} ${c.score.toFixed(4)}`).join(', ')}]`;
     if (wide) {
+      const narrow: InputAdapterResult = { curve: candidates[chosen].curve, chosen, candidates: [...candidates], note };
       const w = wideCandidates(unet, target, basis, knots, t, o, wide, rng);
       const best = argMin(w);
       // The guard compares like with like: both picks' objectives (the narrow pick's is recomputed when the narrow
@@ -320,6 +330,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
       }
       candidates.push(...w);
       note += `; wide search (${wide.screen} screened, ${wide.starts} refined${wide.pruneAt < wide.steps ? ` ${wide.pruneAt} steps, best ${wide.keep} to ${wide.steps}` : ` x ${wide.steps} steps`}): ${chosen >= candidates.length - w.length ? 'kept its curve' : 'kept the narrow pick'}, ${verdict}`;
+      return { curve: candidates[chosen].curve, chosen, candidates, note, narrow };
     }
     return { curve: candidates[chosen].curve, chosen, candidates, note };
   } finally {
