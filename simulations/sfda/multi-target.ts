@@ -1,17 +1,22 @@
 /**
  * Federated source-free adaptation across several new hospitals (`kind: sfda-multi-target`,
  * `fedsfda simulate --config simulations/scenarios/sfda-multi-target.json`). K unlabelled target sites, each on its
- * own scanner, adapt the same federated source model together (site-agent/adapt/joint-target-site.ts). Every round:
- *   1. each site computes its statistics (prototype sums, kept class counts); a SecAgg+ round (protocol/secagg, the
- *      coordinator's own server workflow and the sites' own sessions, with signed keys, pairwise and self masks and
- *      Shamir-shared seeds) sums them, and every site denoises its pseudo-labels against the pooled prototypes;
- *   2. each site trains one local mean-teacher epoch;
- *   3. the students' non-BN weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
+ * own scanner, adapt the same federated source model together (site-agent/adapt/joint-target-site.ts). Each site first
+ * fits its own input curve on the source model (once per site and seed; both modes start from it, with target BN
+ * statistics). Every round:
+ *   1. when the local method reads pooled statistics (mean teacher: prototype sums and kept class counts, DPL eq. 3;
+ *      ratio-entropy with `classPrior: 'pooled'`: predicted class mass), each site contributes its vector to a SecAgg+
+ *      round (protocol/secagg, the coordinator's own server workflow and the sites' own sessions, with signed keys,
+ *      pairwise and self masks and Shamir-shared seeds);
+ *   2. each site trains one local epoch (mean teacher with denoised pseudo-labels, or Bateson's class-ratio-prior
+ *      entropy), using the pooled statistics;
+ *   3. the models' shared weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
  *      exactly the coordinator's secure fit: protocol/secagg/fit-contribution.ts) and turned into the next global
- *      weights by the coordinator's FedBN strategy.
- * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own prototypes and class
- * counts, no weight exchange) are the comparison, per site. What is in-process here: the transport (the messages pass
- * through `runSecAggRound`'s in-memory driver instead of sockets); everything a message carries is the product's.
+ *      weights by the coordinator's FedBN strategy (BN, and optionally `share.localPrefixes`, stay at the site).
+ * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own statistics, no weight
+ * exchange) are the comparison, per site, with the common starting point (curve + AdaBN) reported beside them.
+ * What is in-process here: the transport (the messages pass through `runSecAggRound`'s in-memory driver instead of
+ * sockets); everything a message carries is the product's.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -70,9 +75,21 @@ export const multiTargetSchema = z
             prototypes: z.boolean().default(true),
             classRatio: z.boolean().default(true),
             weights: z.boolean().default(true),
+            /**
+             * Tensor-name prefixes kept local besides BN (FedPer, Arivazhagan et al. 2019 / LG-FedAvg, Liang et al.
+             * 2020: scanner-specific layers stay at the site), e.g. ["enc1."] for the first encoder block.
+             */
+            localPrefixes: z.array(z.string().min(1)).default([]),
+            /**
+             * θ of the local-global mixing step after every weight average: each site's shared tensors become
+             * θ · own + (1 - θ) · average (L2GD's aggregation step, Hanzely & Richtárik, "Federated learning of a mixture
+             * of global and local models", 2020, Alg. 1; APFL's personalised mixture, Deng et al. 2020). 0 (default):
+             * plain FedBN, every site takes the average; → 1: adapting alone.
+             */
+            personal: z.number().min(0).max(1).default(0),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0 }),
       })
       .strict(),
     secureAggregation: z
@@ -251,9 +268,9 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
         if (pooled === null) for (const j of joint) j.statistics(1 / sa.maxPixels);
         for (const j of joint) j.train(pooled && { protos: share.prototypes ? pooled.protos : null, kept: share.classRatio ? pooled.kept : null, mass: share.classRatio ? pooled.mass : null }, totalSteps);
         if (share.weights) {
-          const next = await secureFedBn(secure, joint.map((j) => j.unet.getWeights()), joint.map((j) => j.numExamples), r, global, hooks);
+          const next = await secureFedBn(secure, joint.map((j) => j.unet.getWeights()), joint.map((j) => j.numExamples), r, global, hooks, share.localPrefixes);
           global = next.global;
-          for (const j of joint) j.receive(global, next.isLocal);
+          for (const j of joint) j.receive(global, next.isLocal, share.personal);
         }
       } else {
         for (const j of joint) {
@@ -262,7 +279,8 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
         }
       }
       hooks.onRound?.({ seed: p.seed, mode, round: r, sites: joint, score: () => joint.map((j, i) => scoreTeacher(p, j, i)) });
-      log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}`);
+      const kept = joint[0].method === 'mean-teacher' ? `, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}` : '';
+      log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}${kept}`);
     }
     const dice = joint.map((j, i) => scoreSite(p, j.unet, i, j.finish()));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
