@@ -39,9 +39,27 @@ import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
 import { secureFedBn, secureStatistics, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
+
+/** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
+const jointSiteOptionsSchema = meanTeacherOptionsSchema
+  .extend({
+    method: z.enum(['mean-teacher', 'ratio-entropy']).optional(),
+    ratioEntropy: z.object({ lr: z.number().positive().optional(), priorWeight: z.number().min(0).optional() }).strict().optional(),
+    classPrior: z.enum(['source', 'pooled']).optional(),
+    inputAdapter: inputAdapterOptionsSchema.optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    // The mean teacher's own options mean nothing to ratio-entropy (its learning rate is ratioEntropy.lr).
+    if (o.method !== 'ratio-entropy') return;
+    for (const k of ['lr', 'epochs', 'ema', 'passes', 'dropout', 'uncertainty', 'confidence', 'prototypeFilter', 'classBalance', 'augment', 'supervisedWeight'] as const) {
+      if (o[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is a mean-teacher option; ratio-entropy takes ratioEntropy.{lr, priorWeight}` });
+    }
+  });
 
 export const multiTargetSchema = z
   .object({
@@ -68,7 +86,7 @@ export const multiTargetSchema = z
         /** Rounds = local mean-teacher epochs. */
         rounds: z.number().int().min(1).max(100),
         batchSize: z.number().int().min(1).max(64),
-        options: z.record(z.string(), z.unknown()).default({}),
+        options: jointSiteOptionsSchema.default({}),
         /** What the federated mode shares (ablations; default everything). */
         share: z
           .object({
@@ -170,7 +188,7 @@ export interface PreparedSeed {
 const modelConfig = (cfg: MultiTargetConfig): Parameters<typeof createUNet>[0] => ({ inChannels: 1, numClasses: cfg.data.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth });
 
 const siteOptions = (cfg: MultiTargetConfig, seed: number, i: number, mode: AdaptMode): JointSiteOptions => ({
-  ...(cfg.adapt.options as JointSiteOptions),
+  ...cfg.adapt.options,
   batchSize: cfg.adapt.batchSize,
   seed: seed * 31 + i,
   share: mode === 'federated' ? 'pooled' : 'local',
@@ -292,7 +310,7 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
 
 /** Whether the federated mode runs a secure statistics sum each round (see `adaptSites`). */
 export function sharesStatistics(cfg: MultiTargetConfig): boolean {
-  const o = cfg.adapt.options as JointSiteOptions;
+  const o: JointSiteOptions = cfg.adapt.options;
   const share = cfg.adapt.share;
   if ((o.method ?? 'mean-teacher') === 'ratio-entropy') return share.classRatio && o.classPrior === 'pooled';
   return share.prototypes || share.classRatio;
