@@ -10,7 +10,7 @@ import { encodedSize } from '../protocol/tensor-codec.ts';
 import { CoordinatorError } from './errors/index.ts';
 import type { ConnectionLimits } from './http/index.ts';
 import { defaultSiteBytesPerRound } from './sites/index.ts';
-import { checkRunPlan, DEFAULT_MIN_AGGREGATED_FRACTION, type RoundTimeouts } from './rounds/index.ts';
+import { checkRunPlan, DEFAULT_MIN_AGGREGATED_FRACTION, DEFAULT_RELEASE_AFTER_RESTART_MS, type RoundTimeouts } from './rounds/index.ts';
 import { FedAvg, withDifferentialPrivacy, type DifferentialPrivacyConfig, type Strategy } from './strategies/index.ts';
 import { aggregatedTensors, quantFor, type SecAggTestHooks, type SecureAggregationOptions } from './workflows/index.ts';
 import type { CoordinatorHandle } from './start-coordinator.ts';
@@ -201,6 +201,7 @@ export function resolveOptions(opts: CoordinatorOptions): ResolvedOptions {
       evaluateMs: t.evaluateMs ?? 10 * 60_000,
       finishMs: t.finishMs ?? 5_000,
       reconnectGraceMs: t.reconnectGraceMs ?? DEFAULT_RECONNECT_GRACE_MS,
+      releaseAfterRestartMs: t.releaseAfterRestartMs ?? DEFAULT_RELEASE_AFTER_RESTART_MS,
     },
     handshakeMs: t.handshakeMs ?? 10_000,
     headersMs: t.headersMs ?? 10_000,

@@ -171,6 +171,7 @@ function createRunner(p: RunnerParts): RoundRunner {
       store: p.store,
       maxUpdateBytes: r.maxUpdateBytes,
       minAggregatedFraction: r.minAggregatedFraction,
+      enrolledSiteIds: () => opts.enrollment.siteIds(),
       ...(opts.afterRounds ? { afterRounds: () => opts.afterRounds!(p.handle()) } : {}),
     },
     p.initial,

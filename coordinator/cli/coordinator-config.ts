@@ -24,6 +24,7 @@ export const coordinatorConfigSchema = z
         evaluateMs: z.number().positive().optional(),
         finishMs: z.number().min(0).optional(),
         reconnectGraceMs: z.number().min(0).optional(),
+        releaseAfterRestartMs: z.number().min(0).optional(),
         pingIntervalMs: z.number().int().positive().optional(),
         pingTimeoutMs: z.number().int().positive().optional(),
       })

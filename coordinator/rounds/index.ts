@@ -1,5 +1,5 @@
 /** coordinator/rounds/: the round state machine, the round record, and the judgement of a run before and after. */
-export { RoundRunner, encodeModel, type RoundTimeouts, type RoundEvents, type RoundRunnerOptions } from './round-runner.ts';
+export { RoundRunner, encodeModel, DEFAULT_RELEASE_AFTER_RESTART_MS, type RoundTimeouts, type RoundEvents, type RoundRunnerOptions } from './round-runner.ts';
 export { checkTransition, type Stage } from './stages.ts';
 export { roundRecordSchema, type RoundRecord, type SiteRoundRecord } from './round-record.ts';
 export { buildRoundRecord, type RoundFacts } from './record-builder.ts';

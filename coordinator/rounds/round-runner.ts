@@ -39,7 +39,17 @@ export interface RoundTimeouts {
    * and the statistics rounds.
    */
   reconnectGraceMs: number;
+  /**
+   * A coordinator restarted after the last round (its predecessor was killed between writing the run folder and
+   * telling every site `finish`) waits up to this long (and no longer than `waitForSitesMs`) for the enrolled sites
+   * to reconnect, so that it can release them; without it a site still retrying was stranded until it gave up
+   * (default DEFAULT_RELEASE_AFTER_RESTART_MS: twice the sites' default 30 s backoff cap).
+   */
+  releaseAfterRestartMs: number;
 }
+
+/** See RoundTimeouts.releaseAfterRestartMs. */
+export const DEFAULT_RELEASE_AFTER_RESTART_MS = 60_000;
 
 /** Events a caller can listen to for progress (`handle.events.on('roundCompleted', ...)`). */
 export interface RoundEvents {
@@ -72,6 +82,8 @@ export interface RoundRunnerOptions {
    * Its failure is logged and does not undo the training.
    */
   afterRounds?: () => Promise<void>;
+  /** The sites that may be waiting for `finish` after a restart (the allow-list). */
+  enrolledSiteIds?: () => string[];
 }
 
 /** A global model for the wire, with its content-addressed id (a model a site holds is not sent again). */
@@ -88,6 +100,8 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
   /** Set once the last round is over (before the after-rounds step). */
   outcome: RunOutcome | null = null;
   private readonly abort = new AbortController();
+  /** This process resumed a run whose rounds were all done: its sites may still be retrying, unreleased. */
+  private readonly resumedAfterLastRound: boolean;
 
   constructor(
     private readonly o: RoundRunnerOptions,
@@ -97,6 +111,7 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
     this.weights = cloneWeightSet(initial.weights);
     this.round = initial.lastRound;
     this.history = [...initial.history];
+    this.resumedAfterLastRound = o.rounds > 0 && initial.lastRound >= o.rounds;
   }
 
   get finished(): boolean {
@@ -144,11 +159,29 @@ export class RoundRunner extends EventEmitter<RoundEvents> {
     }
     if (this.stage !== 'finished') this.enter('finished');
     for (const conn of o.registry.all()) conn.finish('all rounds completed', this.round);
+    if (this.resumedAfterLastRound) await this.releaseReturningSites();
     await o.registry.waitForEmpty(o.timeouts.finishMs, this.abort.signal).catch((e: Error) => {
       o.logger.warn({ code: 'finish_not_acknowledged', err: e.message, connected: o.registry.ids() }, 'sites did not hang up after finish');
     });
     this.emit('finished', this.history, this.outcome);
     return this.history;
+  }
+
+  /**
+   * After a restart past the last round: each enrolled site that reconnects is told `finish` at once (the gateway
+   * does it once the stage is 'finished'); wait for all of them, bounded. Sites released by the killed coordinator
+   * do not come back: they are named when the wait ends.
+   */
+  private async releaseReturningSites(): Promise<void> {
+    const o = this.o;
+    const ids = o.enrolledSiteIds?.() ?? [];
+    if (ids.length === 0) return;
+    const waitMs = Math.min(o.timeouts.releaseAfterRestartMs, o.timeouts.waitForSitesMs);
+    o.logger.info({ code: 'releasing_sites', waitMs, sites: o.registry.unseen(ids) }, 'run already finished before this restart; waiting for its sites to reconnect and release them');
+    await o.registry.waitForSeen(ids, waitMs, this.abort.signal).catch(() => {
+      if (this.abort.signal.aborted) return;
+      o.logger.warn({ code: 'sites_not_released', sites: o.registry.unseen(ids), waitMs }, 'sites did not reconnect after the restart (released earlier, or gone); they stop at their own give-up limit');
+    });
   }
 
   private async waitForSites(round: number): Promise<void> {

@@ -4,12 +4,15 @@ import type { SiteConnection } from './site-connection.ts';
 export class SiteRegistry {
   private readonly sites = new Map<string, SiteConnection>();
   private readonly waiters = new Set<() => void>();
+  /** Every site id that completed a handshake with this process. */
+  private readonly seen = new Set<string>();
 
   /** Register a ready connection; an older connection of the same site is closed (the newer one proved the key). */
   add(conn: SiteConnection): void {
     const id = conn.siteId as string;
     const old = this.sites.get(id);
     this.sites.set(id, conn);
+    this.seen.add(id);
     if (old && old !== conn) old.close();
     for (const w of [...this.waiters]) w();
   }
@@ -48,6 +51,16 @@ export class SiteRegistry {
   async waitForSite(siteId: string, timeoutMs: number, signal?: AbortSignal): Promise<SiteConnection> {
     await this.waitFor(() => this.sites.has(siteId), timeoutMs, `site ${siteId} did not reconnect within ${timeoutMs} ms`, signal);
     return this.sites.get(siteId) as SiteConnection;
+  }
+
+  /** Resolve once every site of `ids` has connected to this process at least once, or reject after `timeoutMs`. */
+  waitForSeen(ids: readonly string[], timeoutMs: number, signal?: AbortSignal): Promise<void> {
+    return this.waitFor(() => ids.every((id) => this.seen.has(id)), timeoutMs, `not every site connected within ${timeoutMs} ms`, signal);
+  }
+
+  /** Of `ids`, those that never connected to this process. */
+  unseen(ids: readonly string[]): string[] {
+    return ids.filter((id) => !this.seen.has(id));
   }
 
   /** Resolve once no site is connected (after `finish`, sites hang up), or reject after `timeoutMs`. */

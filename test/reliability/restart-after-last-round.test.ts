@@ -62,4 +62,36 @@ describe('restart after the last training round', () => {
     expect(hist.numSites).toBe(3);
     expect(hist.pooledPixels.reduce((a, b) => a + b, 0)).toBe(60); // 3 sites x 20 examples
   }, 600_000);
+
+  it('a restart after the folder was complete releases the sites its killed predecessor had not told to finish', async () => {
+    // Arrange: a finished run (its folder complete), then the same sites retrying as if the coordinator had been
+    // killed between writing run.json and telling them `finish` (seen in reliability-kill: 1.5 s after the last file).
+    dir = await mkdtemp(join(tmpdir(), 'fedsfda-release-'));
+    const c = await makeConsortium(dir, 3);
+    const out = join(dir, 'run');
+    await writeFile(join(dir, 'config.json'), JSON.stringify({ rounds: 1, minSites: 3, port: 0, checkpointDir: join(out, 'checkpoints'), timeouts: { waitForSitesMs: 60_000 } }));
+    const args = ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', out];
+    const first = startCoordinatorProcess(args);
+    procs.push(first);
+    const url = await coordinatorUrl(first);
+    const firstSites = startToySites(c, url, { maxAttempts: 1000, initialDelayMs: 100, maxDelayMs: 500 });
+    procs.push(...firstSites);
+    expect(await first.exited).toBe(0);
+    const manifest = await readFile(join(out, 'run.json'), 'utf8');
+    // 30 attempts 0.1-0.3 s apart: without a release they give up (exit 1) within seconds.
+    const sites = startToySites(c, url, { maxAttempts: 30, initialDelayMs: 100, maxDelayMs: 300 });
+    procs.push(...sites);
+    await Promise.all(sites.map((s) => s.waitFor(/no session with the coordinator/)));
+
+    // Act: the supervisor restarts the coordinator on the same folder and port.
+    const second = startCoordinatorProcess([...args, '--port', new URL(url).port]);
+    procs.push(second);
+
+    // Assert: it waits for them, tells each one `finish`, exits 0, and leaves the folder as it was.
+    expect(await second.exited).toBe(0);
+    expect(second.logs.some((l) => l.code === 'releasing_sites')).toBe(true);
+    for (const s of sites) expect(await s.exited).toBe(0);
+    for (const s of sites) expect(s.logs.some((l) => l.code === 'run_finished')).toBe(true);
+    expect(await readFile(join(out, 'run.json'), 'utf8')).toBe(manifest);
+  }, 120_000);
 });
