@@ -9,7 +9,7 @@
  * Run: nice -n 10 node --import tsx scripts/reliability-kill.ts [--kills 20] [--per-run 5] [--rounds 4] [--seed 1]   (prints JSON)
  * --max-delay MS (default 8000): latest 'anywhere' kill after an incarnation listens. To replay one run of a seed's schedule: --only N (1-based; earlier runs' plans are drawn but not run) --no-baseline
  * (skip the uninterrupted run; its round count and files are then taken as rounds 1..R and the files of a complete
- * folder); --logs DIR writes every process's full output of a failed run (of every run with --only) to DIR/run-N/.
+ * folder); --logs DIR writes every process's full output of every run to DIR/run-N/.
  */
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -128,7 +128,7 @@ async function trial(plan: Omit<Kill, 'phase'>[], logsDir?: string): Promise<Tri
     const failed = lastExit !== 0 || sitesExit.some((e) => e !== 0) || folder.problems.length > 0;
     const tail = (name: string, p: Proc): string[] => [...p.lines.slice(-3), ...p.logs.slice(-6).map((l) => `${l.code ?? ''} ${l.msg}`)].map((l) => `${name}: ${l.slice(0, 300)}`);
     const output = failed ? [...tail('coordinator', coord), ...sites.flatMap((s, i) => tail(`site-${i + 1}`, s))] : undefined;
-    if (logsDir && (failed || only !== undefined)) await writeLogs(logsDir, procs, sites);
+    if (logsDir) await writeLogs(logsDir, procs, sites);
     return { kills, lastExit, sitesExit, folder, wallMs: Date.now() - started, ...(output ? { lastOutput: output } : {}) };
   } finally {
     await stopAll(procs);
@@ -185,6 +185,7 @@ async function main(): Promise<void> {
         kills: killsSoFar(),
         killsAfterLastRound: trials.reduce((a, t) => a + t.kills.filter((k) => k.mode === 'after-last-round').length, 0),
         runsCompleteAndEqual: trials.length - failed.length,
+        perRun: trials.map((t) => ({ kills: t.kills.length, wallS: Math.round(t.wallMs / 1000) })),
         failures: failed.map(({ t, bad }) => ({ kills: t.kills, problems: bad, lastOutput: t.lastOutput })),
         killPoints: trials.flatMap((t) => t.kills.map((k) => `${k.mode} +${k.delayMs} ms: ${k.phase}`)),
       },
