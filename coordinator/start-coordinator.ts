@@ -101,11 +101,15 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   const { maxSiteBytesPerRound: _budget, ...connectionLimits } = opts.limits ?? {};
   const gate = new ConnectionGate({ ...DEFAULT_CONNECTION_LIMITS, ...connectionLimits }, r.logger, (reason) => metrics.limitRefusals.inc({ reason }));
   const budget = new SiteByteBudget(r.maxSiteBytesPerRound, { logger: r.logger, onRefused: () => metrics.limitRefusals.inc({ reason: 'byte_budget' }) });
-  // Every round (round 0's initial evaluation included) starts each site's budget from 0; so does a statistics round.
-  runner.on('stage', (stage) => {
-    if (stage === 'waiting_for_sites') budget.newPeriod(() => `round ${runner.round}`);
-  });
   const gateway = createGateway({ opts, r, registry, tracker, metrics, events, gate, runner, budget });
+  // Every round (round 0's initial evaluation included) starts each site's budget from 0; so does a statistics round.
+  const newBudgetPeriod = (label: () => string): void => {
+    budget.newPeriod(label);
+    gateway.resetOverBudget();
+  };
+  runner.on('stage', (stage) => {
+    if (stage === 'waiting_for_sites') newBudgetPeriod(() => `round ${runner.round}`);
+  });
   // Releases of DP statistics rounds (statisticsRound), composed with the training's ledger in the status.
   const statisticsReleases: { event: PrivacyEvent; delta: number }[] = [];
   const status = (): CoordinatorStatus =>
@@ -133,7 +137,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     beforeListen: (http) => gate.attach(http),
     onSocket: (socket) => gateway.accept(socketIoServerTransport(socket)),
   });
-  handle = makeHandle({ opts, r, runner, registry, tracker, metrics, gateway, server, status, events, statisticsReleases, budget });
+  handle = makeHandle({ opts, r, runner, registry, tracker, metrics, gateway, server, status, events, statisticsReleases, newBudgetPeriod });
   // Rounds start only once the handle exists, so hooks that receive it (afterRounds) can never see it missing.
   if (opts.autoStart !== false) void handle.start();
   return handle;
@@ -239,7 +243,8 @@ interface HandleParts {
   server: CoordinatorServer;
   status: () => CoordinatorStatus;
   events: EventEmitter<RoundEvents & SiteEvents>;
-  budget: SiteByteBudget;
+  /** Start a new byte-budget period (a statistics round). */
+  newBudgetPeriod(label: () => string): void;
 }
 
 function makeHandle(p: HandleParts): CoordinatorHandle {
@@ -294,7 +299,7 @@ async function statisticsRound(p: HandleParts, request: StatisticsRequest, signa
   if (possible < MIN_SECURE_SITES) {
     throw new StatisticsRoundError('not-enough-sites', `secure statistics need at least ${MIN_SECURE_SITES} connected sites, and only ${possible} can ever connect (enrolled sites and tokens)`);
   }
-  p.budget.newPeriod(() => `statistics round ${request.name}`);
+  p.newBudgetPeriod(() => `statistics round ${request.name}`);
   const want = Math.max(MIN_SECURE_SITES, r.minSites);
   await registry.waitForCount(want, r.timeouts.waitForSitesMs, signal).catch((e: Error) => {
     if (signal.aborted) throw new CoordinatorError('stopped', 'coordinator stopped');

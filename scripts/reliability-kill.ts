@@ -7,8 +7,11 @@
  * the same rounds in history.json, final weights decodable with the same tensors, both statistics files over all
  * sites, no stray temporary file, every site released with exit 0.
  * Run: nice -n 10 node --import tsx scripts/reliability-kill.ts [--kills 20] [--per-run 5] [--rounds 4] [--seed 1]   (prints JSON)
+ * --max-delay MS (default 8000): latest 'anywhere' kill after an incarnation listens. To replay one run of a seed's schedule: --only N (1-based; earlier runs' plans are drawn but not run) --no-baseline
+ * (skip the uninterrupted run; its round count and files are then taken as rounds 1..R and the files of a complete
+ * folder); --logs DIR writes every process's full output of every run to DIR/run-N/.
  */
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -17,11 +20,14 @@ import { Rng } from '../protocol/common/index.ts';
 import { decodeWeightSet } from '../protocol/index.ts';
 import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../test/support/process-harness.ts';
 
-const { values: o } = parseArgs({ options: { kills: { type: 'string', default: '20' }, 'per-run': { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' }, seed: { type: 'string', default: '1' } } });
+const { values: o } = parseArgs({ options: { kills: { type: 'string', default: '20' }, 'per-run': { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' }, seed: { type: 'string', default: '1' }, only: { type: 'string' }, 'max-delay': { type: 'string', default: '8000' }, 'no-baseline': { type: 'boolean', default: false }, logs: { type: 'string' } } });
 const KILLS = Number(o.kills);
 const PER_RUN = Number(o['per-run']);
 const ROUNDS = Number(o.rounds);
 const rng = new Rng(Number(o.seed));
+const only = o.only === undefined ? undefined : Number(o.only);
+/** Latest moment of an 'anywhere' kill after the incarnation listens (ms); small values pile kills up before round 1. */
+const MAX_DELAY = Number(o['max-delay']);
 
 interface Folder {
   files: string[];
@@ -85,7 +91,7 @@ function lastOutput(p: Proc): string {
  * listening ('anywhere'), or after it printed the last round's aggregation ('after-last-round': statistics rounds
  * and artifact writing). Each killed coordinator is restarted on the same port, checkpoint and folder.
  */
-async function trial(plan: Omit<Kill, 'phase'>[]): Promise<Trial> {
+async function trial(plan: Omit<Kill, 'phase'>[], logsDir?: string): Promise<Trial> {
   const started = Date.now();
   const dir = await mkdtemp(join(tmpdir(), 'fedsfda-kill-'));
   const procs: Proc[] = [];
@@ -122,6 +128,7 @@ async function trial(plan: Omit<Kill, 'phase'>[]): Promise<Trial> {
     const failed = lastExit !== 0 || sitesExit.some((e) => e !== 0) || folder.problems.length > 0;
     const tail = (name: string, p: Proc): string[] => [...p.lines.slice(-3), ...p.logs.slice(-6).map((l) => `${l.code ?? ''} ${l.msg}`)].map((l) => `${name}: ${l.slice(0, 300)}`);
     const output = failed ? [...tail('coordinator', coord), ...sites.flatMap((s, i) => tail(`site-${i + 1}`, s))] : undefined;
+    if (logsDir) await writeLogs(logsDir, procs, sites);
     return { kills, lastExit, sitesExit, folder, wallMs: Date.now() - started, ...(output ? { lastOutput: output } : {}) };
   } finally {
     await stopAll(procs);
@@ -129,18 +136,38 @@ async function trial(plan: Omit<Kill, 'phase'>[]): Promise<Trial> {
   }
 }
 
+/** Every process's whole output (coordinator incarnations in order, then the sites), one file each. */
+async function writeLogs(dir: string, procs: Proc[], sites: Proc[]): Promise<void> {
+  await mkdir(dir, { recursive: true });
+  const coords = procs.filter((p) => !sites.includes(p));
+  const dump = (p: Proc): string => [...p.lines, ...p.logs.map((l) => JSON.stringify(l))].join('\n') + '\n';
+  await Promise.all([
+    ...coords.map((p, i) => writeFile(join(dir, `coordinator-${i + 1}.log`), dump(p))),
+    ...sites.map((p, i) => writeFile(join(dir, `site-${i + 1}.log`), dump(p))),
+  ]);
+}
+
+/** The uninterrupted run, or (--no-baseline) what it always produces. */
+async function baseline(): Promise<Trial> {
+  if (!o['no-baseline']) return trial([]);
+  const files = ['class-histogram.json', 'final-weights.fsws', 'history.json', 'run.json', 'source-stats.json'];
+  const folder = { files, rounds: Array.from({ length: ROUNDS }, (_, i) => i + 1), tensors: ['head.w', 'linear.b', 'linear.w'], problems: [] };
+  return { kills: [], lastExit: 0, sitesExit: [0, 0, 0], folder, wallMs: 0 };
+}
+
 async function main(): Promise<void> {
   const load = [loadavg()[0]];
-  const base = await trial([]);
+  const base = await baseline();
   if (base.folder.problems.length > 0 || base.lastExit !== 0) throw new Error(`the uninterrupted run is not complete: ${base.folder.problems.join('; ')}`);
   process.stderr.write(`uninterrupted run: ${base.wallMs} ms\n`);
   const trials: Trial[] = [];
   const killsSoFar = (): number => trials.reduce((a, t) => a + t.kills.length, 0);
-  for (let i = 0; killsSoFar() < KILLS && i < KILLS; i++) {
+  for (let i = 0; only !== undefined ? i < only : killsSoFar() < KILLS && i < KILLS; i++) {
     // Per run: kills anywhere (0-8 s after the incarnation listens), and on every other run one after the last round.
-    const plan: Omit<Kill, 'phase'>[] = Array.from({ length: PER_RUN - 1 }, () => ({ mode: 'anywhere' as const, delayMs: Math.round(rng.next() * 8000) }));
-    plan.unshift({ mode: i % 2 === 0 ? 'after-last-round' : 'anywhere', delayMs: Math.round(rng.next() * (i % 2 === 0 ? 1500 : 8000)) });
-    const t = await trial(plan);
+    const plan: Omit<Kill, 'phase'>[] = Array.from({ length: PER_RUN - 1 }, () => ({ mode: 'anywhere' as const, delayMs: Math.round(rng.next() * MAX_DELAY) }));
+    plan.unshift({ mode: i % 2 === 0 ? 'after-last-round' : 'anywhere', delayMs: Math.round(rng.next() * (i % 2 === 0 ? 1500 : MAX_DELAY)) });
+    if (only !== undefined && i + 1 !== only) continue;
+    const t = await trial(plan, o.logs ? join(o.logs, `run-${i + 1}`) : undefined);
     trials.push(t);
     const bad = problemsOf(t, base);
     process.stderr.write(`run ${i + 1}: ${t.kills.length} kill(s), ${Math.round(t.wallMs / 1000)} s: ${bad.length ? bad.join('; ') : 'complete and equal'}\n`);
@@ -150,7 +177,7 @@ async function main(): Promise<void> {
   console.log(
     JSON.stringify(
       {
-        command: `node --import tsx scripts/reliability-kill.ts --kills ${KILLS} --per-run ${PER_RUN} --rounds ${ROUNDS} --seed ${o.seed}`,
+        command: `node --import tsx scripts/reliability-kill.ts --kills ${KILLS} --per-run ${PER_RUN} --rounds ${ROUNDS} --seed ${o.seed}${only !== undefined ? ` --only ${only}` : ''}${o['no-baseline'] ? ' --no-baseline' : ''}${MAX_DELAY !== 8000 ? ` --max-delay ${MAX_DELAY}` : ''}`,
         date: new Date().toISOString(),
         loadAverage1m: { min: Math.min(...load), max: Math.max(...load) },
         uninterrupted: { wallMs: base.wallMs, rounds: base.folder.rounds, files: base.folder.files, tensors: base.folder.tensors },
@@ -158,6 +185,7 @@ async function main(): Promise<void> {
         kills: killsSoFar(),
         killsAfterLastRound: trials.reduce((a, t) => a + t.kills.filter((k) => k.mode === 'after-last-round').length, 0),
         runsCompleteAndEqual: trials.length - failed.length,
+        perRun: trials.map((t) => ({ kills: t.kills.length, wallS: Math.round(t.wallMs / 1000) })),
         failures: failed.map(({ t, bad }) => ({ kills: t.kills, problems: bad, lastOutput: t.lastOutput })),
         killPoints: trials.flatMap((t) => t.kills.map((k) => `${k.mode} +${k.delayMs} ms: ${k.phase}`)),
       },

@@ -4,6 +4,9 @@
  * resident set is sampled from /proc every 500 ms. Reported: RSS after the warm-up rounds, at the end, the peak, and
  * the growth after warm-up (target < 50 MB), with the run's outcome.
  * Run: node --import tsx scripts/reliability-soak.ts [--sites 10] [--rounds 100] [--warmup 10]   (prints JSON)
+ * Diagnosis: --snapshots-at 10,200 --snapshot-dir DIR writes a V8 heap snapshot of the coordinator when it reports
+ * each of those rounds (SIGUSR2, --heapsnapshot-signal; a snapshot is taken after a full GC, so its size is the live
+ * heap). Summarise one with scripts/heap-summary.ts.
  */
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
@@ -14,7 +17,16 @@ import { runSite } from '../site-agent/client/index.ts';
 import { coordinatorUrl, makeConsortium, startCoordinatorProcess, stopAll, type Proc } from '../test/support/process-harness.ts';
 import { ToyTrainer } from '../test/support/toy-trainer.ts';
 
-const { values: o } = parseArgs({ options: { sites: { type: 'string', default: '10' }, rounds: { type: 'string', default: '100' }, warmup: { type: 'string', default: '10' } } });
+const { values: o } = parseArgs({
+  options: {
+    sites: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '100' },
+    warmup: { type: 'string', default: '10' },
+    'snapshots-at': { type: 'string', default: '' },
+    'snapshot-dir': { type: 'string', default: '.' },
+  },
+});
+const SNAPSHOTS_AT = o['snapshots-at'] ? o['snapshots-at'].split(',').map(Number) : [];
 const SITES = Number(o.sites);
 const ROUNDS = Number(o.rounds);
 const WARMUP = Number(o.warmup);
@@ -48,12 +60,41 @@ async function main(): Promise<void> {
     const c = await makeConsortium(dir, SITES);
     const config = { rounds: ROUNDS, minSites: SITES, port: 0, secureAggregation: { clip: 8, maxExamples: 100 }, timeouts: { waitForSitesMs: 300_000, fitMs: 300_000, evaluateMs: 300_000 } };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-    const coord = startCoordinatorProcess(['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json')]);
+    const nodeOptions = SNAPSHOTS_AT.length ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o['snapshot-dir']}`] : [];
+    const coord = startCoordinatorProcess(
+      ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json')],
+      nodeOptions.length ? { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeOptions].join(' ').trim() } : {},
+    );
     procs.push(coord);
     const url = await coordinatorUrl(coord);
     const pid = coord.child.pid!;
     const samples: { round: number; rss: number; t: number }[] = [];
+    const pendingSnapshots = [...SNAPSHOTS_AT];
+    // Every 10th round: the coordinator's own memory view from /metrics (prom-client's Node process metrics), to
+    // tell the live JS heap from heap capacity and from memory outside the heap.
+    const memory: Record<number, Record<string, number>> = {};
+    const readMemory = async (round: number): Promise<void> => {
+      const text = await fetch(`${url}/metrics`).then((r) => r.text(), () => '');
+      const pick = (re: RegExp): number => +(Number(re.exec(text)?.[1] ?? NaN) / MB).toFixed(1);
+      memory[round] = {
+        rss: pick(/^process_resident_memory_bytes (\S+)/m),
+        heapTotal: pick(/^nodejs_heap_size_total_bytes (\S+)/m),
+        heapUsed: pick(/^nodejs_heap_size_used_bytes (\S+)/m),
+        external: pick(/^nodejs_external_memory_bytes (\S+)/m),
+        oldSpaceSize: pick(/^nodejs_heap_space_size_total_bytes\{space="old"\} (\S+)/m),
+        newSpaceSize: pick(/^nodejs_heap_space_size_total_bytes\{space="new"\} (\S+)/m),
+      };
+    };
+    let nextMemoryRound = 0;
     const sampler = setInterval(() => {
+      if (pendingSnapshots.length && roundsDone(coord) >= pendingSnapshots[0]) {
+        pendingSnapshots.shift();
+        coord.kill('SIGUSR2');
+      }
+      if (roundsDone(coord) >= nextMemoryRound) {
+        void readMemory(nextMemoryRound);
+        nextMemoryRound += 10;
+      }
       void rssBytes(pid).then((rss) => {
         if (rss !== null) samples.push({ round: roundsDone(coord), rss, t: Date.now() - started });
       });
@@ -97,6 +138,7 @@ async function main(): Promise<void> {
             Array.from({ length: Math.floor(ROUNDS / 10) + 1 }, (_, k) => k * 10).map((r) => [r, +((samples.find((s) => s.round >= r)?.rss ?? 0) / MB).toFixed(1)]),
           ),
           samples: samples.length,
+          memoryByRound: memory,
         },
         null,
         2,

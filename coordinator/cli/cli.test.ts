@@ -72,6 +72,21 @@ describe('coordinator CLI', () => {
     await expect(startCoordinatorFromFiles({ identity: 'x', enroll: 'y', initWeights: 'z', strategy: 'fedmagic' })).rejects.toMatchObject({ code: 'bad_options' });
   });
 
+  it('takes the per-site byte budget from limits.maxSiteBytesPerRound, overridden by --max-site-bytes-per-round', async () => {
+    const dir = await tmp();
+    await saveIdentity(join(dir, 'coord.json'), generateIdentity());
+    await writeFile(join(dir, 'enroll.json'), JSON.stringify(new Enrollment().allow('site-a', generateIdentity().publicKey).toJSON()));
+    await writeFile(join(dir, 'w.fsws'), encodeWeightSet([{ name: 'w', shape: [256], data: new Float32Array(256) }]));
+    const files = { identity: join(dir, 'coord.json'), enroll: join(dir, 'enroll.json'), initWeights: join(dir, 'w.fsws'), port: '0', config: join(dir, 'cfg.json') };
+    const tooSmall = { code: 'bad_options', message: expect.stringContaining('maxSiteBytesPerRound must be an integer of at least') };
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify({ limits: { maxSiteBytesPerRound: 100 } }));
+    await expect(startCoordinatorFromFiles(files, () => {})).rejects.toMatchObject(tooSmall);
+    await writeFile(join(dir, 'cfg.json'), JSON.stringify({ limits: { maxSiteBytesPerRound: 1 << 20 } }));
+    await expect(startCoordinatorFromFiles({ ...files, maxSiteBytesPerRound: '100' }, () => {})).rejects.toMatchObject(tooSmall);
+    const handle = await startCoordinatorFromFiles({ ...files, maxSiteBytesPerRound: '4096' }, () => {});
+    await handle.close();
+  });
+
   it('identity new writes a loadable identity file', async () => {
     const dir = await tmp();
     const program = new Command().exitOverride();

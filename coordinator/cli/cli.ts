@@ -9,12 +9,11 @@
  * source statistics and the non-IID report computed by masked-sum statistics rounds after the last round.
  * TLS: --tls-cert/--tls-key (or config `tls`); REST token: environment variable FEDSFDA_REST_TOKEN (>= 16 chars).
  */
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { Enrollment, generateIdentity, loadIdentity, publicKeyToString, saveIdentity } from '../../protocol/index.ts';
 import { getLogger, writeFileAtomic } from '../../protocol/common/index.ts';
 import { CoordinatorError } from '../errors/index.ts';
-import { HISTORY_FILE } from '../storage/index.ts';
+import { completedRun } from '../storage/index.ts';
 import { STRATEGY_NAMES } from '../strategies/index.ts';
 import { installProcessGuards } from './process-guard.ts';
 import { startCoordinatorFromFiles, type CoordinatorCommandOptions } from './start-from-files.ts';
@@ -108,7 +107,14 @@ async function runCoordinatorCommand(o: CoordinatorCommandOptions): Promise<void
       return;
     }
     if (o.historyOut) await writeFileAtomic(o.historyOut, JSON.stringify(history, null, 2));
-    if (o.out) await writeFileAtomic(join(o.out, HISTORY_FILE), JSON.stringify(history, null, 2));
+    // With --out, history.json was written with the other artifacts before the sites were released (run.json last):
+    // writing it again here, after the sites left, would leave a torn temp file behind a kill at this point. Exit 0
+    // promises a complete folder; one the artifact step could not finish (its error is logged) is a failure.
+    if (o.out && !(await completedRun(o.out, history.at(-1)?.round ?? 0))) {
+      console.error(`run folder ${o.out} is incomplete (no run.json naming every file): see the after_rounds_failed log line`);
+      process.exitCode = 1;
+      return;
+    }
     const outcome = handle.outcome();
     if (outcome && !outcome.ok) {
       console.error(`run failed: ${outcome.reason}`);

@@ -197,7 +197,10 @@ export class SiteConnection {
       onSealed: (l) =>
         port.onSealed((e) => {
           if (this.state === 'awaiting_ready') this.deps.budget.charge(siteId, size(e));
-          else if (!this.deps.budget.receive(siteId, size(e))) return this.overBudget(siteId);
+          else if (!this.deps.budget.receive(siteId, size(e))) {
+            this.droppedEnvelopes = true;
+            return this.overBudget(siteId);
+          }
           l(e);
         }),
     };
@@ -219,6 +222,12 @@ export class SiteConnection {
 
   /** Whether the site was told it is over budget on this connection. */
   private refusedNotice = false;
+
+  /**
+   * Whether envelopes were dropped unopened on this connection: one may have started an upload the site still waits
+   * to hear about, so the gateway closes the connection when the round ends (the site reconnects with a clean session).
+   */
+  droppedEnvelopes = false;
 
   private onMessage(m: SessionMessage, helloSiteId: string): void {
     this.activity.lastSeen = new Date().toISOString();

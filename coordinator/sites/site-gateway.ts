@@ -134,6 +134,18 @@ export class SiteGateway {
     d.events.emit('siteDisconnected', c.siteId as string);
   }
 
+  /**
+   * A new round starts: close the connections that dropped envelopes over the byte budget (their site may be waiting
+   * for an answer to an envelope it will never get); the site reconnects with a clean session.
+   */
+  resetOverBudget(): void {
+    for (const c of [...this.connections]) {
+      if (!c.droppedEnvelopes) continue;
+      this.d.logger.info({ code: 'byte_budget_reset', siteId: c.siteId, peer: c.peer }, 'closing a connection that dropped envelopes over the byte budget last round');
+      c.close();
+    }
+  }
+
   /** Refuse new sites, disconnect the open ones, and wait for pending enrollment saves. */
   async close(): Promise<void> {
     this.closing = true;

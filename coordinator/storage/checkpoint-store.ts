@@ -12,7 +12,7 @@
 import { mkdir, open, readFile, readdir, truncate, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { writeFileAtomic } from '../../protocol/common/index.ts';
+import { removeLeftoverTempFiles, writeFileAtomic } from '../../protocol/common/index.ts';
 import { decodeWeightSet, encodeWeightSet, type WeightSet } from '../../protocol/index.ts';
 import { roundRecordSchema, type RoundRecord } from '../../protocol/contracts/index.ts';
 
@@ -146,6 +146,8 @@ export class CheckpointStore {
 
   /** The latest checkpoint, or null if the directory holds none. Throws CheckpointError if it is corrupt. */
   async load(): Promise<Checkpoint | null> {
+    // Temp files of a coordinator killed mid-save are garbage: the checkpoint they would have become was never committed.
+    await removeLeftoverTempFiles(this.dir);
     const parsed = await this.readCheckpointFile();
     if (!parsed) return null;
     const history = parsed.v === 1 ? (parsed.history as RoundRecord[]) : await this.readHistory(parsed.historyRecords, parsed.historyBytes);

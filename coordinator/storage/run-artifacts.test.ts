@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import type { PrivacyStatus } from '../strategies/index.ts';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -93,6 +94,21 @@ describe('writeRunArtifacts', () => {
     expect(r.failures.map((f) => f.artifact)).toEqual(['source-stats', 'class-histogram']);
     expect(r.failures[0].reason).toMatch(/only 2 site\(s\).*c: 41000 pixels exceed the public bound/);
     expect(await readdir(dir)).toEqual(['final-weights.fsws']);
+  });
+
+  it("a restart on a folder the killed coordinator completed keeps it and removes the killed writer's temp file", async () => {
+    // Arrange: a complete folder, then the temp file a coordinator killed mid-write leaves (its pid is gone).
+    const history = [{ round: 1 }] as unknown as ReturnType<NonNullable<ArtifactSource['history']>>;
+    const requests: StatisticsRequest[] = [];
+    await writeRunArtifacts({ ...fakeSource(requests), history: () => history }, dir);
+    const manifest = await readFile(join(dir, 'run.json'), 'utf8');
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!;
+    await writeFile(join(dir, `.tmp-history.json-${dead}-0123abcd`), '[{"rou');
+    // Act: the restarted coordinator writes its artifacts for the same round.
+    await writeRunArtifacts({ ...fakeSource(requests), history: () => history }, dir);
+    // Assert: nothing redone, nothing stray.
+    expect(await readFile(join(dir, 'run.json'), 'utf8')).toBe(manifest);
+    expect((await readdir(dir)).sort()).toEqual(['final-weights.fsws', 'history.json', 'run.json']);
   });
 
   it('refuses a statistics block without a positive pixel bound before writing anything', async () => {

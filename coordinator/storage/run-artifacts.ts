@@ -36,7 +36,7 @@ import {
   type StatisticsDpSettings,
 } from '../../protocol/privacy/index.ts';
 import type { PrivacyStatus } from '../strategies/index.ts';
-import { writeFileAtomic } from '../../protocol/common/index.ts';
+import { removeLeftoverTempFiles, writeFileAtomic } from '../../protocol/common/index.ts';
 import type { RunOutcome } from '../rounds/index.ts';
 import { StatisticsRoundError, type StatisticsRequest, type StatisticsResult } from '../workflows/index.ts';
 
@@ -150,6 +150,8 @@ export async function writeRunArtifacts(source: ArtifactSource, outDir: string, 
   const s = statistics === undefined ? undefined : runStatisticsSchema.parse(statistics); // bad settings: nothing written
   const history = source.history?.();
   const round = history && history.length > 0 ? history[history.length - 1].round : 0;
+  // A coordinator killed in the middle of an atomic write left its temp file here: the folder is not complete with it.
+  await removeLeftoverTempFiles(outDir);
   if (history) {
     const done = await completedRun(outDir, round);
     if (done) return done.report;

@@ -2,7 +2,8 @@ import { mkdir, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { appendLineDurable, isAtomicTempFile, writeFileAtomic } from './atomic-write.ts';
+import { spawnSync } from 'node:child_process';
+import { appendLineDurable, isAtomicTempFile, removeLeftoverTempFiles, writeFileAtomic } from './atomic-write.ts';
 
 let dir: string;
 beforeEach(async () => {
@@ -35,6 +36,18 @@ describe('writeFileAtomic', () => {
     await expect(writeFileAtomic(target, 'new')).rejects.toThrow();
     expect(await readFile(join(target, 'inside'), 'utf8')).toBe('kept');
     expect((await readdir(dir)).filter(isAtomicTempFile)).toEqual([]);
+  });
+});
+
+describe('removeLeftoverTempFiles', () => {
+  it("removes a dead writer's temp files and keeps a live writer's and every other file", async () => {
+    const dead = spawnSync(process.execPath, ['-e', '']).pid!; // a process that has exited
+    const orphan = `.tmp-final-weights.fsws-${dead}-0123abcd`;
+    const live = `.tmp-run.json-${process.pid}-89abcdef`;
+    for (const f of [orphan, live, 'run.json', '.tmp-not-ours']) await writeFile(join(dir, f), 'x');
+    expect(await removeLeftoverTempFiles(dir)).toEqual([orphan]);
+    expect((await readdir(dir)).sort()).toEqual(['.tmp-not-ours', live, 'run.json'].sort());
+    expect(await removeLeftoverTempFiles(join(dir, 'missing'))).toEqual([]);
   });
 });
 

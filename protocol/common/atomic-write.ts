@@ -8,7 +8,7 @@
  * await writeFileAtomic(join(runDir, 'history.json'), JSON.stringify(history));
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, readdir, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 
 export interface AtomicWriteOptions {
@@ -22,6 +22,46 @@ export const ATOMIC_TEMP_PREFIX = '.tmp-';
 /** True for a leftover temp file of an interrupted atomic write (safe to delete). */
 export function isAtomicTempFile(name: string): boolean {
   return basename(name).startsWith(ATOMIC_TEMP_PREFIX);
+}
+
+/** The pid of the process that wrote a temp file (`.tmp-<name>-<pid>-<hex>`), or null for another name. */
+function writerPid(name: string): number | null {
+  const m = /-(\d+)-[0-9a-f]{8}$/.exec(basename(name));
+  return isAtomicTempFile(name) && m ? Number(m[1]) : null;
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, owned by someone else
+  }
+}
+
+/**
+ * Delete the temp files that interrupted atomic writes left in `dir` (a writer killed between open and rename):
+ * only those whose writer process is gone, so a live writer's file is never pulled away. Returns the names removed.
+ * A restarted process calls it on the folders it owns, so a `kill -9` leaves no stray file behind for good.
+ */
+export async function removeLeftoverTempFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw e;
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const pid = writerPid(name);
+    if (pid === null || pid === process.pid || isAlive(pid)) continue;
+    await unlink(join(dir, name)).then(
+      () => removed.push(name),
+      () => {},
+    );
+  }
+  return removed;
 }
 
 async function fsyncDirectory(dir: string): Promise<void> {

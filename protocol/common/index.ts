@@ -25,4 +25,4 @@ export {
 } from './config.ts';
 export { Rng } from './rng.ts';
 export { bytesEqual, concatBytes, decodeBase64Strict, decodeUtf8Strict, isBytes, lengthPrefixed, toBase64, toHex, utf8 } from './bytes.ts';
-export { writeFileAtomic, type AtomicWriteOptions } from './atomic-write.ts';
+export { removeLeftoverTempFiles, writeFileAtomic, type AtomicWriteOptions } from './atomic-write.ts';

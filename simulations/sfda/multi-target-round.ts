@@ -72,11 +72,20 @@ export async function secureStatistics(c: SecureRoundConfig, joint: readonly Joi
 /**
  * Step 3: the weights of every site's `which` model (its student, or its teacher), summed securely through the
  * coordinator's secure fit path (protocol/secagg/fit-contribution.ts), turned into the next global weights by FedBN.
- * Returns the new global weights (non-BN tensors averaged; BN tensors as in `global`, never used by the sites).
+ * Returns the new global weights (shared tensors averaged; local ones as in `global`, never used by the sites).
  */
-export async function secureFedBn(c: SecureRoundConfig, weights: readonly WeightSet[], numExamples: readonly number[], round: number, global: WeightSet, hooks: SecureRoundHooks): Promise<{ global: WeightSet; isLocal: (name: string) => boolean }> {
+export async function secureFedBn(
+  c: SecureRoundConfig,
+  weights: readonly WeightSet[],
+  numExamples: readonly number[],
+  round: number,
+  global: WeightSet,
+  hooks: SecureRoundHooks,
+  localPrefixes: readonly string[] = [],
+): Promise<{ global: WeightSet; isLocal: (name: string) => boolean }> {
   const strategy = createStrategy({ name: 'fedbn' });
-  const isLocal = (name: string): boolean => !(strategy.aggregatesTensor?.(name) ?? true);
+  // Local tensors (BN, and any `localPrefixes`) are not in the fit layout at all: the coordinator never sees them.
+  const isLocal = (name: string): boolean => !(strategy.aggregatesTensor?.(name) ?? true) || localPrefixes.some((p) => name.startsWith(p));
   const spec = { tensors: global.filter((t) => !isLocal(t.name)).map((t) => ({ name: t.name, length: t.data.length })), metrics: [], maxExamples: c.maxExamples };
   const contributions = weights.map((w, i) => fitContribution(spec, new Map(w.map((t) => [t.name, t.data])), numExamples[i], {}));
   const sum = await secureSum(c, contributions, 'fit', hooks);

@@ -38,6 +38,9 @@ describe('federated multi-target adaptation', () => {
     expect(parseMultiTargetConfig(mt).adapt.options).toMatchObject({ method: 'mean-teacher' });
     expect(() => parseMultiTargetConfig({ ...raw, data: { ...raw.data, targets: raw.data.targets.slice(0, 2) } })).toThrow(MultiTargetError);
     expect(() => parseMultiTargetConfig({ ...raw, secureAggregation: { ...raw.secureAggregation, clip: 0 } })).toThrow(MultiTargetError);
+    // Adaptation options are strict: a typo, or a mean-teacher option given to ratio-entropy, is refused.
+    expect(() => parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, options: { ...raw.adapt.options, lrr: 0.01 } } })).toThrow(MultiTargetError);
+    expect(() => parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, options: { ...raw.adapt.options, method: 'ratio-entropy', lr: 0.01 } } })).toThrow(/ratioEntropy/);
   });
 
   // Every local method shares different statistics (prototype sums and kept counts; predicted class mass): each goes

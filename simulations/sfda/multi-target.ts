@@ -1,17 +1,22 @@
 /**
  * Federated source-free adaptation across several new hospitals (`kind: sfda-multi-target`,
  * `fedsfda simulate --config simulations/scenarios/sfda-multi-target.json`). K unlabelled target sites, each on its
- * own scanner, adapt the same federated source model together (site-agent/adapt/joint-target-site.ts). Every round:
- *   1. each site computes its statistics (prototype sums, kept class counts); a SecAgg+ round (protocol/secagg, the
- *      coordinator's own server workflow and the sites' own sessions, with signed keys, pairwise and self masks and
- *      Shamir-shared seeds) sums them, and every site denoises its pseudo-labels against the pooled prototypes;
- *   2. each site trains one local mean-teacher epoch;
- *   3. the students' non-BN weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
+ * own scanner, adapt the same federated source model together (site-agent/adapt/joint-target-site.ts). Each site first
+ * fits its own input curve on the source model (once per site and seed; both modes start from it, with target BN
+ * statistics). Every round:
+ *   1. when the local method reads pooled statistics (mean teacher: prototype sums and kept class counts, DPL eq. 3;
+ *      ratio-entropy with `classPrior: 'pooled'`: predicted class mass), each site contributes its vector to a SecAgg+
+ *      round (protocol/secagg, the coordinator's own server workflow and the sites' own sessions, with signed keys,
+ *      pairwise and self masks and Shamir-shared seeds);
+ *   2. each site trains one local epoch (mean teacher with denoised pseudo-labels, or Bateson's class-ratio-prior
+ *      entropy), using the pooled statistics;
+ *   3. the models' shared weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
  *      exactly the coordinator's secure fit: protocol/secagg/fit-contribution.ts) and turned into the next global
- *      weights by the coordinator's FedBN strategy.
- * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own prototypes and class
- * counts, no weight exchange) are the comparison, per site. What is in-process here: the transport (the messages pass
- * through `runSecAggRound`'s in-memory driver instead of sockets); everything a message carries is the product's.
+ *      weights by the coordinator's FedBN strategy (BN, and optionally `share.localPrefixes`, stay at the site).
+ * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own statistics, no weight
+ * exchange) are the comparison, per site, with the common starting point (curve + AdaBN) reported beside them.
+ * What is in-process here: the transport (the messages pass through `runSecAggRound`'s in-memory driver instead of
+ * sockets); everything a message carries is the product's.
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -34,9 +39,27 @@ import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
 import { secureFedBn, secureStatistics, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
+
+/** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
+const jointSiteOptionsSchema = meanTeacherOptionsSchema
+  .extend({
+    method: z.enum(['mean-teacher', 'ratio-entropy']).optional(),
+    ratioEntropy: z.object({ lr: z.number().positive().optional(), priorWeight: z.number().min(0).optional() }).strict().optional(),
+    classPrior: z.enum(['source', 'pooled']).optional(),
+    inputAdapter: inputAdapterOptionsSchema.optional(),
+  })
+  .strict()
+  .superRefine((o, ctx) => {
+    // The mean teacher's own options mean nothing to ratio-entropy (its learning rate is ratioEntropy.lr).
+    if (o.method !== 'ratio-entropy') return;
+    for (const k of ['lr', 'epochs', 'ema', 'passes', 'dropout', 'uncertainty', 'confidence', 'prototypeFilter', 'classBalance', 'augment', 'supervisedWeight'] as const) {
+      if (o[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is a mean-teacher option; ratio-entropy takes ratioEntropy.{lr, priorWeight}` });
+    }
+  });
 
 export const multiTargetSchema = z
   .object({
@@ -63,16 +86,28 @@ export const multiTargetSchema = z
         /** Rounds = local mean-teacher epochs. */
         rounds: z.number().int().min(1).max(100),
         batchSize: z.number().int().min(1).max(64),
-        options: z.record(z.string(), z.unknown()).default({}),
+        options: jointSiteOptionsSchema.default({}),
         /** What the federated mode shares (ablations; default everything). */
         share: z
           .object({
             prototypes: z.boolean().default(true),
             classRatio: z.boolean().default(true),
             weights: z.boolean().default(true),
+            /**
+             * Tensor-name prefixes kept local besides BN (FedPer, Arivazhagan et al. 2019 / LG-FedAvg, Liang et al.
+             * 2020: scanner-specific layers stay at the site), e.g. ["enc1."] for the first encoder block.
+             */
+            localPrefixes: z.array(z.string().min(1)).default([]),
+            /**
+             * θ of the local-global mixing step after every weight average: each site's shared tensors become
+             * θ · own + (1 - θ) · average (L2GD's aggregation step, Hanzely & Richtárik, "Federated learning of a mixture
+             * of global and local models", 2020, Alg. 1; APFL's personalised mixture, Deng et al. 2020). 0 (default):
+             * plain FedBN, every site takes the average; → 1: adapting alone.
+             */
+            personal: z.number().min(0).max(1).default(0),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0 }),
       })
       .strict(),
     secureAggregation: z
@@ -153,7 +188,7 @@ export interface PreparedSeed {
 const modelConfig = (cfg: MultiTargetConfig): Parameters<typeof createUNet>[0] => ({ inChannels: 1, numClasses: cfg.data.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth });
 
 const siteOptions = (cfg: MultiTargetConfig, seed: number, i: number, mode: AdaptMode): JointSiteOptions => ({
-  ...(cfg.adapt.options as JointSiteOptions),
+  ...cfg.adapt.options,
   batchSize: cfg.adapt.batchSize,
   seed: seed * 31 + i,
   share: mode === 'federated' ? 'pooled' : 'local',
@@ -251,9 +286,9 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
         if (pooled === null) for (const j of joint) j.statistics(1 / sa.maxPixels);
         for (const j of joint) j.train(pooled && { protos: share.prototypes ? pooled.protos : null, kept: share.classRatio ? pooled.kept : null, mass: share.classRatio ? pooled.mass : null }, totalSteps);
         if (share.weights) {
-          const next = await secureFedBn(secure, joint.map((j) => j.unet.getWeights()), joint.map((j) => j.numExamples), r, global, hooks);
+          const next = await secureFedBn(secure, joint.map((j) => j.unet.getWeights()), joint.map((j) => j.numExamples), r, global, hooks, share.localPrefixes);
           global = next.global;
-          for (const j of joint) j.receive(global, next.isLocal);
+          for (const j of joint) j.receive(global, next.isLocal, share.personal);
         }
       } else {
         for (const j of joint) {
@@ -262,7 +297,8 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
         }
       }
       hooks.onRound?.({ seed: p.seed, mode, round: r, sites: joint, score: () => joint.map((j, i) => scoreTeacher(p, j, i)) });
-      log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}`);
+      const kept = joint[0].method === 'mean-teacher' ? `, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}` : '';
+      log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}${kept}`);
     }
     const dice = joint.map((j, i) => scoreSite(p, j.unet, i, j.finish()));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
@@ -274,7 +310,7 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
 
 /** Whether the federated mode runs a secure statistics sum each round (see `adaptSites`). */
 export function sharesStatistics(cfg: MultiTargetConfig): boolean {
-  const o = cfg.adapt.options as JointSiteOptions;
+  const o: JointSiteOptions = cfg.adapt.options;
   const share = cfg.adapt.share;
   if ((o.method ?? 'mean-teacher') === 'ratio-entropy') return share.classRatio && o.classPrior === 'pooled';
   return share.prototypes || share.classRatio;

@@ -186,9 +186,21 @@ export class JointTargetSite {
     this.pass = null;
   }
 
-  /** Loads the aggregated non-BN weights into the trained model (its BN stays local). */
-  receive(global: WeightSet, isBatchNorm: (name: string) => boolean): void {
-    this.unet.setWeights(global.filter((t) => !isBatchNorm(t.name)), { partial: true });
+  /**
+   * Loads the aggregated shared weights into the trained model (its BN, and whatever `isLocal` names, stays local).
+   * With `personal` = θ > 0 each shared tensor becomes θ · own + (1 - θ) · aggregate (a local-global mixing step:
+   * L2GD, Hanzely & Richtárik 2020, Alg. 1), so a site whose target needs a large change of its own keeps part of it.
+   */
+  receive(global: WeightSet, isLocal: (name: string) => boolean, personal = 0): void {
+    if (!(personal >= 0 && personal <= 1)) throw new AdaptError('BAD_OPTION', `personal must be in [0, 1], got ${personal}`);
+    const own = personal > 0 ? new Map(this.unet.getWeights().map((t) => [t.name, t.data])) : null;
+    const shared = global
+      .filter((t) => !isLocal(t.name))
+      .map((t) => {
+        const mine = own?.get(t.name);
+        return mine ? { ...t, data: Float32Array.from(t.data, (g, i) => personal * mine[i] + (1 - personal) * g) } : t;
+      });
+    this.unet.setWeights(shared, { partial: true });
   }
 
   /** Makes `unet` the adapted model (target BN statistics); returns the curve its inputs need, or null. */

@@ -13,6 +13,8 @@ export type ConnectFailureCode =
   | 'connection_refused'
   | 'host_not_found'
   | 'connect_timeout'
+  /** The server closed the connection after the websocket opened, before socket.io's handshake answered. */
+  | 'connection_closed'
   | 'handshake_failed'
   | 'connect_failed';
 
@@ -64,7 +66,15 @@ function connectErrorOf(err: Error): ConnectError {
 
 /**
  * Open a socket.io connection (websocket only, no built-in reconnection: runSite owns the policy). For `https://`
- * URLs the server certificate is verified against the system CAs plus `tlsCa`. Rejects with a ConnectError.
+ * URLs the server certificate is verified against the system CAs plus `tlsCa`. Rejects with a ConnectError; always
+ * settles, within `timeoutMs` at the latest.
+ *
+ * The attempt has two steps: the websocket opens (engine.io's handshake), then socket.io's namespace handshake
+ * answers. A server that goes away between the two (a coordinator killed, or restarted by its supervisor, at that
+ * moment) is reported by socket.io-client as `disconnect` only, with no `connect_error`, and its connect timer is
+ * cleared with the connection: listening for `connect`/`connect_error` alone left the attempt pending forever, and a
+ * site process with nothing else to wait on then exited with code 0 in the middle of the run (issue 11, the
+ * kill-point runs that ended without a run folder). Both that close and our own timer settle the attempt.
  */
 export function connectSocketIo(url: string, timeoutMs = 10_000, tlsCa?: string | Buffer): Promise<SiteTransport> {
   return new Promise((resolve, reject) => {
@@ -73,16 +83,22 @@ export function connectSocketIo(url: string, timeoutMs = 10_000, tlsCa?: string 
       ServerToClientEvents,
       ClientToServerEvents
     >;
-    const onConnect = (): void => {
-      socket.off('connect_error', onError);
-      resolve(socketIoClientTransport(socket, url));
-    };
-    const onError = (err: Error): void => {
+    const settle = (err: ConnectError | null): void => {
+      clearTimeout(timer);
       socket.off('connect', onConnect);
+      socket.off('connect_error', onError);
+      socket.off('disconnect', onClosed);
+      if (err === null) return resolve(socketIoClientTransport(socket, url));
       socket.close();
-      reject(connectErrorOf(err));
+      reject(err);
     };
+    const onConnect = (): void => settle(null);
+    const onError = (err: Error): void => settle(connectErrorOf(err));
+    const onClosed = (reason: string): void => settle(new ConnectError('connection_closed', `the connection closed before the socket.io handshake completed (${reason})`));
+    // Referenced (keeps the process alive while the attempt is open) and independent of socket.io-client's timer.
+    const timer = setTimeout(() => settle(new ConnectError('connect_timeout', `no socket.io connection within ${timeoutMs} ms`)), timeoutMs);
     socket.once('connect', onConnect);
     socket.once('connect_error', onError);
+    socket.once('disconnect', onClosed);
   });
 }

@@ -10,7 +10,7 @@ import { createMemoryTransportPair, type SiteTransport } from '../../protocol/me
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { backoffDelay } from './backoff.ts';
 import type { LocalTrainer } from './local-trainer.ts';
-import { runSite } from './run-site.ts';
+import { DEFAULT_GIVE_UP_AFTER_MS, DEFAULT_MAX_ATTEMPTS, runSite } from './run-site.ts';
 import { SiteError, type SiteProgress } from './site-session.ts';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -196,5 +196,15 @@ describe('runSite', () => {
     expect(backoffDelay(0, { initialDelayMs: 100 }, () => 1)).toBe(100);
     expect(backoffDelay(3, { initialDelayMs: 100 }, () => 1)).toBe(800);
     expect(backoffDelay(20, { initialDelayMs: 100, maxDelayMs: 1000 }, () => 1)).toBe(1000);
+  });
+
+  it('the default retry budget is bounded and outlasts a coordinator crash-looping under a supervisor (5 min)', () => {
+    // The sleeps before attempts 2..DEFAULT_MAX_ATTEMPTS with the default schedule (0.5 s doubling, 30 s cap), at the
+    // shortest and the longest jitter: a site gives up after 6.3-12.5 min without a session, never sooner, so a
+    // supervisor's restart back-off (Kubernetes caps CrashLoopBackOff at 5 min) cannot exhaust it; any session resets it.
+    const total = (r: number): number => Array.from({ length: DEFAULT_MAX_ATTEMPTS - 1 }, (_, i) => backoffDelay(i + 1, {}, () => r)).reduce((a, b) => a + b, 0);
+    expect(total(0)).toBeGreaterThan(5 * 60_000);
+    expect(total(1)).toBeLessThan(DEFAULT_GIVE_UP_AFTER_MS);
+    expect(Number.isFinite(DEFAULT_MAX_ATTEMPTS)).toBe(true);
   });
 });

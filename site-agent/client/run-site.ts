@@ -68,7 +68,14 @@ export interface SiteRunResult {
   bytesReceived: number;
 }
 
-/** Consecutive failed connection attempts after which a site gives up (`reconnect.maxAttempts`). */
+/**
+ * Consecutive failed connection attempts after which a site gives up (`reconnect.maxAttempts`). Bounded, so a site
+ * whose coordinator is gone for good stops with a clear last message; large enough to ride out a supervisor
+ * restarting the coordinator again and again: with the default schedule (0.5 s doubling to a 30 s cap, equal jitter)
+ * the 29 sleeps add up to 6.3-12.5 min, more than Kubernetes' 5-minute CrashLoopBackOff cap. Only attempts that end
+ * without a completed handshake count (refused, reset, timed out, or closed before socket.io's handshake answered);
+ * every session, however short, resets the count and the give-up clock, so quick restarts in a row cost nothing.
+ */
 export const DEFAULT_MAX_ATTEMPTS = 30;
 /** Time without a coordinator session after which a site gives up (`giveUpAfterMs`): 30 minutes. */
 export const DEFAULT_GIVE_UP_AFTER_MS = 30 * 60_000;

@@ -125,7 +125,7 @@ async function floodingSite(url: string, coordinatorKey: string, siteId: string,
 }
 
 describe('per-site byte budget: a flood of small envelopes', () => {
-  it('is cut at the envelope (unopened), the site fails the round with byte_budget and the others aggregate', async () => {
+  it('is cut at the envelope (unopened), the site fails the round with byte_budget, the others aggregate, and its connection is reset when the next round starts', async () => {
     const lines: LogLine[] = [];
     const ids = ['site-1', 'site-2', 'site-flood'];
     const identities = ids.map(() => generateIdentity());
@@ -136,11 +136,12 @@ describe('per-site byte budget: a flood of small envelopes', () => {
       identity: generateIdentity(),
       enrollment,
       initialWeights: [{ name: 'w', shape: [4], data: new Float32Array(4) }],
-      rounds: 1,
-      minSites: 3,
+      rounds: 2,
+      minSites: 2,
       strategy: new FedAvg({ minFitResults: 2 }),
       host: '127.0.0.1',
       port: 0,
+      autoStart: false,
       timeouts: { fitMs: 30_000, evaluateMs: 30_000, finishMs: 2_000 },
       limits: { maxSiteBytesPerRound: budget },
       logger: createLogger({ format: 'json', level: 'info', destination: jsonSink(lines) }),
@@ -149,9 +150,20 @@ describe('per-site byte budget: a flood of small envelopes', () => {
       // 100 messages of ~450 bytes: ~45 KB against 16 KiB.
       const flood = floodingSite(coord.url, coord.publicKey, 'site-flood', identities[2], 100, 400);
       const sites = [0, 1].map((i) => runSite({ url: coord.url, identity: identities[i], coordinatorPublicKey: coord.publicKey, siteId: ids[i], trainer: honest }));
-      const [round] = await coord.done;
+      // Round 1 starts with all three connected.
+      await new Promise<void>((resolve) => {
+        const check = (): void => void (coord.connectedSites().length === 3 && resolve());
+        coord.events.on('siteConnected', check);
+        check();
+      });
+      const [round, round2] = await coord.start();
       await Promise.all([...sites, flood]);
       expect(round.aggregated).toBe(true);
+      // Round 2: the flood site's connection was closed when it started (it may have been waiting for an answer to a
+      // dropped envelope); this hand-driven site does not reconnect, so round 2 runs with the two honest sites.
+      expect(lines.filter((l) => l.code === 'byte_budget_reset')).toEqual([expect.objectContaining({ siteId: 'site-flood', level: 30 })]);
+      expect(round2).toMatchObject({ aggregated: true, failures: [] });
+      expect(round2.sites.map((s) => s.siteId).sort()).toEqual(['site-1', 'site-2']);
       expect(round.failures.map((f) => [f.siteId, f.stage, f.code])).toEqual([
         ['site-flood', 'fit', 'byte_budget'],
         ['site-flood', 'evaluate', 'byte_budget'],

@@ -16,6 +16,7 @@ export type { ToySiteArgs };
 
 const CLI = fileURLToPath(new URL('../../bin/fedsfda.mjs', import.meta.url));
 const TOY_SITE = fileURLToPath(new URL('./toy-site-process.ts', import.meta.url));
+const STALLED_COORDINATOR = fileURLToPath(new URL('./stalled-coordinator-process.ts', import.meta.url));
 const TSX = import.meta.resolve('tsx');
 
 export interface Consortium {
@@ -139,6 +140,13 @@ export async function coordinatorUrl(p: Proc): Promise<string> {
   return /coordinator listening on (\S+)/.exec(line)![1];
 }
 
+/**
+ * A stand-in on `port` that lets sites open their websocket and never answers socket.io's handshake (a coordinator
+ * caught mid-connection; test/support/stalled-coordinator-process.ts). Prints `pending N` per site attempt.
+ */
+export function startStalledCoordinator(port: number): Proc {
+  return track(spawn(process.execPath, ['--import', TSX, STALLED_COORDINATOR, String(port)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+}
 
 export function startToySite(a: ToySiteArgs): Proc {
   return track(spawn(process.execPath, ['--import', TSX, TOY_SITE, JSON.stringify(a)], { stdio: ['ignore', 'pipe', 'pipe'] }));
