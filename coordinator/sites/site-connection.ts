@@ -28,21 +28,8 @@ import {
   type TransferStore,
 } from '../../protocol/index.ts';
 import type { Logger } from '../../protocol/common/index.ts';
-import type { FailureCode } from '../strategies/index.ts';
+import { keyOfReply, requestKey, SiteRequestError, type OkReply, type ReplyType, type SecAggWireStage } from './request-keys.ts';
 import { ByteBudgetExceeded, type SiteByteBudget } from './byte-budget.ts';
-
-/** A failed request to a site, with the code the strategy will see. */
-export class SiteRequestError extends Error {
-  override readonly name = 'SiteRequestError';
-  constructor(
-    readonly code: FailureCode,
-    reason: string,
-    /** For `disconnected`: the site ended its session on purpose (it is not waited for to come back). */
-    readonly siteLeft = false,
-  ) {
-    super(reason);
-  }
-}
 
 export type ConnectionState = 'handshaking' | 'awaiting_ready' | 'ready' | 'closed';
 
@@ -71,36 +58,7 @@ export interface SiteConnectionDeps {
   onHandshake(outcome: 'ok' | ProtocolError['code'] | 'refused'): void;
 }
 
-export type SecAggWireStage = MessageOf<'secaggIns'>['stage'];
-type ReplyType = 'fitRes' | 'evaluateRes' | 'secaggRes' | 'statsRes';
-/** The successful reply body of a reply type (`{ok: true, ...}`). */
-type OkReply<T extends ReplyType> = Extract<MessageOf<T>['reply'], { ok: true }>;
 type Pending = { resolve(m: SessionMessage): void; reject(e: Error): void };
-
-/** The pending-request key of each reply type (fit/evaluate by round, secagg by session and stage, stats by session). */
-export const requestKey = {
-  fit: (round: number) => `fit:${round}`,
-  evaluate: (round: number) => `evaluate:${round}`,
-  secagg: (sessionId: string, stage: SecAggWireStage) => `secagg:${sessionId}:${stage}`,
-  statistics: (sessionId: string) => `stats:${sessionId}`,
-};
-
-function keyOfReply(m: MessageOf<ReplyType>): string {
-  switch (m.type) {
-    case 'fitRes':
-      return requestKey.fit(m.round);
-    case 'evaluateRes':
-      return requestKey.evaluate(m.round);
-    case 'secaggRes':
-      return requestKey.secagg(m.sessionId, m.stage);
-    case 'statsRes':
-      return requestKey.statistics(m.sessionId);
-    default: {
-      const never: never = m;
-      throw new Error(`unhandled reply ${String(never)}`);
-    }
-  }
-}
 
 export class SiteConnection {
   state: ConnectionState = 'handshaking';

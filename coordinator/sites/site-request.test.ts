@@ -5,7 +5,8 @@
  */
 import { getEventListeners } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { SiteRequestError, type SiteConnection } from './site-connection.ts';
+import { SiteRequestError } from './request-keys.ts';
+import type { SiteConnection } from './site-connection.ts';
 import { SiteRegistry } from './site-registry.ts';
 import { requestSite, type SiteRequest } from './site-request.ts';
 

@@ -8,7 +8,8 @@
  *   and re-issue the same request on the new connection (the site answers from its cache; transfers resume).
  */
 import type { Logger } from '../../protocol/common/index.ts';
-import { SiteRequestError, type SiteConnection } from './site-connection.ts';
+import { SiteRequestError } from './request-keys.ts';
+import type { SiteConnection } from './site-connection.ts';
 import type { SiteRegistry } from './site-registry.ts';
 
 export interface SiteRequest<T> {
