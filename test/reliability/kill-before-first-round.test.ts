@@ -16,9 +16,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runManifestSchema } from '../../coordinator/index.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startStalledCoordinator, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
+import { expectCompleteToyRun } from '../support/run-folder.ts';
 
 const procs: Proc[] = [];
 let dir = '';
@@ -94,14 +93,7 @@ describe('kill -9 of the coordinator several times before round 1 completes', ()
     // The retries of the window were logged with their typed cause.
     expect(sites.some((s) => s.logs.some((l) => l.code === 'connection_closed'))).toBe(true);
 
-    const manifest = runManifestSchema.parse(JSON.parse(await readFile(join(out, 'run.json'), 'utf8')));
-    expect(manifest.outcome).toMatchObject({ ok: true, rounds: 2, aggregatedRounds: 2 });
-    expect(manifest.report.failures).toEqual([]);
-    expect(manifest.report.sourceStats?.sites).toEqual(['site-1', 'site-2', 'site-3']);
-    expect(manifest.report.classHistogram?.sites).toEqual(['site-1', 'site-2', 'site-3']);
-    const history = JSON.parse(await readFile(join(out, 'history.json'), 'utf8')) as { round: number }[];
-    expect(history.map((r) => r.round)).toEqual([1, 2]);
-    expect(decodeWeightSet(new Uint8Array(await readFile(join(out, 'final-weights.fsws')))).map((t) => t.name).sort()).toEqual(['head.w', 'linear.b', 'linear.w']);
+    await expectCompleteToyRun(out, 2);
     expect((await readdir(out)).sort()).toEqual(['checkpoints', 'class-histogram.json', 'final-weights.fsws', 'history.json', 'run.json', 'source-stats.json']);
   }, 90_000);
 });

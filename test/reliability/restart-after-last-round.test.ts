@@ -9,9 +9,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { runManifestSchema } from '../../coordinator/index.ts';
-import { decodeWeightSet } from '../../protocol/tensor-codec.ts';
 import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
+import { expectCompleteToyRun } from '../support/run-folder.ts';
 
 const procs: Proc[] = [];
 let dir = '';
@@ -46,16 +45,8 @@ describe('restart after the last training round', () => {
     for (const s of sites) expect(await s.exited).toBe(0);
     for (const s of sites) expect(s.logs.some((l) => l.code === 'run_finished')).toBe(true);
 
-    const manifest = runManifestSchema.parse(JSON.parse(await readFile(join(out, 'run.json'), 'utf8')));
+    const manifest = await expectCompleteToyRun(out, 2);
     expect(manifest.round).toBe(2);
-    expect(manifest.outcome).toMatchObject({ ok: true, rounds: 2, aggregatedRounds: 2 });
-    expect(manifest.report.failures).toEqual([]);
-    expect(manifest.report.sourceStats?.sites).toEqual(['site-1', 'site-2', 'site-3']);
-    expect(manifest.report.classHistogram?.sites).toEqual(['site-1', 'site-2', 'site-3']);
-    const history = JSON.parse(await readFile(join(out, 'history.json'), 'utf8')) as { round: number }[];
-    expect(history.map((r) => r.round)).toEqual([1, 2]);
-    const weights = decodeWeightSet(new Uint8Array(await readFile(join(out, 'final-weights.fsws'))));
-    expect(weights.map((t) => t.name).sort()).toEqual(['head.w', 'linear.b', 'linear.w']);
     const stats = JSON.parse(await readFile(join(out, 'source-stats.json'), 'utf8')) as { numSites: number; numClasses: number };
     expect(stats).toMatchObject({ numSites: 3, numClasses: 2 });
     const hist = JSON.parse(await readFile(join(out, 'class-histogram.json'), 'utf8')) as { numSites: number; pooledPixels: number[] };
