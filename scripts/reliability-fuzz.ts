@@ -25,7 +25,7 @@ import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { Rng } from '../protocol/common/index.ts';
 import { createHello, encodeMessage, generateIdentity, loadIdentity, parsePublicKey, PROTOCOL_VERSION, SecureSession, verifyWelcome, type Identity, type SessionMessage } from '../protocol/index.ts';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, stopAll, type Proc } from '../test/support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, stopAll, type Proc } from '../test/support/process-harness.ts';
 
 const { values: o } = parseArgs({
   options: { messages: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '200' }, seed: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '6' }, kinds: { type: 'string', default: 'socketio,socketio,authenticated,authenticated,polling,websocket,http,tcp' } },
@@ -310,7 +310,7 @@ async function main(): Promise<void> {
     const c = await makeConsortium(dir, 4); // site-4 is the fuzzer's enrolled identity
     const config = { rounds: ROUNDS, minSites: 3, port: 0, timeouts: { waitForSitesMs: 300_000, fitMs: 120_000, evaluateMs: 120_000 } };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-    const coord = startCoordinatorProcess(['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', join(dir, 'run')]);
+    const coord = startCoordinatorProcess(coordinatorArgs(c, join(dir, 'config.json'), ['--out', join(dir, 'run')]));
     procs.push(coord);
     const url = await coordinatorUrl(coord);
     const port = Number(new URL(url).port);

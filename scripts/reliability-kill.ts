@@ -18,7 +18,7 @@ import { parseArgs } from 'node:util';
 import { runManifestSchema } from '../coordinator/index.ts';
 import { Rng } from '../protocol/common/index.ts';
 import { decodeWeightSet } from '../protocol/index.ts';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../test/support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../test/support/process-harness.ts';
 
 const { values: o } = parseArgs({ options: { kills: { type: 'string', default: '20' }, 'per-run': { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' }, seed: { type: 'string', default: '1' }, only: { type: 'string' }, 'max-delay': { type: 'string', default: '8000' }, 'no-baseline': { type: 'boolean', default: false }, logs: { type: 'string' } } });
 const KILLS = Number(o.kills);
@@ -100,7 +100,7 @@ async function trial(plan: Omit<Kill, 'phase'>[], logsDir?: string): Promise<Tri
     const out = join(dir, 'run');
     const config = { rounds: ROUNDS, minSites: 3, port: 0, checkpointDir: join(out, 'checkpoints'), statistics: { pixelBound: 1000 }, timeouts: { waitForSitesMs: 300_000 } };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-    const args = ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', out];
+    const args = coordinatorArgs(c, join(dir, 'config.json'), ['--out', out]);
     let coord = startCoordinatorProcess(args);
     procs.push(coord);
     const url = await coordinatorUrl(coord);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadIdentity } from '../protocol/index.ts';
 import { runSite } from '../site-agent/client/index.ts';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, stopAll, type Proc } from '../test/support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, stopAll, type Proc } from '../test/support/process-harness.ts';
 import { ToyTrainer } from '../test/support/toy-trainer.ts';
 
 const { values: o } = parseArgs({
@@ -62,7 +62,7 @@ async function main(): Promise<void> {
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
     const nodeOptions = SNAPSHOTS_AT.length ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o['snapshot-dir']}`] : [];
     const coord = startCoordinatorProcess(
-      ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json')],
+      coordinatorArgs(c, join(dir, 'config.json')),
       nodeOptions.length ? { NODE_OPTIONS: [process.env.NODE_OPTIONS ?? '', ...nodeOptions].join(' ').trim() } : {},
     );
     procs.push(coord);

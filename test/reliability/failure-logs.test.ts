@@ -19,7 +19,7 @@ import { generateIdentity, saveIdentity } from '../../protocol/identity.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { createMemoryTransportPair } from '../../protocol/memory-transport.ts';
 import { runSite } from '../../site-agent/client/index.ts';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, stopAll, type Consortium, type LogLine, type Proc } from '../support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, stopAll, type Consortium, type LogLine, type Proc } from '../support/process-harness.ts';
 
 const procs: Proc[] = [];
 let dir = '';
@@ -45,10 +45,6 @@ function withCode(logs: LogLine[], code: string, level: number): LogLine[] {
   return lines;
 }
 
-function args(c: Consortium, config: string, extra: string[] = []): string[] {
-  return ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', config, ...extra];
-}
-
 describe('failure logs of a real coordinator process (--log-format json)', () => {
   it('plain run: refused, malformed, capped, timed-out, dead sites and a failed checkpoint, each once with its code', async () => {
     await mkdir(join(dir, 'plain'));
@@ -62,7 +58,7 @@ describe('failure logs of a real coordinator process (--log-format json)', () =>
       config,
       JSON.stringify({ rounds: 3, minSites: 3, port: 0, checkpointDir: ckpt, minAggregatedFraction: 0, timeouts: { fitMs: 6000, evaluateMs: 6000 }, limits: { maxUnauthenticatedPerAddress: 4 } }),
     );
-    const coord = startCoordinatorProcess(args(c, config));
+    const coord = startCoordinatorProcess(coordinatorArgs(c, config));
     procs.push(coord);
     const url = await coordinatorUrl(coord);
     const port = Number(new URL(url).port);
@@ -114,7 +110,7 @@ describe('failure logs of a real coordinator process (--log-format json)', () =>
     const c = await makeConsortium(await mkdtemp(join(dir, 'secure-')), 3);
     const config = join(c.dir, 'config.json');
     await writeFile(config, JSON.stringify({ rounds: 1, minSites: 3, port: 0, minAggregatedFraction: 0, secureAggregation: { clip: 8, maxExamples: 100 } }));
-    const coord = startCoordinatorProcess(args(c, config));
+    const coord = startCoordinatorProcess(coordinatorArgs(c, config));
     procs.push(coord);
     const url = await coordinatorUrl(coord);
     const sites = c.sites.map((s, i) => startToySite({ url, coordinatorKey: c.coordinatorKey, siteId: s.id, identityFile: s.identityFile, seed: i, failFit: i > 0 }));

@@ -16,7 +16,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startStalledCoordinator, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startStalledCoordinator, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
 import { expectCompleteToyRun } from '../support/run-folder.ts';
 
 const procs: Proc[] = [];
@@ -52,7 +52,7 @@ describe('kill -9 of the coordinator several times before round 1 completes', ()
     const out = join(dir, 'run');
     const config = { rounds: 2, minSites: 3, port: 0, checkpointDir: join(out, 'checkpoints'), statistics: { pixelBound: 1000 }, timeouts: { waitForSitesMs: 60_000 } };
     await writeFile(join(dir, 'config.json'), JSON.stringify(config));
-    const args = ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', out];
+    const args = coordinatorArgs(c, join(dir, 'config.json'), ['--out', out]);
     const restart = (): Proc => {
       const p = startCoordinatorProcess([...args, '--port', String(port)]);
       procs.push(p);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runManifestSchema } from '../../coordinator/index.ts';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, startToySites, stopAll, type Consortium, type Proc } from '../support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, startToySites, stopAll, type Consortium, type Proc } from '../support/process-harness.ts';
 
 const procs: Proc[] = [];
 let dir = '';
@@ -26,7 +26,7 @@ afterEach(async () => {
 
 async function config(name: string, cfg: object): Promise<string[]> {
   await writeFile(join(dir, name), JSON.stringify({ port: 0, ...cfg }));
-  return ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, name)];
+  return coordinatorArgs(c, join(dir, name));
 }
 
 /** A loopback port nobody listens on. */

@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
 import { expectCompleteToyRun } from '../support/run-folder.ts';
 
 const procs: Proc[] = [];
@@ -28,7 +28,7 @@ describe('restart after the last training round', () => {
       join(dir, 'config.json'),
       JSON.stringify({ rounds: 2, minSites: 3, port: 0, checkpointDir: join(out, 'checkpoints'), statistics: { pixelBound: 1000 }, timeouts: { waitForSitesMs: 120_000 } }),
     );
-    const args = ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', out];
+    const args = coordinatorArgs(c, join(dir, 'config.json'), ['--out', out]);
     const first = startCoordinatorProcess(args);
     procs.push(first);
     const url = await coordinatorUrl(first);
@@ -61,7 +61,7 @@ describe('restart after the last training round', () => {
     const c = await makeConsortium(dir, 3);
     const out = join(dir, 'run');
     await writeFile(join(dir, 'config.json'), JSON.stringify({ rounds: 1, minSites: 3, port: 0, checkpointDir: join(out, 'checkpoints'), timeouts: { waitForSitesMs: 60_000 } }));
-    const args = ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json'), '--out', out];
+    const args = coordinatorArgs(c, join(dir, 'config.json'), ['--out', out]);
     const first = startCoordinatorProcess(args);
     procs.push(first);
     const url = await coordinatorUrl(first);

@@ -11,7 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
+import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../support/process-harness.ts';
 
 const procs: Proc[] = [];
 const sockets: Socket[] = [];
@@ -60,7 +60,7 @@ describe('stray HTTP traffic', () => {
     dir = await mkdtemp(join(tmpdir(), 'fedsfda-stray-'));
     const c = await makeConsortium(dir, 1);
     await writeFile(join(dir, 'config.json'), JSON.stringify({ rounds: 2, minSites: 1, port: 0 }));
-    const coord = startCoordinatorProcess(['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', join(dir, 'config.json')], {
+    const coord = startCoordinatorProcess(coordinatorArgs(c, join(dir, 'config.json')), {
       FEDSFDA_REST_TOKEN: 'a-rest-token-of-32-characters-xx',
     });
     procs.push(coord);

@@ -129,6 +129,11 @@ function track(child: ChildProcess): Proc {
   };
 }
 
+/** The coordinator CLI's arguments for a consortium: its identity, allow-list and initial weights, a config file, then `extra`. */
+export function coordinatorArgs(c: Consortium, config: string, extra: string[] = []): string[] {
+  return ['--identity', c.coordinatorIdentity, '--enroll', c.enroll, '--init-weights', c.initWeights, '--config', config, ...extra];
+}
+
 /** `fedsfda --log-format json --log-level debug coordinator ...args` as a process. */
 export function startCoordinatorProcess(args: string[], env: NodeJS.ProcessEnv = {}): Proc {
   return track(spawn(process.execPath, [CLI, '--log-format', 'json', '--log-level', 'debug', 'coordinator', ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } }));
