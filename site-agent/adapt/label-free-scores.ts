@@ -28,6 +28,10 @@ export interface LabelFreeScores {
    * || N(source moments from the statistics package) ). Absent without source statistics or BN layers.
    */
   readonly bnKl?: number[];
+  /** Predicted class proportions over the target pixels. */
+  readonly proportions?: number[];
+  /** The source class priors (from the statistics package), when known. */
+  readonly priors?: number[];
 }
 
 /** Mean foreground overlap 2|A∩B| / (|A|+|B|) between two label maps (classes absent from both are skipped). */
@@ -84,12 +88,20 @@ export function labelFreeScores(unet: UNet, target: UnlabeledSlices, stats: Sour
   const counts = new Float64Array(k);
   for (const c of pred) counts[c]++;
   const proportions = counts.map((c) => c / pred.length);
-  const priorKl = stats ? priorDivergence(classPriors(stats), proportions) : NaN;
+  const priors = stats ? classPriors(stats) : null;
+  const priorKl = priors ? priorDivergence(priors, proportions) : NaN;
   // The perturbation is applied to the raw target (before the curve), as a scanner's small variations would be.
   const rng = new Rng(seed ^ 0x5afe);
   const perturbed = { ...target, images: strongAugment(target.images, target.n, target.height, target.width, rng, { prob: 1, gammaMax: 1.25, contrast: 0.1, noise: 0.05, saltPepper: 0, erase: false }) };
   const predPerturbed = predictLabels(unet, curve ? applyCurve(curve, perturbed) : perturbed);
-  return { entropy, priorKl, consistency: labelAgreement(pred, predPerturbed, k), ...(bnKl ? { bnKl } : {}) };
+  return {
+    entropy,
+    priorKl,
+    consistency: labelAgreement(pred, predPerturbed, k),
+    ...(bnKl ? { bnKl } : {}),
+    proportions: Array.from(proportions),
+    ...(priors ? { priors: Array.from(priors) } : {}),
+  };
 }
 
 /** Channel-mean KL(N(μt, σt²) || N(μs, σs²)) from the target's first and second raw moments (NaN without source moments). */
