@@ -5,7 +5,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SliceDataset } from '../data/slice-dataset.ts';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { initEngine } from '../engine/index.ts';
-import type { UNet } from '../model/index.ts';
+import { createUNet, type UNet } from '../model/index.ts';
 import {
   ADAPT_METHODS,
   AdaptError,
@@ -154,6 +154,20 @@ describe('do-no-harm safeguard', () => {
     expect(guarded.safeguard?.code).toBe('FEATURES_FARTHER_FROM_SOURCE');
     expect(guarded.notes.filter((n) => n.startsWith(SAFEGUARD_FALLBACK_NOTE))).toEqual([expect.stringMatching(/^safeguard: fell back to the unadapted model \[FEATURES_FARTHER_FROM_SOURCE\]: the target's features moved away /)]);
     expect(unet.getWeights()).toEqual(sourceWeights);
+  });
+
+  it('never rejects plain AdaBN for moving the features from a package computed under miscalibrated running statistics', () => {
+    // An untrained model: its running statistics (0, 1) are not its data's, so the package's deeper moments differ from
+    // what the same data gives once AdaBN normalises properly (about 2 nats); AdaBN is the fix, not a harm.
+    const fresh = createUNet({ inChannels: 1, numClasses: 3, baseChannels: 4, depth: 1 }, 5);
+    try {
+      const ds = makeNestedBoxes(16, TOY_SIZE, 7);
+      const own = computeSourceStats(fresh, ds);
+      const r = adapt('adabn', fresh, toUnlabeled(ds), own, { seed: 1 });
+      expect(r.safeguard?.keep).toBe(true);
+    } finally {
+      fresh.dispose();
+    }
   });
 
   it('judges by a vanished class, or by entropy and consistency together; a prior-KL rise alone only when asked', () => {
