@@ -75,4 +75,4 @@ export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } f
 export { registerAdaptCommands } from './adapt-command.ts';
 export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';
 export { judgeAdaptation, type SafeguardOptions, type SafeguardVerdict } from './safeguard.ts';
-export { dpSourceStatsVectors, dpSourceStatsVectorsAsync, dpClassHistogramVectors } from './dp-source-stats.ts';
+export { dpSourceStatsVectors, dpSourceStatsVectorsAsync, dpClassHistogramVectors, dpClassHistogramVectorsAsync } from './dp-source-stats.ts';
