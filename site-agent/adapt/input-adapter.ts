@@ -23,7 +23,8 @@
  * its best curve and the narrow search's pick; see `WideSearchOptions`.
  *
  * `denoise` adds a spatial pre-filter in front of the curve (spatial-prefilter.ts), for noisy / low-field scanners that
- * no pixel-wise curve can help; see `DenoiseOptions`.
+ * no pixel-wise curve can help; see `DenoiseOptions`. Off by default: on the suite's tuning seeds (session 6) the
+ * objective rarely asked for a filter where one helped (phantom low-field) and sometimes asked where it hurt.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FIRST_CONV } from '../../protocol/contracts/index.ts';
