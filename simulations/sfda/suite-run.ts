@@ -212,7 +212,7 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
  * labelled target slices; with `decay` the last epochs run at a lower rate (a step decay, fresh Adam moments).
  * Returns the row's note.
  */
-async function trainTargetSupervised(cfg: SfdaSuiteConfig, unet: UNet, data: SliceDataset, seed: number): Promise<string> {
+export async function trainTargetSupervised(cfg: SfdaSuiteConfig, unet: UNet, data: SliceDataset, seed: number): Promise<string> {
   const t = cfg.targetSupervised;
   if (t.init === 'scratch') {
     const fresh = createUNet(unet.config, seed);
