@@ -124,6 +124,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
       outcome: runner.outcome,
       privacy: hasPrivacyAccounting(r.strategy) ? r.strategy.privacyStatus() : null,
       privacyLedger: runPrivacy(hasPrivacyAccounting(r.strategy) ? r.strategy.privacyStatus() : null, statisticsReleases),
+      byteBudget: budget.snapshot(),
     });
   const server = await startServer({
     host: opts.host ?? '127.0.0.1',

@@ -15,7 +15,6 @@
  * --magnitudes prints the latent feature norms and BN input means of the trained model (to choose B and A on seeds
  * that are not reported).
  */
-import { parseArgs } from 'node:util';
 import { readJsonFile } from '../protocol/common/index.ts';
 import { sourceStatsFromVectors } from '../protocol/index.ts';
 import {
@@ -35,9 +34,12 @@ import { initEngine } from '../site-agent/engine/index.ts';
 import { benchmarkSiteData } from '../simulations/sfda/benchmark-site.ts';
 import { parseSfdaBenchmarkConfig } from '../simulations/sfda/benchmark-config.ts';
 import { trainFederatedSource } from '../simulations/sfda/federated-source.ts';
+import { badOption, scriptOptions } from './script-options.ts';
 
-const { values } = parseArgs({
-  options: {
+const SCRIPT = 'bench-dp-stats';
+const values = scriptOptions(
+  SCRIPT,
+  {
     config: { type: 'string', default: 'simulations/scenarios/sfda-benchmark.json' },
     epsilons: { type: 'string', default: '8,3,1' },
     unit: { type: 'string', default: 'case' },
@@ -49,9 +51,10 @@ const { values } = parseArgs({
     magnitudes: { type: 'boolean', default: false },
     methods: { type: 'string', default: 'gmm-swd,osuda' },
   },
-});
+  '[--config FILE] [--epsilons 8,3,1|inf] [--unit case|slice] [--seeds 1,2] [--feature-clip B] [--activation-clip A] [--max-units N] [--delta D] [--magnitudes] [--methods gmm-swd,osuda]',
+);
 const unit = values.unit as 'case' | 'slice';
-if (unit !== 'case' && unit !== 'slice') throw new Error('--unit is case or slice');
+if (unit !== 'case' && unit !== 'slice') badOption(SCRIPT, `--unit is case or slice, got ${JSON.stringify(values.unit)}`);
 // 'inf': clipping and normalisation only, no noise.
 const epsilons = values.epsilons!.split(',').map((e) => (e === 'inf' ? Infinity : Number(e)));
 const featureClips = values['feature-clip']!.split(',').map(Number);

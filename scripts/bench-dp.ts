@@ -10,14 +10,17 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../simulations/scenario.ts';
 import { runFederatedSimulation } from '../simulations/runner/run-federated.ts';
+import { badOption, scriptOptions } from './script-options.ts';
 
 type Mode = 'none' | 'central' | 'distributed';
 
-const { values } = parseArgs({
-  options: {
+const SCRIPT = 'bench-dp';
+const USAGE = '--config SCENARIO --clip C [--epsilons 1,3,8] [--modes none,central,distributed] [--delta D] [--out DIR]';
+const values = scriptOptions(
+  SCRIPT,
+  {
     config: { type: 'string' },
     clip: { type: 'string' },
     epsilons: { type: 'string', default: '1,3,8' },
@@ -25,13 +28,14 @@ const { values } = parseArgs({
     delta: { type: 'string', default: '1e-5' },
     out: { type: 'string', default: 'runs/dp-bench' },
   },
-});
-if (!values.config || !values.clip) throw new Error('usage: bench-dp.ts --config SCENARIO --clip C [--epsilons 1,3,8] [--modes none,central,distributed] [--delta D] [--out DIR]');
+  USAGE,
+);
+if (!values.config || !values.clip) badOption(SCRIPT, '--config and --clip are required', USAGE);
 const clip = Number(values.clip);
 const delta = Number(values.delta);
 const epsilons = values.epsilons!.split(',').map(Number);
 const modes = values.modes!.split(',') as Mode[];
-for (const m of modes) if (!['none', 'central', 'distributed'].includes(m)) throw new Error(`unknown mode ${m}`);
+for (const m of modes) if (!['none', 'central', 'distributed'].includes(m)) badOption(SCRIPT, `--modes: unknown mode ${JSON.stringify(m)}`, USAGE);
 
 const file = resolve(values.config);
 const base = parseFederatedScenario(file, (await loadScenarioFile(file)).raw);

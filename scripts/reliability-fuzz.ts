@@ -21,23 +21,27 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { io, type Socket } from 'socket.io-client';
 import { Rng } from '../protocol/common/index.ts';
 import { createHello, encodeMessage, generateIdentity, loadIdentity, parsePublicKey, PROTOCOL_VERSION, SecureSession, verifyWelcome, type Identity, type SessionMessage } from '../protocol/index.ts';
 import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySite, stopAll, type Proc } from '../test/support/process-harness.ts';
+import { badOption, intOption, scriptOptions } from './script-options.ts';
 
-const { values: o } = parseArgs({
-  options: { messages: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '200' }, seed: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '6' }, kinds: { type: 'string', default: 'socketio,socketio,authenticated,authenticated,polling,websocket,http,tcp' } },
-});
-const TARGET = Number(o.messages);
-const ROUNDS = Number(o.rounds);
-const CONCURRENCY = Number(o.concurrency);
-const rng = new Rng(Number(o.seed));
+const SCRIPT = 'reliability-fuzz';
+const o = scriptOptions(
+  SCRIPT,
+  { messages: { type: 'string', default: '10000' }, rounds: { type: 'string', default: '200' }, seed: { type: 'string', default: '1' }, concurrency: { type: 'string', default: '6' }, kinds: { type: 'string', default: 'socketio,socketio,authenticated,authenticated,polling,websocket,http,tcp' } },
+  '[--messages N] [--rounds N] [--seed N] [--concurrency N] [--kinds socketio,authenticated,polling,websocket,http,tcp]',
+);
+const TARGET = intOption(SCRIPT, 'messages', o.messages, 1);
+const ROUNDS = intOption(SCRIPT, 'rounds', o.rounds, 1);
+const CONCURRENCY = intOption(SCRIPT, 'concurrency', o.concurrency, 1);
+const rng = new Rng(intOption(SCRIPT, 'seed', o.seed));
+const KIND_NAMES = ['socketio', 'authenticated', 'polling', 'websocket', 'http', 'tcp'] as const;
+type Kind = (typeof KIND_NAMES)[number];
+const isKind = (k: string): k is Kind => (KIND_NAMES as readonly string[]).includes(k);
 /** The mix of message kinds (a kind listed twice is picked twice as often). */
-const KINDS = o.kinds.split(',') as Kind[];
-
-type Kind = 'socketio' | 'authenticated' | 'polling' | 'websocket' | 'http' | 'tcp';
+const KINDS = o.kinds.split(',').map((k) => (isKind(k) ? k : badOption(SCRIPT, `--kinds: unknown kind ${JSON.stringify(k)} (one of ${KIND_NAMES.join(', ')})`)));
 const sent: Record<Kind, number> = { socketio: 0, authenticated: 0, polling: 0, websocket: 0, http: 0, tcp: 0 };
 const total = (): number => Object.values(sent).reduce((a, b) => a + b, 0);
 

@@ -14,20 +14,21 @@
 import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { runManifestSchema } from '../coordinator/index.ts';
 import { Rng } from '../protocol/common/index.ts';
 import { decodeWeightSet } from '../protocol/index.ts';
 import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, startToySites, stopAll, type Proc } from '../test/support/process-harness.ts';
+import { intOption, scriptOptions } from './script-options.ts';
 
-const { values: o } = parseArgs({ options: { kills: { type: 'string', default: '20' }, 'per-run': { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' }, seed: { type: 'string', default: '1' }, only: { type: 'string' }, 'max-delay': { type: 'string', default: '8000' }, 'no-baseline': { type: 'boolean', default: false }, logs: { type: 'string' } } });
-const KILLS = Number(o.kills);
-const PER_RUN = Number(o['per-run']);
-const ROUNDS = Number(o.rounds);
-const rng = new Rng(Number(o.seed));
-const only = o.only === undefined ? undefined : Number(o.only);
+const SCRIPT = 'reliability-kill';
+const o = scriptOptions(SCRIPT, { kills: { type: 'string', default: '20' }, 'per-run': { type: 'string', default: '5' }, rounds: { type: 'string', default: '4' }, seed: { type: 'string', default: '1' }, only: { type: 'string' }, 'max-delay': { type: 'string', default: '8000' }, 'no-baseline': { type: 'boolean', default: false }, logs: { type: 'string' } }, '[--kills N] [--per-run N] [--rounds N] [--seed N] [--only N] [--max-delay MS] [--no-baseline] [--logs DIR]');
+const KILLS = intOption(SCRIPT, 'kills', o.kills, 1);
+const PER_RUN = intOption(SCRIPT, 'per-run', o['per-run'], 1);
+const ROUNDS = intOption(SCRIPT, 'rounds', o.rounds, 1);
+const rng = new Rng(intOption(SCRIPT, 'seed', o.seed));
+const only = o.only === undefined ? undefined : intOption(SCRIPT, 'only', o.only, 1);
 /** Latest moment of an 'anywhere' kill after the incarnation listens (ms); small values pile kills up before round 1. */
-const MAX_DELAY = Number(o['max-delay']);
+const MAX_DELAY = intOption(SCRIPT, 'max-delay', o['max-delay']);
 
 interface Folder {
   files: string[];

@@ -7,7 +7,6 @@
  *
  *   node --import tsx scripts/reliability-pass-blocking.ts [--scenario simulations/scenarios/default.json] [--site 0] [--repeat 3]
  */
-import { parseArgs } from 'node:util';
 import { SOURCE_STATS_REQUEST } from '../protocol/index.ts';
 import { loadScenarioFile, parseFederatedScenario } from '../simulations/scenario.ts';
 import { buildSiteData } from '../simulations/runner/site-data.ts';
@@ -15,6 +14,9 @@ import { computeSourceStats } from '../site-agent/adapt/index.ts';
 import { UNetTrainer } from '../site-agent/client/index.ts';
 import { initEngine } from '../site-agent/engine/index.ts';
 import { evaluateVolumes } from '../site-agent/evaluation/index.ts';
+import { intOption, scriptOptions } from './script-options.ts';
+
+const SCRIPT = 'reliability-pass-blocking';
 
 async function measure(label: string, pass: () => unknown): Promise<{ label: string; wallMs: number; longestBlockMs: number }> {
   // A 1 ms interval timer: the longest gap between its ticks is the longest the event loop was held.
@@ -36,12 +38,16 @@ async function measure(label: string, pass: () => unknown): Promise<{ label: str
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { scenario: { type: 'string', default: 'simulations/scenarios/default.json' }, site: { type: 'string', default: '0' }, repeat: { type: 'string', default: '3' } } });
+  const values = scriptOptions(
+    SCRIPT,
+    { scenario: { type: 'string', default: 'simulations/scenarios/default.json' }, site: { type: 'string', default: '0' }, repeat: { type: 'string', default: '3' } },
+    '[--scenario FILE] [--site INDEX] [--repeat N]',
+  );
   const file = values.scenario!;
   const { raw, text } = await loadScenarioFile(file);
   const scenario = parseFederatedScenario(file, raw, text);
   const engine = await initEngine();
-  const data = await buildSiteData(scenario, Number(values.site));
+  const data = await buildSiteData(scenario, intOption(SCRIPT, 'site', values.site));
   const trainer = new UNetTrainer({
     model: { inChannels: data.train.channels, numClasses: scenario.data.numClasses, baseChannels: scenario.model.baseChannels, depth: scenario.model.depth },
     train: data.train,
@@ -61,7 +67,7 @@ async function main(): Promise<void> {
   ];
   // Each pass `repeat` times, interleaved (a shared machine's load drifts); the median of each is reported.
   const samples = new Map<string, { wallMs: number; longestBlockMs: number }[]>();
-  for (let i = 0; i < Number(values.repeat); i++) {
+  for (let i = 0; i < intOption(SCRIPT, 'repeat', values.repeat, 1); i++) {
     for (const [label, pass] of passes) {
       const { wallMs, longestBlockMs } = await measure(label, pass);
       samples.set(label, [...(samples.get(label) ?? []), { wallMs, longestBlockMs }]);

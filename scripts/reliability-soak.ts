@@ -11,25 +11,28 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { loadIdentity } from '../protocol/index.ts';
 import { runSite } from '../site-agent/client/index.ts';
 import { coordinatorArgs, coordinatorUrl, makeConsortium, startCoordinatorProcess, stopAll, type Proc } from '../test/support/process-harness.ts';
 import { ToyTrainer } from '../test/support/toy-trainer.ts';
+import { intOption, scriptOptions } from './script-options.ts';
 
-const { values: o } = parseArgs({
-  options: {
+const SCRIPT = 'reliability-soak';
+const o = scriptOptions(
+  SCRIPT,
+  {
     sites: { type: 'string', default: '10' },
     rounds: { type: 'string', default: '100' },
     warmup: { type: 'string', default: '10' },
     'snapshots-at': { type: 'string', default: '' },
     'snapshot-dir': { type: 'string', default: '.' },
   },
-});
-const SNAPSHOTS_AT = o['snapshots-at'] ? o['snapshots-at'].split(',').map(Number) : [];
-const SITES = Number(o.sites);
-const ROUNDS = Number(o.rounds);
-const WARMUP = Number(o.warmup);
+  '[--sites N] [--rounds N] [--warmup N] [--snapshots-at R1,R2,...] [--snapshot-dir DIR]',
+);
+const SNAPSHOTS_AT = o['snapshots-at'] ? o['snapshots-at'].split(',').map((r) => intOption(SCRIPT, 'snapshots-at', r, 1)) : [];
+const SITES = intOption(SCRIPT, 'sites', o.sites, 1);
+const ROUNDS = intOption(SCRIPT, 'rounds', o.rounds, 1);
+const WARMUP = intOption(SCRIPT, 'warmup', o.warmup);
 const MB = 1024 * 1024;
 
 async function rssBytes(pid: number): Promise<number | null> {

@@ -114,6 +114,9 @@ describe('dashboard v2 in headless chromium', () => {
     expect(rows[1]).toContain('sum of 3');
     expect(await page.locator('#secagg').innerText()).toMatch(/^on: round 2 summed 3 site\(s\)/);
     expect(await page.locator('#privacy').innerText()).toMatch(/^off/); // no DP in this run
+    // The per-site byte budget of the current round: the default limit (4 models + 16 MiB) and the busiest site.
+    const statusText = await page.locator('#status').innerText();
+    expect(statusText, statusText).toMatch(/byte budget\s+[\d.]+ MB per site per round; round \d+: (most [\w-]+ [\d.]+ (KB|MB)|nothing received)/);
     expect(errors).toEqual([]);
     await page.screenshot({ path: join(SCREENSHOT_DIR, 'dashboard.png'), fullPage: true });
   });

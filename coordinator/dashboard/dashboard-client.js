@@ -41,10 +41,20 @@ function metricLine(m) {
     (m.infiniteDistances ? ', ∞ distances ' + m.infiniteDistances : '');
 }
 
+// Per-site byte budget of the current round (status.byteBudget): the limit, the busiest site, who is refused.
+function budgetLine(b) {
+  if (!b) return '-';
+  const peak = b.sites.reduce((a, x) => (a && a.received >= x.received ? a : x), null);
+  const refused = b.sites.filter((x) => x.refused).map((x) => x.siteId);
+  return bytes(b.perRoundBytes) + ' per site per round; ' + b.period + ': ' + (peak ? 'most ' + peak.siteId + ' ' + bytes(peak.received) : 'nothing received') +
+    (refused.length ? '; refused: ' + refused.join(', ') : '');
+}
+
 function renderStatus(st) {
   $('status').innerHTML = [
     ['stage', st.stage], ['round', st.round + ' / ' + st.rounds], ['strategy', st.strategy], ['min sites', st.minSites],
     ['connected', (st.connectedSites || []).join(', ') || '-'], ['coordinator key', st.coordinatorKey],
+    ['byte budget', budgetLine(st.byteBudget)],
   ].map(([k, v]) => '<tr><th>' + esc(k) + '</th><td>' + esc(v) + '</td></tr>').join('');
 }
 

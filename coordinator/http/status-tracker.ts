@@ -8,7 +8,7 @@ import type { RunPrivacyReport } from '../../protocol/privacy/index.ts';
 import type { RoundRecord, RunOutcome, Stage } from '../rounds/index.ts';
 import type { SiteConnection, SiteRegistry } from '../sites/index.ts';
 import type { SecAggMonitor, SiteReply } from '../workflows/index.ts';
-import { TIMELINE_LENGTH, type CoordinatorStatus, type SecAggRunStatus, type SiteStatus, type TimelineEntry } from './status.ts';
+import { TIMELINE_LENGTH, type ByteBudgetStatus, type CoordinatorStatus, type SecAggRunStatus, type SiteStatus, type TimelineEntry } from './status.ts';
 
 interface SiteTotals {
   bytesSent: number;
@@ -33,6 +33,7 @@ export interface StatusBase {
   privacy: PrivacyStatus | null;
   /** Training and statistics releases composed (start-coordinator.ts), null when nothing is DP. */
   privacyLedger?: RunPrivacyReport | null;
+  byteBudget?: ByteBudgetStatus;
 }
 
 function timelineEntry(r: RoundRecord): TimelineEntry {
@@ -181,6 +182,7 @@ export class StatusTracker {
       outcome: base.outcome,
       privacy: base.privacy,
       privacyLedger: base.privacyLedger ?? null,
+      ...(base.byteBudget ? { byteBudget: base.byteBudget } : {}),
     };
   }
 }

@@ -43,6 +43,11 @@ describe('REST status', () => {
       expect(s.lastFailure).toBeNull();
     }
     expect(status.secureAggregation).toMatchObject({ enabled: false, current: null, runsCompleted: 0 });
+    // The per-round byte budget: the default limit, the last round's bytes per site, nobody refused.
+    expect(status.byteBudget?.perRoundBytes).toBeGreaterThan(16 * 1024 * 1024);
+    expect(status.byteBudget?.period).toBe('round 3');
+    expect(status.byteBudget?.sites.map((s) => [s.siteId, s.refused])).toEqual([['site-a', false], ['site-b', false]]);
+    for (const s of status.byteBudget?.sites ?? []) expect(s.received).toBeGreaterThan(0);
 
     const page = roundsPageSchema.parse(await (await fetch(`${coord.url}/rounds?offset=1&limit=2`)).json());
     expect(page.rounds.map((r) => r.round)).toEqual([1, 2]);

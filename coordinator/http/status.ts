@@ -85,6 +85,15 @@ export const secureAggregationStatusSchema = z.object({
   lastError: z.string().nullable(),
 });
 
+/** The per-site byte budget of the current round (coordinator/sites/byte-budget.ts). */
+export const byteBudgetStatusSchema = z.object({
+  perRoundBytes: z.number().int(),
+  period: z.string(),
+  sites: z.array(z.object({ siteId: z.string(), received: z.number().int(), refused: z.boolean() })),
+});
+
+export type ByteBudgetStatus = z.infer<typeof byteBudgetStatusSchema>;
+
 export const runOutcomeSchema = z.object({ ok: z.boolean(), rounds: z.number().int(), aggregatedRounds: z.number().int(), reason: z.string().nullable() });
 
 /** `GET /status` (without the `ok: true` envelope). */
@@ -111,6 +120,8 @@ export const coordinatorStatusSchema = z.object({
    * total), null when nothing is DP (protocol/privacy/dp-statistics.ts).
    */
   privacyLedger: z.custom<RunPrivacyReport>((v) => typeof v === 'object' && v !== null).nullable().optional(),
+  /** Bytes each site sent this round against its per-round budget (limits.maxSiteBytesPerRound). */
+  byteBudget: byteBudgetStatusSchema.optional(),
 });
 export type CoordinatorStatus = z.infer<typeof coordinatorStatusSchema>;
 

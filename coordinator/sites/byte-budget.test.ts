@@ -44,6 +44,10 @@ describe('SiteByteBudget', () => {
     const warned = r.lines.filter((l) => l.level === 'warn');
     expect(warned).toEqual([{ level: 'warn', obj: expect.objectContaining({ code: 'byte_budget', siteId: 'a', period: 'round 3', bytes: 101, received: 0, budget: 100, kind: 'envelope' }) }]);
     expect(budget.reason('a')).toContain('round 3');
+    budget.receive('b', 40);
+    expect(budget.snapshot()).toEqual({ perRoundBytes: 100, period: 'round 3', sites: [{ siteId: 'a', received: 0, refused: true }, { siteId: 'b', received: 40, refused: false }] });
+    budget.newPeriod(() => 'round 4');
+    expect(budget.snapshot()).toEqual({ perRoundBytes: 100, period: 'round 4', sites: [] });
   });
 
   it('checks a transfer announcement against what is left without counting it', () => {

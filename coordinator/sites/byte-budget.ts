@@ -42,6 +42,14 @@ export interface ByteBudgetHooks {
   onRefused(): void;
 }
 
+export interface ByteBudgetSnapshot {
+  readonly perRoundBytes: number;
+  /** `round 3`, `statistics round ...`, or `before round 1`. */
+  readonly period: string;
+  /** Sites that sent anything this period (accepted or refused): accepted bytes, and whether the site is refused for the rest of it. */
+  readonly sites: { siteId: string; received: number; refused: boolean }[];
+}
+
 export class SiteByteBudget {
   private label: () => string = () => 'before round 1';
   private readonly used = new Map<string, number>();
@@ -100,6 +108,13 @@ export class SiteByteBudget {
     if (!this.refused.has(siteId) && this.usedBy(siteId) + totalBytes <= this.perRoundBytes) return true;
     this.refuse(siteId, totalBytes, 'transfer');
     return false;
+  }
+
+  /** The budget, the current period and each site's bytes this period (`GET /status`'s `byteBudget`). */
+  snapshot(): ByteBudgetSnapshot {
+    const ids = [...new Set([...this.used.keys(), ...this.refused])].sort();
+    const sites = ids.map((siteId) => ({ siteId, received: this.usedBy(siteId), refused: this.refused.has(siteId) }));
+    return { perRoundBytes: this.perRoundBytes, period: this.label(), sites };
   }
 
   /** Why `siteId` is refused, for the failure recorded in the round. */

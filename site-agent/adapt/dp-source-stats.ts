@@ -74,16 +74,27 @@ function* dpSourceStatsPass(unet: UNet, data: SliceDataset, dp: StatisticsDpRequ
  * distribution p and p^2 (site-level, sensitivity sqrt 2 each), and hist/sites = 1 (public, not noised).
  */
 export function dpClassHistogramVectors(data: SliceDataset, dp: StatisticsDpRequest): UnitSum {
+  return runSteps(dpClassHistogramPass(data, dp));
+}
+
+/** `dpClassHistogramVectors` giving the event loop a turn after every privacy unit (a site agent answers heartbeats meanwhile); same result. */
+export function dpClassHistogramVectorsAsync(data: SliceDataset, dp: StatisticsDpRequest): Promise<UnitSum> {
+  return runStepsYielding(dpClassHistogramPass(data, dp));
+}
+
+function* dpClassHistogramPass(data: SliceDataset, dp: StatisticsDpRequest): Generator<void, UnitSum, void> {
   const units = unitsOf(data, dp);
   const px = data.height * data.width;
   const k = data.numClasses;
   const site = new Array<number>(k).fill(0);
-  const vectors = units.map((idx) => {
+  const vectors = [];
+  for (const idx of units) {
     const counts = new Array<number>(k).fill(0);
     for (const s of idx) for (let i = s * px; i < (s + 1) * px; i++) counts[data.labels[i]]++;
     counts.forEach((c, j) => (site[j] += c));
-    return classHistogramUnitVector(counts);
-  });
+    vectors.push(classHistogramUnitVector(counts));
+    yield;
+  }
   const scale = statisticsScale(CLASS_HISTOGRAM_UNIT_BOUND, dp.maxUnits);
   // Per-unit part clipped to 1 (its own bound); the site-level parts' sqrt 2 + sqrt 2 complete Delta^2 = 5.
   const sum = sumClippedUnits(vectors, 1, scale, dp.maxUnits);

@@ -11,7 +11,7 @@ import {
   type NamedTensor,
   type WeightSet,
 } from '../../protocol/index.ts';
-import { computeSourceStatsAsync, dpClassHistogramVectors, dpSourceStatsVectorsAsync } from '../adapt/index.ts';
+import { computeSourceStatsAsync, dpClassHistogramVectorsAsync, dpSourceStatsVectorsAsync } from '../adapt/index.ts';
 import { statisticsDpFromConfig } from '../../protocol/privacy/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import { evaluateVolumesAsync } from '../evaluation/index.ts';
@@ -174,7 +174,7 @@ export class UNetTrainer {
     const scale = Number(request.config?.scale ?? 1);
     // A DP request (protocol/privacy/dp-statistics.ts): per-unit bounded contributions; the noise comes at masking.
     const dp = statisticsDpFromConfig(request.config ?? {});
-    if (dp && request.name === CLASS_HISTOGRAM_REQUEST) return dpClassHistogramVectors(this.opts.train, dp).values;
+    if (dp && request.name === CLASS_HISTOGRAM_REQUEST) return (await dpClassHistogramVectorsAsync(this.opts.train, dp)).values;
     if (dp && request.name === SOURCE_STATS_REQUEST) {
       this.load(global);
       return (await dpSourceStatsVectorsAsync(this.unet, this.opts.train, dp, Number(request.config?.confidence ?? 0.97))).values;

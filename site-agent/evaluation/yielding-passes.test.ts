@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { computeSourceStats, computeSourceStatsAsync, dpSourceStatsVectors, dpSourceStatsVectorsAsync } from '../adapt/index.ts';
+import { computeSourceStats, computeSourceStatsAsync, dpClassHistogramVectors, dpClassHistogramVectorsAsync, dpSourceStatsVectors, dpSourceStatsVectorsAsync } from '../adapt/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import { createUNet, type UNet } from '../model/index.ts';
 import { makeSquaresDataset } from '../training/index.ts';
@@ -62,6 +62,13 @@ describe('statistics passes that yield to the event loop', () => {
   it('dpSourceStatsVectorsAsync gives the same vectors as dpSourceStatsVectors', async () => {
     const dp = { unit: 'case' as const, maxUnits: 10, featureClip: 4, activationClip: 4, unitPixels: 7 * 256, delta: 1e-5 };
     expect(await dpSourceStatsVectorsAsync(unet, VOLUMES, dp, 0.6)).toEqual(dpSourceStatsVectors(unet, VOLUMES, dp, 0.6));
+  });
+
+  it('dpClassHistogramVectorsAsync gives the same vectors as dpClassHistogramVectors and lets a timer fire', async () => {
+    const dp = { unit: 'slice' as const, maxUnits: 64, featureClip: 4, activationClip: 4, unitPixels: 256, delta: 1e-5 };
+    expect(await dpClassHistogramVectorsAsync(VOLUMES, dp)).toEqual(dpClassHistogramVectors(VOLUMES, dp));
+    expect(await timerFiresDuring(() => dpClassHistogramVectors(VOLUMES, dp))).toBe(false);
+    expect(await timerFiresDuring(() => dpClassHistogramVectorsAsync(VOLUMES, dp))).toBe(true);
   });
 
   it('lets a timer fire during the source-statistics pass; the synchronous pass does not', async () => {
