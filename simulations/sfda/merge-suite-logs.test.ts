@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { mergeSuiteLines, replaySafeguard } from './merge-suite-logs.ts';
 import { parseSfdaSuiteConfig } from './suite-config.ts';
-import { formatSuiteDataset } from './suite-table.ts';
+import { formatSuiteDataset, safeguardFallbacks } from './suite-table.ts';
 
 const cfg = parseSfdaSuiteConfig(
   {
@@ -51,15 +51,30 @@ describe('merging suite logs', () => {
     const lines = [
       'phantom seed 1: in-domain source Dice federated 0.700, centralized 0.720',
       'phantom seed 1 inversion: source-only Dice 0.400 (0.0 s) [label-free: entropy 0.1000, prior KL 0.0100, consistency 0.9000]',
-      'phantom seed 1 inversion: adabn Dice 0.100 (1.0 s) [label-free: entropy 0.0500, prior KL 0.3000, consistency 0.9500]',
+      'phantom seed 1 inversion: adabn Dice 0.100 (1.0 s) [label-free: entropy 0.2000, prior KL 0.0100, consistency 0.8000]',
       'phantom seed 1 mild: source-only Dice 0.400 (0.0 s) [label-free: entropy 0.1000, prior KL 0.0100, consistency 0.9000]',
       'phantom seed 1 mild: adabn Dice 0.600 (1.0 s) [label-free: entropy 0.0800, prior KL 0.0050, consistency 0.9200]',
     ];
     const { results } = mergeSuiteLines(cfg, lines);
     const { fallbacks, guarded } = replaySafeguard(results[0]);
     expect(fallbacks).toHaveLength(1);
-    expect(fallbacks[0]).toMatch(/^phantom inversion adabn seed 1: Dice 0.100 -> 0.400 \(class proportions moved away/);
+    expect(fallbacks[0]).toMatch(/^phantom inversion adabn seed 1: Dice 0.100 -> 0.400 \(less certain and less stable/);
     expect(guarded.get('adabn')?.get('inversion')).toBe(0.4);
     expect(guarded.get('adabn')?.get('mild')).toBe(0.6);
+  });
+
+  it('counts the fallbacks the safeguard made when the cells ran (by their note) per row, and does not judge those cells again', () => {
+    const lines = [
+      'phantom seed 1: in-domain source Dice federated 0.700, centralized 0.720',
+      'phantom seed 1 inversion: source-only Dice 0.400 (0.0 s) [label-free: entropy 0.1000, prior KL 0.0100, consistency 0.9000]',
+      'phantom seed 1 inversion: adabn Dice 0.400 (1.0 s) [label-free: entropy 0.2000, prior KL 0.0100, consistency 0.8000] | safeguard: fell back to the unadapted model [LESS_CERTAIN_AND_LESS_STABLE]: less certain',
+      'phantom seed 1 mild: source-only Dice 0.400 (0.0 s) [label-free: entropy 0.1000, prior KL 0.0100, consistency 0.9000]',
+      'phantom seed 1 mild: adabn Dice 0.600 (1.0 s) [label-free: entropy 0.0800, prior KL 0.0050, consistency 0.9200] | safeguard: kept (prior KL 0.0100 -> 0.0050)',
+    ];
+    const r = mergeSuiteLines(cfg, lines).results[0];
+    expect(r.cells.adabn.inversion[0].notes).toEqual(['safeguard: fell back to the unadapted model [LESS_CERTAIN_AND_LESS_STABLE]: less certain']);
+    expect(safeguardFallbacks(r).get('adabn')).toEqual({ fallbacks: 1, cells: 2 });
+    expect(formatSuiteDataset(r, [1])).toContain('phantom: safeguard fallbacks to the unadapted model per row: adabn 1/2');
+    expect(replaySafeguard(r).fallbacks).toEqual([]);
   });
 });

@@ -25,7 +25,9 @@ export function mergeSuiteLines(cfg: SfdaSuiteConfig, lines: readonly string[]):
       const [, dataset, seed, family, row, dice, secs] = c;
       const lf = LABEL_FREE.exec(line);
       const labelFree = lf ? { labelFree: { entropy: Number(lf[1]), priorKl: Number(lf[2]), consistency: Number(lf[3]) } } : {};
-      cells.set(`${dataset}|${family}|${row}|${seed}`, { seed: Number(seed), dice: Number(dice), assd: NaN, infiniteCount: 0, wallMs: 1000 * Number(secs), notes: [], ...labelFree });
+      const bar = line.indexOf(' | ');
+      const notes = bar >= 0 ? line.slice(bar + 3).split(' | ') : [];
+      cells.set(`${dataset}|${family}|${row}|${seed}`, { seed: Number(seed), dice: Number(dice), assd: NaN, infiniteCount: 0, wallMs: 1000 * Number(secs), notes, ...labelFree });
       continue;
     }
     const s = SOURCE.exec(line);
@@ -48,7 +50,8 @@ export function mergeSuiteLines(cfg: SfdaSuiteConfig, lines: readonly string[]):
 /**
  * The do-no-harm safeguard (site-agent/adapt/safeguard.ts) replayed on the logged label-free scores: the same verdict
  * `adapt(..., { safeguard: true })` would reach (same model, same images, same scores), with source-only's scores as
- * "before". Returns one line per fallback and the rows' mean Dice with the safeguard.
+ * "before". Cells the safeguard already judged when they ran (a `safeguard:` note: on by default since session 6)
+ * are taken as they are. Returns one line per fallback and the rows' mean Dice with the safeguard.
  */
 export function replaySafeguard(r: DatasetResult): { fallbacks: string[]; guarded: Map<string, Map<string, number>> } {
   const fallbacks: string[] = [];
@@ -59,7 +62,7 @@ export function replaySafeguard(r: DatasetResult): { fallbacks: string[]; guarde
       const dice: number[] = [];
       for (const cell of r.cells[row][f.name]) {
         const before = r.cells[SOURCE_ONLY][f.name].find((c) => c.seed === cell.seed);
-        if (!cell.labelFree || !before?.labelFree || row === SOURCE_ONLY) {
+        if (!cell.labelFree || !before?.labelFree || row === SOURCE_ONLY || cell.notes.some((n) => n.startsWith('safeguard:'))) {
           dice.push(cell.dice);
           continue;
         }

@@ -3,6 +3,7 @@
  * of the source-only -> target-supervised gap per family, and the checks the issue asks for (the supervised reference
  * is the best in its column, no row below source-only beyond noise, federated vs centralized source).
  */
+import { SAFEGUARD_FALLBACK_NOTE } from '../../site-agent/adapt/index.ts';
 import { CENTRALIZED_SOURCE, SOURCE_ONLY, TARGET_SUPERVISED, type CellRun, type DatasetResult } from './suite-run.ts';
 
 export interface MeanStd {
@@ -73,6 +74,16 @@ function table(r: DatasetResult, families: string[], title: string): string[] {
   return lines;
 }
 
+/** Per row: cells where the do-no-harm safeguard fell back to the unadapted model (by its note), and cells run. */
+export function safeguardFallbacks(r: DatasetResult): Map<string, { fallbacks: number; cells: number }> {
+  const out = new Map<string, { fallbacks: number; cells: number }>();
+  for (const row of r.rows) {
+    const cells = r.families.flatMap((f) => r.cells[row]?.[f.name] ?? []);
+    out.set(row, { fallbacks: cells.filter((c) => c.notes.some((n) => n.startsWith(SAFEGUARD_FALLBACK_NOTE))).length, cells: cells.length });
+  }
+  return out;
+}
+
 /** The dataset's tables (published families, then held-out ones) and the checks, as text. */
 export function formatSuiteDataset(r: DatasetResult, seeds: readonly number[]): string {
   const pub = r.families.filter((f) => !f.heldOut).map((f) => f.name);
@@ -84,6 +95,8 @@ export function formatSuiteDataset(r: DatasetResult, seeds: readonly number[]): 
   const fed = meanStd(r.source.map((s) => s.federated));
   const cen = meanStd(r.source.map((s) => s.centralized));
   lines.push(`${r.name}: in-domain source Dice, federated ${fmt(fed)}, centralized ${fmt(cen)} (difference ${(100 * (fed.mean - cen.mean)).toFixed(1)} points)`);
+  const fb = [...safeguardFallbacks(r)].filter(([, c]) => c.fallbacks > 0);
+  lines.push(`${r.name}: safeguard fallbacks to the unadapted model per row: ${fb.length === 0 ? 'none' : fb.map(([row, c]) => `${row} ${c.fallbacks}/${c.cells}`).join(', ')}`);
   for (const s of summarizeFamilies(r)) {
     const issues: string[] = [];
     if (s.belowSourceOnly.length) issues.push(`below source-only: ${s.belowSourceOnly.join(', ')}`);

@@ -15,6 +15,7 @@ import { applyCurve, saveCurve, type IntensityCurve } from './intensity-curve.ts
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptReport } from './adapt-report.ts';
 import { GUARDED_WIDE_SEARCH } from './input-adapter.ts';
+import { fallbackNote } from './safeguard.ts';
 import { predictLabels } from './batching.ts';
 import { evaluateSegmentation, type SegmentationEvaluation } from './evaluate.ts';
 import { computeSourceStats, loadSourceStats, packageLabelCodes, saveSourceStats, type SourceStats } from './source-stats.ts';
@@ -121,7 +122,8 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
     ...(o.epochs ? { epochs: Number(o.epochs) } : {}),
     ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}),
     ...(o.inputAdapter ? { inputAdapter: { ...(o.wideSearch ? { wideSearch: GUARDED_WIDE_SEARCH } : {}), ...(o.denoise ? { denoise: {} } : {}) } } : {}),
-    ...(o.safeguard ? { safeguard: true } : {}),
+    // The do-no-harm safeguard is on unless --no-safeguard (commander sets `safeguard: false`).
+    safeguard: o.safeguard !== false,
     onProgress: (s: number, t: number, l: number) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),
   };
   let report: AdaptReport;
@@ -131,6 +133,7 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
     report = adaptWithLabels(unet, target.dataset, labelled, stats, opts);
   } else report = adapt(o.method, unet, target.dataset, stats, opts);
   process.stderr.write('\n');
+  if (report.safeguard && !report.safeguard.keep) console.log(fallbackNote(report.safeguard));
   const after = evaluate(unet, scored, 'after ', report.inputCurve);
   await writeOutputs(o, unet, target, codes, report, { before, after, scored });
   console.log(`adapted model -> ${join(o.out, 'model')}; predictions -> ${join(o.out, 'predictions')} (${target.cases.length} case(s)); ${report.notes.join('; ')}`);
@@ -156,7 +159,7 @@ export function registerAdaptCommands(program: Command): void {
     .option('--input-adapter', `label-free input adapter first: an intensity curve fitted in front of the frozen model so that the target matches the source BN statistics (input-adapter.ts); saved as model/${'input-curve.json'} and applied to the predictions`)
     .option('--wide-search', 'with --input-adapter: also search 256 random curves (the best refined) and keep the best one only if it matches the source statistics better AND leaves the predictions less uncertain than the default search\'s pick (input-adapter.ts, WideSearchOptions); about twice the adapter\'s time')
     .option('--denoise', 'with --input-adapter: also choose a Gaussian pre-filter (sigma 0, 0.5, 1 or 1.5 px) in front of the curve by the same BN-statistics objective, for noisy scanners; saved with the curve (input-adapter.ts, DenoiseOptions)')
-    .option('--safeguard', 'do-no-harm safeguard: score the model before and after label-free (class proportions vs the source priors, entropy, perturbation consistency) and keep the unadapted model when the adaptation looks harmful (safeguard.ts)')
+    .option('--no-safeguard', 'turn off the do-no-harm safeguard (on by default: the model is scored before and after label-free, entropy and perturbation consistency, and the unadapted model is kept when the adaptation looks harmful; safeguard.ts)')
     .option('--labelled <dir>', 'few-label mode (with --method mean-teacher): a labelled dataset folder of some target cases, used with the supervised loss')
     .action(runAdapt);
 

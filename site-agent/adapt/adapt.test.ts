@@ -15,6 +15,7 @@ import {
   computeSourceStats,
   fitSourceGmm,
   judgeAdaptation,
+  SAFEGUARD_FALLBACK_NOTE,
   loadSourceStats,
   poolSourceStats,
   saveSourceStats,
@@ -133,37 +134,49 @@ describe('input polarity check (the input adapter with K = 2, no steps)', () => 
 describe('do-no-harm safeguard', () => {
   afterEach(() => unet.setWeights(sourceWeights));
 
-  it('keeps a helpful adaptation, and rejects a harmful one, restoring the unadapted model and saying why', () => {
+  it('is on by default: keeps a helpful adaptation, rejects a harmful one (the model restored, the code in the note); off with safeguard: false', () => {
     unet.setWeights(sourceWeights);
-    const kept = adapt('adabn', unet, toUnlabeled(target), stats, { seed: 1, safeguard: true });
+    const kept = adapt('adabn', unet, toUnlabeled(target), stats, { seed: 1 });
     expect(kept.safeguard?.keep).toBe(true);
     expect(kept.notes.at(-1)).toMatch(/^safeguard: kept \(prior KL /);
     expect(meanDice(unet, toUnlabeled(target), target.labels, 3)).toBeGreaterThan(unadaptedDice + 0.1);
     // A destructive run on the source's own domain: entropy minimisation with a huge step collapses the predictions.
     const upright = makeNestedBoxes(16, TOY_SIZE, 5);
     unet.setWeights(sourceWeights);
-    const harmed = adapt('tent', unet, toUnlabeled(upright), stats, { seed: 1, epochs: 3, lr: 5, batchSize: 8 });
+    const harmed = adapt('tent', unet, toUnlabeled(upright), stats, { seed: 1, epochs: 3, lr: 5, batchSize: 8, safeguard: false });
     const harmedDice = meanDice(unet, toUnlabeled(upright), upright.labels, 3);
     unet.setWeights(sourceWeights);
     const sourceDice = meanDice(unet, toUnlabeled(upright), upright.labels, 3);
     expect(harmedDice).toBeLessThan(sourceDice - 0.2);
-    const guarded = adapt('tent', unet, toUnlabeled(upright), stats, { seed: 1, epochs: 3, lr: 5, batchSize: 8, safeguard: true });
     expect(harmed.safeguard).toBeUndefined();
+    const guarded = adapt('tent', unet, toUnlabeled(upright), stats, { seed: 1, epochs: 3, lr: 5, batchSize: 8 });
     expect(guarded.safeguard?.keep).toBe(false);
-    expect(guarded.notes.at(-1)).toMatch(/^safeguard: fell back to the unadapted model: /);
+    expect(guarded.safeguard?.code).toBe('FEATURES_FARTHER_FROM_SOURCE');
+    expect(guarded.notes.filter((n) => n.startsWith(SAFEGUARD_FALLBACK_NOTE))).toEqual([expect.stringMatching(/^safeguard: fell back to the unadapted model \[FEATURES_FARTHER_FROM_SOURCE\]: the target's features moved away /)]);
     expect(unet.getWeights()).toEqual(sourceWeights);
   });
 
-  it('judges by class proportions, or by entropy and consistency together', () => {
-    const s = (entropy: number, priorKl: number, consistency: number) => ({ entropy, priorKl, consistency });
+  it('judges by a vanished class, or by entropy and consistency together; a prior-KL rise alone only when asked', () => {
+    const s = (entropy: number, priorKl: number, consistency: number, proportions?: number[]) => ({ entropy, priorKl, consistency, ...(proportions ? { proportions, priors: [0.7, 0.2, 0.1] } : {}) });
     // Confidently wrong before (an inverted target): entropy rises, but proportions and stability improve.
     expect(judgeAdaptation(s(0, 0.47, 0), s(0.006, 0.0005, 0.94)).keep).toBe(true);
-    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.05, 0.05, 0.95)).keep).toBe(false);
-    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.2, 0.01, 0.8)).keep).toBe(false);
+    // Farther from the priors: kept by default (a 4-volume target's proportions differ from the pooled priors).
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.05, 0.05, 0.95)).keep).toBe(true);
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.05, 0.05, 0.95), { rejectOnPriorKl: true }).code).toBe('FARTHER_FROM_PRIORS');
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.2, 0.01, 0.8)).code).toBe('LESS_CERTAIN_AND_LESS_STABLE');
     expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.2, 0.01, 0.9)).keep).toBe(true);
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9), s(0.1, 0.01, 0.8)).keep).toBe(true);
     expect(judgeAdaptation(s(0.1, NaN, 0.9), s(0.1, NaN, 0.9)).keep).toBe(true);
     // Collapsed before (one class everywhere: certain, stable, far from the priors): proportions recovering vouch.
     expect(judgeAdaptation(s(0.01, 2.0, 1), s(0.1, 0.02, 0.85)).keep).toBe(true);
+    // A class (prior 0.1) predicted in 8% of pixels before and 0.5% after vanished, however certain the model got.
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9, [0.72, 0.2, 0.08]), s(0.01, 0.2, 0.95, [0.795, 0.2, 0.005])).code).toBe('CLASS_VANISHED');
+    // The features pushed away from the source BN statistics (mean over layers, nats), even with better scores otherwise.
+    const bn = (bnKl: number[]) => ({ ...s(0.1, 0.01, 0.9), bnKl });
+    expect(judgeAdaptation(bn([0.05, 0.15]), { ...bn([0.2, 0.25]), entropy: 0.05 }).code).toBe('FEATURES_FARTHER_FROM_SOURCE');
+    expect(judgeAdaptation(bn([0.05, 0.15]), bn([0.1, 0.15])).keep).toBe(true);
+    // Already absent before (< a tenth of its prior): not the adaptation's doing.
+    expect(judgeAdaptation(s(0.1, 0.01, 0.9, [0.795, 0.2, 0.005]), s(0.05, 0.2, 0.95, [0.797, 0.2, 0.003])).keep).toBe(true);
   });
 });
 

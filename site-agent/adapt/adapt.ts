@@ -20,7 +20,7 @@ import { adaptMeanTeacher, type MeanTeacherOptions } from './mean-teacher.ts';
 import { labelFreeScores } from './label-free-scores.ts';
 import { adaptOsuda, type OsudaOptions } from './osuda.ts';
 import { adaptRatioEntropy, type RatioEntropyOptions } from './ratio-entropy.ts';
-import { judgeAdaptation, type SafeguardOptions } from './safeguard.ts';
+import { fallbackNote, judgeAdaptation, SAFEGUARD_FALLBACK, type SafeguardOptions } from './safeguard.ts';
 import { checkStatsMatchModel, type SourceStats } from './source-stats.ts';
 import { adaptTent, type TentOptions } from './tent.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -40,7 +40,8 @@ export interface StageOptions {
   readonly fittedAdapter?: InputAdapterResult;
   /**
    * Do-no-harm safeguard (safeguard.ts): score the unadapted and the adapted model label-free on the target and fall
-   * back to the unadapted model when the adaptation looks harmful. Off when absent.
+   * back to the unadapted model when the adaptation looks harmful (a note with the code, and one log record). ON when
+   * absent; `false` turns it off. Costs three label-free passes over the target (about 3 inference passes each).
    */
   readonly safeguard?: boolean | SafeguardOptions;
 }
@@ -75,8 +76,8 @@ export function requestedAdapter(opts: StageOptions): InputAdapterOptions | null
 export function adapt(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, sourceStats: SourceStats | null, opts: AdaptOptions = {}): AdaptReport {
   if (!isAdaptMethod(method)) throw new AdaptError('UNKNOWN_METHOD', `unknown adaptation method '${String(method)}'; use one of ${ADAPT_METHODS.join(', ')}`);
   if (sourceStats) checkStatsMatchModel(sourceStats, unet);
-  if (!opts.safeguard) return adaptUnguarded(method, unet, target, sourceStats, opts);
-  const guard = opts.safeguard === true ? {} : opts.safeguard;
+  if (opts.safeguard === false) return adaptUnguarded(method, unet, target, sourceStats, opts);
+  const guard = opts.safeguard === undefined || opts.safeguard === true ? {} : opts.safeguard;
   const seed = opts.seed ?? 0;
   const start = unet.getWeights();
   const before = labelFreeScores(unet, target, sourceStats, undefined, seed);
@@ -84,8 +85,8 @@ export function adapt(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, 
   const verdict = judgeAdaptation(before, labelFreeScores(unet, target, sourceStats, report.inputCurve, seed), guard);
   if (verdict.keep) return { ...report, notes: [...report.notes, `safeguard: kept (${verdict.reason})`], safeguard: verdict };
   unet.setWeights(start);
-  getLogger().warn({ code: 'ADAPT_SAFEGUARD_FALLBACK', method, reason: verdict.reason }, 'adaptation rejected by the do-no-harm safeguard; the unadapted model is kept');
-  return { method: report.method, steps: report.steps, losses: report.losses, notes: [...report.notes, `safeguard: fell back to the unadapted model: ${verdict.reason}`], safeguard: verdict };
+  getLogger().warn({ code: SAFEGUARD_FALLBACK, reason: verdict.code, method, detail: verdict.reason }, 'adaptation rejected by the do-no-harm safeguard; the unadapted model is kept');
+  return { method: report.method, steps: report.steps, losses: report.losses, notes: [...report.notes, fallbackNote(verdict)], safeguard: verdict };
 }
 
 function adaptUnguarded(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, sourceStats: SourceStats | null, opts: AdaptOptions): AdaptReport {
