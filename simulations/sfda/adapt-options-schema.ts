@@ -91,6 +91,9 @@ export const inputAdapterOptionsSchema = z
       .object({ screen: positiveInt.optional(), starts: positiveInt.optional(), steps: z.number().int().min(0).optional(), pruneAt: z.number().int().min(0).optional(), keep: positiveInt.optional() })
       .strict()
       .optional(),
+    denoise: z
+      .union([z.literal(false), z.object({ sigmas: z.array(z.number().min(0)).min(1).optional(), margin: z.number().min(0).max(1).optional(), steps: z.number().int().min(0).optional(), firstLayer: z.number().int().min(0).optional(), layers: positiveInt.optional() }).strict()])
+      .optional(),
     batchSize: positiveInt.optional(),
     seed: z.number().int().optional(),
   })

@@ -13,9 +13,9 @@ export { parseSfdaBenchmarkConfig, sfdaBenchmarkSchema, SfdaBenchmarkError, type
 export { trainFederatedSource, FederatedSourceError, type FederatedSourceConfig } from './federated-source.ts';
 export { augmentDataset, augmentSlice, IntensityAugmentSchema, type IntensityAugmentOptions } from './intensity-augment.ts';
 export { parseSfdaSuiteConfig, sfdaSuiteSchema, SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
-export { runSuiteDataset, suiteRows, SOURCE_ONLY, TARGET_SUPERVISED, CENTRALIZED_SOURCE, fewLabelRow, type CellRun, type DatasetResult, type SourceScore, type SuiteFilters } from './suite-run.ts';
+export { runSuiteDataset, suiteRows, checkSuiteFilters, SUITE_REFERENCES, SOURCE_ONLY, TARGET_SUPERVISED, CENTRALIZED_SOURCE, fewLabelRow, type CellRun, type DatasetResult, type SourceScore, type SuiteFilters, type SuiteReference } from './suite-run.ts';
 export { formatSuiteDataset, summarizeFamilies, meanStd, type FamilySummary, type MeanStd } from './suite-table.ts';
-export { runSfdaSuite, runSfdaSuiteFile, formatSuite, deepMerge, diskSourceCache, type SuiteResult } from './run-suite.ts';
+export { runSfdaSuite, runSfdaSuiteFile, formatSuite, deepMerge, diskSourceCache, suiteFilterArgs, type SuiteResult } from './run-suite.ts';
 export {
   runMultiTarget,
   runMultiTargetFile,

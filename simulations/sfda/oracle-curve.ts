@@ -14,10 +14,10 @@ import { Rng } from '../../protocol/common/index.ts';
 import { adaptAdaBN, applyCurve, basisMatrix, evaluateSegmentation, makeCurve, quantileKnots, toUnlabeled, type IntensityCurve } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
-import { trainLocal } from '../../site-agent/training/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { diskSourceCache } from './run-suite.ts';
 import { parseSfdaSuiteConfig } from './suite-config.ts';
+import { trainTargetSupervised } from './suite-run.ts';
 
 function dice(unet: UNet, ds: SliceDataset, curve?: IntensityCurve): number {
   const images = toUnlabeled(ds);
@@ -95,7 +95,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         }
         unet.setWeights(w);
         const sup = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');
-        await trainLocal(unet, sup, { epochs: cfg.targetSupervised.epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: cfg.targetSupervised.lr, loss: 'ce+dice', seed });
+        // The suite's own reference (suite-run.ts), not a copy of its settings.
+        await trainTargetSupervised(cfg, unet, sup, seed);
         parts.push(`target-supervised ${dice(unet, test).toFixed(3)}`);
         console.log(`${d.name} seed ${seed} ${f.name}: ${parts.join(', ')}`);
         unet.dispose();

@@ -4,13 +4,16 @@
  * or, for tuning on seeds that are not reported (and subsets of datasets, families and rows, with source models cached
  * on disk between invocations):
  *   npx tsx simulations/sfda/run-suite.ts --config FILE --seeds 101,102 [--datasets mricron] [--families a,b]
- *     [--rows adabn,tent] [--skip-references] [--cache DIR] [--set '{"adapt":{"common":{...}}}'] [--out DIR]
+ *     [--rows adabn,tent | --rows none] [--references target-supervised,few-label,centralized-source | --references none]
+ *     [--skip-references] [--cache DIR] [--set '{"adapt":{"common":{...}}}'] [--out DIR]
+ * `--rows none --references target-supervised` runs source-only and the supervised reference alone (tuning the
+ * reference); `--skip-references` is `--references none` (tuning methods).
  */
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { WeightSet } from '../../protocol/index.ts';
-import { parseSfdaSuiteConfig, type SfdaSuiteConfig } from './suite-config.ts';
-import { runSuiteDataset, type DatasetResult, type SuiteFilters } from './suite-run.ts';
+import { parseSfdaSuiteConfig, SfdaSuiteError, type SfdaSuiteConfig } from './suite-config.ts';
+import { checkSuiteFilters, runSuiteDataset, SUITE_REFERENCES, type DatasetResult, type SuiteFilters, type SuiteReference } from './suite-run.ts';
 import { formatSuiteDataset, summarizeFamilies } from './suite-table.ts';
 
 export interface SuiteResult {
@@ -22,6 +25,7 @@ export interface SuiteResult {
 
 /** Runs every (selected) dataset. The caller selects the tfjs backend first (initEngine()). */
 export async function runSfdaSuite(cfg: SfdaSuiteConfig, filters: SuiteFilters = {}, log: (m: string) => void = () => undefined): Promise<SuiteResult> {
+  checkSuiteFilters(cfg, filters);
   const t0 = performance.now();
   const datasets: DatasetResult[] = [];
   for (const d of cfg.datasets) {
@@ -47,6 +51,27 @@ export async function runSfdaSuiteFile(file: string, outDir?: string, log: (m: s
     await writeFile(join(outDir, 'summary.json'), JSON.stringify({ ...result, summaries }, null, 2));
   }
   return result;
+}
+
+/**
+ * The selection flags of the command line (names are checked against the suite when it runs, references here).
+ * @example
+ * suiteFilterArgs(['--rows', 'none', '--references', 'target-supervised']); // { rows: [], references: ['target-supervised'] }
+ */
+export function suiteFilterArgs(argv: readonly string[]): Pick<SuiteFilters, 'datasets' | 'families' | 'rows' | 'references'> {
+  const list = (k: string): string[] | undefined => {
+    const i = argv.indexOf(k);
+    if (i < 0) return undefined;
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--') || v === '') throw new SfdaSuiteError(`${k} needs a comma-separated list${k === '--rows' || k === '--references' ? ' (or none)' : ''}`);
+    return v === 'none' ? [] : v.split(',');
+  };
+  const refs = list('--references');
+  if (refs !== undefined && argv.includes('--skip-references')) throw new SfdaSuiteError('--skip-references and --references exclude each other');
+  const unknown = (refs ?? []).filter((r) => !(SUITE_REFERENCES as readonly string[]).includes(r));
+  if (unknown.length > 0) throw new SfdaSuiteError(`unknown reference(s) ${unknown.map((u) => `"${u}"`).join(', ')}; use ${SUITE_REFERENCES.join(', ')} or none`);
+  const references = argv.includes('--skip-references') ? [] : (refs as SuiteReference[] | undefined);
+  return { datasets: list('--datasets'), families: list('--families'), rows: list('--rows'), ...(references !== undefined ? { references } : {}) };
 }
 
 /** Objects merge key by key; anything else in `b` replaces `a` (arrays too). */
@@ -93,10 +118,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const set = arg('--set') !== undefined ? JSON.parse(arg('--set')!) : undefined;
   const overrides = seeds ? deepMerge(set ?? {}, { seeds }) : set;
   await runSfdaSuiteFile(arg('--config') ?? 'simulations/scenarios/sfda-suite.json', arg('--out'), console.log, {
-    datasets: list('--datasets'),
-    families: list('--families'),
-    rows: list('--rows'),
-    skipReferences: process.argv.includes('--skip-references'),
+    ...suiteFilterArgs(process.argv),
     ...(arg('--cache') !== undefined ? { sourceCache: diskSourceCache(arg('--cache')!) } : {}),
   }, overrides);
 }

@@ -63,10 +63,21 @@ export const sfdaSuiteSchema = z
     /** Pooled training on all source slices, as many passes as the federation made (rounds x local epochs) unless given. */
     centralized: z.object({ epochs: z.number().int().min(1).max(2000).optional(), lr: z.number().positive().optional() }).strict().default({}),
     /**
-     * The strong upper bound: the source model fine-tuned on `numCases` labelled target cases (drawn apart from the
-     * adaptation and test cases) for `epochs` passes.
+     * The strong upper bound: `numCases` labelled target cases (drawn apart from the adaptation and test cases; the
+     * few-label rows label their first k), `epochs` passes of Adam at `lr` (the last `decay.epochs` of them at
+     * `decay.lr` when given), starting from the federated source model (`init: 'source'`) or from a fresh network (`'scratch'`).
      */
-    targetSupervised: z.object({ numCases: z.number().int().min(1).max(200), epochs: z.number().int().min(1).max(500), lr: z.number().positive() }).strict(),
+    targetSupervised: z
+      .object({
+        numCases: z.number().int().min(1).max(200),
+        epochs: z.number().int().min(1).max(500),
+        lr: z.number().positive(),
+        init: z.enum(['source', 'scratch']).default('source'),
+        /** A step decay: the last `epochs` of the `epochs` at `lr` (a fresh Adam). */
+        decay: z.object({ epochs: z.number().int().min(1).max(500), lr: z.number().positive() }).strict().optional(),
+      })
+      .strict()
+      .refine((t) => t.decay === undefined || t.decay.epochs < t.epochs, { message: 'decay.epochs must be fewer than epochs', path: ['decay', 'epochs'] }),
     /** Few-label rows: the first k of the supervised cases labelled, plus the unlabelled adaptation cases. */
     fewLabel: z
       .object({ cases: z.array(z.number().int().min(1).max(50)).max(8), options: z.record(z.string(), z.unknown()).default({}) })

@@ -30,7 +30,7 @@ import { trainLocal } from '../../site-agent/training/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
-import type { SfdaSuiteConfig, SuiteDataset, SuiteFamily } from './suite-config.ts';
+import { SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 
 export interface CellRun {
   readonly seed: number;
@@ -60,13 +60,17 @@ export interface DatasetResult {
   readonly source: SourceScore[];
 }
 
+/** The reference rows next to the methods: the few-label rows, the target-supervised one, the centralized source. */
+export const SUITE_REFERENCES = ['few-label', 'target-supervised', 'centralized-source'] as const;
+export type SuiteReference = (typeof SUITE_REFERENCES)[number];
+
 export interface SuiteFilters {
   readonly datasets?: readonly string[];
   readonly families?: readonly string[];
-  /** Method rows to run (source-only always runs). */
+  /** Method rows to run (source-only always runs); `[]` runs none (references only). */
   readonly rows?: readonly string[];
-  /** Skip the supervised, centralized and few-label references (tuning). */
-  readonly skipReferences?: boolean;
+  /** References to run (default all; `[]` skips them, for tuning methods). */
+  readonly references?: readonly SuiteReference[];
   /** Loads / stores trained source models (tuning across invocations); the suite itself trains once per run. */
   readonly sourceCache?: { load(key: string): Promise<WeightSet | null>; store(key: string, w: WeightSet): Promise<void> };
 }
@@ -115,7 +119,7 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
   const fedScore = inDomain(unet);
   let centralized: WeightSet | null = null;
   let centScore = NaN;
-  if (!filters.skipReferences) {
+  if (runsReference(filters, 'centralized-source')) {
     const central = createUNet(unet.config, seed);
     try {
       const cachedC = filters.sourceCache ? await filters.sourceCache.load(`central-${key}`) : null;
@@ -186,9 +190,10 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
       return { curve: r.inputCurve, notes: r.notes };
     }, onTarget));
   }
-  if (filters.skipReferences) return;
+  const fewLabel = runsReference(filters, 'few-label') ? cfg.fewLabel.cases : [];
+  if (fewLabel.length === 0 && !runsReference(filters, 'target-supervised')) return;
   const supData = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');
-  for (const k of cfg.fewLabel.cases) {
+  for (const k of fewLabel) {
     const labelled = firstCases(supData, k);
     const opts = withFit({ ...base, ...cfg.fewLabel.options } as AdaptOptions);
     record(fewLabelRow(k), await runCell(unet, test, seed, src.federated, async () => {
@@ -196,19 +201,53 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
       return { curve: r.inputCurve, notes: r.notes };
     }));
   }
-  record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => {
-    const t = cfg.targetSupervised;
-    await trainLocal(unet, supData, { epochs: t.epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: t.lr, loss: 'ce+dice', seed });
-    return { notes: [`source model fine-tuned on ${supData.n} labelled target slices (${t.numCases} cases), ${t.epochs} epochs`] };
-  }));
+  if (runsReference(filters, 'target-supervised')) {
+    record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => ({ notes: [await trainTargetSupervised(cfg, unet, supData, seed)] })));
+  }
   if (src.centralized) record(CENTRALIZED_SOURCE, await runCell(unet, test, seed, src.centralized, async () => ({ notes: [] })));
 }
+
+/**
+ * The upper bound: the network (the federated source model, or a fresh one with `init: 'scratch'`) trained on the
+ * labelled target slices; with `decay` the last epochs run at a lower rate (a step decay, fresh Adam moments).
+ * Returns the row's note.
+ */
+export async function trainTargetSupervised(cfg: SfdaSuiteConfig, unet: UNet, data: SliceDataset, seed: number): Promise<string> {
+  const t = cfg.targetSupervised;
+  if (t.init === 'scratch') {
+    const fresh = createUNet(unet.config, seed);
+    unet.setWeights(fresh.getWeights());
+    fresh.dispose();
+  }
+  const train = (epochs: number, lr: number, s: number) => trainLocal(unet, data, { epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr, loss: 'ce+dice', seed: s });
+  await train(t.epochs - (t.decay?.epochs ?? 0), t.lr, seed);
+  if (t.decay) await train(t.decay.epochs, t.decay.lr, seed + 1);
+  const how = t.init === 'scratch' ? 'network trained from scratch' : 'source model fine-tuned';
+  const schedule = t.decay ? `lr ${t.lr}, the last ${t.decay.epochs} at ${t.decay.lr}` : `lr ${t.lr}`;
+  return `${how} on ${data.n} labelled target slices (${t.numCases} cases), ${t.epochs} epochs (${schedule})`;
+}
+
+const runsReference = (filters: SuiteFilters, r: SuiteReference): boolean => filters.references === undefined || filters.references.includes(r);
 
 /** Row names of a dataset's table, in order. */
 export function suiteRows(cfg: SfdaSuiteConfig, filters: SuiteFilters = {}): string[] {
   const rows = [SOURCE_ONLY, ...cfg.adapt.rows.map((r) => r.name).filter((r) => !filters.rows || filters.rows.includes(r))];
-  if (!filters.skipReferences) rows.push(...cfg.fewLabel.cases.map(fewLabelRow), TARGET_SUPERVISED, CENTRALIZED_SOURCE);
+  if (runsReference(filters, 'few-label')) rows.push(...cfg.fewLabel.cases.map(fewLabelRow));
+  if (runsReference(filters, 'target-supervised')) rows.push(TARGET_SUPERVISED);
+  if (runsReference(filters, 'centralized-source')) rows.push(CENTRALIZED_SOURCE);
   return rows;
+}
+
+/** Refuses filters naming datasets, families or method rows the suite does not have (a typo would silently run nothing). */
+export function checkSuiteFilters(cfg: SfdaSuiteConfig, filters: SuiteFilters): void {
+  const check = (what: string, asked: readonly string[] | undefined, known: readonly string[]): void => {
+    const unknown = (asked ?? []).filter((a) => !known.includes(a));
+    if (unknown.length > 0) throw new SfdaSuiteError(`unknown ${what} ${unknown.map((u) => `"${u}"`).join(', ')}; the suite has ${known.join(', ')}`);
+  };
+  check('dataset(s)', filters.datasets, cfg.datasets.map((d) => d.name));
+  check('family(ies)', filters.families, [...new Set(cfg.datasets.flatMap((d) => d.families.map((f) => f.name)))]);
+  check('method row(s)', filters.rows, cfg.adapt.rows.map((r) => r.name));
+  check('reference(s)', filters.references, SUITE_REFERENCES);
 }
 
 /** One dataset over all seeds. */

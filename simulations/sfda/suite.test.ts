@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { formatSuite, parseSfdaSuiteConfig, runSfdaSuite, SfdaSuiteError, summarizeFamilies } from './index.ts';
+import { formatSuite, parseSfdaSuiteConfig, runSfdaSuite, SfdaSuiteError, suiteFilterArgs, summarizeFamilies } from './index.ts';
 
 beforeAll(async () => {
   await initEngine();
@@ -54,10 +54,38 @@ describe('sfda shift suite', () => {
       { ...tiny, adapt: { ...tiny.adapt, rows: [tiny.adapt.rows[0], tiny.adapt.rows[0]] } },
       { ...tiny, adapt: { ...tiny.adapt, rows: [{ name: 'x', method: 'bogus' }] } },
       { ...tiny, fewLabel: { cases: [4] } },
+      { ...tiny, targetSupervised: { ...tiny.targetSupervised, init: 'pretrained' } },
+      { ...tiny, targetSupervised: { ...tiny.targetSupervised, decay: { epochs: 4, lr: 0.001 } } },
       { ...tiny, datasets: [{ ...tiny.datasets[0], families: [tiny.datasets[0].families[0], tiny.datasets[0].families[0]] }] },
     ];
     for (const b of bad) expect(() => parseSfdaSuiteConfig(b)).toThrow(SfdaSuiteError);
   });
+
+  it('selects rows and references from the command line; unknown names are refused', async () => {
+    expect(suiteFilterArgs(['--rows', 'none', '--references', 'target-supervised'])).toEqual({ datasets: undefined, families: undefined, rows: [], references: ['target-supervised'] });
+    expect(suiteFilterArgs(['--skip-references', '--rows', 'adabn,tent'])).toMatchObject({ rows: ['adabn', 'tent'], references: [] });
+    expect(suiteFilterArgs(['--families', 'inversion'])).not.toHaveProperty('references');
+    expect(() => suiteFilterArgs(['--references', 'supervised'])).toThrow(/unknown reference\(s\) "supervised"; use few-label, target-supervised, centralized-source or none/);
+    expect(() => suiteFilterArgs(['--references', 'none', '--skip-references'])).toThrow(SfdaSuiteError);
+    expect(() => suiteFilterArgs(['--rows'])).toThrow(/--rows needs a comma-separated list/);
+    const cfg = parseSfdaSuiteConfig(tiny);
+    await expect(runSfdaSuite(cfg, { rows: ['tent'] })).rejects.toThrow(/unknown method row\(s\) "tent"; the suite has adabn, polarity\+adabn/);
+    await expect(runSfdaSuite(cfg, { families: ['gamma'] })).rejects.toThrow(SfdaSuiteError);
+  });
+
+  it('runs the supervised reference alone, from scratch with a step decay, when asked', async () => {
+    const cfg = parseSfdaSuiteConfig({
+      ...tiny,
+      federated: { ...tiny.federated, rounds: 1, localEpochs: 1 },
+      targetSupervised: { numCases: 2, epochs: 2, lr: 0.01, init: 'scratch', decay: { epochs: 1, lr: 0.001 } },
+      fewLabel: { cases: [1] },
+    });
+    const r = await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: ['target-supervised'] });
+    const d = r.datasets[0];
+    expect(d.rows).toEqual(['source-only', 'target-supervised']);
+    expect(d.cells['target-supervised'].inversion[0].notes).toEqual(['network trained from scratch on 8 labelled target slices (2 cases), 2 epochs (lr 0.01, the last 1 at 0.001)']);
+    expect(Number.isNaN(d.source[0].centralized)).toBe(true);
+  }, 120_000);
 
   it('runs every row and reference per family, with the input-adapter fit shared and held-out families apart', async () => {
     const lines: string[] = [];
@@ -65,7 +93,7 @@ describe('sfda shift suite', () => {
     const d = r.datasets[0];
     expect(d.rows).toEqual(['source-only', 'adabn', 'polarity+adabn', 'wide+adabn', 'adapter+tent', 'adapter+mean-teacher', 'few-label-1', 'target-supervised', 'centralized-source']);
     for (const row of d.rows) for (const f of ['inversion', 'mild']) expect([row, f, d.cells[row][f].length]).toEqual([row, f, 1]);
-    expect(d.cells['target-supervised'].inversion[0].notes[0]).toBe('source model fine-tuned on 12 labelled target slices (3 cases), 4 epochs');
+    expect(d.cells['target-supervised'].inversion[0].notes[0]).toBe('source model fine-tuned on 12 labelled target slices (3 cases), 4 epochs (lr 0.01)');
     expect(d.cells['adapter+tent'].inversion[0].notes[0]).toMatch(/^input adapter \(K=8, 3 steps\)|^input polarity/);
     expect(d.cells['few-label-1'].inversion[0].notes.some((n) => n === 'few-label mode: 4 labelled target slices')).toBe(true);
     expect(d.source).toHaveLength(1);

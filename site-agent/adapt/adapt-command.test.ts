@@ -89,15 +89,17 @@ describe('fedsfda source-stats / adapt', () => {
     expect(report.cases.unscored).toEqual(['t0', 't2']);
   });
 
-  it('--input-adapter saves the fitted curve next to the model and predicts through it; --labelled runs the few-label mean teacher', async () => {
+  it('--input-adapter (--denoise) saves the fitted curve, with its pre-filter if one was chosen, next to the model and predicts through it; --labelled runs the few-label mean teacher', async () => {
     await program().parseAsync(['node', 'x', 'source-stats', '--model', join(dir, 'model'), '--data', join(dir, 'source'), '--out', join(dir, 's2.json')]);
     await program().parseAsync([
       'node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn',
-      '--data', join(dir, 'scans'), '--input-adapter', '--out', join(dir, 'out-a'),
+      '--data', join(dir, 'scans'), '--input-adapter', '--denoise', '--out', join(dir, 'out-a'),
     ]);
     const report = JSON.parse(await readFile(join(dir, 'out-a', 'adapt-report.json'), 'utf8'));
-    expect(report.report.notes[0]).toMatch(/^input adapter \(K=8, 40 steps\): kept start|^input polarity [+-]1/);
+    expect(report.report.notes[0]).toMatch(/^input adapter \(K=8, 40 steps\): kept start .*; denoise: (no filter|Gaussian σ [0-9.]+ px)|^input polarity [+-]1/);
     if (report.report.inputCurve) {
+      // (No curve when the safeguard fell back to the unadapted model.)
+      expect(report.report.inputCurve.prefilter === undefined).toBe(/denoise: no filter/.test(report.report.notes[0]));
       const curve = JSON.parse(await readFile(join(dir, 'out-a', 'model', 'input-curve.json'), 'utf8'));
       expect(curve).toEqual(report.report.inputCurve);
       expect(curve.kind).toBe('fedsfda-intensity-curve');
@@ -118,6 +120,9 @@ describe('fedsfda source-stats / adapt', () => {
     await expect(
       program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--wide-search', '--out', join(dir, 'o6')]),
     ).rejects.toMatchObject({ code: 'BAD_OPTION' });
+    await expect(
+      program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's2.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--denoise', '--out', join(dir, 'o7')]),
+    ).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/--denoise .* with --input-adapter/) });
   });
 
   it('refuses an unknown method, and eval labels that share no case with the target, with typed errors', async () => {

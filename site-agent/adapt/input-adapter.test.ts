@@ -4,6 +4,7 @@ import type { SliceDataset } from '../data/index.ts';
 import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { adapt, applyCurve, computeSourceStats, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
+import { Rng } from '../../protocol/common/index.ts';
 import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
 
 let unet: UNet;
@@ -82,9 +83,30 @@ describe('input adapter', () => {
     else expect(fit.note).toMatch(/entropy after AdaBN [0-9.]+ (<=|>) [0-9.]+/);
   });
 
+  it('denoise: on a noisy target it takes a Gaussian pre-filter, on a clean one none (and the fit is unchanged)', () => {
+    const clean = makeNestedBoxes(16, TOY_SIZE, 7);
+    const rng = new Rng(11);
+    // A low-field-like scanner: the same anatomy under 6x the source's thermal noise.
+    const noisy = { ...clean, images: clean.images.map((v) => v + 0.3 * rng.normal()) };
+    const base = { seed: 3, steps: 5, randomStarts: 1 };
+    unet.setWeights(sourceWeights);
+    const onNoisy = fitInputAdapter(unet, toUnlabeled(noisy), stats, { ...base, denoise: {} });
+    expect(unet.getWeights()).toEqual(sourceWeights);
+    expect(onNoisy.curve.prefilter?.kind).toBe('gaussian');
+    expect(onNoisy.curve.prefilter!.sigma).toBeGreaterThan(0);
+    expect(onNoisy.note).toMatch(/; denoise: Gaussian σ [0-9.]+ px, objective per σ \[σ 0 [0-9.]+, σ 0.5 /);
+    const plain = fitInputAdapter(unet, toUnlabeled(clean), stats, base);
+    const onClean = fitInputAdapter(unet, toUnlabeled(clean), stats, { ...base, denoise: {} });
+    expect(onClean.curve.prefilter).toBeUndefined();
+    expect(onClean.curve).toEqual(plain.curve);
+    expect(onClean.note).toMatch(/; denoise: no filter/);
+    // A grid without 0 forces the filter (for measuring what each σ does).
+    expect(fitInputAdapter(unet, toUnlabeled(clean), stats, { ...base, denoise: { sigmas: [0.5], steps: 1 } }).curve.prefilter).toEqual({ kind: 'gaussian', sigma: 0.5 });
+  });
+
   it('refuses bad options with typed errors', () => {
     const t = toUnlabeled(reordered);
-    for (const bad of [{ knots: 1 }, { steps: -1 }, { lr: 0 }, { firstLayer: 99 }, { selection: 'best' }, { starts: [], randomStarts: 0 }, { priorWeight: -1 }, { wideSearch: { screen: 0 } }, { wideSearch: { steps: 4, pruneAt: 5 } }]) {
+    for (const bad of [{ knots: 1 }, { steps: -1 }, { lr: 0 }, { firstLayer: 99 }, { selection: 'best' }, { starts: [], randomStarts: 0 }, { priorWeight: -1 }, { wideSearch: { screen: 0 } }, { wideSearch: { steps: 4, pruneAt: 5 } }, { denoise: { sigmas: [] } }, { denoise: { sigmas: [-1] } }, { denoise: { margin: 1 } }]) {
       expect(() => fitInputAdapter(unet, t, stats, bad as never)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
     }
   });

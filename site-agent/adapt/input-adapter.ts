@@ -21,6 +21,10 @@
  *
  * `wideSearch` adds a second, wider random search (many screened random curves, refined) and a guarded choice between
  * its best curve and the narrow search's pick; see `WideSearchOptions`.
+ *
+ * `denoise` adds a spatial pre-filter in front of the curve (spatial-prefilter.ts), for noisy / low-field scanners that
+ * no pixel-wise curve can help; see `DenoiseOptions`. Off by default: on the suite's tuning seeds (session 6) the
+ * objective rarely asked for a filter where one helped (phantom low-field) and sometimes asked where it hurt.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FIRST_CONV } from '../../protocol/contracts/index.ts';
@@ -30,6 +34,7 @@ import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
 import { epochBatches, meanEntropy } from './batching.ts';
 import { applyCurve, basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
+import { gaussianFilterSlices, MAX_PREFILTER_SIGMA } from './spatial-prefilter.ts';
 export { curvePolarity } from './intensity-curve.ts';
 import { bnMeanVar, classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -62,6 +67,8 @@ export interface InputAdapterOptions {
   readonly selection?: 'objective' | 'entropy-adabn';
   /** A wider search after the narrow one, kept only when it passes the entropy guard (see `WideSearchOptions`). Default: none. */
   readonly wideSearch?: WideSearchOptions;
+  /** A spatial pre-filter in front of the curve, its strength chosen label-free (see `DenoiseOptions`). `false`: none. */
+  readonly denoise?: false | DenoiseOptions;
   readonly batchSize?: number;
   readonly seed?: number;
 }
@@ -96,6 +103,41 @@ export interface WideSearchOptions {
 }
 
 /**
+ * The denoising step: an isotropic Gaussian pre-filter G_σ in front of the curve (spatial-prefilter.ts), σ chosen per
+ * target from a small grid by the same objective L as the curve (the BN-statistics KL, file comment), the curve
+ * refined on the filtered images. With v₀ the curve search's pick (fitted on the unfiltered images, σ = 0):
+ *   v_σ = Adam_{steps}( L(v; G_σ * x) ) from v₀,   σ* = argmin_σ L(v_σ; G_σ * x)
+ * (σ = 0 refined as long, so that the comparison is fair), σ tried in ascending order and the search stopped at the
+ * first σ that does not lower L. Why the objective can see noise: additive noise inflates the variances σ²_lk of the
+ * early feature maps (convolutions of the noise), so the KL term log(σ^s²/σ²) + σ²/σ^s² grows; smoothing lowers those
+ * variances again, and blurs edges, which pulls the edge-detecting channels' variances below the source's: the KL
+ * balances the two (DeepInversion's feature-statistics prior, Yin et al., CVPR 2020, eq. 4, as the source-domain
+ * description of FSM, Yang et al., MedIA 2022, sec. 3.1; a low-frequency input transform chosen label-free, as
+ * VPTTA's low-frequency prompt, Chen et al., CVPR 2024, sec. 3.2). σ > 0 replaces "none" only when its objective is
+ * lower by more than `margin` (relative); then the result carries the filter and v_σ*. Otherwise the pick v₀ is
+ * returned unchanged, bit for bit the fit without the step. Cost: `steps` Adam steps and one whole-target scoring
+ * pass per σ tried (two on a clean target).
+ */
+export interface DenoiseOptions {
+  /** Candidate σ in pixels, tried in ascending order; 0 is "no filter" (leave it out to force a filter). Default [0, 0.5, 1, 1.5]. */
+  readonly sigmas?: readonly number[];
+  /**
+   * Relative objective decrease a σ > 0 needs over σ = 0 to be taken: L(σ) < (1 - margin) L(0). Default 0.15: on the
+   * suite's tuning seeds (101-103, session 6) the filters taken at 5-13% lowered Dice on 4 of 5 cells (mricron reorder
+   * 102 / 103, mricron low-field 102, phantom reorder 102); the one taken at 21% (phantom low-field 102) raised it.
+   */
+  readonly margin?: number;
+  /** Adam steps refining the pick's curve on the images filtered with each σ (σ = 0 included). Default 20. */
+  readonly steps?: number;
+  /** BN layers whose statistics choose σ (the curve is still refined on the adapter's): index of the first. Default: the adapter's `firstLayer`. */
+  readonly firstLayer?: number;
+  /** ... and how many. Default: the adapter's `layers`. */
+  readonly layers?: number;
+}
+
+export const DEFAULT_DENOISE_SIGMAS: readonly number[] = [0, 0.5, 1, 1.5];
+
+/**
  * The wide search as `fedsfda adapt --wide-search` runs it (and as the suite's rows spell it out): 256 screened random
  * curves, the best 8 refined 20 Adam steps, the best 2 of those on to 80 (280 refinement steps in all instead of
  * 8 x 80 = 640, chosen for the 2-minute `fedsfda adapt` budget; tuning seeds 101-103 only).
@@ -113,7 +155,7 @@ export function negateFirstConv(unet: UNet): void {
 }
 
 /** The session-2 input polarity check as an input-adapter setting. */
-export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn' };
+export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn', denoise: false };
 
 export interface AdapterCandidate {
   readonly start: AdapterStart;
@@ -212,7 +254,7 @@ function startValues(start: AdapterStart, knots: readonly number[], rng: Rng): n
   });
 }
 
-function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch'>>): void {
+function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch' | 'denoise'>>): void {
   const int = (name: string, v: number, min: number): void => {
     if (!Number.isInteger(v) || v < min) throw new AdaptError('BAD_OPTION', `inputAdapter.${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -229,6 +271,19 @@ function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch
   if (o.selection !== 'objective' && o.selection !== 'entropy-adabn') throw new AdaptError('BAD_OPTION', `inputAdapter.selection must be 'objective' or 'entropy-adabn', got ${String(o.selection)}`);
   if (o.starts.some((s) => s !== 'identity' && s !== 'negation' && s !== 'random')) throw new AdaptError('BAD_OPTION', `inputAdapter.starts: unknown start in ${JSON.stringify(o.starts)}`);
   if (o.starts.length + o.randomStarts < 1) throw new AdaptError('BAD_OPTION', 'inputAdapter needs at least one start');
+}
+
+function resolveDenoise(d: DenoiseOptions, firstLayer: number, layers: number): Required<DenoiseOptions> {
+  const r = { sigmas: [...(d.sigmas ?? DEFAULT_DENOISE_SIGMAS)], margin: d.margin ?? 0.15, steps: d.steps ?? 20, firstLayer: d.firstLayer ?? firstLayer, layers: d.layers ?? layers };
+  if (!Number.isInteger(r.firstLayer) || r.firstLayer < 0 || !Number.isInteger(r.layers) || r.layers < 1) {
+    throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.firstLayer / layers must be integers >= 0 / >= 1, got ${r.firstLayer} / ${r.layers}`);
+  }
+  if (r.sigmas.length === 0 || r.sigmas.some((s) => !(s >= 0 && s <= MAX_PREFILTER_SIGMA))) {
+    throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.sigmas must be a non-empty list of σ in [0, ${MAX_PREFILTER_SIGMA}] pixels, got ${JSON.stringify(d.sigmas)}`);
+  }
+  if (!(r.margin >= 0 && r.margin < 1)) throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.margin must be in [0, 1), got ${r.margin}`);
+  if (!Number.isInteger(r.steps) || r.steps < 0) throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.steps must be an integer >= 0, got ${r.steps}`);
+  return r;
 }
 
 function resolveWide(w: WideSearchOptions): Required<WideSearchOptions> {
@@ -296,6 +351,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
   };
   checkOptions(o);
   const wide = opts.wideSearch === undefined ? null : resolveWide(opts.wideSearch);
+  const denoise = opts.denoise === undefined || opts.denoise === false ? null : resolveDenoise(opts.denoise, o.firstLayer, o.layers);
   const rng = new Rng(opts.seed ?? 0);
   const knots = quantileKnots(target.images, o.knots);
   const k = knots.length;
@@ -312,8 +368,25 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
     let chosen = argMin(candidates);
     const what = o.selection === 'objective' ? 'objective' : 'entropy after AdaBN';
     let note = `input adapter (K=${k}, ${o.steps} steps): kept start ${chosen} (${candidates[chosen].start}); ${what} per start [${candidates.map((c) => `${c.start} ${c.score.toFixed(4)}`).join(', ')}]`;
+    // The denoising step runs on a search's pick (its own Rng, so that the searches draw the same numbers with or without it).
+    const denoised = new Map<IntensityCurve, { curve: IntensityCurve; note: string }>();
+    const withDenoise = (curve: IntensityCurve): { curve: IntensityCurve; note: string } => {
+      if (!denoise) return { curve, note: '' };
+      let d = denoised.get(curve);
+      if (d === undefined) {
+        const scoreOn = denoise.firstLayer === o.firstLayer && denoise.layers === o.layers ? t : sourceTargets(unet, stats, denoise.firstLayer, denoise.layers);
+        try {
+          d = denoiseStep(unet, target, curve, t, scoreOn, o, denoise, new Rng((opts.seed ?? 0) + 0x5eed));
+        } finally {
+          if (scoreOn !== t) disposeTargets(scoreOn);
+        }
+        denoised.set(curve, d);
+      }
+      return d;
+    };
     if (wide) {
-      const narrow: InputAdapterResult = { curve: candidates[chosen].curve, chosen, candidates: [...candidates], note };
+      const narrowPick = withDenoise(candidates[chosen].curve);
+      const narrow: InputAdapterResult = { curve: narrowPick.curve, chosen, candidates: [...candidates], note: note + narrowPick.note };
       const w = wideCandidates(unet, target, basis, knots, t, o, wide, rng);
       const best = argMin(w);
       // The guard compares like with like: both picks' objectives (the narrow pick's is recomputed when the narrow
@@ -330,12 +403,38 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
       }
       candidates.push(...w);
       note += `; wide search (${wide.screen} screened, ${wide.starts} refined${wide.pruneAt < wide.steps ? ` ${wide.pruneAt} steps, best ${wide.keep} to ${wide.steps}` : ` x ${wide.steps} steps`}): ${chosen >= candidates.length - w.length ? 'kept its curve' : 'kept the narrow pick'}, ${verdict}`;
-      return { curve: candidates[chosen].curve, chosen, candidates, note, narrow };
+      const pick = withDenoise(candidates[chosen].curve);
+      return { curve: pick.curve, chosen, candidates, note: note + pick.note, narrow };
     }
-    return { curve: candidates[chosen].curve, chosen, candidates, note };
+    const pick = withDenoise(candidates[chosen].curve);
+    return { curve: pick.curve, chosen, candidates, note: note + pick.note };
   } finally {
     disposeTargets(t);
   }
+}
+
+/** The denoising step (see `DenoiseOptions`) on the curve `pick`, fitted on the unfiltered target. */
+function denoiseStep(unet: UNet, target: UnlabeledSlices, pick: IntensityCurve, t: Targets, scoreOn: Targets, o: Resolved, d: Required<DenoiseOptions>, rng: Rng): { curve: IntensityCurve; note: string } {
+  const k = pick.knots.length;
+  const tried: { sigma: number; score: number; values: number[] }[] = [];
+  // Ascending σ, stopping at the first σ > 0 that does not lower the objective (more smoothing only blurs further).
+  for (const sigma of [...new Set(d.sigmas)].sort((a, b) => a - b)) {
+    const images = sigma === 0 ? target.images : gaussianFilterSlices(target.images, target.n, target.height, target.width, sigma);
+    const seen = { ...target, images };
+    const basis = basisMatrix(pick.knots, images);
+    const values = refine(unet, seen, basis, [...pick.values], t, { ...o, steps: d.steps }, rng);
+    const score = scoreObjective(unet, seen, basis, k, makeCurve(pick.knots, values), scoreOn, o);
+    const prev = tried.length > 0 ? tried[argMin(tried)].score : Infinity;
+    tried.push({ sigma, score, values });
+    if (sigma > 0 && score >= prev) break;
+  }
+  const none = tried.find((s) => s.sigma === 0);
+  // A filter must beat "none" (refined as long, for a fair comparison) by the margin; with 0 left out of the grid the best σ is taken.
+  const eligible = none === undefined ? tried : tried.filter((s) => s.sigma === 0 || s.score < (1 - d.margin) * none.score);
+  const best = eligible[argMin(eligible)];
+  const grid = `[${tried.map((s) => `σ ${s.sigma} ${s.score.toFixed(4)}`).join(', ')}] after ${d.steps} steps each`;
+  if (best.sigma === 0) return { curve: pick, note: `; denoise: no filter, objective per σ ${grid}` };
+  return { curve: makeCurve(pick.knots, best.values, { kind: 'gaussian', sigma: best.sigma }), note: `; denoise: Gaussian σ ${best.sigma} px, objective per σ ${grid}` };
 }
 
 function argMin(c: readonly { score: number }[]): number {

@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { AdaptError } from './adapt-error.ts';
-import { applyCurve, applyCurveToArray, basisMatrix, curvePolarity, evalCurve, identityCurve, loadCurve, makeCurve, quantileKnots, saveCurve } from './intensity-curve.ts';
+import { applyCurve, applyCurveToArray, basisMatrix, curvePolarity, evalCurve, identityCurve, loadCurve, makeCurve, parseCurve, quantileKnots, saveCurve } from './intensity-curve.ts';
+import { gaussianFilterSlices } from './spatial-prefilter.ts';
 
 describe('intensity curve', () => {
   const c = makeCurve([0, 1, 3], [0, 2, 1]);
@@ -65,5 +66,33 @@ describe('intensity curve', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+
+  it('with a pre-filter: filters, then maps; saved as version 2 and round-tripped; a version-1 file still loads', async () => {
+    const f = makeCurve([0, 1, 3], [0, 2, 1], { kind: 'gaussian', sigma: 0.8 });
+    expect(f.version).toBe(2);
+    const x = Float32Array.from({ length: 2 * 4 * 5 }, (_, i) => ((i * 37) % 11) / 4);
+    const ds = { n: 2, height: 4, width: 5, channels: 1, images: x, spacing: [1, 1] as const, caseIds: ['a', 'b'] };
+    const expected = Array.from(gaussianFilterSlices(x, 2, 4, 5, 0.8), (v) => evalCurve(c, v));
+    expect(Array.from(applyCurve(f, ds).images)).toEqual(expected.map((v) => expect.closeTo(v, 5)));
+    // Not the curve alone: the filter is applied.
+    expect(Array.from(applyCurve(f, ds).images)).not.toEqual(Array.from(applyCurve(c, ds).images));
+    // Pixel-wise application cannot honour a filter, and a filtered two-knot identity is not the polarity check.
+    expect(() => applyCurveToArray(f, x)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    expect(curvePolarity(makeCurve([-1, 1], [-1, 1], { kind: 'gaussian', sigma: 1 }))).toBeNull();
+    const dir = await mkdtemp(join(tmpdir(), 'fedsfda-curve-'));
+    try {
+      await saveCurve(f, join(dir, 'f.json'));
+      expect(await loadCurve(join(dir, 'f.json'))).toEqual(f);
+      // A file written before pre-filters existed (version 1, no prefilter field).
+      await writeFile(join(dir, 'old.json'), '{"kind":"fedsfda-intensity-curve","version":1,"knots":[0,1,3],"values":[0,2,1]}');
+      expect(await loadCurve(join(dir, 'old.json'))).toEqual(c);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+    expect(() => parseCurve({ ...c, prefilter: { kind: 'gaussian', sigma: 1 } })).toThrow(/prefilter: a version-1 curve has no pre-filter/);
+    expect(() => parseCurve({ ...c, version: 2 })).toThrow(/prefilter: a version-2 curve needs its pre-filter/);
+    expect(() => makeCurve([0, 1], [0, 1], { kind: 'gaussian', sigma: 0 })).toThrow(AdaptError);
+    expect(() => parseCurve({ ...f, prefilter: { kind: 'median', sigma: 1 } })).toThrow(AdaptError);
   });
 });

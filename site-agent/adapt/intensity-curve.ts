@@ -5,21 +5,30 @@
  * MR sequences is one). Between knots g interpolates linearly; beyond the end knots it extends the end segments
  * linearly, so that with K = 2 the curve is exactly an affine map (y = -x is the input polarity flip).
  * Saved next to an adapted model as JSON (`kind: fedsfda-intensity-curve`); validated with zod on load.
+ *
+ * Version 2 adds an optional spatial pre-filter (spatial-prefilter.ts) applied to the image BEFORE g: the adapted model
+ * then sees g(G_σ * x). A version-1 file (no filter) loads as before; a file with a filter says version 2, so a reader
+ * that does not know the filter refuses it instead of silently predicting on unfiltered images.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AdaptError } from './adapt-error.ts';
+import { applyPrefilter, SpatialPrefilterSchema, type SpatialPrefilter } from './spatial-prefilter.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 export const IntensityCurveSchema = z
   .object({
     kind: z.literal('fedsfda-intensity-curve'),
-    version: z.literal(1),
+    /** 1: the curve alone; 2: a spatial pre-filter in front of it (`prefilter` required). */
+    version: z.union([z.literal(1), z.literal(2)]),
     knots: z.array(z.number().finite()).min(2).max(256),
     values: z.array(z.number().finite()).min(2).max(256),
+    prefilter: SpatialPrefilterSchema.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
+    if (c.version === 1 && c.prefilter !== undefined) ctx.addIssue({ code: 'custom', path: ['prefilter'], message: 'a version-1 curve has no pre-filter (version 2 has)' });
+    if (c.version === 2 && c.prefilter === undefined) ctx.addIssue({ code: 'custom', path: ['prefilter'], message: 'a version-2 curve needs its pre-filter' });
     if (c.values.length !== c.knots.length) ctx.addIssue({ code: 'custom', path: ['values'], message: `expected ${c.knots.length} values, one per knot` });
     for (let i = 1; i < c.knots.length; i++) {
       if (!(c.knots[i] > c.knots[i - 1])) ctx.addIssue({ code: 'custom', path: ['knots', i], message: 'knots must be strictly increasing' });
@@ -28,9 +37,10 @@ export const IntensityCurveSchema = z
 
 export type IntensityCurve = z.infer<typeof IntensityCurveSchema>;
 
-/** Builds and validates a curve; bad knots or values are a typed error naming the field. */
-export function makeCurve(knots: readonly number[], values: readonly number[]): IntensityCurve {
-  return parseCurve({ kind: 'fedsfda-intensity-curve', version: 1, knots: [...knots], values: [...values] });
+/** Builds and validates a curve (with the pre-filter in front of it, if any); bad fields are a typed error naming the field. */
+export function makeCurve(knots: readonly number[], values: readonly number[], prefilter?: SpatialPrefilter): IntensityCurve {
+  if (prefilter === undefined) return parseCurve({ kind: 'fedsfda-intensity-curve', version: 1, knots: [...knots], values: [...values] });
+  return parseCurve({ kind: 'fedsfda-intensity-curve', version: 2, knots: [...knots], values: [...values], prefilter: { ...prefilter } });
 }
 
 export function parseCurve(raw: unknown, where = 'intensity curve'): IntensityCurve {
@@ -71,14 +81,22 @@ export function evalCurve(c: IntensityCurve, x: number): number {
  * +1 / -1 when the curve is exactly y = x / y = -x through two knots (the polarity check's outcomes), else null.
  */
 export function curvePolarity(c: IntensityCurve): 1 | -1 | null {
-  if (c.knots.length !== 2) return null;
+  if (c.knots.length !== 2 || c.prefilter !== undefined) return null;
   if (c.values.every((v, i) => v === c.knots[i])) return 1;
   if (c.values.every((v, i) => v === -c.knots[i])) return -1;
   return null;
 }
 
-/** g applied to every value of `images` (a new array; a polarity curve is applied exactly, without interpolation). */
+/**
+ * g applied to every value of `images` (a new array; a polarity curve is applied exactly, without interpolation).
+ * Pixel-wise only: a curve with a spatial pre-filter needs the image shape, so `applyCurve` it.
+ */
 export function applyCurveToArray(c: IntensityCurve, images: Float32Array): Float32Array {
+  if (c.prefilter !== undefined) throw new AdaptError('BAD_OPTION', 'this intensity curve has a spatial pre-filter: apply it to images with their shape (applyCurve)');
+  return applyValues(c, images);
+}
+
+function applyValues(c: IntensityCurve, images: Float32Array): Float32Array {
   const polarity = curvePolarity(c);
   if (polarity === 1) return new Float32Array(images);
   if (polarity === -1) return images.map((v) => -v);
@@ -87,10 +105,11 @@ export function applyCurveToArray(c: IntensityCurve, images: Float32Array): Floa
   return out;
 }
 
-/** The target seen through the curve (same slices, case ids and spacing). */
+/** The target seen through the curve, after its pre-filter if it has one (same slices, case ids and spacing). */
 export function applyCurve(c: IntensityCurve, target: UnlabeledSlices): UnlabeledSlices {
   if (target.channels !== 1) throw new AdaptError('BAD_SHAPE', `an intensity curve applies to 1-channel images, got ${target.channels} channels`);
-  return { ...target, images: applyCurveToArray(c, target.images) };
+  const filtered = c.prefilter === undefined ? target.images : applyPrefilter(c.prefilter, target).images;
+  return { ...target, images: applyValues(c, filtered) };
 }
 
 /**
