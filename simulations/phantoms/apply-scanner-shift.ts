@@ -4,8 +4,7 @@
  * function (blur) -> limited acquisition resolution -> thermal noise (additive, last).
  */
 import type { Rng } from '../../protocol/common/index.ts';
-import { resizeBilinear } from '../../site-agent/data/index.ts';
-import { gaussianBlur2d } from './gaussian-blur.ts';
+import { gaussianBlur2d, resizeBilinear } from '../../site-agent/data/index.ts';
 import type { IntensityMap, ScannerShift } from './scanner-shift.ts';
 
 /** Coefficients of a smooth field s(x, y, z) in [-1, 1]: a normalised low-order polynomial. */

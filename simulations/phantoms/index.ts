@@ -18,4 +18,4 @@ export { applyScannerShift, sampleBiasField, type BiasFieldCoefficients } from '
 export { MAX_PHANTOM_CLASSES } from './anatomy.ts';
 export { PhantomError } from './phantom-error.ts';
 export { writePhantomDatasets, type PhantomDatasetsOptions } from './write-phantom-datasets.ts';
-export { gaussianBlur2d } from './gaussian-blur.ts';
+export { gaussianBlur2d } from '../../site-agent/data/index.ts';

@@ -12,6 +12,7 @@
  * replicate padding at the borders; σ in pixels. σ = 0 is "no filter" and is never stored.
  */
 import { z } from 'zod';
+import { gaussianBlur2d } from '../data/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
@@ -28,49 +29,14 @@ export const SpatialPrefilterSchema = z
 
 export type SpatialPrefilter = z.infer<typeof SpatialPrefilterSchema>;
 
-function kernel(sigma: number): Float32Array {
-  const radius = Math.max(1, Math.ceil(3 * sigma));
-  const k = new Float32Array(2 * radius + 1);
-  let sum = 0;
-  for (let i = -radius; i <= radius; i++) {
-    const v = Math.exp(-(i * i) / (2 * sigma * sigma));
-    k[i + radius] = v;
-    sum += v;
-  }
-  for (let i = 0; i < k.length; i++) k[i] /= sum;
-  return k;
-}
-
 /** G_σ * x for each of the n slices of h x w (1 channel) in `images`; a new array. */
 export function gaussianFilterSlices(images: Float32Array, n: number, h: number, w: number, sigma: number): Float32Array {
   if (images.length !== n * h * w) throw new AdaptError('BAD_SHAPE', `pre-filter: expected n*h*w = ${n * h * w} values, got ${images.length}`);
   if (!(sigma >= 0) || sigma > MAX_PREFILTER_SIGMA) throw new AdaptError('BAD_OPTION', `pre-filter sigma must be in [0, ${MAX_PREFILTER_SIGMA}] pixels, got ${sigma}`);
   const out = new Float32Array(images);
   if (sigma === 0) return out;
-  const k = kernel(sigma);
-  const r = (k.length - 1) / 2;
-  const line = new Float32Array(Math.max(h, w));
   const px = h * w;
-  for (let s = 0; s < n; s++) {
-    const o = s * px;
-    for (let y = 0; y < h; y++) {
-      const row = o + y * w;
-      for (let x = 0; x < w; x++) line[x] = out[row + x];
-      for (let x = 0; x < w; x++) {
-        let acc = 0;
-        for (let j = -r; j <= r; j++) acc += k[j + r] * line[Math.min(w - 1, Math.max(0, x + j))];
-        out[row + x] = acc;
-      }
-    }
-    for (let x = 0; x < w; x++) {
-      for (let y = 0; y < h; y++) line[y] = out[o + y * w + x];
-      for (let y = 0; y < h; y++) {
-        let acc = 0;
-        for (let j = -r; j <= r; j++) acc += k[j + r] * line[Math.min(h - 1, Math.max(0, y + j))];
-        out[o + y * w + x] = acc;
-      }
-    }
-  }
+  for (let o = 0; o < n * px; o += px) gaussianBlur2d(out.subarray(o, o + px), h, w, sigma);
   return out;
 }
 

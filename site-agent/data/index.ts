@@ -1,5 +1,6 @@
 export { sliceRange, type ImageSlices, type SliceDataset } from './slice-dataset.ts';
 export { resizeBilinear, resizeNearest } from './resize.ts';
+export { gaussianBlur2d } from './gaussian-blur.ts';
 export { splitByCase, selectCases } from './split-by-case.ts';
 export {
   DatasetError,

@@ -1,4 +1,9 @@
-/** Separable Gaussian blur of a row-major h x w float image, in place; edges are clamped (replicate padding). */
+/**
+ * Separable Gaussian blur of a row-major h x w float image, in place; edges are clamped (replicate padding).
+ * Kernel w_i = exp(-i² / 2σ²) / Σ_j exp(-j² / 2σ²), |i| <= max(1, ceil(3σ)), rows then columns; σ in pixels, σ <= 0
+ * leaves the image as it is. Used by the phantoms' scanner shifts (point-spread function, anti-aliasing) and by the
+ * input adapter's spatial pre-filter (site-agent/adapt/spatial-prefilter.ts).
+ */
 export function gaussianBlur2d(img: Float32Array, h: number, w: number, sigma: number): void {
   if (!(sigma > 0)) return;
   const radius = Math.max(1, Math.ceil(3 * sigma));
