@@ -139,14 +139,15 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
   return { federated, centralized, stats, score: { seed, federated: fedScore, centralized: centScore } };
 }
 
-type RowRunner = () => Promise<{ curve?: IntensityCurve; notes: string[] }>;
+/** A row's work; `labelFree`: the final model's label-free scores when the row already has them (the safeguard's). */
+type RowRunner = () => Promise<{ curve?: IntensityCurve; notes: string[]; labelFree?: LabelFreeScores }>;
 
 async function runCell(unet: UNet, test: ScoredSet, seed: number, start: WeightSet, run: RowRunner, target?: { images: UnlabeledSlices; stats: SourceStats }): Promise<CellRun> {
   unet.setWeights(start);
   const t0 = performance.now();
   const r = await run();
   const wallMs = performance.now() - t0;
-  const labelFree = target ? labelFreeScores(unet, target.images, target.stats, r.curve, seed) : undefined;
+  const labelFree = target ? (r.labelFree ?? labelFreeScores(unet, target.images, target.stats, r.curve, seed)) : undefined;
   return { seed, ...test.score(unet, r.curve), wallMs, notes: r.notes, ...(labelFree ? { labelFree } : {}) };
 }
 
@@ -187,7 +188,9 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
     const opts = withFit({ ...base, ...row.options } as AdaptOptions);
     record(row.name, await runCell(unet, test, seed, src.federated, async () => {
       const r = adapt(row.method, unet, target, src.stats, opts);
-      return { curve: r.inputCurve, notes: r.notes };
+      // The safeguard scored the model it left in place (same images, statistics, curve and seed): not scored again.
+      const guarded = r.safeguard ? { labelFree: r.safeguard.keep ? r.safeguard.after : r.safeguard.before } : {};
+      return { curve: r.inputCurve, notes: r.notes, ...guarded };
     }, onTarget));
   }
   const fewLabel = runsReference(filters, 'few-label') ? cfg.fewLabel.cases : [];
