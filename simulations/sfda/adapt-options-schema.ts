@@ -5,6 +5,7 @@
  * missing here.
  */
 import { z } from 'zod';
+import { BiasCorrectionSchema } from '../../site-agent/adapt/index.ts';
 import type { AdaBnOptions, GmmSwdOptions, InputAdapterOptions, MeanTeacherOptions, OsudaOptions, RatioEntropyOptions, StageOptions, TentOptions } from '../../site-agent/adapt/index.ts';
 
 const positive = z.number().positive();
@@ -94,6 +95,7 @@ export const inputAdapterOptionsSchema = z
     denoise: z
       .union([z.literal(false), z.object({ sigmas: z.array(z.number().min(0)).min(1).optional(), margin: z.number().min(0).max(1).optional(), steps: z.number().int().min(0).optional(), firstLayer: z.number().int().min(0).optional(), layers: positiveInt.optional() }).strict()])
       .optional(),
+    biasCorrection: z.union([z.literal(false), BiasCorrectionSchema.omit({ kind: true }).partial().strict()]).optional(),
     batchSize: positiveInt.optional(),
     seed: z.number().int().optional(),
   })

@@ -125,6 +125,21 @@ describe('fedsfda source-stats / adapt', () => {
     ).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/--denoise .* with --input-adapter/) });
   });
 
+  it('--input-adapter --bias-correction saves a version-3 curve that carries the correction; --bias-correction alone is refused', async () => {
+    await program().parseAsync([
+      'node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'adabn',
+      '--data', join(dir, 'scans'), '--input-adapter', '--bias-correction', '--no-safeguard', '--out', join(dir, 'out-b'),
+    ]);
+    const report = JSON.parse(await readFile(join(dir, 'out-b', 'adapt-report.json'), 'utf8'));
+    expect(report.report.notes[0]).toMatch(/^bias field corrected in \d+ of 3 group\(s\)/);
+    const curve = JSON.parse(await readFile(join(dir, 'out-b', 'model', 'input-curve.json'), 'utf8'));
+    expect(curve.version).toBe(3);
+    expect(curve.biasCorrection.kind).toBe('entropy-polynomial');
+    await expect(
+      program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--bias-correction', '--out', join(dir, 'o8')]),
+    ).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/--bias-correction .* with --input-adapter/) });
+  });
+
   it('refuses an unknown method, and eval labels that share no case with the target, with typed errors', async () => {
     await expect(
       program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'magic', '--data', join(dir, 'scans'), '--out', join(dir, 'o2')]),

@@ -36,6 +36,7 @@ interface AdaptOpts {
   inputAdapter?: boolean;
   wideSearch?: boolean;
   denoise?: boolean;
+  biasCorrection?: boolean;
   safeguard?: boolean;
   labelled?: string;
   labelTable?: string;
@@ -115,13 +116,14 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
   const before = evaluate(unet, scored, 'before');
   if (o.wideSearch && !o.inputAdapter) throw new AdaptError('BAD_OPTION', '--wide-search widens the input adapter: give it with --input-adapter');
   if (o.denoise && !o.inputAdapter) throw new AdaptError('BAD_OPTION', '--denoise adds a pre-filter to the input adapter: give it with --input-adapter');
+  if (o.biasCorrection && !o.inputAdapter) throw new AdaptError('BAD_OPTION', '--bias-correction corrects the images in front of the input adapter: give it with --input-adapter');
   if (o.polarityCheck && o.inputAdapter) throw new AdaptError('BAD_OPTION', 'give --polarity-check or --input-adapter, not both (the polarity check is the adapter with two knots)');
   const opts = {
     seed: Number(o.seed),
     batchSize: Number(o.batchSize),
     ...(o.epochs ? { epochs: Number(o.epochs) } : {}),
     ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}),
-    ...(o.inputAdapter ? { inputAdapter: { ...(o.wideSearch ? { wideSearch: GUARDED_WIDE_SEARCH } : {}), ...(o.denoise ? { denoise: {} } : {}) } } : {}),
+    ...(o.inputAdapter ? { inputAdapter: { ...(o.wideSearch ? { wideSearch: GUARDED_WIDE_SEARCH } : {}), ...(o.denoise ? { denoise: {} } : {}), ...(o.biasCorrection ? { biasCorrection: {} } : {}) } } : {}),
     // The do-no-harm safeguard is on unless --no-safeguard (commander sets `safeguard: false`).
     safeguard: o.safeguard !== false,
     onProgress: (s: number, t: number, l: number) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),
@@ -159,6 +161,7 @@ export function registerAdaptCommands(program: Command): void {
     .option('--input-adapter', `label-free input adapter first: an intensity curve fitted in front of the frozen model so that the target matches the source BN statistics (input-adapter.ts); saved as model/${'input-curve.json'} and applied to the predictions`)
     .option('--wide-search', 'with --input-adapter: also search 256 random curves (the best refined) and keep the best one only if it matches the source statistics better AND leaves the predictions less uncertain than the default search\'s pick (input-adapter.ts, WideSearchOptions); about twice the adapter\'s time')
     .option('--denoise', 'with --input-adapter: also choose a Gaussian pre-filter (sigma 0, 0.5, 1 or 1.5 px) in front of the curve by the same BN-statistics objective, for noisy scanners; saved with the curve (input-adapter.ts, DenoiseOptions)')
+    .option('--bias-correction', 'with --input-adapter: first correct each case for a smooth intensity-inhomogeneity (bias) field, label-free, by minimising the entropy of its log-intensity histogram; refitted on each image and saved with the curve (bias-correction.ts)')
     .option('--no-safeguard', 'turn off the do-no-harm safeguard (on by default: the model is scored before and after label-free, entropy and perturbation consistency, and the unadapted model is kept when the adaptation looks harmful; safeguard.ts)')
     .option('--labelled <dir>', 'few-label mode (with --method mean-teacher): a labelled dataset folder of some target cases, used with the supervised loss')
     .action(runAdapt);

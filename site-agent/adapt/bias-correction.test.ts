@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../protocol/common/index.ts';
 import { applyBiasCorrection, basisExponents, correctBiasField, correctGroup, resolveBiasCorrection } from './bias-correction.ts';
+import { applyCurve, applyCurveToArray, curvePolarity, makeCurve, parseCurve } from './intensity-curve.ts';
 import { nelderMead } from './nelder-mead.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
@@ -160,13 +161,47 @@ describe('bias-field correction (entropy minimisation)', () => {
     for (let k = 0; k < S; k++) expect(Array.from(r.target.images.subarray(2 * k * px, (2 * k + 1) * px))).toEqual(Array.from(aOnly.subarray(k * px, (k + 1) * px)));
     const once = applyBiasCorrection(spec, target);
     const twice = applyBiasCorrection(spec, target);
-    expect(twice.images).not.toBe(once.images);
-    expect(Array.from(twice.images)).toEqual(Array.from(r.target.images));
+    expect(twice.target.images).not.toBe(once.target.images);
+    expect(Array.from(twice.target.images)).toEqual(Array.from(r.target.images));
     expect(target.images).toBe(images);
   });
 
   it('refuses settings out of range', () => {
     expect(() => resolveBiasCorrection({ degree: 5 })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
     expect(() => resolveBiasCorrection({ foreground: -1 })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+  });
+});
+
+describe('the input curve with a bias-field correction (version 3)', () => {
+  const spec = resolveBiasCorrection();
+  const S = 4;
+  const size = 24;
+  const biased = (): UnlabeledSlices => {
+    const v = phantomCase(S, size).v;
+    degrade(v, S, size, 1.0, 0.02, 7);
+    return { n: S, height: size, width: size, channels: 1, images: v, spacing: [1, 1], caseIds: Array(S).fill('c') };
+  };
+
+  it('corrects, then filters, then maps; is never a polarity curve; needs the image shape', () => {
+    const target = biased();
+    const c = makeCurve([-1, 0, 2], [1, 0, -2], { kind: 'gaussian', sigma: 1 }, spec);
+    expect(c.version).toBe(3);
+    const plain = makeCurve([-1, 0, 2], [1, 0, -2], { kind: 'gaussian', sigma: 1 });
+    const expected = applyCurve(plain, correctBiasField(target, spec).target).images;
+    expect(Array.from(applyCurve(c, target).images)).toEqual(Array.from(expected));
+    expect(curvePolarity(makeCurve([-1, 1], [-1, 1], undefined, spec))).toBeNull();
+    expect(() => applyCurveToArray(makeCurve([-1, 1], [-1, 1], undefined, spec), target.images)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+  });
+
+  it('round-trips through JSON; versions 1 and 2 still load; a correction outside version 3 (or version 3 without one) is refused', () => {
+    const c = makeCurve([0, 1], [0, 2], undefined, { ...spec, degree: 1 });
+    expect(parseCurve(JSON.parse(JSON.stringify(c)))).toEqual(c);
+    expect(c.prefilter).toBeUndefined();
+    expect(parseCurve({ kind: 'fedsfda-intensity-curve', version: 1, knots: [0, 1], values: [0, 2] }).version).toBe(1);
+    expect(parseCurve({ kind: 'fedsfda-intensity-curve', version: 2, knots: [0, 1], values: [0, 2], prefilter: { kind: 'gaussian', sigma: 1 } }).version).toBe(2);
+    const filtered = makeCurve([0, 1], [0, 2], { kind: 'gaussian', sigma: 1 }, spec);
+    expect(() => parseCurve({ ...filtered, version: 2 })).toThrow(/biasCorrection: only a version-3 curve/);
+    expect(() => parseCurve({ ...c, biasCorrection: undefined })).toThrow(/biasCorrection: a version-3 curve needs/);
+    expect(() => parseCurve({ ...c, biasCorrection: { ...spec, kind: 'n4' } })).toThrow(/biasCorrection/);
   });
 });

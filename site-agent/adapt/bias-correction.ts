@@ -316,7 +316,7 @@ export function correctBiasField(target: UnlabeledSlices, spec: BiasCorrection):
  * (fitting, label-free scoring, the safeguard, evaluation), and it is deterministic. Keyed by the array's identity
  * and a fingerprint of its values, so that an array changed in place is corrected again.
  */
-const memo = new WeakMap<Float32Array, Map<string, Float32Array>>();
+const memo = new WeakMap<Float32Array, Map<string, BiasCorrectionResult>>();
 
 function fingerprint(target: UnlabeledSlices, spec: BiasCorrection): string {
   const v = target.images;
@@ -326,20 +326,21 @@ function fingerprint(target: UnlabeledSlices, spec: BiasCorrection): string {
   return `${JSON.stringify(spec)}|${target.n}x${target.height}x${target.width}|${h}|${target.caseIds.join(',')}`;
 }
 
-/** `correctBiasField(...).target`, memoised (see `memo`): what the input curve applies. */
-export function applyBiasCorrection(spec: BiasCorrection, target: UnlabeledSlices): UnlabeledSlices {
+/** `correctBiasField`, memoised (see `memo`): what the input curve applies. */
+export function applyBiasCorrection(spec: BiasCorrection, target: UnlabeledSlices): BiasCorrectionResult {
   const key = fingerprint(target, spec);
   let byKey = memo.get(target.images);
-  const hit = byKey?.get(key);
-  // A copy: the memo's array must not be changed by whoever receives it.
-  if (hit) return { ...target, images: new Float32Array(hit) };
-  const { target: corrected } = correctBiasField(target, spec);
-  if (!byKey) {
-    byKey = new Map();
-    memo.set(target.images, byKey);
+  let hit = byKey?.get(key);
+  if (!hit) {
+    hit = correctBiasField(target, spec);
+    if (!byKey) {
+      byKey = new Map();
+      memo.set(target.images, byKey);
+    }
+    byKey.set(key, hit);
   }
-  byKey.set(key, corrected.images);
-  return { ...corrected, images: new Float32Array(corrected.images) };
+  // A copy: the memo's array must not be changed by whoever receives it.
+  return { target: { ...target, images: new Float32Array(hit.target.images) }, groups: hit.groups };
 }
 
 /** One line on what the correction did (for the adapter's note). */

@@ -70,6 +70,7 @@ export { JointTargetSite, fitJointAdapter, jointStatisticsVectors, classMassVect
 export { RatioEntropySession, normalisedPrior, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
 export { adaptRatioEntropy, ratioDivergence, type RatioEntropyOptions } from './ratio-entropy.ts';
 export { strongAugment, type StrongAugmentOptions } from './strong-augment.ts';
+export { applyBiasCorrection, correctBiasField, resolveBiasCorrection, BiasCorrectionSchema, DEFAULT_BIAS_CORRECTION, type BiasCorrection, type BiasCorrectionOptions, type BiasCorrectionResult } from './bias-correction.ts';
 export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS, type AdaptMethod, type AdaptOptions, type StageOptions } from './adapt.ts';
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';

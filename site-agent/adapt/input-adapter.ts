@@ -35,6 +35,7 @@ import { AdaptError } from './adapt-error.ts';
 import { epochBatches, meanEntropy } from './batching.ts';
 import { applyCurve, basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
 import { gaussianFilterSlices, MAX_PREFILTER_SIGMA } from './spatial-prefilter.ts';
+import { applyBiasCorrection, biasCorrectionNote, resolveBiasCorrection, type BiasCorrectionOptions } from './bias-correction.ts';
 export { curvePolarity } from './intensity-curve.ts';
 import { bnMeanVar, classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -69,6 +70,11 @@ export interface InputAdapterOptions {
   readonly wideSearch?: WideSearchOptions;
   /** A spatial pre-filter in front of the curve, its strength chosen label-free (see `DenoiseOptions`). `false`: none. */
   readonly denoise?: false | DenoiseOptions;
+  /**
+   * A label-free bias-field correction of every image before the curve (bias-correction.ts); the curve is fitted on the
+   * corrected target and records the correction, which is refitted on each image it is later applied to. `false`: none.
+   */
+  readonly biasCorrection?: false | BiasCorrectionOptions;
   readonly batchSize?: number;
   readonly seed?: number;
 }
@@ -155,7 +161,7 @@ export function negateFirstConv(unet: UNet): void {
 }
 
 /** The session-2 input polarity check as an input-adapter setting. */
-export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn', denoise: false };
+export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn', denoise: false, biasCorrection: false };
 
 export interface AdapterCandidate {
   readonly start: AdapterStart;
@@ -254,7 +260,7 @@ function startValues(start: AdapterStart, knots: readonly number[], rng: Rng): n
   });
 }
 
-function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch' | 'denoise'>>): void {
+function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch' | 'denoise' | 'biasCorrection'>>): void {
   const int = (name: string, v: number, min: number): void => {
     if (!Number.isInteger(v) || v < min) throw new AdaptError('BAD_OPTION', `inputAdapter.${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -335,6 +341,15 @@ function scoreEntropyAfterAdaBn(unet: UNet, target: UnlabeledSlices, curve: Inte
 export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, opts: InputAdapterOptions = {}): InputAdapterResult {
   validateUnlabeled(target);
   if (target.channels !== 1) throw new AdaptError('BAD_SHAPE', `the input adapter needs 1-channel images, got ${target.channels}`);
+  if (opts.biasCorrection !== undefined && opts.biasCorrection !== false) {
+    // The curve is fitted on the corrected target and carries the correction (applyCurve applies it first).
+    const spec = resolveBiasCorrection(opts.biasCorrection);
+    const { target: corrected, groups } = applyBiasCorrection(spec, target);
+    const r = fitInputAdapter(unet, corrected, stats, { ...opts, biasCorrection: false });
+    const carry = (c: IntensityCurve): IntensityCurve => makeCurve(c.knots, c.values, c.prefilter, spec);
+    const note = `${biasCorrectionNote(groups)}; `;
+    return { ...r, curve: carry(r.curve), note: note + r.note, ...(r.narrow ? { narrow: { ...r.narrow, curve: carry(r.narrow.curve), note: note + r.narrow.note } } : {}) };
+  }
   const o = {
     knots: opts.knots ?? 8,
     steps: opts.steps ?? 40,

@@ -9,26 +9,34 @@
  * Version 2 adds an optional spatial pre-filter (spatial-prefilter.ts) applied to the image BEFORE g: the adapted model
  * then sees g(G_σ * x). A version-1 file (no filter) loads as before; a file with a filter says version 2, so a reader
  * that does not know the filter refuses it instead of silently predicting on unfiltered images.
+ *
+ * Version 3 adds a bias-field correction (bias-correction.ts) applied BEFORE the pre-filter (if any) and g: the model
+ * sees g(G_σ * C(x)), C refitted on each image it is applied to, so the file records C's settings. Versions 1 and 2
+ * load as before; a reader that knows only them refuses a version-3 file.
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { AdaptError } from './adapt-error.ts';
+import { applyBiasCorrection, BiasCorrectionSchema, type BiasCorrection } from './bias-correction.ts';
 import { applyPrefilter, SpatialPrefilterSchema, type SpatialPrefilter } from './spatial-prefilter.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 export const IntensityCurveSchema = z
   .object({
     kind: z.literal('fedsfda-intensity-curve'),
-    /** 1: the curve alone; 2: a spatial pre-filter in front of it (`prefilter` required). */
-    version: z.union([z.literal(1), z.literal(2)]),
+    /** 1: the curve alone; 2: a spatial pre-filter in front of it (`prefilter` required); 3: a bias-field correction first (`biasCorrection` required, `prefilter` optional). */
+    version: z.union([z.literal(1), z.literal(2), z.literal(3)]),
     knots: z.array(z.number().finite()).min(2).max(256),
     values: z.array(z.number().finite()).min(2).max(256),
     prefilter: SpatialPrefilterSchema.optional(),
+    biasCorrection: BiasCorrectionSchema.optional(),
   })
   .strict()
   .superRefine((c, ctx) => {
     if (c.version === 1 && c.prefilter !== undefined) ctx.addIssue({ code: 'custom', path: ['prefilter'], message: 'a version-1 curve has no pre-filter (version 2 has)' });
     if (c.version === 2 && c.prefilter === undefined) ctx.addIssue({ code: 'custom', path: ['prefilter'], message: 'a version-2 curve needs its pre-filter' });
+    if (c.version !== 3 && c.biasCorrection !== undefined) ctx.addIssue({ code: 'custom', path: ['biasCorrection'], message: 'only a version-3 curve has a bias-field correction' });
+    if (c.version === 3 && c.biasCorrection === undefined) ctx.addIssue({ code: 'custom', path: ['biasCorrection'], message: 'a version-3 curve needs its bias-field correction' });
     if (c.values.length !== c.knots.length) ctx.addIssue({ code: 'custom', path: ['values'], message: `expected ${c.knots.length} values, one per knot` });
     for (let i = 1; i < c.knots.length; i++) {
       if (!(c.knots[i] > c.knots[i - 1])) ctx.addIssue({ code: 'custom', path: ['knots', i], message: 'knots must be strictly increasing' });
@@ -37,8 +45,14 @@ export const IntensityCurveSchema = z
 
 export type IntensityCurve = z.infer<typeof IntensityCurveSchema>;
 
-/** Builds and validates a curve (with the pre-filter in front of it, if any); bad fields are a typed error naming the field. */
-export function makeCurve(knots: readonly number[], values: readonly number[], prefilter?: SpatialPrefilter): IntensityCurve {
+/**
+ * Builds and validates a curve (with the pre-filter and the bias-field correction in front of it, if any); bad fields
+ * are a typed error naming the field.
+ */
+export function makeCurve(knots: readonly number[], values: readonly number[], prefilter?: SpatialPrefilter, biasCorrection?: BiasCorrection): IntensityCurve {
+  if (biasCorrection !== undefined) {
+    return parseCurve({ kind: 'fedsfda-intensity-curve', version: 3, knots: [...knots], values: [...values], ...(prefilter ? { prefilter: { ...prefilter } } : {}), biasCorrection: { ...biasCorrection } });
+  }
   if (prefilter === undefined) return parseCurve({ kind: 'fedsfda-intensity-curve', version: 1, knots: [...knots], values: [...values] });
   return parseCurve({ kind: 'fedsfda-intensity-curve', version: 2, knots: [...knots], values: [...values], prefilter: { ...prefilter } });
 }
@@ -81,7 +95,7 @@ export function evalCurve(c: IntensityCurve, x: number): number {
  * +1 / -1 when the curve is exactly y = x / y = -x through two knots (the polarity check's outcomes), else null.
  */
 export function curvePolarity(c: IntensityCurve): 1 | -1 | null {
-  if (c.knots.length !== 2 || c.prefilter !== undefined) return null;
+  if (c.knots.length !== 2 || c.prefilter !== undefined || c.biasCorrection !== undefined) return null;
   if (c.values.every((v, i) => v === c.knots[i])) return 1;
   if (c.values.every((v, i) => v === -c.knots[i])) return -1;
   return null;
@@ -92,7 +106,7 @@ export function curvePolarity(c: IntensityCurve): 1 | -1 | null {
  * Pixel-wise only: a curve with a spatial pre-filter needs the image shape, so `applyCurve` it.
  */
 export function applyCurveToArray(c: IntensityCurve, images: Float32Array): Float32Array {
-  if (c.prefilter !== undefined) throw new AdaptError('BAD_OPTION', 'this intensity curve has a spatial pre-filter: apply it to images with their shape (applyCurve)');
+  if (c.prefilter !== undefined || c.biasCorrection !== undefined) throw new AdaptError('BAD_OPTION', 'this intensity curve has a spatial pre-filter or a bias-field correction: apply it to images with their shape and cases (applyCurve)');
   return applyValues(c, images);
 }
 
@@ -105,10 +119,11 @@ function applyValues(c: IntensityCurve, images: Float32Array): Float32Array {
   return out;
 }
 
-/** The target seen through the curve, after its pre-filter if it has one (same slices, case ids and spacing). */
+/** The target seen through the curve, after its bias-field correction and pre-filter if it has them (same slices, case ids and spacing). */
 export function applyCurve(c: IntensityCurve, target: UnlabeledSlices): UnlabeledSlices {
   if (target.channels !== 1) throw new AdaptError('BAD_SHAPE', `an intensity curve applies to 1-channel images, got ${target.channels} channels`);
-  const filtered = c.prefilter === undefined ? target.images : applyPrefilter(c.prefilter, target).images;
+  const corrected = c.biasCorrection === undefined ? target : applyBiasCorrection(c.biasCorrection, target).target;
+  const filtered = c.prefilter === undefined ? corrected.images : applyPrefilter(c.prefilter, corrected).images;
   return { ...target, images: applyValues(c, filtered) };
 }
 
