@@ -312,32 +312,35 @@ export function correctBiasField(target: UnlabeledSlices, spec: BiasCorrection):
 }
 
 /**
- * Memo of corrected images by input array: the input curve applies the correction to the same target many times
- * (fitting, label-free scoring, the safeguard, evaluation), and it is deterministic. Keyed by the array's identity
- * and a fingerprint of its values, so that an array changed in place is corrected again.
+ * Memo of corrections by content: the input curve applies the correction to the same images many times (fitting,
+ * label-free scoring, the safeguard's perturbed copy, evaluation; the suite's rows share one target), and it is
+ * deterministic. Keyed by a hash of every value (so an array changed in place, or an equal copy, is recognised), the
+ * shape, the case ids and the settings; the oldest entries go first beyond `MEMO_ENTRIES`.
  */
-const memo = new WeakMap<Float32Array, Map<string, BiasCorrectionResult>>();
+const memo = new Map<string, BiasCorrectionResult>();
+const MEMO_ENTRIES = 48;
 
-function fingerprint(target: UnlabeledSlices, spec: BiasCorrection): string {
-  const v = target.images;
-  let h = 0;
-  const step = Math.max(1, Math.floor(v.length / 257));
-  for (let i = 0; i < v.length; i += step) h = (h * 31 + Math.round(v[i] * 1e4)) % 2_147_483_647;
-  return `${JSON.stringify(spec)}|${target.n}x${target.height}x${target.width}|${h}|${target.caseIds.join(',')}`;
+function memoKey(target: UnlabeledSlices, spec: BiasCorrection): string {
+  const bits = new Uint32Array(target.images.buffer, target.images.byteOffset, target.images.length);
+  // Two independent 32-bit FNV-1a style hashes of the raw bits (64 bits in all: collisions are not a concern here).
+  let h1 = 2166136261;
+  let h2 = 0x9747b28c;
+  for (let i = 0; i < bits.length; i++) {
+    h1 = Math.imul(h1 ^ bits[i], 16777619) >>> 0;
+    h2 = Math.imul(h2 ^ bits[i], 0x5bd1e995) >>> 0;
+    h2 ^= h2 >>> 15;
+  }
+  return `${JSON.stringify(spec)}|${target.n}x${target.height}x${target.width}|${h1.toString(16)}.${h2.toString(16)}|${target.caseIds.join(',')}`;
 }
 
 /** `correctBiasField`, memoised (see `memo`): what the input curve applies. */
 export function applyBiasCorrection(spec: BiasCorrection, target: UnlabeledSlices): BiasCorrectionResult {
-  const key = fingerprint(target, spec);
-  let byKey = memo.get(target.images);
-  let hit = byKey?.get(key);
+  const key = memoKey(target, spec);
+  let hit = memo.get(key);
   if (!hit) {
     hit = correctBiasField(target, spec);
-    if (!byKey) {
-      byKey = new Map();
-      memo.set(target.images, byKey);
-    }
-    byKey.set(key, hit);
+    memo.set(key, hit);
+    if (memo.size > MEMO_ENTRIES) memo.delete(memo.keys().next().value!);
   }
   // A copy: the memo's array must not be changed by whoever receives it.
   return { target: { ...target, images: new Float32Array(hit.target.images) }, groups: hit.groups };
