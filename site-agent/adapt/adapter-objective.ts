@@ -133,16 +133,3 @@ export function refine(unet: UNet, target: UnlabeledSlices, basis: Float32Array,
     v.dispose();
   }
 }
-
-/** Scores curve values by the objective on one batch (drawn once from `rng`): forward passes only, for screening. */
-export function scoreBatch(unet: UNet, target: UnlabeledSlices, basis: Float32Array, k: number, t: Targets, o: Weights & { batchSize: number }, rng: Rng): (values: readonly number[]) => number {
-  const idx = epochBatches(target.n, o.batchSize, rng)[0];
-  return (values) => {
-    const v = tf.tensor1d([...values]);
-    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, k, v), t, o));
-    const score = s.dataSync()[0];
-    s.dispose();
-    v.dispose();
-    return score;
-  };
-}

@@ -4,7 +4,7 @@ import { Rng } from '../../protocol/common/index.ts';
 import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { bandKnots, bandPermutations, intensityBands, permutationValues } from './band-permutation.ts';
-import { applyCurve, computeSourceStats, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
+import { applyCurve, computeSourceStats, evalCurve, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
 import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
 
 describe('intensity bands (multi-level Otsu)', () => {
@@ -81,12 +81,18 @@ describe('band-permutation starts in the input adapter', () => {
     expect(dice(fit.curve)).toBeGreaterThan(dice(without.curve) + 0.2);
   });
 
-  it('keeps the pick on a target whose band order did not change', () => {
-    const target = toUnlabeled(makeNestedBoxes(16, TOY_SIZE, 7));
+  it('does not reorder a target whose band order did not change', () => {
+    // Arrange: the source's own scanner (background 0 < ring 0.5 < core 1.0).
+    const ds = makeNestedBoxes(16, TOY_SIZE, 7);
+    const target = toUnlabeled(ds);
     unet.setWeights(sourceWeights);
+    // Act
     const fit = fitInputAdapter(unet, target, stats, { seed: 2, steps: 10, randomStarts: 0, bandPermutations: { bands: 3 } });
-    expect(fit.candidates[fit.chosen].start).toBe('identity');
-    expect(fit.note).toMatch(/: kept the pick, /);
+    // Assert: whichever candidate won, the curve keeps the three levels in their order and segments as well as the identity.
+    expect(fit.note).toMatch(/; band permutations \(M=3, band means 0.0\d < 0.\d\d < 1.0\d; /);
+    expect(evalCurve(fit.curve, 0)).toBeLessThan(evalCurve(fit.curve, 0.5));
+    expect(evalCurve(fit.curve, 0.5)).toBeLessThan(evalCurve(fit.curve, 1));
+    expect(meanDice(unet, applyCurve(fit.curve, target), ds.labels, 3)).toBeGreaterThan(0.85);
   });
 
   it('refuses bad options with typed errors', () => {

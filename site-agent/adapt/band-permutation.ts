@@ -16,16 +16,17 @@
  *    exactly the identity curve.
  * 3. Screening: every permutation (M! - 1 without the identity, at most `maxPermutations`) is scored by the adapter's
  *    objective (source-BN-statistics KL, DeepInversion eq. 4 as FSM sec. 3.1's source description; adapter-objective.ts)
- *    on one batch; the best `refine` are refined by the adapter's Adam steps and scored on the whole target.
+ *    on the whole target after a few Adam steps; the best `refine` are refined further, the best of them moved onto the
+ *    adapter's own knots and refined there.
  * The adapter then keeps the best refined permutation only past a label-free guard (input-adapter.ts,
  * `BandPermutationOptions`).
  */
 import type { UNet } from '../model/index.ts';
 import type { Rng } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
-import { argMin, refine, scoreBatch, scoreEntropyAfterAdaBn, scoreObjective, type Resolved, type Targets } from './adapter-objective.ts';
+import { argMin, refine, scoreEntropyAfterAdaBn, scoreObjective, type Resolved, type Targets } from './adapter-objective.ts';
 import type { AdapterCandidate } from './input-adapter.ts';
-import { basisMatrix, makeCurve, type IntensityCurve } from './intensity-curve.ts';
+import { basisMatrix, evalCurve, makeCurve, type IntensityCurve } from './intensity-curve.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 /**
@@ -39,10 +40,14 @@ export interface BandPermutationOptions {
   readonly bands?: number;
   /** Permutations screened at most (M! - 1 of them exist). Default 120 (every order for M <= 5). */
   readonly maxPermutations?: number;
+  /** Adam steps every permutation's start is refined before the screening score (0: the starts are scored as they are). Default 4. */
+  readonly screenSteps?: number;
   /** Best screened permutations refined. Default 2. */
   readonly refine?: number;
-  /** Adam steps per refined permutation. Default: the adapter's `steps`. */
+  /** Adam steps per refined permutation on the band knots, its screening steps included. Default: the adapter's `steps`. */
   readonly steps?: number;
+  /** Adam steps of the best permutation's curve moved onto the adapter's own knots (evaluated there). Default 20. */
+  readonly finalSteps?: number;
   /** Within-band quantiles of the two knots per band. Default [0.1, 0.9]. */
   readonly bandQuantiles?: readonly [number, number];
   /** Histogram bins for the Otsu thresholds. Default 128. */
@@ -189,7 +194,7 @@ export function bandPermutations(m: number, cap: number, rng: Rng): number[][] {
 
 export interface BandPermutationCandidate {
   readonly permutation: number[];
-  /** Objective on the screening batch, at the start. */
+  /** Objective on the whole target after the screening steps. */
   readonly screened: number;
   /** Objective on the whole target after refinement. */
   readonly score: number;
@@ -197,8 +202,8 @@ export interface BandPermutationCandidate {
 }
 
 export function resolveBandPermutations(p: BandPermutationOptions, numClasses: number, steps: number): Required<BandPermutationOptions> {
-  const r = { bands: p.bands ?? numClasses, maxPermutations: p.maxPermutations ?? 120, refine: p.refine ?? 2, steps: p.steps ?? steps, bandQuantiles: p.bandQuantiles ?? ([0.1, 0.9] as const), bins: p.bins ?? 128 };
-  for (const [name, v, min] of [['bands', r.bands, 2], ['maxPermutations', r.maxPermutations, 1], ['refine', r.refine, 1], ['steps', r.steps, 0], ['bins', r.bins, 2]] as const) {
+  const r = { bands: p.bands ?? numClasses, maxPermutations: p.maxPermutations ?? 120, screenSteps: p.screenSteps ?? 4, refine: p.refine ?? 2, steps: p.steps ?? steps, finalSteps: p.finalSteps ?? 20, bandQuantiles: p.bandQuantiles ?? ([0.1, 0.9] as const), bins: p.bins ?? 128 };
+  for (const [name, v, min] of [['bands', r.bands, 2], ['maxPermutations', r.maxPermutations, 1], ['screenSteps', r.screenSteps, 0], ['refine', r.refine, 1], ['steps', r.steps, 0], ['finalSteps', r.finalSteps, 0], ['bins', r.bins, 2]] as const) {
     if (!Number.isInteger(v) || v < min) throw new AdaptError('BAD_OPTION', `inputAdapter.bandPermutations.${name} must be an integer >= ${min}, got ${v}`);
   }
   if (r.bands > 8) throw new AdaptError('BAD_OPTION', `inputAdapter.bandPermutations.bands: at most 8 bands, got ${r.bands}`);
@@ -207,17 +212,24 @@ export function resolveBandPermutations(p: BandPermutationOptions, numClasses: n
   return r;
 }
 
-/** Screens every band order on one batch, refines the best `refine`, scores them on the whole target (best first). */
+/** Screens every band order on the whole target, refines the best `refine`, scores them on the whole target (best first). */
 export function bandPermutationCandidates(unet: UNet, target: UnlabeledSlices, t: Targets, o: Resolved, p: Required<BandPermutationOptions>, rng: Rng): { bands: IntensityBands; candidates: BandPermutationCandidate[] } {
   const bands = intensityBands(target.images, p.bands, p.bins);
   const { knots, band } = bandKnots(target.images, bands, p.bandQuantiles);
   const basis = basisMatrix(knots, target.images);
   const perms = bandPermutations(p.bands, p.maxPermutations, rng);
-  const batch = scoreBatch(unet, target, basis, knots.length, t, o, rng);
-  const screened = perms.map((perm) => ({ perm, values: permutationValues(knots, band, perm) })).map((c) => ({ ...c, screened: batch(c.values) }));
+  // The starts' levels are the target's own, not the source's: a few Adam steps let each order settle its levels
+  // before the orders are compared (ranking the raw starts put the right order of mricron reorder 101 6th of 23), and
+  // the comparison is on the whole target (one batch of 8 of 32 slices ranked the orders of mricron reorder 102 apart
+  // from their whole-target objectives: tuning seeds, session 7).
+  const screened = perms.map((perm) => {
+    const start = permutationValues(knots, band, perm);
+    const values = p.screenSteps > 0 ? refine(unet, target, basis, start, t, { ...o, steps: p.screenSteps }, rng) : start;
+    return { perm, values, screened: scoreObjective(unet, target, basis, knots.length, makeCurve(knots, values), t, o) };
+  });
   screened.sort((a, b) => a.screened - b.screened);
   const candidates = screened.slice(0, p.refine).map((c) => {
-    const curve = makeCurve(knots, refine(unet, target, basis, c.values, t, { ...o, steps: p.steps }, rng));
+    const curve = makeCurve(knots, refine(unet, target, basis, c.values, t, { ...o, steps: p.steps - p.screenSteps > 0 ? p.steps - p.screenSteps : 0 }, rng));
     return { permutation: c.perm, screened: c.screened, curve, score: scoreObjective(unet, target, basis, knots.length, curve, t, o) };
   });
   const best = argMin(candidates);
@@ -249,10 +261,17 @@ export function guardedBandPermutation(
   o: Resolved,
   p: Required<BandPermutationOptions>,
   pick: { curve: IntensityCurve; objective: number; index: number; count: number },
+  adapterBasis: Float32Array,
   rng: Rng,
 ): { candidates: AdapterCandidate[]; chosen: number; note: string } {
-  const { bands, candidates } = bandPermutationCandidates(unet, target, t, o, p, rng);
-  const best = candidates[0];
+  const { bands, candidates: refined } = bandPermutationCandidates(unet, target, t, o, p, rng);
+  // The best order's curve, evaluated at the adapter's own knots and refined there: the pick keeps the adapter's form
+  // (K quantile knots), which also places more knots where the target has more pixels.
+  const knots = pick.curve.knots;
+  const moved = knots.map((x) => evalCurve(refined[0].curve, x));
+  const final = makeCurve(knots, refine(unet, target, adapterBasis, moved, t, { ...o, steps: p.finalSteps }, rng));
+  const best = { ...refined[0], curve: final, score: scoreObjective(unet, target, adapterBasis, knots.length, final, t, o) };
+  const candidates = [best, ...refined.slice(1)];
   let chosen = pick.index;
   let verdict: string;
   if (best.score >= pick.objective) verdict = `objective ${best.score.toFixed(4)} not below the pick's ${pick.objective.toFixed(4)}`;
@@ -264,7 +283,7 @@ export function guardedBandPermutation(
     if (take) chosen = pick.count;
   }
   const levels = bands.means.map((m) => m.toFixed(2)).join(' < ');
-  const tried = candidates.map((c) => `[${c.permutation.join(',')}] ${c.screened.toFixed(4)} -> ${c.score.toFixed(4)}`).join(', ');
-  const note = `; band permutations (M=${p.bands}, band means ${levels}; screened, best ${p.refine} refined ${p.steps} steps: ${tried}): ${chosen === pick.index ? 'kept the pick' : `took [${best.permutation.join(',')}]`}, ${verdict}`;
+  const tried = refined.map((c) => `[${c.permutation.join(',')}] ${c.screened.toFixed(4)} -> ${c.score.toFixed(4)}`).join(', ');
+  const note = `; band permutations (M=${p.bands}, band means ${levels}; screened after ${p.screenSteps} steps, best ${p.refine} to ${p.steps}: ${tried}; best on the adapter's knots +${p.finalSteps} steps ${best.score.toFixed(4)}): ${chosen === pick.index ? 'kept the pick' : `took [${best.permutation.join(',')}]`}, ${verdict}`;
   return { candidates: candidates.map((c) => ({ start: 'band-permutation', search: 'bands', score: c.score, curve: c.curve, permutation: c.permutation })), chosen, note };
 }

@@ -237,7 +237,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
     if (bands) {
       // Its own Rng, so that the wide search draws the same numbers with or without it.
       const pickObjective = o.selection === 'objective' ? candidates[chosen].score : scoreObjective(unet, target, basis, k, candidates[chosen].curve, t, o);
-      const b = guardedBandPermutation(unet, target, t, o, bands, { curve: candidates[chosen].curve, objective: pickObjective, index: chosen, count: candidates.length }, new Rng((opts.seed ?? 0) + 0xba4d));
+      const b = guardedBandPermutation(unet, target, t, o, bands, { curve: candidates[chosen].curve, objective: pickObjective, index: chosen, count: candidates.length }, basis, new Rng((opts.seed ?? 0) + 0xba4d));
       candidates.push(...b.candidates);
       chosen = b.chosen;
       note += b.note;
