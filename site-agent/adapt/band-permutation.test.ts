@@ -4,7 +4,7 @@ import { Rng } from '../../protocol/common/index.ts';
 import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { bandKnots, bandPermutations, intensityBands, permutationValues } from './band-permutation.ts';
-import { applyCurve, computeSourceStats, evalCurve, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
+import { applyCurve, computeSourceStats, evalCurve, fitInputAdapter, POLARITY_CHECK, toUnlabeled, type SourceStats } from './index.ts';
 import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
 
 describe('intensity bands (multi-level Otsu)', () => {
@@ -68,7 +68,7 @@ describe('band-permutation starts in the input adapter', () => {
     const base = { seed: 2, steps: 10, randomStarts: 0 };
     unet.setWeights(sourceWeights);
     // Act
-    const without = fitInputAdapter(unet, target, stats, base);
+    const without = fitInputAdapter(unet, target, stats, { ...base, bandPermutations: false });
     const fit = fitInputAdapter(unet, target, stats, { ...base, bandPermutations: { bands: 3, refine: 1 } });
     // Assert: the model is untouched, the narrow candidates are unchanged, the swap [0, 2, 1] is found and taken.
     expect(unet.getWeights()).toEqual(sourceWeights);
@@ -93,6 +93,15 @@ describe('band-permutation starts in the input adapter', () => {
     expect(evalCurve(fit.curve, 0)).toBeLessThan(evalCurve(fit.curve, 0.5));
     expect(evalCurve(fit.curve, 0.5)).toBeLessThan(evalCurve(fit.curve, 1));
     expect(meanDice(unet, applyCurve(fit.curve, target), ds.labels, 3)).toBeGreaterThan(0.85);
+  });
+
+  it('is opt-in: off by default and for the polarity check', () => {
+    const target = toUnlabeled(makeNestedBoxes(8, TOY_SIZE, 7));
+    unet.setWeights(sourceWeights);
+    const base = { seed: 2, steps: 2, randomStarts: 0 };
+    expect(fitInputAdapter(unet, target, stats, base).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow']);
+    expect(fitInputAdapter(unet, target, stats, { ...base, bandPermutations: {} }).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow', 'bands', 'bands']);
+    expect(fitInputAdapter(unet, target, stats, POLARITY_CHECK).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow']);
   });
 
   it('refuses bad options with typed errors', () => {

@@ -31,22 +31,25 @@ import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 /**
  * The band-permutation search (`InputAdapterOptions.bandPermutations`). The best refined permutation replaces the
- * adapter's pick only when (a) its objective on the whole target is lower and (b) its mean prediction entropy after
- * AdaBN is not higher (the wide search's guard, `WideSearchOptions`: the objective alone is not a safe selector once
- * the search leaves the identity / negation).
+ * adapter's pick only when (a) its objective on the whole target is lower than the pick's and (b) its mean prediction
+ * entropy after AdaBN is not higher (the wide search's guard, `WideSearchOptions`: the objective alone is not a safe
+ * selector once the search leaves the identity / negation). The band order gets more Adam steps (40 + 20) than the
+ * pick (40); refining the pick 20 steps further for the comparison changed none of the 10 decisions re-checked on the
+ * tuning seeds (session 7), so it is not done. Cost (4 bands): 23 x 4 + 2 x 36 + 20 Adam steps, 26 whole-target
+ * scorings and 2 AdaBN passes, about 0.8x the narrow search's 6 x 40 steps; off by default (see `InputAdapterOptions`).
  */
 export interface BandPermutationOptions {
   /** Intensity bands M. Default: the model's number of classes. */
   readonly bands?: number;
   /** Permutations screened at most (M! - 1 of them exist). Default 120 (every order for M <= 5). */
   readonly maxPermutations?: number;
-  /** Adam steps every permutation's start is refined before the screening score (0: the starts are scored as they are). Default 4. */
+  /** Adam steps every permutation's start is refined before the screening score (0: the starts are scored as they are). Default 4 (at most the adapter's `steps`). */
   readonly screenSteps?: number;
   /** Best screened permutations refined. Default 2. */
   readonly refine?: number;
   /** Adam steps per refined permutation on the band knots, its screening steps included. Default: the adapter's `steps`. */
   readonly steps?: number;
-  /** Adam steps of the best permutation's curve moved onto the adapter's own knots (evaluated there). Default 20. */
+  /** Adam steps of the best permutation's curve moved onto the adapter's own knots (evaluated there). Default: half the adapter's `steps` (20). */
   readonly finalSteps?: number;
   /** Within-band quantiles of the two knots per band. Default [0.1, 0.9]. */
   readonly bandQuantiles?: readonly [number, number];
@@ -202,7 +205,7 @@ export interface BandPermutationCandidate {
 }
 
 export function resolveBandPermutations(p: BandPermutationOptions, numClasses: number, steps: number): Required<BandPermutationOptions> {
-  const r = { bands: p.bands ?? numClasses, maxPermutations: p.maxPermutations ?? 120, screenSteps: p.screenSteps ?? 4, refine: p.refine ?? 2, steps: p.steps ?? steps, finalSteps: p.finalSteps ?? 20, bandQuantiles: p.bandQuantiles ?? ([0.1, 0.9] as const), bins: p.bins ?? 128 };
+  const r = { bands: p.bands ?? numClasses, maxPermutations: p.maxPermutations ?? 120, screenSteps: p.screenSteps ?? Math.min(4, steps), refine: p.refine ?? 2, steps: p.steps ?? steps, finalSteps: p.finalSteps ?? Math.round(steps / 2), bandQuantiles: p.bandQuantiles ?? ([0.1, 0.9] as const), bins: p.bins ?? 128 };
   for (const [name, v, min] of [['bands', r.bands, 2], ['maxPermutations', r.maxPermutations, 1], ['screenSteps', r.screenSteps, 0], ['refine', r.refine, 1], ['steps', r.steps, 0], ['finalSteps', r.finalSteps, 0], ['bins', r.bins, 2]] as const) {
     if (!Number.isInteger(v) || v < min) throw new AdaptError('BAD_OPTION', `inputAdapter.bandPermutations.${name} must be an integer >= ${min}, got ${v}`);
   }

@@ -19,6 +19,11 @@
  * case K = 2, no gradient steps, starts {identity, negation}, selection 'entropy-adabn' (lowest mean target entropy
  * after AdaBN); `POLARITY_CHECK` spells it out.
  *
+ * `bandPermutations` (opt-in) adds a discrete search over the order of the target's intensity bands (M bands by
+ * multi-level Otsu thresholding, every band order a start, screened by L, the best refined), for contrast reorderings
+ * that no start above reaches by gradient steps; its pick replaces the narrow pick only when L is lower AND the mean
+ * target entropy after AdaBN is not higher (the wide search's guard); see band-permutation.ts.
+ *
  * `wideSearch` adds a second, wider random search (many screened random curves, refined) and a guarded choice between
  * its best curve and the narrow search's pick; see `WideSearchOptions`.
  *
@@ -70,7 +75,12 @@ export interface InputAdapterOptions {
   readonly selection?: 'objective' | 'entropy-adabn';
   /** A wider search after the narrow one, kept only when it passes the entropy guard (see `WideSearchOptions`). Default: none. */
   readonly wideSearch?: WideSearchOptions;
-  /** Band-permutation starts after the narrow search, kept past a guard (band-permutation.ts, `BandPermutationOptions`). `false`: none. Default: none. */
+  /**
+   * Band-permutation starts after the narrow search, kept past a guard (band-permutation.ts, `BandPermutationOptions`).
+   * `false` / absent: none (the default). Opt-in: on the suite's tuning seeds (101-103, session 7) it raised mricron
+   * reorder 0.446 -> 0.544 (adapter + AdaBN) but also took a band order on phantom low-field 102 that lost 0.044 Dice
+   * (family mean 0.420 -> 0.405), and did nothing on phantom reorder, so the issue's "no loss" bar was not met.
+   */
   readonly bandPermutations?: false | BandPermutationOptions;
   /** A spatial pre-filter in front of the curve, its strength chosen label-free (see `DenoiseOptions`). `false`: none. */
   readonly denoise?: false | DenoiseOptions;
