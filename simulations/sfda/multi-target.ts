@@ -42,6 +42,7 @@ import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
+import { securePooledBn, securePooledCurve } from './multi-target-pooled.ts';
 import { secureFedBn, secureStatistics, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
 
 /** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
@@ -105,9 +106,19 @@ export const multiTargetSchema = z
              * plain FedBN, every site takes the average; → 1: adapting alone.
              */
             personal: z.number().min(0).max(1).default(0),
+            /**
+             * Fit the input curve on all sites' slices (multi-target-pooled.ts: FedSGD through secure sums, the curve in
+             * each site's own quantile space); each site takes it unless its own objective under the pooled curve is
+             * worse than under its own curve by more than `tolerance` (relative). For sites with the same kind of scanner.
+             */
+            inputCurve: z.boolean().default(false),
+            /** Pooled target BN statistics (AdaBN over the union of the slices) for the sites that took the pooled curve (all sites without `inputCurve`). */
+            bnMoments: z.boolean().default(false),
+            /** The sites' label-free rule: pooled taken when L_own(pooled) <= (1 + tolerance) L_own(own). */
+            tolerance: z.number().min(0).default(0.1),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0 }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 0.1 }),
       })
       .strict(),
     secureAggregation: z
@@ -256,27 +267,52 @@ function scoreTeacher(p: PreparedSeed, j: JointTargetSite, i: number): number {
   }
 }
 
-/** Adapts every target site alone or jointly; returns the adapted models' test Dice per site. */
-export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: AdaptMode, hooks: MultiTargetHooks): Promise<number[]> {
+function secureConfig(cfg: MultiTargetConfig): SecureRoundConfig {
+  const sa = cfg.secureAggregation;
+  return {
+    ids: cfg.data.targets.map((t) => t.id),
+    numClasses: cfg.data.numClasses,
+    dim: cfg.model.baseChannels,
+    maxExamples: sa.maxExamples,
+    maxPixels: sa.maxPixels,
+    clip: sa.clip,
+    ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
+    identities: cfg.data.targets.map(() => nacl.sign.keyPair()),
+  };
+}
+
+/**
+ * Adapts every target site alone or jointly; returns the adapted models' test Dice per site. `onJoint` sees every
+ * site's choice of the pooled curve (with `share.inputCurve`) and the objectives it chose by.
+ */
+export async function adaptSites(
+  cfg: MultiTargetConfig,
+  p: PreparedSeed,
+  mode: AdaptMode,
+  hooks: MultiTargetHooks,
+  onJoint?: (joined: boolean[], own: number[], pooled: number[]) => void,
+): Promise<number[]> {
   const d = cfg.data;
   const log = hooks.onProgress ?? ((): void => undefined);
   const nets = d.targets.map(() => createUNet(modelConfig(cfg), p.seed));
   try {
     for (const n of nets) n.setWeights(p.sourceWeights);
-    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), p.curves[i]));
+    const share = cfg.adapt.share;
+    const secure = secureConfig(cfg);
+    let curves = p.curves;
+    let joined = d.targets.map(() => true);
+    if (mode === 'federated' && share.inputCurve) {
+      const adapter = cfg.adapt.options.inputAdapter;
+      if (!adapter) throw new MultiTargetError('adapt.share.inputCurve needs adapt.options.inputAdapter');
+      const r = await securePooledCurve(secure, nets[0], p.targets.map((t) => toUnlabeled(t)), p.stats, adapter, p.curves, { batchSize: cfg.adapt.batchSize, seed: p.seed, tolerance: share.tolerance }, hooks);
+      curves = r.curves;
+      joined = r.joined;
+      log(`seed ${p.seed} federated: pooled curve (${r.secureRounds} secure sums) taken by ${r.joined.map((j, i) => `${d.targets[i].id} ${j ? 'yes' : 'no'} (${r.own[i].toFixed(4)} own / ${r.pooled[i].toFixed(4)} pooled)`).join(', ')}`);
+      onJoint?.(r.joined, r.own, r.pooled);
+    }
+    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), curves[i]));
     const totalSteps = cfg.adapt.rounds * Math.ceil(p.targets[0].n / cfg.adapt.batchSize);
     const sa = cfg.secureAggregation;
-    const secure: SecureRoundConfig = {
-      ids: d.targets.map((t) => t.id),
-      numClasses: d.numClasses,
-      dim: cfg.model.baseChannels,
-      maxExamples: sa.maxExamples,
-      maxPixels: sa.maxPixels,
-      clip: sa.clip,
-      ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
-      identities: d.targets.map(() => nacl.sign.keyPair()),
-    };
-    const share = cfg.adapt.share;
     let global = p.sourceWeights;
     for (let r = 1; r <= cfg.adapt.rounds; r++) {
       if (mode === 'federated') {
@@ -300,7 +336,12 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
       const kept = joint[0].method === 'mean-teacher' ? `, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}` : '';
       log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}${kept}`);
     }
-    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, j.finish()));
+    const finished = joint.map((j) => j.finish());
+    if (mode === 'federated' && share.bnMoments) {
+      const n = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks);
+      log(`seed ${p.seed} federated: pooled BN statistics at ${n} of ${joint.length} sites`);
+    }
+    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, finished[i]));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
     return dice;
   } finally {
@@ -333,8 +374,11 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
   const t0 = performance.now();
   const phases: MultiTargetPhases = { source: 0, adapter: 0, alone: 0, federated: 0 };
   const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [], curveAdaBn: [] }));
+  // Every secure sum reports its inputs (statistics, weights, the pooled curve's and BN moments' sums): count them.
+  let secureRounds = 0;
+  const counted: MultiTargetHooks = { ...hooks, onSiteInputs: (purpose, round, inputs, sum) => { secureRounds++; hooks.onSiteInputs?.(purpose, round, inputs, sum); } };
   for (const seed of cfg.seeds) {
-    const r = await runSeed(cfg, seed, hooks, phases);
+    const r = await runSeed(cfg, seed, counted, phases);
     r.forEach((x, i) => {
       sites[i].alone.push(x.alone);
       sites[i].federated.push(x.federated);
@@ -342,8 +386,7 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
       sites[i].curveAdaBn.push(x.curveAdaBn);
     });
   }
-  const rounds = (cfg.adapt.share.weights ? 1 : 0) + (sharesStatistics(cfg) ? 1 : 0);
-  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds: rounds * cfg.adapt.rounds * cfg.seeds.length, wallMs: performance.now() - t0, phases };
+  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds, wallMs: performance.now() - t0, phases };
 }
 
 /** The table: per site and for the mean over sites, mean ± std over seeds; the last column pairs the modes per seed. */
