@@ -135,8 +135,8 @@ export const schemasCoverOptions: [
   Check<Missing<MeanTeacherOptions, typeof meanTeacherOptionsSchema>>,
   Check<Missing<RatioEntropyOptions, typeof ratioEntropyOptionsSchema>>,
   Check<Missing<InputAdapterOptions, typeof inputAdapterOptionsSchema>>,
-  // fittedAdapter is a run-time result handed between stages, not a config option.
-  Check<Exclude<Missing<StageOptions, z.ZodObject<typeof stageShape>>, 'fittedAdapter'>>,
+  // fittedAdapter and unadaptedScores are run-time results handed between stages, not config options.
+  Check<Exclude<Missing<StageOptions, z.ZodObject<typeof stageShape>>, 'fittedAdapter' | 'unadaptedScores'>>,
 ] = [true, true, true, true, true, true, true, true];
 const _typesCompatible: [
   z.output<typeof tentOptionsSchema> extends TentOptions ? true : false,

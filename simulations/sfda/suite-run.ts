@@ -161,7 +161,8 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
     log(`${d.name} seed ${seed} ${f.name}: ${row} Dice ${run.dice.toFixed(3)} (${(run.wallMs / 1000).toFixed(1)} s)${lf}${run.notes.length ? ` | ${run.notes.join(' | ')}` : ''}`);
   };
   const onTarget = { images: target, stats: src.stats };
-  record(SOURCE_ONLY, await runCell(unet, test, seed, src.federated, async () => ({ notes: [] }), onTarget));
+  const sourceOnly = await runCell(unet, test, seed, src.federated, async () => ({ notes: [] }), onTarget);
+  record(SOURCE_ONLY, sourceOnly);
   // Rows with the same input-adapter options share one fit (it only reads the frozen source model and the target).
   const fits = new Map<string, InputAdapterResult>();
   const withFit = (o: AdaptOptions): AdaptOptions => {
@@ -185,7 +186,10 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
   };
   for (const row of cfg.adapt.rows) {
     if (filters.rows && !filters.rows.includes(row.name)) continue;
-    const opts = withFit({ ...base, ...row.options } as AdaptOptions);
+    const rowOpts = withFit({ ...base, ...row.options } as AdaptOptions);
+    // The source-only row scored the unadapted model (same weights, images, statistics and seed, no curve): that is the
+    // safeguard's "before" of every row with the suite's seed, not scored again per row.
+    const opts = rowOpts.seed === seed ? { ...rowOpts, unadaptedScores: sourceOnly.labelFree } : rowOpts;
     record(row.name, await runCell(unet, test, seed, src.federated, async () => {
       const r = adapt(row.method, unet, target, src.stats, opts);
       // The safeguard scored the model it left in place (same images, statistics, curve and seed): not scored again.

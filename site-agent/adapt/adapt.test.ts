@@ -15,6 +15,7 @@ import {
   computeSourceStats,
   fitSourceGmm,
   judgeAdaptation,
+  labelFreeScores,
   SAFEGUARD_FALLBACK_NOTE,
   loadSourceStats,
   poolSourceStats,
@@ -154,6 +155,23 @@ describe('do-no-harm safeguard', () => {
     expect(guarded.safeguard?.code).toBe('FEATURES_FARTHER_FROM_SOURCE');
     expect(guarded.notes.filter((n) => n.startsWith(SAFEGUARD_FALLBACK_NOTE))).toEqual([expect.stringMatching(/^safeguard: fell back to the unadapted model \[FEATURES_FARTHER_FROM_SOURCE\]: the target's features moved away /)]);
     expect(unet.getWeights()).toEqual(sourceWeights);
+  });
+
+  it('takes the caller\'s unadaptedScores as its "before" instead of scoring the unadapted model again', () => {
+    const t = toUnlabeled(target);
+    unet.setWeights(sourceWeights);
+    const before = labelFreeScores(unet, t, stats, undefined, 1);
+    const own = adapt('tent', unet, t, stats, { seed: 1, epochs: 1, batchSize: 8 });
+    unet.setWeights(sourceWeights);
+    const given = adapt('tent', unet, t, stats, { seed: 1, epochs: 1, batchSize: 8, unadaptedScores: before });
+    expect(own.safeguard?.keep).toBe(true);
+    expect(given.safeguard).toEqual(own.safeguard);
+    // The given scores are the ones judged: a "before" whose features sat on the source's makes the same run fall back.
+    unet.setWeights(sourceWeights);
+    const onSource = { ...before, bnKl: before.bnKl?.map(() => 0) };
+    const judged = adapt('tent', unet, t, stats, { seed: 1, epochs: 1, batchSize: 8, unadaptedScores: onSource });
+    expect(judged.safeguard?.before).toEqual(onSource);
+    expect(judged.safeguard?.code).toBe('FEATURES_FARTHER_FROM_SOURCE');
   });
 
   it('never rejects plain AdaBN for moving the features from a package computed under miscalibrated running statistics', () => {

@@ -17,7 +17,7 @@ import { adaptGmmSwd, type GmmSwdOptions } from './gmm-swd.ts';
 import { curvePolarity, fitInputAdapter, negateFirstConv, POLARITY_CHECK, type InputAdapterResult, type InputAdapterOptions } from './input-adapter.ts';
 import { applyCurve } from './intensity-curve.ts';
 import { adaptMeanTeacher, type MeanTeacherOptions } from './mean-teacher.ts';
-import { labelFreeScores } from './label-free-scores.ts';
+import { labelFreeScores, type LabelFreeScores } from './label-free-scores.ts';
 import { adaptOsuda, type OsudaOptions } from './osuda.ts';
 import { adaptRatioEntropy, type RatioEntropyOptions } from './ratio-entropy.ts';
 import { fallbackNote, judgeAdaptation, SAFEGUARD_FALLBACK, type SafeguardOptions } from './safeguard.ts';
@@ -44,6 +44,12 @@ export interface StageOptions {
    * absent; `false` turns it off. Costs three label-free passes over the target (about 3 inference passes each).
    */
   readonly safeguard?: boolean | SafeguardOptions;
+  /**
+   * The safeguard's "before": the label-free scores of the unadapted model on this target, with these source
+   * statistics and this seed and no curve (`labelFreeScores(unet, target, sourceStats, undefined, seed)`), when the
+   * caller has them already (the suite scores its source-only row so): used instead of scoring the same model again.
+   */
+  readonly unadaptedScores?: LabelFreeScores;
 }
 
 export type AdaptOptions = AdaBnOptions & TentOptions & OsudaOptions & GmmSwdOptions & MeanTeacherOptions & RatioEntropyOptions & StageOptions;
@@ -80,7 +86,7 @@ export function adapt(method: AdaptMethod, unet: UNet, target: UnlabeledSlices, 
   const guard = opts.safeguard === undefined || opts.safeguard === true ? {} : opts.safeguard;
   const seed = opts.seed ?? 0;
   const start = unet.getWeights();
-  const before = labelFreeScores(unet, target, sourceStats, undefined, seed);
+  const before = opts.unadaptedScores ?? labelFreeScores(unet, target, sourceStats, undefined, seed);
   const report = adaptUnguarded(method, unet, target, sourceStats, opts);
   // AdaBN only re-estimates statistics, which can move the deeper layers' input moments away from a source package
   // computed under miscalibrated running statistics (an untrained model: 0 -> 2.2 nats) without any harm: the

@@ -28,15 +28,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { FIRST_CONV } from '../../protocol/contracts/index.ts';
-import { BN_EPSILON, type UNet } from '../model/index.ts';
+import type { UNet } from '../model/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { adaptAdaBN } from './adabn.ts';
 import { AdaptError } from './adapt-error.ts';
-import { epochBatches, meanEntropy } from './batching.ts';
-import { applyCurve, basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
-import { gaussianFilterSlices, MAX_PREFILTER_SIGMA } from './spatial-prefilter.ts';
+import { denoiseStep, resolveDenoise, type DenoiseOptions } from './adapter-denoise.ts';
+import { argMin, batchInput, disposeTargets, objective, refine, scoreEntropyAfterAdaBn, scoreObjective, sourceTargets, type Resolved, type Targets } from './adapter-objective.ts';
+import { epochBatches } from './batching.ts';
+import { basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
 export { curvePolarity } from './intensity-curve.ts';
-import { bnMeanVar, classPriors, type SourceStats } from './source-stats.ts';
+export { DEFAULT_DENOISE_SIGMAS, type DenoiseOptions } from './adapter-denoise.ts';
+import type { SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 import { validateUnlabeled } from './unlabeled-slices.ts';
 
@@ -103,41 +104,6 @@ export interface WideSearchOptions {
 }
 
 /**
- * The denoising step: an isotropic Gaussian pre-filter G_σ in front of the curve (spatial-prefilter.ts), σ chosen per
- * target from a small grid by the same objective L as the curve (the BN-statistics KL, file comment), the curve
- * refined on the filtered images. With v₀ the curve search's pick (fitted on the unfiltered images, σ = 0):
- *   v_σ = Adam_{steps}( L(v; G_σ * x) ) from v₀,   σ* = argmin_σ L(v_σ; G_σ * x)
- * (σ = 0 refined as long, so that the comparison is fair), σ tried in ascending order and the search stopped at the
- * first σ that does not lower L. Why the objective can see noise: additive noise inflates the variances σ²_lk of the
- * early feature maps (convolutions of the noise), so the KL term log(σ^s²/σ²) + σ²/σ^s² grows; smoothing lowers those
- * variances again, and blurs edges, which pulls the edge-detecting channels' variances below the source's: the KL
- * balances the two (DeepInversion's feature-statistics prior, Yin et al., CVPR 2020, eq. 4, as the source-domain
- * description of FSM, Yang et al., MedIA 2022, sec. 3.1; a low-frequency input transform chosen label-free, as
- * VPTTA's low-frequency prompt, Chen et al., CVPR 2024, sec. 3.2). σ > 0 replaces "none" only when its objective is
- * lower by more than `margin` (relative); then the result carries the filter and v_σ*. Otherwise the pick v₀ is
- * returned unchanged, bit for bit the fit without the step. Cost: `steps` Adam steps and one whole-target scoring
- * pass per σ tried (two on a clean target).
- */
-export interface DenoiseOptions {
-  /** Candidate σ in pixels, tried in ascending order; 0 is "no filter" (leave it out to force a filter). Default [0, 0.5, 1, 1.5]. */
-  readonly sigmas?: readonly number[];
-  /**
-   * Relative objective decrease a σ > 0 needs over σ = 0 to be taken: L(σ) < (1 - margin) L(0). Default 0.15: on the
-   * suite's tuning seeds (101-103, session 6) the filters taken at 5-13% lowered Dice on 4 of 5 cells (mricron reorder
-   * 102 / 103, mricron low-field 102, phantom reorder 102); the one taken at 21% (phantom low-field 102) raised it.
-   */
-  readonly margin?: number;
-  /** Adam steps refining the pick's curve on the images filtered with each σ (σ = 0 included). Default 20. */
-  readonly steps?: number;
-  /** BN layers whose statistics choose σ (the curve is still refined on the adapter's): index of the first. Default: the adapter's `firstLayer`. */
-  readonly firstLayer?: number;
-  /** ... and how many. Default: the adapter's `layers`. */
-  readonly layers?: number;
-}
-
-export const DEFAULT_DENOISE_SIGMAS: readonly number[] = [0, 0.5, 1, 1.5];
-
-/**
  * The wide search as `fedsfda adapt --wide-search` runs it (and as the suite's rows spell it out): 256 screened random
  * curves, the best 8 refined 20 Adam steps, the best 2 of those on to 80 (280 refinement steps in all instead of
  * 8 x 80 = 640, chosen for the 2-minute `fedsfda adapt` budget; tuning seeds 101-103 only).
@@ -172,69 +138,6 @@ export interface InputAdapterResult {
   readonly note: string;
   /** With `wideSearch`: the narrow search's own result (what the same options without `wideSearch` return, bit for bit). */
   readonly narrow?: InputAdapterResult;
-}
-
-interface Targets {
-  readonly layers: string[];
-  /** Source class priors (null: no prior term). */
-  readonly prior: tf.Tensor1D | null;
-  readonly mean: Map<string, tf.Tensor1D>;
-  readonly variance: Map<string, tf.Tensor1D>;
-}
-
-function sourceTargets(unet: UNet, stats: SourceStats | null, first: number, count: number): Targets {
-  const layers = unet.bnLayers.slice(first, Math.min(first + count, unet.bnLayers.length));
-  if (layers.length === 0) throw new AdaptError('BAD_OPTION', `inputAdapter: no BN layer from index ${first} on (the model has ${unet.bnLayers.length})`);
-  const fromStats = stats ? bnMeanVar(stats) : null;
-  const mean = new Map<string, tf.Tensor1D>();
-  const variance = new Map<string, tf.Tensor1D>();
-  for (const l of layers) {
-    const s = fromStats?.get(l);
-    mean.set(l, s ? tf.tensor1d(Float32Array.from(s.mean)) : (tf.clone(unet.bnStats.get(`${l}.mean`)!) as tf.Tensor1D));
-    variance.set(l, s ? tf.tensor1d(Float32Array.from(s.variance)) : (tf.clone(unet.bnStats.get(`${l}.var`)!) as tf.Tensor1D));
-  }
-  return { layers, mean, variance, prior: stats ? tf.tensor1d(Float32Array.from(classPriors(stats))) : null };
-}
-
-function disposeTargets(t: Targets): void {
-  for (const m of [t.mean, t.variance]) for (const v of m.values()) v.dispose();
-  t.prior?.dispose();
-}
-
-interface Weights {
-  readonly entropyWeight: number;
-  readonly priorWeight: number;
-}
-
-/** Mean over layers of the channel-mean KL(N(batch moments) || N(source moments)), plus λ_H·entropy + λ_π·prior KL. */
-function objective(unet: UNet, x: tf.Tensor4D, t: Targets, w: Weights): tf.Scalar {
-  const r = unet.forward(x, { bn: 'running', collectStats: true });
-  let kl: tf.Tensor = tf.scalar(0);
-  for (const l of t.layers) {
-    const s = r.batchStats.get(l)!;
-    const vt = tf.add(s.variance, BN_EPSILON);
-    const vs = tf.add(t.variance.get(l)!, BN_EPSILON);
-    // KL(N(μt, vt) || N(μs, vs)) = ½ [log(vs/vt) + (vt + (μt - μs)²)/vs - 1], averaged over channels.
-    const d = tf.mul(0.5, tf.sub(tf.add(tf.log(tf.div(vs, vt)), tf.div(tf.add(vt, tf.squaredDifference(s.mean, t.mean.get(l)!)), vs)), 1));
-    kl = tf.add(kl, tf.mean(d));
-  }
-  let loss = tf.div(kl, Math.max(1, t.layers.length));
-  if (w.entropyWeight > 0) loss = tf.add(loss, tf.mul(meanEntropy(r.logits), w.entropyWeight));
-  if (w.priorWeight > 0 && t.prior) {
-    // KL(π || τ̂), τ̂ the batch's mean softmax: the anatomy's class proportions do not change with the scanner.
-    const k = r.logits.shape[3];
-    const tau = tf.mean(tf.reshape(tf.softmax(r.logits), [-1, k]), 0);
-    const kl2 = tf.sum(tf.mul(t.prior, tf.sub(tf.log(tf.add(t.prior, 1e-8)), tf.log(tf.add(tau, 1e-8)))));
-    loss = tf.add(loss, tf.mul(kl2, w.priorWeight));
-  }
-  return loss as tf.Scalar;
-}
-
-function batchInput(basis: Float32Array, target: UnlabeledSlices, idx: readonly number[], k: number, v: tf.Tensor): tf.Tensor4D {
-  const px = target.height * target.width;
-  const rows = new Float32Array(idx.length * px * k);
-  idx.forEach((s, i) => rows.set(basis.subarray(s * px * k, (s + 1) * px * k), i * px * k));
-  return tf.tidy(() => tf.reshape(tf.matMul(tf.tensor2d(rows, [idx.length * px, k]), tf.reshape(v, [k, 1])), [idx.length, target.height, target.width, 1]) as tf.Tensor4D);
 }
 
 function startValues(start: AdapterStart, knots: readonly number[], rng: Rng): number[] {
@@ -273,19 +176,6 @@ function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch
   if (o.starts.length + o.randomStarts < 1) throw new AdaptError('BAD_OPTION', 'inputAdapter needs at least one start');
 }
 
-function resolveDenoise(d: DenoiseOptions, firstLayer: number, layers: number): Required<DenoiseOptions> {
-  const r = { sigmas: [...(d.sigmas ?? DEFAULT_DENOISE_SIGMAS)], margin: d.margin ?? 0.15, steps: d.steps ?? 20, firstLayer: d.firstLayer ?? firstLayer, layers: d.layers ?? layers };
-  if (!Number.isInteger(r.firstLayer) || r.firstLayer < 0 || !Number.isInteger(r.layers) || r.layers < 1) {
-    throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.firstLayer / layers must be integers >= 0 / >= 1, got ${r.firstLayer} / ${r.layers}`);
-  }
-  if (r.sigmas.length === 0 || r.sigmas.some((s) => !(s >= 0 && s <= MAX_PREFILTER_SIGMA))) {
-    throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.sigmas must be a non-empty list of σ in [0, ${MAX_PREFILTER_SIGMA}] pixels, got ${JSON.stringify(d.sigmas)}`);
-  }
-  if (!(r.margin >= 0 && r.margin < 1)) throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.margin must be in [0, 1), got ${r.margin}`);
-  if (!Number.isInteger(r.steps) || r.steps < 0) throw new AdaptError('BAD_OPTION', `inputAdapter.denoise.steps must be an integer >= 0, got ${r.steps}`);
-  return r;
-}
-
 function resolveWide(w: WideSearchOptions): Required<WideSearchOptions> {
   const r = { screen: w.screen ?? 256, starts: w.starts ?? 8, steps: w.steps ?? 80, pruneAt: w.pruneAt ?? w.steps ?? 80, keep: w.keep ?? 2 };
   for (const [name, v, min] of [['screen', r.screen, 1], ['starts', r.starts, 1], ['steps', r.steps, 0], ['pruneAt', r.pruneAt, 0], ['keep', r.keep, 1]] as const) {
@@ -293,37 +183,6 @@ function resolveWide(w: WideSearchOptions): Required<WideSearchOptions> {
   }
   if (r.pruneAt > r.steps) throw new AdaptError('BAD_OPTION', `inputAdapter.wideSearch.pruneAt (${r.pruneAt}) must be <= steps (${r.steps})`);
   return r;
-}
-
-/** The objective of one curve over the whole target set (inference, no gradient). */
-function scoreObjective(unet: UNet, target: UnlabeledSlices, basis: Float32Array, k: number, curve: IntensityCurve, t: Targets, o: Weights & { batchSize: number }): number {
-  const v = tf.tensor1d(curve.values);
-  let sum = 0;
-  for (const idx of epochBatches(target.n, o.batchSize, null)) {
-    const s = tf.tidy(() => objective(unet, batchInput(basis, target, idx, k, v), t, o));
-    sum += s.dataSync()[0] * idx.length;
-    s.dispose();
-  }
-  v.dispose();
-  return sum / target.n;
-}
-
-/** Mean target entropy after AdaBN on the curve's output (the polarity check's criterion); restores the weights. */
-function scoreEntropyAfterAdaBn(unet: UNet, target: UnlabeledSlices, curve: IntensityCurve, batchSize: number): number {
-  const initial = unet.getWeights();
-  const seen = applyCurve(curve, target);
-  adaptAdaBN(unet, seen, { batchSize });
-  let sum = 0;
-  for (const idx of epochBatches(seen.n, batchSize, null)) {
-    const px = seen.height * seen.width;
-    const data = new Float32Array(idx.length * px);
-    idx.forEach((s, i) => data.set(seen.images.subarray(s * px, (s + 1) * px), i * px));
-    const e = tf.tidy(() => meanEntropy(unet.forward(tf.tensor4d(data, [idx.length, seen.height, seen.width, 1]), { bn: 'running', collectStats: false }).logits));
-    sum += e.dataSync()[0] * idx.length;
-    e.dispose();
-  }
-  unet.setWeights(initial);
-  return sum / seen.n;
 }
 
 /**
@@ -413,36 +272,6 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
   }
 }
 
-/** The denoising step (see `DenoiseOptions`) on the curve `pick`, fitted on the unfiltered target. */
-function denoiseStep(unet: UNet, target: UnlabeledSlices, pick: IntensityCurve, t: Targets, scoreOn: Targets, o: Resolved, d: Required<DenoiseOptions>, rng: Rng): { curve: IntensityCurve; note: string } {
-  const k = pick.knots.length;
-  const tried: { sigma: number; score: number; values: number[] }[] = [];
-  // Ascending σ, stopping at the first σ > 0 that does not lower the objective (more smoothing only blurs further).
-  for (const sigma of [...new Set(d.sigmas)].sort((a, b) => a - b)) {
-    const images = sigma === 0 ? target.images : gaussianFilterSlices(target.images, target.n, target.height, target.width, sigma);
-    const seen = { ...target, images };
-    const basis = basisMatrix(pick.knots, images);
-    const values = refine(unet, seen, basis, [...pick.values], t, { ...o, steps: d.steps }, rng);
-    const score = scoreObjective(unet, seen, basis, k, makeCurve(pick.knots, values), scoreOn, o);
-    const prev = tried.length > 0 ? tried[argMin(tried)].score : Infinity;
-    tried.push({ sigma, score, values });
-    if (sigma > 0 && score >= prev) break;
-  }
-  const none = tried.find((s) => s.sigma === 0);
-  // A filter must beat "none" (refined as long, for a fair comparison) by the margin; with 0 left out of the grid the best σ is taken.
-  const eligible = none === undefined ? tried : tried.filter((s) => s.sigma === 0 || s.score < (1 - d.margin) * none.score);
-  const best = eligible[argMin(eligible)];
-  const grid = `[${tried.map((s) => `σ ${s.sigma} ${s.score.toFixed(4)}`).join(', ')}] after ${d.steps} steps each`;
-  if (best.sigma === 0) return { curve: pick, note: `; denoise: no filter, objective per σ ${grid}` };
-  return { curve: makeCurve(pick.knots, best.values, { kind: 'gaussian', sigma: best.sigma }), note: `; denoise: Gaussian σ ${best.sigma} px, objective per σ ${grid}` };
-}
-
-function argMin(c: readonly { score: number }[]): number {
-  let best = 0;
-  for (let i = 1; i < c.length; i++) if (c[i].score < c[best].score) best = i;
-  return best;
-}
-
 /** The wide search: screen, refine (with optional pruning), score by the objective on the whole target. */
 function wideCandidates(unet: UNet, target: UnlabeledSlices, basis: Float32Array, knots: number[], t: Targets, o: Resolved, w: Required<WideSearchOptions>, rng: Rng): AdapterCandidate[] {
   const k = knots.length;
@@ -457,25 +286,6 @@ function wideCandidates(unet: UNet, target: UnlabeledSlices, basis: Float32Array
     const curve = makeCurve(knots, refine(unet, target, basis, [...first[i].curve.values], t, { ...o, steps: w.steps - w.pruneAt }, rng));
     return { start: 'random' as const, search: 'wide' as const, curve, score: scoreObjective(unet, target, basis, k, curve, t, o) };
   });
-}
-
-type Resolved = Weights & { steps: number; lr: number; randomStarts: number; screen: number; batchSize: number };
-
-/** Adam steps on the curve values from `values`; returns the final values. */
-function refine(unet: UNet, target: UnlabeledSlices, basis: Float32Array, values: number[], t: Targets, o: Resolved, rng: Rng): number[] {
-  const v = tf.variable(tf.tensor1d(values), true);
-  const optimizer = tf.train.adam(o.lr);
-  try {
-    for (let step = 0; step < o.steps; step++) {
-      const idx = epochBatches(target.n, o.batchSize, rng)[0];
-      const cost = optimizer.minimize(() => objective(unet, batchInput(basis, target, idx, values.length, v), t, o), true, [v]);
-      cost?.dispose();
-    }
-    return Array.from(v.dataSync());
-  } finally {
-    optimizer.dispose();
-    v.dispose();
-  }
 }
 
 /**

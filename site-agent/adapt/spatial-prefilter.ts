@@ -6,7 +6,7 @@
  * Low-pass filtering of the target image as a label-free input-space adaptation follows VPTTA (Chen et al., "Each
  * test image deserves a specific prompt", CVPR 2024: the prompt acts on the low-frequency part of the image) and
  * FSM (Yang et al., MedIA 2022: the source style lives in the low frequencies); σ is chosen per target by the same
- * source-BN-statistics objective as the curve (input-adapter.ts, `DenoiseOptions`).
+ * source-BN-statistics objective as the curve (adapter-denoise.ts, `DenoiseOptions`).
  *
  * Kernel: w_i = exp(-i² / 2σ²) / Σ_j exp(-j² / 2σ²), |i| <= ceil(3σ), applied along rows then columns (separable),
  * replicate padding at the borders; σ in pixels. σ = 0 is "no filter" and is never stored.
