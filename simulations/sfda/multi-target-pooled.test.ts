@@ -1,3 +1,4 @@
+import { readFile } from 'node:fs/promises';
 import nacl from 'tweetnacl';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { maxSafeScaleBits, quantizationErrorBound, type SecAggReply } from '../../protocol/secagg/index.ts';
@@ -6,6 +7,7 @@ import {
   adamStep,
   adaptAdaBN,
   addBnMomentSums,
+  choosePooledBn,
   fitInputAdapter,
   JointCurveSite,
   jointCurveOptions,
@@ -18,6 +20,7 @@ import {
 import { makeNestedBoxes, TOY_CONFIG, TOY_SIZE } from '../../site-agent/adapt/toy-shift-fixture.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
+import { parseMultiTargetConfig } from './multi-target.ts';
 import type { SecureRoundConfig } from './multi-target-round.ts';
 import { securePooledCurve } from './multi-target-pooled.ts';
 
@@ -35,6 +38,14 @@ const secureConfig = (k: number): SecureRoundConfig => ({
   maxPixels: 65536,
   clip: 8,
   identities: Array.from({ length: k }, () => nacl.sign.keyPair()),
+});
+
+describe('the pooled scenarios', () => {
+  it.each(['sfda-multi-target-same-scanner.json', 'sfda-multi-target-low-field.json', 'sfda-multi-target-pooled.json'])('%s validates and pools curve and BN moments', async (file) => {
+    const cfg = parseMultiTargetConfig(JSON.parse(await readFile(new URL(`../scenarios/${file}`, import.meta.url), 'utf8')), file);
+    expect(cfg.adapt.share).toMatchObject({ inputCurve: true, bnMoments: true });
+    expect(cfg.seeds).toEqual([1, 2, 3]);
+  });
 });
 
 describe('the per-site rule', () => {
@@ -73,6 +84,26 @@ describe('pooled target BN moments', () => {
     u.setWeights(initial);
     adaptAdaBN(u, { ...a, n: 16, images: Float32Array.from([...a.images, ...b.images]), caseIds: [...a.caseIds, ...b.caseIds] }, { batchSize: 8 });
     for (const t of u.getWeights().filter((x) => x.name.endsWith('.mean'))) t.data.forEach((v, i) => expect(both.get(t.name)![i]).toBeCloseTo(v, 4));
+    u.dispose();
+  });
+});
+
+describe('the pooled BN check', () => {
+  it('keeps the pooled statistics within the entropy tolerance, and restores its own when the entropy rose beyond it', () => {
+    const u = createUNet(TOY_CONFIG, 5);
+    const mine = site(41, 1, 0);
+    adaptAdaBN(u, mine, { batchSize: 8 });
+    const own = u.getWeights();
+    // "Pooled" statistics dominated by a scanner with a very different gain and offset.
+    const pooled = addBnMomentSums([targetBnMomentSums(u, mine, 8), targetBnMomentSums(u, site(42, 4, 2, 24), 8)]);
+    const taken = choosePooledBn(u, mine, pooled, Number.POSITIVE_INFINITY, 8);
+    expect(taken.keep).toBe(true);
+    expect(taken.pooled).toBeGreaterThan(taken.own);
+    u.setWeights(own);
+    const refused = choosePooledBn(u, mine, pooled, (taken.pooled / taken.own - 1) / 2, 8);
+    expect(refused.keep).toBe(false);
+    const now = new Map(u.getWeights().map((t) => [t.name, t.data]));
+    for (const t of own) expect(Array.from(now.get(t.name)!)).toEqual(Array.from(t.data));
     u.dispose();
   });
 });

@@ -7,7 +7,8 @@
  *      sites' source-BN-statistics objectives, the curve in each site's own quantile space; restarts averaged, the pick
  *      by the summed objective), then every site's label-free choice between the pooled curve and its own;
  *   2. target BN moments (site-agent/adapt/joint-bn-moments.ts: pooled AdaBN, Li et al. 2016) summed over the sites that
- *      took the pooled curve (the others send zeros and keep their own statistics: FedBN, Li et al., ICLR 2021).
+ *      took the pooled curve (the others send zeros and keep their own statistics: FedBN, Li et al., ICLR 2021); a
+ *      site keeps the pooled statistics only when its mean prediction entropy did not rise by more than a tolerance.
  */
 import {
   adamState,
@@ -17,7 +18,7 @@ import {
   JointCurveSite,
   jointCurveOptions,
   preferPooled,
-  setBnFromMomentSums,
+  choosePooledBn,
   targetBnMomentSums,
   type InputAdapterOptions,
   type IntensityCurve,
@@ -121,7 +122,14 @@ function rebased(curve: IntensityCurve, s: JointCurveSite): number[] {
  * Pooled AdaBN over the sites in `joined` (the others contribute zeros and keep their own statistics): each joined
  * site's adapted model gets the pooled target BN statistics.
  */
-export async function securePooledBn(c: SecureRoundConfig, joint: readonly JointTargetSite[], joined: readonly boolean[], round: number, hooks: SecureRoundHooks): Promise<number> {
+export async function securePooledBn(
+  c: SecureRoundConfig,
+  joint: readonly JointTargetSite[],
+  joined: readonly boolean[],
+  round: number,
+  hooks: SecureRoundHooks,
+  entropyTolerance: number,
+): Promise<({ own: number; pooled: number; keep: boolean } | null)[]> {
   const scale = 1 / c.maxExamples;
   const sums = joint.map((j) => targetBnMomentSums(j.unet, j.seen, j.opts.batchSize));
   const packed = sums.map((s, i) => {
@@ -132,8 +140,8 @@ export async function securePooledBn(c: SecureRoundConfig, joint: readonly Joint
   const vectors = packed.map((p, i) => inRange(p.vector, c.clip, `site ${c.ids[i]} BN moments`));
   const sum = await secureSum(c, vectors, 'statistics', hooks);
   hooks.onSiteInputs?.('statistics', round, vectors, sum);
-  if (!joined.some((x) => x)) return 0;
+  if (!joined.some((x) => x)) return joint.map(() => null);
   const pooled = bnMomentsFromVectors(unpackVectors(sum, packed[0].layout), [...sums[0].layers.keys()], scale);
-  joint.forEach((j, i) => joined[i] && setBnFromMomentSums(j.unet, pooled));
-  return joined.filter((x) => x).length;
+  // Each joined site's own check (its model holds its own statistics after finish()): entropy under pooled vs own.
+  return joint.map((j, i) => (joined[i] ? choosePooledBn(j.unet, j.seen, pooled, entropyTolerance, j.opts.batchSize) : null));
 }

@@ -114,11 +114,13 @@ export const multiTargetSchema = z
             inputCurve: z.boolean().default(false),
             /** Pooled target BN statistics (AdaBN over the union of the slices) for the sites that took the pooled curve (all sites without `inputCurve`). */
             bnMoments: z.boolean().default(false),
-            /** The sites' label-free rule: pooled taken when L_own(pooled) <= (1 + tolerance) L_own(own). */
-            tolerance: z.number().min(0).default(0.1),
+            /** The sites' label-free curve rule: pooled taken when L_own(pooled) <= (1 + tolerance) L_own(own). */
+            tolerance: z.number().min(0).default(2),
+            /** The BN rule: pooled statistics kept when the site's mean prediction entropy rose by at most this (relative; safeguard.ts's default). */
+            entropyTolerance: z.number().min(0).default(0.05),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 0.1 }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, entropyTolerance: 0.05 }),
       })
       .strict(),
     secureAggregation: z
@@ -338,8 +340,8 @@ export async function adaptSites(
     }
     const finished = joint.map((j) => j.finish());
     if (mode === 'federated' && share.bnMoments) {
-      const n = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks);
-      log(`seed ${p.seed} federated: pooled BN statistics at ${n} of ${joint.length} sites`);
+      const bn = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks, share.entropyTolerance);
+      log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'} (entropy ${b.own.toFixed(4)} own / ${b.pooled.toFixed(4)} pooled)`}`).join(', ')}`);
     }
     const dice = joint.map((j, i) => scoreSite(p, j.unet, i, finished[i]));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);

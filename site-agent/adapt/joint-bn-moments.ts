@@ -15,7 +15,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
 import { AdaptError } from './adapt-error.ts';
-import { disposeStats, epochBatches, imageBatch } from './batching.ts';
+import { disposeStats, epochBatches, imageBatch, meanEntropy } from './batching.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 import { validateUnlabeled } from './unlabeled-slices.ts';
 
@@ -103,4 +103,33 @@ export function setBnFromMomentSums(unet: UNet, s: BnMomentSums): void {
   } finally {
     disposeStats(stats);
   }
+}
+
+/** Mean prediction entropy of `unet` (running BN statistics) over the target: the pooled-statistics check's criterion. */
+export function meanTargetEntropy(unet: UNet, target: UnlabeledSlices, batchSize = 8): number {
+  let sum = 0;
+  for (const idx of epochBatches(target.n, batchSize, null)) {
+    const e = tf.tidy(() => meanEntropy(unet.forward(imageBatch(target, idx), { bn: 'running', collectStats: false }).logits));
+    sum += e.dataSync()[0] * idx.length;
+    e.dispose();
+  }
+  return sum / target.n;
+}
+
+/**
+ * A site's label-free check of pooled BN statistics against its own: with the model as it is (its own statistics set)
+ * and the pooled sums, it keeps the pooled statistics unless its mean prediction entropy on its target rose by more than
+ * `entropyTolerance` (relative; TENT's premise that lower entropy goes with lower error, Wang et al., ICLR 2021, sec. 3;
+ * 0.05 is the safeguard's default, safeguard.ts, not tuned here). Returns both entropies and the choice; the model ends
+ * with the chosen statistics.
+ */
+export function choosePooledBn(unet: UNet, target: UnlabeledSlices, pooled: BnMomentSums, entropyTolerance: number, batchSize = 8): { own: number; pooled: number; keep: boolean } {
+  if (!(entropyTolerance >= 0)) throw new AdaptError('BAD_OPTION', `entropyTolerance must be >= 0, got ${entropyTolerance}`);
+  const before = unet.getWeights().filter((t) => t.name.endsWith('.mean') || t.name.endsWith('.var'));
+  const own = meanTargetEntropy(unet, target, batchSize);
+  setBnFromMomentSums(unet, pooled);
+  const h = meanTargetEntropy(unet, target, batchSize);
+  const keep = h <= own * (1 + entropyTolerance);
+  if (!keep) unet.setWeights(before, { partial: true });
+  return { own, pooled: h, keep };
 }
