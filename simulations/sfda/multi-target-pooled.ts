@@ -7,8 +7,8 @@
  *      sites' source-BN-statistics objectives, the curve in each site's own quantile space; restarts averaged, the pick
  *      by the summed objective), then every site's label-free choice between the pooled curve and its own;
  *   2. target BN moments (site-agent/adapt/joint-bn-moments.ts: pooled AdaBN, Li et al. 2016) summed over the sites that
- *      took the pooled curve (the others send zeros and keep their own statistics: FedBN, Li et al., ICLR 2021); a
- *      site keeps the pooled statistics only when its mean prediction entropy did not rise by more than a tolerance.
+ *      took the pooled curve (the others send zeros and keep their own statistics: FedBN, Li et al., ICLR 2021);
+ *      optionally a site keeps them only when its mean prediction entropy did not rise by more than a tolerance.
  */
 import {
   adamState,
@@ -19,6 +19,7 @@ import {
   jointCurveOptions,
   preferPooled,
   choosePooledBn,
+  setBnFromMomentSums,
   targetBnMomentSums,
   type InputAdapterOptions,
   type IntensityCurve,
@@ -128,8 +129,8 @@ export async function securePooledBn(
   joined: readonly boolean[],
   round: number,
   hooks: SecureRoundHooks,
-  entropyTolerance: number,
-): Promise<({ own: number; pooled: number; keep: boolean } | null)[]> {
+  entropyTolerance: number | null,
+): Promise<({ own: number | null; pooled: number | null; keep: boolean } | null)[]> {
   const scale = 1 / c.maxExamples;
   const sums = joint.map((j) => targetBnMomentSums(j.unet, j.seen, j.opts.batchSize));
   const packed = sums.map((s, i) => {
@@ -142,6 +143,14 @@ export async function securePooledBn(
   hooks.onSiteInputs?.('statistics', round, vectors, sum);
   if (!joined.some((x) => x)) return joint.map(() => null);
   const pooled = bnMomentsFromVectors(unpackVectors(sum, packed[0].layout), [...sums[0].layers.keys()], scale);
-  // Each joined site's own check (its model holds its own statistics after finish()): entropy under pooled vs own.
-  return joint.map((j, i) => (joined[i] ? choosePooledBn(j.unet, j.seen, pooled, entropyTolerance, j.opts.batchSize) : null));
+  // Each joined site takes the pooled statistics, or, with an entropy tolerance, checks them first (its model holds its
+  // own statistics after finish()): entropy under pooled vs own.
+  return joint.map((j, i) => {
+    if (!joined[i]) return null;
+    if (entropyTolerance === null) {
+      setBnFromMomentSums(j.unet, pooled);
+      return { own: null, pooled: null, keep: true };
+    }
+    return choosePooledBn(j.unet, j.seen, pooled, entropyTolerance, j.opts.batchSize);
+  });
 }

@@ -13,6 +13,12 @@
  *   3. the models' shared weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
  *      exactly the coordinator's secure fit: protocol/secagg/fit-contribution.ts) and turned into the next global
  *      weights by the coordinator's FedBN strategy (BN, and optionally `share.localPrefixes`, stay at the site).
+ * With `adapt.share.inputCurve` / `bnMoments` (sites with the same kind of scanner; multi-target-pooled.ts), the
+ * federated mode first fits the input curve on all sites' slices (FedSGD through secure sums, the curve in each site's
+ * own quantile space) and, after the rounds, pools the target BN moments (AdaBN over the union of the slices); each
+ * site takes the pooled curve, and then the pooled statistics, only when its own label-free check accepts it (its
+ * input-adapter objective under the pooled curve at most (1 + tolerance) times under its own curve; optionally also its
+ * mean prediction entropy under the pooled statistics), so that a different scanner keeps its own curve and statistics.
  * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own statistics, no weight
  * exchange) are the comparison, per site, with the common starting point (curve + AdaBN) reported beside them.
  * What is in-process here: the transport (the messages pass through `runSecAggRound`'s in-memory driver instead of
@@ -116,11 +122,16 @@ export const multiTargetSchema = z
             bnMoments: z.boolean().default(false),
             /** The sites' label-free curve rule: pooled taken when L_own(pooled) <= (1 + tolerance) L_own(own). */
             tolerance: z.number().min(0).default(2),
-            /** The BN rule: pooled statistics kept when the site's mean prediction entropy rose by at most this (relative; safeguard.ts's default). */
-            entropyTolerance: z.number().min(0).default(0.05),
+            /**
+             * An extra BN check: pooled statistics kept only when the site's mean prediction entropy rose by at most this
+             * (relative). null (default): a site that took the pooled curve takes the pooled statistics. On the tuning
+             * seeds the check at 0.05 (safeguard.ts's default) refused pooled statistics that raised Dice (entropies of
+             * 0.005-0.03 nats, where AdaBN on the site's own slices is biased low on those same slices).
+             */
+            entropyTolerance: z.number().min(0).nullable().default(null),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, entropyTolerance: 0.05 }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, entropyTolerance: null }),
       })
       .strict(),
     secureAggregation: z
@@ -341,7 +352,7 @@ export async function adaptSites(
     const finished = joint.map((j) => j.finish());
     if (mode === 'federated' && share.bnMoments) {
       const bn = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks, share.entropyTolerance);
-      log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'} (entropy ${b.own.toFixed(4)} own / ${b.pooled.toFixed(4)} pooled)`}`).join(', ')}`);
+      log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'}${b.own === null ? '' : ` (entropy ${b.own.toFixed(4)} own / ${b.pooled!.toFixed(4)} pooled)`}`}`).join(', ')}`);
     }
     const dice = joint.map((j, i) => scoreSite(p, j.unet, i, finished[i]));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
