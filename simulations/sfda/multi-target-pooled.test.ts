@@ -20,7 +20,7 @@ import {
 import { makeNestedBoxes, TOY_CONFIG, TOY_SIZE } from '../../site-agent/adapt/toy-shift-fixture.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
-import { parseMultiTargetConfig } from './multi-target.ts';
+import { multiTargetSchema, parseMultiTargetConfig, runMultiTarget } from './multi-target.ts';
 import type { SecureRoundConfig } from './multi-target-round.ts';
 import { securePooledCurve } from './multi-target-pooled.ts';
 
@@ -178,4 +178,47 @@ describe('pooled input curve', () => {
     s.dispose();
     u.dispose();
   }, 120_000);
+});
+
+describe('the pooled mode end to end', () => {
+  it('curve, BN moments and weights: every secure sum equals the plain sum, the coordinator sees masked vectors only', async () => {
+    const cfg = multiTargetSchema.parse({
+      kind: 'sfda-multi-target',
+      name: 'pooled smoke',
+      seeds: [1],
+      data: {
+        anatomy: 'phantom',
+        size: 24,
+        numClasses: 3,
+        slicesPerCase: 4,
+        sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
+        targets: [
+          { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
+          { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
+          { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
+        ],
+      },
+      model: { baseChannels: 8, depth: 1 },
+      federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
+      adapt: { rounds: 1, batchSize: 4, options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } }, share: { inputCurve: true, bnMoments: true } },
+      secureAggregation: { maxExamples: 64, maxPixels: 65536, clip: 8 },
+    });
+    const seen: SecAggReply[] = [];
+    const sums: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
+    const r = await runMultiTarget(cfg, { onCoordinatorReceive: (m) => seen.push(m), onSiteInputs: (purpose, _r, inputs, sum) => sums.push({ purpose, inputs, sum }) });
+    // Curve: 1 restart sum + 2 restarts x (2 steps + 1 score); weights: 1 round; BN moments: 1.
+    expect(r.secureRounds).toBe(1 + 2 * 3 + 1 + 1);
+    expect(sums).toHaveLength(r.secureRounds);
+    const bound = quantizationErrorBound({ clip: 8, scaleBits: maxSafeScaleBits(8, 3) }, 3) + 1e-6;
+    for (const { inputs, sum } of sums) {
+      for (let j = 0; j < sum.length; j++) {
+        const plain = inputs.reduce((a, v) => a + Math.max(-8, Math.min(8, v[j])), 0);
+        expect(Math.abs(sum[j] - plain)).toBeLessThanOrEqual(bound + Math.abs(plain) * 2 ** -23);
+      }
+    }
+    expect(seen.filter((m) => m.type === 'secagg/masked-vector')).toHaveLength(3 * r.secureRounds);
+    const text = JSON.stringify(seen, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Uint32Array) : v));
+    for (const { inputs } of sums.filter((x) => x.purpose === 'statistics')) for (const v of inputs) if (v.some((x) => x !== 0)) expect(text.includes(Array.from(v.slice(0, 3)).join(','))).toBe(false);
+    for (const s of r.sites) for (const v of [...s.alone, ...s.federated]) expect(Number.isFinite(v)).toBe(true);
+  }, 300_000);
 });
