@@ -13,6 +13,13 @@
  *   3. the models' shared weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
  *      exactly the coordinator's secure fit: protocol/secagg/fit-contribution.ts) and turned into the next global
  *      weights by the coordinator's FedBN strategy (BN, and optionally `share.localPrefixes`, stay at the site).
+ * With `adapt.share.inputCurve` / `bnMoments` (sites with the same kind of scanner; multi-target-pooled.ts), the
+ * federated mode first fits the input curve on all sites' slices (FedSGD through secure sums, the curve in each site's
+ * own quantile space) and, after the rounds, pools the target BN moments (AdaBN over the union of the slices); each
+ * site takes the pooled curve, and then the pooled statistics, only when its own label-free check accepts it (its
+ * input-adapter objective under the pooled curve at most (1 + tolerance) times under its own curve; its mean
+ * prediction entropy under the pooled statistics at most (1 + entropyTolerance) times under its own), so that a
+ * different scanner keeps its own curve and statistics.
  * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own statistics, no weight
  * exchange) are the comparison, per site, with the common starting point (curve + AdaBN) reported beside them.
  * What is in-process here: the transport (the messages pass through `runSecAggRound`'s in-memory driver instead of
@@ -42,6 +49,7 @@ import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
+import { securePooledBn, securePooledCurve } from './multi-target-pooled.ts';
 import { secureFedBn, secureStatistics, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
 
 /** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
@@ -105,9 +113,27 @@ export const multiTargetSchema = z
              * plain FedBN, every site takes the average; → 1: adapting alone.
              */
             personal: z.number().min(0).max(1).default(0),
+            /**
+             * Fit the input curve on all sites' slices (multi-target-pooled.ts: FedSGD through secure sums, the curve in
+             * each site's own quantile space); each site takes it unless its own objective under the pooled curve is
+             * worse than under its own curve by more than `tolerance` (relative). For sites with the same kind of scanner.
+             */
+            inputCurve: z.boolean().default(false),
+            /** Pooled target BN statistics (AdaBN over the union of the slices) for the sites that took the pooled curve (all sites without `inputCurve`). */
+            bnMoments: z.boolean().default(false),
+            /** The sites' label-free curve rule: pooled taken when L_own(pooled) <= (1 + tolerance) L_own(own). */
+            tolerance: z.number().min(0).default(2),
+            /**
+             * The BN check: pooled statistics kept only when the site's mean prediction entropy rose by at most this
+             * (relative); null: a site that took the pooled curve takes the pooled statistics. Default 0.1, chosen on
+             * tuning seeds 101-103: without the check the heterogeneous scenario's low-field site took statistics pooled
+             * with scanner-c/d and lost 0.2 Dice on seed 102 (entropy +13%); at 0.05 (safeguard.ts's default) low-field
+             * same-model sites refused pooled statistics that raised Dice (entropy +6-10%).
+             */
+            entropyTolerance: z.number().min(0).nullable().default(0.1),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0 }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, entropyTolerance: 0.1 }),
       })
       .strict(),
     secureAggregation: z
@@ -256,27 +282,52 @@ function scoreTeacher(p: PreparedSeed, j: JointTargetSite, i: number): number {
   }
 }
 
-/** Adapts every target site alone or jointly; returns the adapted models' test Dice per site. */
-export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: AdaptMode, hooks: MultiTargetHooks): Promise<number[]> {
+function secureConfig(cfg: MultiTargetConfig): SecureRoundConfig {
+  const sa = cfg.secureAggregation;
+  return {
+    ids: cfg.data.targets.map((t) => t.id),
+    numClasses: cfg.data.numClasses,
+    dim: cfg.model.baseChannels,
+    maxExamples: sa.maxExamples,
+    maxPixels: sa.maxPixels,
+    clip: sa.clip,
+    ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
+    identities: cfg.data.targets.map(() => nacl.sign.keyPair()),
+  };
+}
+
+/**
+ * Adapts every target site alone or jointly; returns the adapted models' test Dice per site. `onJoint` sees every
+ * site's choice of the pooled curve (with `share.inputCurve`) and the objectives it chose by.
+ */
+export async function adaptSites(
+  cfg: MultiTargetConfig,
+  p: PreparedSeed,
+  mode: AdaptMode,
+  hooks: MultiTargetHooks,
+  onJoint?: (joined: boolean[], own: number[], pooled: number[]) => void,
+): Promise<number[]> {
   const d = cfg.data;
   const log = hooks.onProgress ?? ((): void => undefined);
   const nets = d.targets.map(() => createUNet(modelConfig(cfg), p.seed));
   try {
     for (const n of nets) n.setWeights(p.sourceWeights);
-    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), p.curves[i]));
+    const share = cfg.adapt.share;
+    const secure = secureConfig(cfg);
+    let curves = p.curves;
+    let joined = d.targets.map(() => true);
+    if (mode === 'federated' && share.inputCurve) {
+      const adapter = cfg.adapt.options.inputAdapter;
+      if (!adapter) throw new MultiTargetError('adapt.share.inputCurve needs adapt.options.inputAdapter');
+      const r = await securePooledCurve(secure, nets[0], p.targets.map((t) => toUnlabeled(t)), p.stats, adapter, p.curves, { batchSize: cfg.adapt.batchSize, seed: p.seed, tolerance: share.tolerance }, hooks);
+      curves = r.curves;
+      joined = r.joined;
+      log(`seed ${p.seed} federated: pooled curve (${r.secureRounds} secure sums) taken by ${r.joined.map((j, i) => `${d.targets[i].id} ${j ? 'yes' : 'no'} (${r.own[i].toFixed(4)} own / ${r.pooled[i].toFixed(4)} pooled)`).join(', ')}`);
+      onJoint?.(r.joined, r.own, r.pooled);
+    }
+    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), curves[i]));
     const totalSteps = cfg.adapt.rounds * Math.ceil(p.targets[0].n / cfg.adapt.batchSize);
     const sa = cfg.secureAggregation;
-    const secure: SecureRoundConfig = {
-      ids: d.targets.map((t) => t.id),
-      numClasses: d.numClasses,
-      dim: cfg.model.baseChannels,
-      maxExamples: sa.maxExamples,
-      maxPixels: sa.maxPixels,
-      clip: sa.clip,
-      ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
-      identities: d.targets.map(() => nacl.sign.keyPair()),
-    };
-    const share = cfg.adapt.share;
     let global = p.sourceWeights;
     for (let r = 1; r <= cfg.adapt.rounds; r++) {
       if (mode === 'federated') {
@@ -300,7 +351,12 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
       const kept = joint[0].method === 'mean-teacher' ? `, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}` : '';
       log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}${kept}`);
     }
-    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, j.finish()));
+    const finished = joint.map((j) => j.finish());
+    if (mode === 'federated' && share.bnMoments) {
+      const bn = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks, share.entropyTolerance);
+      log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'}${b.own === null ? '' : ` (entropy ${b.own.toFixed(4)} own / ${b.pooled!.toFixed(4)} pooled)`}`}`).join(', ')}`);
+    }
+    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, finished[i]));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
     return dice;
   } finally {
@@ -333,8 +389,11 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
   const t0 = performance.now();
   const phases: MultiTargetPhases = { source: 0, adapter: 0, alone: 0, federated: 0 };
   const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [], curveAdaBn: [] }));
+  // Every secure sum reports its inputs (statistics, weights, the pooled curve's and BN moments' sums): count them.
+  let secureRounds = 0;
+  const counted: MultiTargetHooks = { ...hooks, onSiteInputs: (purpose, round, inputs, sum) => { secureRounds++; hooks.onSiteInputs?.(purpose, round, inputs, sum); } };
   for (const seed of cfg.seeds) {
-    const r = await runSeed(cfg, seed, hooks, phases);
+    const r = await runSeed(cfg, seed, counted, phases);
     r.forEach((x, i) => {
       sites[i].alone.push(x.alone);
       sites[i].federated.push(x.federated);
@@ -342,8 +401,7 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
       sites[i].curveAdaBn.push(x.curveAdaBn);
     });
   }
-  const rounds = (cfg.adapt.share.weights ? 1 : 0) + (sharesStatistics(cfg) ? 1 : 0);
-  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds: rounds * cfg.adapt.rounds * cfg.seeds.length, wallMs: performance.now() - t0, phases };
+  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds, wallMs: performance.now() - t0, phases };
 }
 
 /** The table: per site and for the mean over sites, mean ± std over seeds; the last column pairs the modes per seed. */
