@@ -92,6 +92,14 @@ export const inputAdapterOptionsSchema = z
       .object({ screen: positiveInt.optional(), starts: positiveInt.optional(), steps: z.number().int().min(0).optional(), pruneAt: z.number().int().min(0).optional(), keep: positiveInt.optional() })
       .strict()
       .optional(),
+    bandPermutations: z
+      .union([
+        z.literal(false),
+        z
+          .object({ bands: z.number().int().min(2).max(8).optional(), maxPermutations: positiveInt.optional(), refine: positiveInt.optional(), steps: z.number().int().min(0).optional(), bandQuantiles: z.tuple([fraction, fraction]).optional(), bins: positiveInt.optional() })
+          .strict(),
+      ])
+      .optional(),
     denoise: z
       .union([z.literal(false), z.object({ sigmas: z.array(z.number().min(0)).min(1).optional(), margin: z.number().min(0).max(1).optional(), steps: z.number().int().min(0).optional(), firstLayer: z.number().int().min(0).optional(), layers: positiveInt.optional() }).strict()])
       .optional(),

@@ -13,6 +13,13 @@
  *   3. the models' shared weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
  *      exactly the coordinator's secure fit: protocol/secagg/fit-contribution.ts) and turned into the next global
  *      weights by the coordinator's FedBN strategy (BN, and optionally `share.localPrefixes`, stay at the site).
+ * With `adapt.share.inputCurve` / `bnMoments` (sites with the same kind of scanner; multi-target-pooled.ts), the
+ * federated mode first fits the input curve on all sites' slices (FedSGD through secure sums, the curve in each site's
+ * own quantile space) and, after the rounds, pools the target BN moments (AdaBN over the union of the slices); each
+ * site takes the pooled curve, and then the pooled statistics, only when its own label-free check accepts it (its
+ * input-adapter objective under the pooled curve at most (1 + tolerance) times under its own curve; its mean
+ * prediction entropy under the pooled statistics at most (1 + entropyTolerance) times under its own), so that a
+ * different scanner keeps its own curve and statistics.
  * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own statistics, no weight
  * exchange) are the comparison, per site, with the common starting point (curve + AdaBN) reported beside them.
  * What is in-process here: the transport (the messages pass through `runSecAggRound`'s in-memory driver instead of
@@ -21,7 +28,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
-import { z } from 'zod';
 import {
   adaptAdaBN,
   applyCurve,
@@ -38,92 +44,13 @@ import {
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
-import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
-import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
+import { MultiTargetError, multiTargetSchema, parseMultiTargetConfig, type MultiTargetConfig } from './multi-target-config.ts';
+export { MultiTargetError, multiTargetSchema, parseMultiTargetConfig, type MultiTargetConfig } from './multi-target-config.ts';
 import { trainFederatedSource } from './federated-source.ts';
+import { securePooledBn, securePooledCurve } from './multi-target-pooled.ts';
 import { secureFedBn, secureStatistics, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
 
-/** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
-const jointSiteOptionsSchema = meanTeacherOptionsSchema
-  .extend({
-    method: z.enum(['mean-teacher', 'ratio-entropy']).optional(),
-    ratioEntropy: z.object({ lr: z.number().positive().optional(), priorWeight: z.number().min(0).optional() }).strict().optional(),
-    classPrior: z.enum(['source', 'pooled']).optional(),
-    inputAdapter: inputAdapterOptionsSchema.optional(),
-  })
-  .strict()
-  .superRefine((o, ctx) => {
-    // The mean teacher's own options mean nothing to ratio-entropy (its learning rate is ratioEntropy.lr).
-    if (o.method !== 'ratio-entropy') return;
-    for (const k of ['lr', 'epochs', 'ema', 'passes', 'dropout', 'uncertainty', 'confidence', 'prototypeFilter', 'classBalance', 'augment', 'supervisedWeight'] as const) {
-      if (o[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is a mean-teacher option; ratio-entropy takes ratioEntropy.{lr, priorWeight}` });
-    }
-  });
-
-export const multiTargetSchema = z
-  .object({
-    kind: z.literal('sfda-multi-target'),
-    name: z.string().min(1),
-    seeds: z.array(z.number().int()).min(1).max(20),
-    data: z
-      .object({
-        anatomy: z.enum(['phantom', 'mricron']),
-        size: z.number().int().min(8).max(256),
-        numClasses: z.number().int().min(2).max(8),
-        slicesPerCase: z.number().int().min(1).max(128),
-        sourceSites: z.array(z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict()).min(1),
-        targets: z
-          .array(z.object({ id: z.string().regex(/^[a-z0-9][a-z0-9-]{0,31}$/), shift: ScannerShiftOrPresetSchema, adaptCases: z.number().int().min(1), testCases: z.number().int().min(1) }).strict())
-          .min(3)
-          .max(16),
-      })
-      .strict(),
-    model: z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict(),
-    federated: z.object({ rounds: z.number().int().min(1), localEpochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().positive() }).strict(),
-    adapt: z
-      .object({
-        /** Rounds = local mean-teacher epochs. */
-        rounds: z.number().int().min(1).max(100),
-        batchSize: z.number().int().min(1).max(64),
-        options: jointSiteOptionsSchema.default({}),
-        /** What the federated mode shares (ablations; default everything). */
-        share: z
-          .object({
-            prototypes: z.boolean().default(true),
-            classRatio: z.boolean().default(true),
-            weights: z.boolean().default(true),
-            /**
-             * Tensor-name prefixes kept local besides BN (FedPer, Arivazhagan et al. 2019 / LG-FedAvg, Liang et al.
-             * 2020: scanner-specific layers stay at the site), e.g. ["enc1."] for the first encoder block.
-             */
-            localPrefixes: z.array(z.string().min(1)).default([]),
-            /**
-             * θ of the local-global mixing step after every weight average: each site's shared tensors become
-             * θ · own + (1 - θ) · average (L2GD's aggregation step, Hanzely & Richtárik, "Federated learning of a mixture
-             * of global and local models", 2020, Alg. 1; APFL's personalised mixture, Deng et al. 2020). 0 (default):
-             * plain FedBN, every site takes the average; → 1: adapting alone.
-             */
-            personal: z.number().min(0).max(1).default(0),
-          })
-          .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0 }),
-      })
-      .strict(),
-    secureAggregation: z
-      .object({
-        /** Public bound on target slices per site (weights are scaled by n_k / maxExamples). */
-        maxExamples: z.number().int().min(1),
-        /** Public bound on target pixels per site (statistics are scaled by its inverse). */
-        maxPixels: z.number().int().min(1),
-        clip: z.number().positive(),
-        threshold: z.number().int().min(2).optional(),
-      })
-      .strict(),
-  })
-  .strict();
-
-export type MultiTargetConfig = z.infer<typeof multiTargetSchema>;
 
 export interface SiteOutcome {
   readonly id: string;
@@ -256,27 +183,52 @@ function scoreTeacher(p: PreparedSeed, j: JointTargetSite, i: number): number {
   }
 }
 
-/** Adapts every target site alone or jointly; returns the adapted models' test Dice per site. */
-export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: AdaptMode, hooks: MultiTargetHooks): Promise<number[]> {
+function secureConfig(cfg: MultiTargetConfig): SecureRoundConfig {
+  const sa = cfg.secureAggregation;
+  return {
+    ids: cfg.data.targets.map((t) => t.id),
+    numClasses: cfg.data.numClasses,
+    dim: cfg.model.baseChannels,
+    maxExamples: sa.maxExamples,
+    maxPixels: sa.maxPixels,
+    clip: sa.clip,
+    ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
+    identities: cfg.data.targets.map(() => nacl.sign.keyPair()),
+  };
+}
+
+/**
+ * Adapts every target site alone or jointly; returns the adapted models' test Dice per site. `onJoint` sees every
+ * site's choice of the pooled curve (with `share.inputCurve`) and the objectives it chose by.
+ */
+export async function adaptSites(
+  cfg: MultiTargetConfig,
+  p: PreparedSeed,
+  mode: AdaptMode,
+  hooks: MultiTargetHooks,
+  onJoint?: (joined: boolean[], own: number[], pooled: number[]) => void,
+): Promise<number[]> {
   const d = cfg.data;
   const log = hooks.onProgress ?? ((): void => undefined);
   const nets = d.targets.map(() => createUNet(modelConfig(cfg), p.seed));
   try {
     for (const n of nets) n.setWeights(p.sourceWeights);
-    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), p.curves[i]));
+    const share = cfg.adapt.share;
+    const secure = secureConfig(cfg);
+    let curves = p.curves;
+    let joined = d.targets.map(() => true);
+    if (mode === 'federated' && share.inputCurve) {
+      const adapter = cfg.adapt.options.inputAdapter;
+      if (!adapter) throw new MultiTargetError('adapt.share.inputCurve needs adapt.options.inputAdapter');
+      const r = await securePooledCurve(secure, nets[0], p.targets.map((t) => toUnlabeled(t)), p.stats, adapter, p.curves, { batchSize: cfg.adapt.batchSize, seed: p.seed, tolerance: share.tolerance }, hooks);
+      curves = r.curves;
+      joined = r.joined;
+      log(`seed ${p.seed} federated: pooled curve (${r.secureRounds} secure sums) taken by ${r.joined.map((j, i) => `${d.targets[i].id} ${j ? 'yes' : 'no'} (${r.own[i].toFixed(4)} own / ${r.pooled[i].toFixed(4)} pooled)`).join(', ')}`);
+      onJoint?.(r.joined, r.own, r.pooled);
+    }
+    const joint = nets.map((n, i) => new JointTargetSite(n, toUnlabeled(p.targets[i]), p.stats, siteOptions(cfg, p.seed, i, mode), curves[i]));
     const totalSteps = cfg.adapt.rounds * Math.ceil(p.targets[0].n / cfg.adapt.batchSize);
     const sa = cfg.secureAggregation;
-    const secure: SecureRoundConfig = {
-      ids: d.targets.map((t) => t.id),
-      numClasses: d.numClasses,
-      dim: cfg.model.baseChannels,
-      maxExamples: sa.maxExamples,
-      maxPixels: sa.maxPixels,
-      clip: sa.clip,
-      ...(sa.threshold !== undefined ? { threshold: sa.threshold } : {}),
-      identities: d.targets.map(() => nacl.sign.keyPair()),
-    };
-    const share = cfg.adapt.share;
     let global = p.sourceWeights;
     for (let r = 1; r <= cfg.adapt.rounds; r++) {
       if (mode === 'federated') {
@@ -300,7 +252,12 @@ export async function adaptSites(cfg: MultiTargetConfig, p: PreparedSeed, mode: 
       const kept = joint[0].method === 'mean-teacher' ? `, kept pseudo-label fraction ${joint.map((j) => j.keptFraction.toFixed(2)).join(' / ')}` : '';
       log(`seed ${p.seed} ${mode}: round ${r}/${cfg.adapt.rounds}${kept}`);
     }
-    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, j.finish()));
+    const finished = joint.map((j) => j.finish());
+    if (mode === 'federated' && share.bnMoments) {
+      const bn = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks, share.entropyTolerance);
+      log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'}${b.own === null ? '' : ` (entropy ${b.own.toFixed(4)} own / ${b.pooled!.toFixed(4)} pooled)`}`}`).join(', ')}`);
+    }
+    const dice = joint.map((j, i) => scoreSite(p, j.unet, i, finished[i]));
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
     return dice;
   } finally {
@@ -333,8 +290,11 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
   const t0 = performance.now();
   const phases: MultiTargetPhases = { source: 0, adapter: 0, alone: 0, federated: 0 };
   const sites: SiteOutcome[] = cfg.data.targets.map((t) => ({ id: t.id, alone: [], federated: [], sourceOnly: [], curveAdaBn: [] }));
+  // Every secure sum reports its inputs (statistics, weights, the pooled curve's and BN moments' sums): count them.
+  let secureRounds = 0;
+  const counted: MultiTargetHooks = { ...hooks, onSiteInputs: (purpose, round, inputs, sum) => { secureRounds++; hooks.onSiteInputs?.(purpose, round, inputs, sum); } };
   for (const seed of cfg.seeds) {
-    const r = await runSeed(cfg, seed, hooks, phases);
+    const r = await runSeed(cfg, seed, counted, phases);
     r.forEach((x, i) => {
       sites[i].alone.push(x.alone);
       sites[i].federated.push(x.federated);
@@ -342,8 +302,7 @@ export async function runMultiTarget(raw: MultiTargetConfig, hooks: MultiTargetH
       sites[i].curveAdaBn.push(x.curveAdaBn);
     });
   }
-  const rounds = (cfg.adapt.share.weights ? 1 : 0) + (sharesStatistics(cfg) ? 1 : 0);
-  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds: rounds * cfg.adapt.rounds * cfg.seeds.length, wallMs: performance.now() - t0, phases };
+  return { name: cfg.name, seeds: cfg.seeds, sites, secureRounds, wallMs: performance.now() - t0, phases };
 }
 
 /** The table: per site and for the mean over sites, mean ± std over seeds; the last column pairs the modes per seed. */
@@ -363,23 +322,6 @@ export function formatMultiTarget(r: MultiTargetResult): string {
   const ph = r.phases;
   lines.push(`seeds ${r.seeds.join(', ')}; ${r.secureRounds} secure rounds; wall time ${(r.wallMs / 1000).toFixed(0)} s (source ${(ph.source / 1000).toFixed(0)} s, input adapters ${(ph.adapter / 1000).toFixed(0)} s, alone ${(ph.alone / 1000).toFixed(0)} s, federated ${(ph.federated / 1000).toFixed(0)} s)`);
   return lines.join('\n');
-}
-
-export class MultiTargetError extends Error {
-  readonly code = 'BAD_MULTI_TARGET_CONFIG' as const;
-  constructor(message: string) {
-    super(message);
-    this.name = 'MultiTargetError';
-  }
-}
-
-export function parseMultiTargetConfig(raw: unknown, where = 'multi-target config'): MultiTargetConfig {
-  const r = multiTargetSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new MultiTargetError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
-  return r.data;
 }
 
 /** Loads the scenario, runs it, prints the table, writes DIR/summary.json when `outDir` is given. */

@@ -57,6 +57,7 @@ for (const seed of seeds) {
     for (const mode of modes) {
       const t0 = performance.now();
       const dice = await adaptSites(cfg, p, mode, {
+        onProgress: (m) => m.includes('pooled') && console.log(`  v${vi} ${m}`),
         onRound: perRound ? (r) => { const s = r.score(); console.log(`  v${vi} ${mode.padEnd(9)} round ${String(r.round).padStart(2)}: ${f(s)} (mean ${mean(s).toFixed(3)})`); } : undefined,
       });
       console.log(`  v${vi} ${mode.padEnd(9)} final   : ${f(dice)} (mean ${mean(dice).toFixed(3)}) ${((performance.now() - t0) / 1000).toFixed(0)} s  ${JSON.stringify(variants[vi])}`);

@@ -54,7 +54,7 @@ describe('input adapter', () => {
 
   it('leaves the model as given, keeps the start with the lowest objective, and says so', () => {
     unet.setWeights(sourceWeights);
-    const fit = fitInputAdapter(unet, toUnlabeled(reordered), stats, { seed: 3, steps: 5, randomStarts: 2 });
+    const fit = fitInputAdapter(unet, toUnlabeled(reordered), stats, { seed: 3, steps: 5, randomStarts: 2, bandPermutations: false });
     expect(unet.getWeights()).toEqual(sourceWeights);
     expect(fit.candidates.map((c) => c.start)).toEqual(['identity', 'negation', 'random', 'random']);
     const best = Math.min(...fit.candidates.map((c) => c.score));
@@ -65,7 +65,7 @@ describe('input adapter', () => {
 
   it('wide search: the narrow pick is unchanged by it, and the wide pick replaces it only past the objective and entropy guard', () => {
     const t = toUnlabeled(reordered);
-    const base = { seed: 3, steps: 5, randomStarts: 2 };
+    const base = { seed: 3, steps: 5, randomStarts: 2, bandPermutations: false } as const;
     unet.setWeights(sourceWeights);
     const narrow = fitInputAdapter(unet, t, stats, base);
     const fit = fitInputAdapter(unet, t, stats, { ...base, wideSearch: { screen: 16, starts: 3, steps: 6, pruneAt: 2, keep: 1 } });

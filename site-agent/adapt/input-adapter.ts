@@ -19,6 +19,11 @@
  * case K = 2, no gradient steps, starts {identity, negation}, selection 'entropy-adabn' (lowest mean target entropy
  * after AdaBN); `POLARITY_CHECK` spells it out.
  *
+ * `bandPermutations` (opt-in) adds a discrete search over the order of the target's intensity bands (M bands by
+ * multi-level Otsu thresholding, every band order a start, screened by L, the best refined), for contrast reorderings
+ * that no start above reaches by gradient steps; its pick replaces the narrow pick only when L is lower AND the mean
+ * target entropy after AdaBN is not higher (the wide search's guard); see band-permutation.ts.
+ *
  * `wideSearch` adds a second, wider random search (many screened random curves, refined) and a guarded choice between
  * its best curve and the narrow search's pick; see `WideSearchOptions`.
  *
@@ -31,6 +36,7 @@ import { FIRST_CONV } from '../../protocol/contracts/index.ts';
 import type { UNet } from '../model/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
+import { guardedBandPermutation, resolveBandPermutations, type BandPermutationOptions } from './band-permutation.ts';
 import { denoiseStep, resolveDenoise, type DenoiseOptions } from './adapter-denoise.ts';
 import { argMin, batchInput, disposeTargets, objective, refine, scoreEntropyAfterAdaBn, scoreObjective, sourceTargets, type Resolved, type Targets } from './adapter-objective.ts';
 import { epochBatches } from './batching.ts';
@@ -38,6 +44,7 @@ import { applyBiasCorrection, biasCorrectionNote, resolveBiasCorrection, type Bi
 import { basisMatrix, makeCurve, quantileKnots, type IntensityCurve } from './intensity-curve.ts';
 export { curvePolarity } from './intensity-curve.ts';
 export { DEFAULT_DENOISE_SIGMAS, type DenoiseOptions } from './adapter-denoise.ts';
+export type { BandPermutationOptions } from './band-permutation.ts';
 import type { SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 import { validateUnlabeled } from './unlabeled-slices.ts';
@@ -69,6 +76,13 @@ export interface InputAdapterOptions {
   readonly selection?: 'objective' | 'entropy-adabn';
   /** A wider search after the narrow one, kept only when it passes the entropy guard (see `WideSearchOptions`). Default: none. */
   readonly wideSearch?: WideSearchOptions;
+  /**
+   * Band-permutation starts after the narrow search, kept past a guard (band-permutation.ts, `BandPermutationOptions`).
+   * `false` / absent: none (the default). Opt-in: on the suite's tuning seeds (101-103, session 7) it raised mricron
+   * reorder 0.446 -> 0.544 (adapter + AdaBN) but also took a band order on phantom low-field 102 that lost 0.044 Dice
+   * (family mean 0.420 -> 0.405), and did nothing on phantom reorder, so the issue's "no loss" bar was not met.
+   */
+  readonly bandPermutations?: false | BandPermutationOptions;
   /** A spatial pre-filter in front of the curve, its strength chosen label-free (see `DenoiseOptions`). `false`: none. */
   readonly denoise?: false | DenoiseOptions;
   /**
@@ -127,12 +141,14 @@ export function negateFirstConv(unet: UNet): void {
 }
 
 /** The session-2 input polarity check as an input-adapter setting. */
-export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn', denoise: false, biasCorrection: false };
+export const POLARITY_CHECK: InputAdapterOptions = { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn', bandPermutations: false, denoise: false, biasCorrection: false };
 
 export interface AdapterCandidate {
-  readonly start: AdapterStart;
-  /** 'wide' for the candidates of the wide search. */
-  readonly search?: 'narrow' | 'wide';
+  readonly start: AdapterStart | 'band-permutation';
+  /** 'wide' for the candidates of the wide search, 'bands' for the band-permutation starts. */
+  readonly search?: 'narrow' | 'wide' | 'bands';
+  /** A band-permutation candidate's band order (band j took band permutation[j]'s place). */
+  readonly permutation?: number[];
   readonly score: number;
   readonly curve: IntensityCurve;
 }
@@ -163,7 +179,7 @@ function startValues(start: AdapterStart, knots: readonly number[], rng: Rng): n
   });
 }
 
-function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch' | 'denoise' | 'biasCorrection'>>): void {
+function checkOptions(o: Required<Omit<InputAdapterOptions, 'seed' | 'wideSearch' | 'denoise' | 'bandPermutations' | 'biasCorrection'>>): void {
   const int = (name: string, v: number, min: number): void => {
     if (!Number.isInteger(v) || v < min) throw new AdaptError('BAD_OPTION', `inputAdapter.${name} must be an integer >= ${min}, got ${v}`);
   };
@@ -225,6 +241,7 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
   };
   checkOptions(o);
   const wide = opts.wideSearch === undefined ? null : resolveWide(opts.wideSearch);
+  const bands = opts.bandPermutations === undefined || opts.bandPermutations === false ? null : resolveBandPermutations(opts.bandPermutations, unet.config.numClasses, o.steps);
   const denoise = opts.denoise === undefined || opts.denoise === false ? null : resolveDenoise(opts.denoise, o.firstLayer, o.layers);
   const rng = new Rng(opts.seed ?? 0);
   const knots = quantileKnots(target.images, o.knots);
@@ -242,6 +259,14 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
     let chosen = argMin(candidates);
     const what = o.selection === 'objective' ? 'objective' : 'entropy after AdaBN';
     let note = `input adapter (K=${k}, ${o.steps} steps): kept start ${chosen} (${candidates[chosen].start}); ${what} per start [${candidates.map((c) => `${c.start} ${c.score.toFixed(4)}`).join(', ')}]`;
+    if (bands) {
+      // Its own Rng, so that the wide search draws the same numbers with or without it.
+      const pickObjective = o.selection === 'objective' ? candidates[chosen].score : scoreObjective(unet, target, basis, k, candidates[chosen].curve, t, o);
+      const b = guardedBandPermutation(unet, target, t, o, bands, { curve: candidates[chosen].curve, objective: pickObjective, index: chosen, count: candidates.length }, basis, new Rng((opts.seed ?? 0) + 0xba4d));
+      candidates.push(...b.candidates);
+      chosen = b.chosen;
+      note += b.note;
+    }
     // The denoising step runs on a search's pick (its own Rng, so that the searches draw the same numbers with or without it).
     const denoised = new Map<IntensityCurve, { curve: IntensityCurve; note: string }>();
     const withDenoise = (curve: IntensityCurve): { curve: IntensityCurve; note: string } => {

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { WeightSet } from '../../protocol/index.ts';
+import { Rng } from '../../protocol/common/index.ts';
+import { initEngine } from '../engine/index.ts';
+import type { UNet } from '../model/index.ts';
+import { bandKnots, bandPermutations, intensityBands, permutationValues } from './band-permutation.ts';
+import { applyCurve, computeSourceStats, evalCurve, fitInputAdapter, POLARITY_CHECK, toUnlabeled, type SourceStats } from './index.ts';
+import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
+
+describe('intensity bands (multi-level Otsu)', () => {
+  it('splits a noisy three-level image at the gaps between the levels', () => {
+    // Arrange: 50% at 0, 30% at 2, 20% at 5, noise 0.2.
+    const rng = new Rng(4);
+    const values = Float32Array.from({ length: 20_000 }, (_, i) => (i % 10 < 5 ? 0 : i % 10 < 8 ? 2 : 5) + 0.2 * rng.normal());
+    // Act
+    const b = intensityBands(values, 3);
+    // Assert
+    expect(b.thresholds).toHaveLength(2);
+    expect(b.thresholds[0]).toBeGreaterThan(0.6);
+    expect(b.thresholds[0]).toBeLessThan(1.4);
+    expect(b.thresholds[1]).toBeGreaterThan(2.6);
+    expect(b.thresholds[1]).toBeLessThan(4.4);
+    b.means.forEach((m, j) => expect(m).toBeCloseTo([0, 2, 5][j], 1));
+    b.weights.forEach((w, j) => expect(w).toBeCloseTo([0.5, 0.3, 0.2][j], 2));
+  });
+
+  it('places two increasing knots per band; the identity permutation is the identity curve, a swap moves the bands', () => {
+    const rng = new Rng(5);
+    const values = Float32Array.from({ length: 9_000 }, (_, i) => (i % 3) * 3 + 0.3 * rng.normal());
+    const { knots, band } = bandKnots(values, intensityBands(values, 3));
+    expect(band).toEqual([0, 0, 1, 1, 2, 2]);
+    for (let i = 1; i < knots.length; i++) expect(knots[i]).toBeGreaterThan(knots[i - 1]);
+    expect(permutationValues(knots, band, [0, 1, 2])).toEqual(knots);
+    // Band 1 takes band 2's place and band 2 band 1's: their knots trade levels, band 0 stays.
+    expect(permutationValues(knots, band, [0, 2, 1])).toEqual([knots[0], knots[1], knots[4], knots[5], knots[2], knots[3]]);
+  });
+
+  it('enumerates every band order but the identity, capped by a seeded sample', () => {
+    const all = bandPermutations(4, 1000, new Rng(1));
+    expect(all).toHaveLength(23);
+    expect(new Set(all.map((p) => p.join())).size).toBe(23);
+    expect(all.some((p) => p.every((x, i) => x === i))).toBe(false);
+    expect(bandPermutations(5, 10, new Rng(1))).toHaveLength(10);
+  });
+});
+
+describe('band-permutation starts in the input adapter', () => {
+  let unet: UNet;
+  let stats: SourceStats;
+  let sourceWeights: WeightSet;
+
+  beforeAll(async () => {
+    await initEngine();
+    const source = makeNestedBoxes(16, TOY_SIZE, 1);
+    unet = await trainToySource(source);
+    sourceWeights = unet.getWeights();
+    stats = computeSourceStats(unet, source);
+  }, 600_000);
+
+  afterAll(() => unet?.dispose());
+
+  it('recovers a swapped band order that the identity / negation starts miss, label-free, and says so', () => {
+    // Arrange: the ring (0.5 at the source) and the core (1.0) swap levels; identity + negation starts only, no random
+    // curves, so that only the band search can find the reordering.
+    const t = makeNestedBoxes(16, TOY_SIZE, 7);
+    const reordered = { ...t, images: t.images.map((v) => (v < 0.25 ? v : v < 0.75 ? v + 0.5 : v - 0.5)) };
+    const target = toUnlabeled(reordered);
+    const base = { seed: 2, steps: 10, randomStarts: 0 };
+    unet.setWeights(sourceWeights);
+    // Act
+    const without = fitInputAdapter(unet, target, stats, { ...base, bandPermutations: false });
+    const fit = fitInputAdapter(unet, target, stats, { ...base, bandPermutations: { bands: 3, refine: 1 } });
+    // Assert: the model is untouched, the narrow candidates are unchanged, the swap [0, 2, 1] is found and taken.
+    expect(unet.getWeights()).toEqual(sourceWeights);
+    expect(fit.candidates.slice(0, 2).map((c) => c.score)).toEqual(without.candidates.map((c) => c.score));
+    expect(fit.candidates[2]).toMatchObject({ start: 'band-permutation', search: 'bands', permutation: [0, 2, 1] });
+    expect(fit.chosen).toBe(2);
+    expect(fit.note).toMatch(/; band permutations \(M=3, .*\): took \[0,2,1\], objective [0-9.]+ < [0-9.]+, entropy after AdaBN/);
+    const dice = (curve: typeof fit.curve): number => meanDice(unet, applyCurve(curve, target), reordered.labels, 3);
+    expect(dice(fit.curve)).toBeGreaterThan(0.85);
+    expect(dice(fit.curve)).toBeGreaterThan(dice(without.curve) + 0.2);
+  });
+
+  it('does not reorder a target whose band order did not change', () => {
+    // Arrange: the source's own scanner (background 0 < ring 0.5 < core 1.0).
+    const ds = makeNestedBoxes(16, TOY_SIZE, 7);
+    const target = toUnlabeled(ds);
+    unet.setWeights(sourceWeights);
+    // Act
+    const fit = fitInputAdapter(unet, target, stats, { seed: 2, steps: 10, randomStarts: 0, bandPermutations: { bands: 3 } });
+    // Assert: whichever candidate won, the curve keeps the three levels in their order and segments as well as the identity.
+    expect(fit.note).toMatch(/; band permutations \(M=3, band means 0.0\d < 0.\d\d < 1.0\d; /);
+    expect(evalCurve(fit.curve, 0)).toBeLessThan(evalCurve(fit.curve, 0.5));
+    expect(evalCurve(fit.curve, 0.5)).toBeLessThan(evalCurve(fit.curve, 1));
+    expect(meanDice(unet, applyCurve(fit.curve, target), ds.labels, 3)).toBeGreaterThan(0.85);
+  });
+
+  it('is opt-in: off by default and for the polarity check', () => {
+    const target = toUnlabeled(makeNestedBoxes(8, TOY_SIZE, 7));
+    unet.setWeights(sourceWeights);
+    const base = { seed: 2, steps: 2, randomStarts: 0 };
+    expect(fitInputAdapter(unet, target, stats, base).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow']);
+    expect(fitInputAdapter(unet, target, stats, { ...base, bandPermutations: {} }).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow', 'bands', 'bands']);
+    expect(fitInputAdapter(unet, target, stats, POLARITY_CHECK).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow']);
+  });
+
+  it('refuses bad options with typed errors', () => {
+    const target = toUnlabeled(makeNestedBoxes(4, TOY_SIZE, 7));
+    for (const bad of [{ bands: 1 }, { bands: 9 }, { refine: 0 }, { maxPermutations: 0 }, { bandQuantiles: [0.9, 0.1] }]) {
+      expect(() => fitInputAdapter(unet, target, stats, { steps: 0, bandPermutations: bad as never })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    }
+  });
+});
