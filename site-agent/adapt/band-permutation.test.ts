@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WeightSet } from '../../protocol/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { bandKnots, bandPermutations, intensityBands, permutationValues } from './band-permutation.ts';
-import { applyCurve, computeSourceStats, evalCurve, fitInputAdapter, POLARITY_CHECK, toUnlabeled, type SourceStats } from './index.ts';
-import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
+import { applyCurve, evalCurve, fitInputAdapter, POLARITY_CHECK, toUnlabeled, type SourceStats } from './index.ts';
+import { makeNestedBoxes, meanDice, toySourceSetup, TOY_SIZE } from './toy-shift-fixture.ts';
 
 describe('intensity bands (multi-level Otsu)', () => {
   it('splits a noisy three-level image at the gaps between the levels', () => {
@@ -50,11 +49,7 @@ describe('band-permutation starts in the input adapter', () => {
   let sourceWeights: WeightSet;
 
   beforeAll(async () => {
-    await initEngine();
-    const source = makeNestedBoxes(16, TOY_SIZE, 1);
-    unet = await trainToySource(source);
-    sourceWeights = unet.getWeights();
-    stats = computeSourceStats(unet, source);
+    ({ unet, weights: sourceWeights, stats } = await toySourceSetup());
   }, 600_000);
 
   afterAll(() => unet?.dispose());

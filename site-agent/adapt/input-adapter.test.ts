@@ -1,11 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WeightSet } from '../../protocol/index.ts';
 import type { SliceDataset } from '../data/index.ts';
-import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
-import { adapt, applyCurve, computeSourceStats, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
+import { adapt, applyCurve, fitInputAdapter, toUnlabeled, type SourceStats } from './index.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
+import { makeNestedBoxes, meanDice, toySourceSetup, TOY_SIZE } from './toy-shift-fixture.ts';
 
 let unet: UNet;
 let stats: SourceStats;
@@ -13,11 +12,7 @@ let sourceWeights: WeightSet;
 let reordered: SliceDataset;
 
 beforeAll(async () => {
-  await initEngine();
-  const source = makeNestedBoxes(16, TOY_SIZE, 1);
-  unet = await trainToySource(source);
-  sourceWeights = unet.getWeights();
-  stats = computeSourceStats(unet, source);
+  ({ unet, weights: sourceWeights, stats } = await toySourceSetup());
   // A contrast reordering: the ring (0.5 at the source) becomes the brightest tissue (1.0), the core (1.0) drops to
   // 0.5, the background stays dark. Neither y = x nor y = -x maps this back.
   const t = makeNestedBoxes(16, TOY_SIZE, 7);

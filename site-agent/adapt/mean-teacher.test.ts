@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import type { WeightSet } from '../../protocol/index.ts';
-import { initEngine } from '../engine/index.ts';
 import type { UNet } from '../model/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import {
@@ -9,7 +8,6 @@ import {
   adaptWithLabels,
   addPrototypeSums,
   classWeights,
-  computeSourceStats,
   denoise,
   frequencyWeights,
   prototypeSums,
@@ -19,7 +17,7 @@ import {
   type SourceStats,
   type TeacherPass,
 } from './index.ts';
-import { makeNestedBoxes, meanDice, trainToySource, TOY_SIZE } from './toy-shift-fixture.ts';
+import { makeNestedBoxes, meanDice, toySourceSetup, TOY_SIZE } from './toy-shift-fixture.ts';
 
 /** Four pixels, two classes, 2-d latents: pixel 3 is labelled 1 but sits at class 0's prototype. */
 function handPass(): TeacherPass {
@@ -83,11 +81,7 @@ describe('mean teacher on a shifted toy target', () => {
   const labelled = makeNestedBoxes(4, TOY_SIZE, 9, 0.3, 1.0);
 
   beforeAll(async () => {
-    await initEngine();
-    const source = makeNestedBoxes(16, TOY_SIZE, 1);
-    unet = await trainToySource(source);
-    weights = unet.getWeights();
-    stats = computeSourceStats(unet, source);
+    ({ unet, weights, stats } = await toySourceSetup());
   }, 600_000);
 
   afterAll(() => unet?.dispose());

@@ -8,7 +8,10 @@ import { computeMetrics } from '../metrics/index.ts';
 import { createUNet, type UNet } from '../model/index.ts';
 import { trainLocal } from '../training/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
+import { initEngine } from '../engine/index.ts';
+import type { WeightSet } from '../../protocol/index.ts';
 import { predictLabels } from './batching.ts';
+import { computeSourceStats, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 export function makeNestedBoxes(n: number, size: number, seed: number, gain = 1, offset = 0): SliceDataset {
@@ -69,4 +72,12 @@ export async function trainToySource(source: SliceDataset, seed = 3): Promise<UN
   const unet = createUNet(TOY_CONFIG, seed);
   await trainLocal(unet, source, { epochs: 14, batchSize: 8, optimizer: 'adam', lr: 1e-2, loss: 'ce+dice', seed });
   return unet;
+}
+
+/** The source side most adaptation tests start from: the engine up, the toy U-Net trained on nested boxes (seed 1), its weights and statistics. */
+export async function toySourceSetup(): Promise<{ unet: UNet; weights: WeightSet; stats: SourceStats }> {
+  await initEngine();
+  const source = makeNestedBoxes(16, TOY_SIZE, 1);
+  const unet = await trainToySource(source);
+  return { unet, weights: unet.getWeights(), stats: computeSourceStats(unet, source) };
 }
