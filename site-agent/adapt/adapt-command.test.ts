@@ -140,6 +140,18 @@ describe('fedsfda source-stats / adapt', () => {
     ).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/--bias-correction .* with --input-adapter/) });
   });
 
+  it('--input-adapter --band-permutations runs the band-order search and says what it chose; --band-permutations alone is refused', async () => {
+    await program().parseAsync([
+      'node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'adabn',
+      '--data', join(dir, 'scans'), '--input-adapter', '--band-permutations', '--no-safeguard', '--out', join(dir, 'out-p'),
+    ]);
+    const report = JSON.parse(await readFile(join(dir, 'out-p', 'adapt-report.json'), 'utf8'));
+    expect(report.report.notes[0]).toMatch(/; band permutations \(M=\d+, band means .*\): (kept the pick|took \[[0-9,]+\]), /);
+    await expect(
+      program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'adabn', '--data', join(dir, 'scans'), '--band-permutations', '--out', join(dir, 'o9')]),
+    ).rejects.toMatchObject({ code: 'BAD_OPTION', message: expect.stringMatching(/--band-permutations .* with --input-adapter/) });
+  });
+
   it('refuses an unknown method, and eval labels that share no case with the target, with typed errors', async () => {
     await expect(
       program().parseAsync(['node', 'x', 'adapt', '--model', join(dir, 'model'), '--source-stats', join(dir, 's.json'), '--method', 'magic', '--data', join(dir, 'scans'), '--out', join(dir, 'o2')]),

@@ -14,7 +14,7 @@ import { adapt, adaptWithLabels, ADAPT_METHODS, isAdaptMethod } from './adapt.ts
 import { applyCurve, saveCurve, type IntensityCurve } from './intensity-curve.ts';
 import { AdaptError } from './adapt-error.ts';
 import type { AdaptReport } from './adapt-report.ts';
-import { GUARDED_WIDE_SEARCH } from './input-adapter.ts';
+import { GUARDED_WIDE_SEARCH, type InputAdapterOptions } from './input-adapter.ts';
 import { fallbackNote } from './safeguard.ts';
 import { predictLabels } from './batching.ts';
 import { evaluateSegmentation, type SegmentationEvaluation } from './evaluate.ts';
@@ -37,9 +37,28 @@ interface AdaptOpts {
   wideSearch?: boolean;
   denoise?: boolean;
   biasCorrection?: boolean;
+  bandPermutations?: boolean;
   safeguard?: boolean;
   labelled?: string;
   labelTable?: string;
+}
+
+/** Flags that extend the input adapter, each refused without --input-adapter. */
+const ADAPTER_EXTRAS = [
+  { key: 'wideSearch', flag: '--wide-search', what: 'widens the input adapter' },
+  { key: 'denoise', flag: '--denoise', what: 'adds a pre-filter to the input adapter' },
+  { key: 'biasCorrection', flag: '--bias-correction', what: 'corrects the images in front of the input adapter' },
+  { key: 'bandPermutations', flag: '--band-permutations', what: 'adds band-order starts to the input adapter' },
+] as const;
+
+/** The input adapter's options for the given flags (the shipped defaults plus the opt-in extras asked for). */
+function adapterOptions(o: AdaptOpts): InputAdapterOptions {
+  return {
+    ...(o.wideSearch ? { wideSearch: GUARDED_WIDE_SEARCH } : {}),
+    ...(o.denoise ? { denoise: {} } : {}),
+    ...(o.biasCorrection ? { biasCorrection: {} } : {}),
+    ...(o.bandPermutations ? { bandPermutations: {} } : {}),
+  };
 }
 
 /** The input curve of an adapted model, next to its model.json (written when the input adapter ran). */
@@ -114,16 +133,14 @@ async function runAdapt(o: AdaptOpts): Promise<void> {
   const target = await loadTarget(o.data, inputSize(o, unet));
   const scored = o.evalLabels === undefined ? undefined : await matchEvalLabels(o.evalLabels, target, unet.config.numClasses);
   const before = evaluate(unet, scored, 'before');
-  if (o.wideSearch && !o.inputAdapter) throw new AdaptError('BAD_OPTION', '--wide-search widens the input adapter: give it with --input-adapter');
-  if (o.denoise && !o.inputAdapter) throw new AdaptError('BAD_OPTION', '--denoise adds a pre-filter to the input adapter: give it with --input-adapter');
-  if (o.biasCorrection && !o.inputAdapter) throw new AdaptError('BAD_OPTION', '--bias-correction corrects the images in front of the input adapter: give it with --input-adapter');
+  for (const e of ADAPTER_EXTRAS) if (o[e.key] && !o.inputAdapter) throw new AdaptError('BAD_OPTION', `${e.flag} ${e.what}: give it with --input-adapter`);
   if (o.polarityCheck && o.inputAdapter) throw new AdaptError('BAD_OPTION', 'give --polarity-check or --input-adapter, not both (the polarity check is the adapter with two knots)');
   const opts = {
     seed: Number(o.seed),
     batchSize: Number(o.batchSize),
     ...(o.epochs ? { epochs: Number(o.epochs) } : {}),
     ...(o.polarityCheck ? { inputPolarities: [1, -1] } : {}),
-    ...(o.inputAdapter ? { inputAdapter: { ...(o.wideSearch ? { wideSearch: GUARDED_WIDE_SEARCH } : {}), ...(o.denoise ? { denoise: {} } : {}), ...(o.biasCorrection ? { biasCorrection: {} } : {}) } } : {}),
+    ...(o.inputAdapter ? { inputAdapter: adapterOptions(o) } : {}),
     // The do-no-harm safeguard is on unless --no-safeguard (commander sets `safeguard: false`).
     safeguard: o.safeguard !== false,
     onProgress: (s: number, t: number, l: number) => process.stderr.write(`\rstep ${s}/${t} loss ${l.toFixed(4)}   `),
@@ -161,6 +178,7 @@ export function registerAdaptCommands(program: Command): void {
     .option('--input-adapter', `label-free input adapter first: an intensity curve fitted in front of the frozen model so that the target matches the source BN statistics (input-adapter.ts); saved as model/${'input-curve.json'} and applied to the predictions`)
     .option('--wide-search', 'with --input-adapter: also search 256 random curves (the best refined) and keep the best one only if it matches the source statistics better AND leaves the predictions less uncertain than the default search\'s pick (input-adapter.ts, WideSearchOptions); about twice the adapter\'s time')
     .option('--denoise', 'with --input-adapter: also choose a Gaussian pre-filter (sigma 0, 0.5, 1 or 1.5 px) in front of the curve by the same BN-statistics objective, for noisy scanners; saved with the curve (input-adapter.ts, DenoiseOptions)')
+    .option('--band-permutations', 'with --input-adapter: also try every order of the target\'s intensity bands (multi-level Otsu, 23 orders for 4 classes) as starts, for a scanner whose sequence reorders the tissues\' contrast; the best order is kept only if it matches the source statistics better AND leaves the predictions less uncertain than the default search\'s pick (band-permutation.ts); about 1.8x the adapter\'s time')
     .option('--bias-correction', 'with --input-adapter: first correct each case for a smooth intensity-inhomogeneity (bias) field, label-free, by minimising the entropy of its log-intensity histogram; refitted on each image and saved with the curve (bias-correction.ts)')
     .option('--no-safeguard', 'turn off the do-no-harm safeguard (on by default: the model is scored before and after label-free, entropy and perturbation consistency, and the unadapted model is kept when the adaptation looks harmful; safeguard.ts)')
     .option('--labelled <dir>', 'few-label mode (with --method mean-teacher): a labelled dataset folder of some target cases, used with the supervised loss')
