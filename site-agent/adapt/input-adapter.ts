@@ -216,29 +216,8 @@ function resolveWide(w: WideSearchOptions): Required<WideSearchOptions> {
 export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, opts: InputAdapterOptions = {}): InputAdapterResult {
   validateUnlabeled(target);
   if (target.channels !== 1) throw new AdaptError('BAD_SHAPE', `the input adapter needs 1-channel images, got ${target.channels}`);
-  if (opts.biasCorrection !== undefined && opts.biasCorrection !== false) {
-    // The curve is fitted on the corrected target and carries the correction (applyCurve applies it first).
-    const spec = resolveBiasCorrection(opts.biasCorrection);
-    const { target: corrected, groups } = applyBiasCorrection(spec, target);
-    const r = fitInputAdapter(unet, corrected, stats, { ...opts, biasCorrection: false });
-    const carry = (c: IntensityCurve): IntensityCurve => makeCurve(c.knots, c.values, c.prefilter, spec);
-    const note = `${biasCorrectionNote(groups)}; `;
-    return { ...r, curve: carry(r.curve), note: note + r.note, ...(r.narrow ? { narrow: { ...r.narrow, curve: carry(r.narrow.curve), note: note + r.narrow.note } } : {}) };
-  }
-  const o = {
-    knots: opts.knots ?? 8,
-    steps: opts.steps ?? 40,
-    lr: opts.lr ?? 0.05,
-    starts: opts.starts ?? (['identity', 'negation'] as const),
-    randomStarts: opts.randomStarts ?? 4,
-    screen: opts.screen ?? 0,
-    firstLayer: opts.firstLayer ?? 2,
-    layers: opts.layers ?? 1000,
-    entropyWeight: opts.entropyWeight ?? 0,
-    priorWeight: opts.priorWeight ?? 0,
-    selection: opts.selection ?? 'objective',
-    batchSize: opts.batchSize ?? 8,
-  };
+  if (opts.biasCorrection !== undefined && opts.biasCorrection !== false) return fitOnCorrected(unet, target, stats, opts, opts.biasCorrection);
+  const o = resolveOptions(opts);
   checkOptions(o);
   const wide = opts.wideSearch === undefined ? null : resolveWide(opts.wideSearch);
   const bands = opts.bandPermutations === undefined || opts.bandPermutations === false ? null : resolveBandPermutations(opts.bandPermutations, unet.config.numClasses, o.steps);
@@ -310,6 +289,34 @@ export function fitInputAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
   } finally {
     disposeTargets(t);
   }
+}
+
+/** The curve fitted on the bias-corrected target; it carries the correction (applyCurve applies it first, so every prediction is corrected the same way). */
+function fitOnCorrected(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, opts: InputAdapterOptions, options: Exclude<InputAdapterOptions['biasCorrection'], false | undefined>): InputAdapterResult {
+  const spec = resolveBiasCorrection(options);
+  const { target: corrected, groups } = applyBiasCorrection(spec, target);
+  const r = fitInputAdapter(unet, corrected, stats, { ...opts, biasCorrection: false });
+  const carry = (c: IntensityCurve): IntensityCurve => makeCurve(c.knots, c.values, c.prefilter, spec);
+  const note = `${biasCorrectionNote(groups)}; `;
+  return { ...r, curve: carry(r.curve), note: note + r.note, ...(r.narrow ? { narrow: { ...r.narrow, curve: carry(r.narrow.curve), note: note + r.narrow.note } } : {}) };
+}
+
+/** The narrow search's settings with their defaults. */
+function resolveOptions(opts: InputAdapterOptions) {
+  return {
+    knots: opts.knots ?? 8,
+    steps: opts.steps ?? 40,
+    lr: opts.lr ?? 0.05,
+    starts: opts.starts ?? (['identity', 'negation'] as const),
+    randomStarts: opts.randomStarts ?? 4,
+    screen: opts.screen ?? 0,
+    firstLayer: opts.firstLayer ?? 2,
+    layers: opts.layers ?? 1000,
+    entropyWeight: opts.entropyWeight ?? 0,
+    priorWeight: opts.priorWeight ?? 0,
+    selection: opts.selection ?? 'objective',
+    batchSize: opts.batchSize ?? 8,
+  };
 }
 
 /** The wide search: screen, refine (with optional pruning), score by the objective on the whole target. */
