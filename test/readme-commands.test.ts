@@ -19,6 +19,7 @@ import { writeSeries } from '../site-agent/data/dicom/dicom-fixtures.ts';
 import { resolveScenarioArg } from '../simulations/embedded-scenarios.ts';
 import { loadScenarioFile, parseFederatedScenario } from '../simulations/scenario.ts';
 import { parseSfdaBenchmarkConfig } from '../simulations/sfda/benchmark-config.ts';
+import { parseMultiTargetConfig } from '../simulations/sfda/multi-target-config.ts';
 import type { SimulationSummary } from '../simulations/runner/summary.ts';
 import { CHILD_PROCESS_BOUND_MS, STAGE_BOUND_MS } from './support/bounds.ts';
 import { installCli } from './support/installed-cli.ts';
@@ -255,6 +256,7 @@ describe("README command table, installed command, run from outside the reposito
       const { kind, raw, text } = await loadScenarioFile(file);
       if (kind === 'federated') parseFederatedScenario(file, raw, text);
       else if (kind === 'sfda-benchmark') parseSfdaBenchmarkConfig(raw, file, text);
+      else if (kind === 'sfda-multi-target') parseMultiTargetConfig(raw, file);
       else throw new Error(`${name}: kind ${kind} is not documented in the table`);
     }
   });
