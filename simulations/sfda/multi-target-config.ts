@@ -89,7 +89,15 @@ export const multiTargetSchema = z
           .strict()
           .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, entropyTolerance: 0.1 }),
       })
-      .strict(),
+      .strict()
+      .superRefine((a, ctx) => {
+        // The pooled fit averages the sites' restarts start by start; band-order starts depend on each site's own
+        // intensity bands (band-permutation.ts), so start i would mean a different curve at every site.
+        const bands = a.options.inputAdapter?.bandPermutations;
+        if (a.share.inputCurve && bands !== undefined && bands !== false) {
+          ctx.addIssue({ code: 'custom', path: ['options', 'inputAdapter', 'bandPermutations'], message: 'share.inputCurve pools the restarts start by start, and band-order starts differ from site to site: turn one of them off' });
+        }
+      }),
     secureAggregation: z
       .object({
         /** Public bound on target slices per site (weights are scaled by n_k / maxExamples). */

@@ -41,6 +41,10 @@ describe('federated multi-target adaptation', () => {
     // Adaptation options are strict: a typo, or a mean-teacher option given to ratio-entropy, is refused.
     expect(() => parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, options: { ...raw.adapt.options, lrr: 0.01 } } })).toThrow(MultiTargetError);
     expect(() => parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, options: { ...raw.adapt.options, method: 'ratio-entropy', lr: 0.01 } } })).toThrow(/ratioEntropy/);
+    // The pooled curve averages restarts start by start; band-order starts differ from site to site.
+    const bands = { ...raw.adapt.options, inputAdapter: { ...raw.adapt.options.inputAdapter, bandPermutations: {} } };
+    expect(parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, options: bands } }).adapt.options.inputAdapter).toMatchObject({ bandPermutations: {} });
+    expect(() => parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, options: bands, share: { inputCurve: true } } })).toThrow(/adapt\.options\.inputAdapter\.bandPermutations: share\.inputCurve pools the restarts/);
   });
 
   // Every local method shares different statistics (prototype sums and kept counts; predicted class mass): each goes
