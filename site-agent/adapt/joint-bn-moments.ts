@@ -10,7 +10,7 @@
  * average would give on the sites' slices put together in the same batches. For one site this is its own AdaBN.
  * Pooling is only right when the sites' inputs are alike (FedBN, Li et al., ICLR 2021, keeps BN local across different
  * scanners for that reason): the sites see the target through their own input curves, and each site decides
- * label-free whether to take the pooled statistics (joint-target-choice.ts).
+ * label-free whether to take the pooled statistics (`choosePooledBn` below).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { UNet } from '../model/index.ts';
