@@ -77,6 +77,8 @@ export const multiTargetSchema = z
             bnMoments: z.boolean().default(false),
             /** The sites' label-free curve rule: pooled taken when L_own(pooled) <= (1 + tolerance) L_own(own). */
             tolerance: z.number().min(0).default(2),
+            /** Local Adam steps each site refines the pooled curve with on its own objective before the rule (warm start). */
+            refine: z.number().int().min(0).max(200).default(0),
             /**
              * The BN check: pooled statistics kept only when the site's mean prediction entropy rose by at most this
              * (relative); null: a site that took the pooled curve takes the pooled statistics. Default 0.1, chosen on
@@ -87,7 +89,7 @@ export const multiTargetSchema = z
             entropyTolerance: z.number().min(0).nullable().default(0.1),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, entropyTolerance: 0.1 }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, refine: 0, entropyTolerance: 0.1 }),
       })
       .strict()
       .superRefine((a, ctx) => {
@@ -113,9 +115,18 @@ export const multiTargetSchema = z
 
 export type MultiTargetConfig = z.infer<typeof multiTargetSchema>;
 
+/**
+ * What went wrong in a multi-target run, as a closed set: a refused scenario file or option; a site's vector outside
+ * the public secure-aggregation clip range (a clamped sum would be silently wrong); a site's own curve on other knots
+ * than the pooled fit's (its values would not mean the same quantiles).
+ */
+export type MultiTargetErrorCode = 'BAD_MULTI_TARGET_CONFIG' | 'OUTSIDE_CLIP_RANGE' | 'KNOT_MISMATCH';
+
 export class MultiTargetError extends Error {
-  readonly code = 'BAD_MULTI_TARGET_CONFIG' as const;
-  constructor(message: string) {
+  constructor(
+    message: string,
+    readonly code: MultiTargetErrorCode = 'BAD_MULTI_TARGET_CONFIG',
+  ) {
     super(message);
     this.name = 'MultiTargetError';
   }

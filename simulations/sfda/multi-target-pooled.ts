@@ -29,6 +29,7 @@ import {
 } from '../../site-agent/adapt/index.ts';
 import { packVectors, unpackVectors } from '../../protocol/secagg/index.ts';
 import type { UNet } from '../../site-agent/model/index.ts';
+import { MultiTargetError } from './multi-target-config.ts';
 import { secureSum, type SecureRoundConfig, type SecureRoundHooks } from './multi-target-round.ts';
 
 export interface PooledCurveResult {
@@ -45,8 +46,8 @@ export interface PooledCurveResult {
 }
 
 /** Scales and checks a site's vector against the public clip range (a silently clamped sum would be wrong). */
-function inRange(v: Float32Array, clip: number, what: string): Float32Array {
-  for (const x of v) if (!(Math.abs(x) <= clip)) throw new Error(`${what}: a value (${x}) is outside the secure-aggregation clip range ±${clip}`);
+export function inClipRange(v: Float32Array, clip: number, what: string): Float32Array {
+  for (const x of v) if (!(Math.abs(x) <= clip)) throw new MultiTargetError(`${what}: a value (${x}) is outside the secure-aggregation clip range ±${clip}`, 'OUTSIDE_CLIP_RANGE');
   return v;
 }
 
@@ -61,7 +62,7 @@ export async function securePooledCurve(
   stats: SourceStats | null,
   adapter: InputAdapterOptions,
   own: readonly (IntensityCurve | null)[],
-  opts: { batchSize: number; seed: number; tolerance: number },
+  opts: { batchSize: number; seed: number; tolerance: number; refine?: number },
   hooks: SecureRoundHooks,
 ): Promise<PooledCurveResult> {
   const o = jointCurveOptions({ ...adapter, batchSize: opts.batchSize, seed: opts.seed });
@@ -71,7 +72,7 @@ export async function securePooledCurve(
     const w = sites.map((s) => s.numExamples / c.maxExamples);
     const sum = async (vectors: Float32Array[], round: number): Promise<Float32Array> => {
       rounds++;
-      const s = await secureSum(c, vectors.map((v, i) => inRange(v, c.clip, `site ${c.ids[i]}`)), 'statistics', hooks);
+      const s = await secureSum(c, vectors.map((v, i) => inClipRange(v, c.clip, `site ${c.ids[i]}`)), 'statistics', hooks);
       hooks.onSiteInputs?.('statistics', round, vectors, s);
       return s;
     };
@@ -102,11 +103,13 @@ export async function securePooledCurve(
       candidates.push({ values, score: scored[0] / scored[1] });
     }
     const best = candidates.reduce((b, x) => (x.score < b.score ? x : b), candidates[0]);
-    // Every site's choice, by its own objective: the pooled curve on its knots vs its own curve.
+    // Every site's choice, by its own objective: the pooled curve on its knots (refined locally from there with
+    // `refine` steps: a warm start) vs its own curve.
+    const local = sites.map((s) => (opts.refine ? s.refine(best.values, opts.refine) : best.values));
     const ownScores = sites.map((s, i) => (own[i] ? s.score(rebased(own[i]!, s)) : Infinity));
-    const pooledScores = sites.map((s) => s.score(best.values));
+    const pooledScores = sites.map((s, i) => s.score(local[i]));
     const joined = sites.map((_, i) => preferPooled(ownScores[i], pooledScores[i], opts.tolerance));
-    const curves = sites.map((s, i) => (joined[i] || !own[i] ? s.curve(best.values) : own[i]!));
+    const curves = sites.map((s, i) => (joined[i] || !own[i] ? s.curve(local[i]) : own[i]!));
     return { values: best.values, curves, joined, own: ownScores, pooled: pooledScores, secureRounds: rounds };
   } finally {
     for (const s of sites) s.dispose();
@@ -115,7 +118,7 @@ export async function securePooledCurve(
 
 /** The site's own curve values (its knots are the same quantiles of the same images: the values carry over). */
 function rebased(curve: IntensityCurve, s: JointCurveSite): number[] {
-  if (curve.knots.length !== s.knots.length || curve.knots.some((x, i) => Math.abs(x - s.knots[i]) > 1e-6)) throw new Error('own curve and joint site disagree on the knots');
+  if (curve.knots.length !== s.knots.length || curve.knots.some((x, i) => Math.abs(x - s.knots[i]) > 1e-6)) throw new MultiTargetError(`own curve and joint site disagree on the knots (${curve.knots.length} vs ${s.knots.length})`, 'KNOT_MISMATCH');
   return [...curve.values];
 }
 
@@ -138,7 +141,7 @@ export async function securePooledBn(
     if (!joined[i]) v.vector.fill(0);
     return v;
   });
-  const vectors = packed.map((p, i) => inRange(p.vector, c.clip, `site ${c.ids[i]} BN moments`));
+  const vectors = packed.map((p, i) => inClipRange(p.vector, c.clip, `site ${c.ids[i]} BN moments`));
   const sum = await secureSum(c, vectors, 'statistics', hooks);
   hooks.onSiteInputs?.('statistics', round, vectors, sum);
   if (!joined.some((x) => x)) return joint.map(() => null);

@@ -220,7 +220,7 @@ export async function adaptSites(
     if (mode === 'federated' && share.inputCurve) {
       const adapter = cfg.adapt.options.inputAdapter;
       if (!adapter) throw new MultiTargetError('adapt.share.inputCurve needs adapt.options.inputAdapter');
-      const r = await securePooledCurve(secure, nets[0], p.targets.map((t) => toUnlabeled(t)), p.stats, adapter, p.curves, { batchSize: cfg.adapt.batchSize, seed: p.seed, tolerance: share.tolerance }, hooks);
+      const r = await securePooledCurve(secure, nets[0], p.targets.map((t) => toUnlabeled(t)), p.stats, adapter, p.curves, { batchSize: cfg.adapt.batchSize, seed: p.seed, tolerance: share.tolerance, refine: share.refine }, hooks);
       curves = r.curves;
       joined = r.joined;
       log(`seed ${p.seed} federated: pooled curve (${r.secureRounds} secure sums) taken by ${r.joined.map((j, i) => `${d.targets[i].id} ${j ? 'yes' : 'no'} (${r.own[i].toFixed(4)} own / ${r.pooled[i].toFixed(4)} pooled)`).join(', ')}`);

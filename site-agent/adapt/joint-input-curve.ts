@@ -114,6 +114,19 @@ export class JointCurveSite {
     }
   }
 
+  /**
+   * The site's own refinement of a curve: `steps` local Adam steps (the same update as the pooled fit, on the site's own
+   * gradient only) from `values`. The pooled curve is a warm start: the refined curve stays near what all sites agreed
+   * on and fits this site's objective at least as well as the start where the steps descend.
+   */
+  refine(values: readonly number[], steps: number): number[] {
+    if (!(Number.isInteger(steps) && steps >= 0)) throw new AdaptError('BAD_OPTION', `refine steps must be an integer >= 0, got ${steps}`);
+    let v = [...values];
+    const adam = adamState(v.length);
+    for (let step = 0; step < steps; step++) v = adamStep(v, this.gradient(v).grad, adam, this.o.lr);
+    return v;
+  }
+
   /** L_i(v) over the whole target (what the site scores a curve with, alone or jointly). */
   score(values: readonly number[]): number {
     this.assertLive();
