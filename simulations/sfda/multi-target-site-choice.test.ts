@@ -5,6 +5,7 @@ import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { MultiTargetError } from './multi-target-config.ts';
 import { inClipRange } from './multi-target-pooled.ts';
+import { multiTargetSchema, runMultiTarget } from './multi-target.ts';
 
 beforeAll(async () => {
   await initEngine();
@@ -57,4 +58,48 @@ describe('warm start from the pooled curve', () => {
       u.dispose();
     }
   }, 60_000);
+});
+
+describe("keepAlone: adapting alone is one of every site's candidates", () => {
+  it('a site that did not take the whole pooled package ends with exactly its alone result; no extra secure sum', async () => {
+    // Arrange: two low-field-like sites and an inverted-contrast one (which the curve rule should send home).
+    const cfg = multiTargetSchema.parse({
+      kind: 'sfda-multi-target',
+      name: 'keep-alone smoke',
+      seeds: [1],
+      data: {
+        anatomy: 'phantom',
+        size: 24,
+        numClasses: 3,
+        slicesPerCase: 4,
+        sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
+        targets: [
+          { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
+          { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
+          { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
+        ],
+      },
+      model: { baseChannels: 8, depth: 1 },
+      federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
+      adapt: {
+        rounds: 1,
+        batchSize: 4,
+        options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } },
+        share: { inputCurve: true, bnMoments: true, keepAlone: true, tolerance: 0 },
+      },
+      secureAggregation: { maxExamples: 64, maxPixels: 65536, clip: 8 },
+    });
+    const lines: string[] = [];
+    // Act
+    const r = await runMultiTarget(cfg, { onProgress: (m) => lines.push(m) });
+    // Assert: the log names each site's choice; a site without the package reports its alone Dice exactly.
+    const line = lines.find((m) => m.includes('pooled package kept by'));
+    expect(line).toBeDefined();
+    r.sites.forEach((s) => {
+      const kept = new RegExp(`${s.id} yes`).test(line!);
+      if (!kept) expect(s.federated[0]).toBe(s.alone[0]);
+    });
+    // Curve: 1 restart sum + 2 restarts x (2 steps + 1 score); weights: 1 round; BN moments: 1. Adapting alone adds none.
+    expect(r.secureRounds).toBe(1 + 2 * 3 + 1 + 1);
+  }, 300_000);
 });
