@@ -84,8 +84,8 @@ export const multiTargetSchema = z
              */
             refine: z.number().int().min(0).max(200).default(0),
             /**
-             * Each site also adapts alone and keeps that result unless it took the whole pooled package (the pooled curve
-             * within `tolerance` and, with bnMoments, the pooled statistics within `entropyTolerance`).
+             * A site that took the pooled curve (within `tolerance`) but refused the pooled statistics (beyond
+             * `entropyTolerance`) keeps the result of adapting alone instead of its half-pooled one.
              */
             keepAlone: z.boolean().default(false),
             /**

@@ -19,10 +19,9 @@
  * site takes the pooled curve, and then the pooled statistics, only when its own label-free check accepts it (its
  * input-adapter objective under the pooled curve at most (1 + tolerance) times under its own curve; its mean
  * prediction entropy under the pooled statistics at most (1 + entropyTolerance) times under its own), so that a
- * different scanner keeps its own curve and statistics. With `share.keepAlone` each site also adapts alone (local work
- * only) and keeps that result unless it took the whole pooled package (curve and statistics): a pooled curve without
- * the pooled statistics brought nothing on the tuning seeds but noise, and the joint result then differs from adapting
- * alone only at the sites whose label-free checks accepted everything pooled.
+ * different scanner keeps its own curve and statistics. With `share.keepAlone`, a site that took the pooled curve but
+ * refused the pooled statistics also adapts alone (local work only) and keeps that result: on the tuning seeds a pooled
+ * curve without the pooled statistics brought nothing but noise (scanner-d-like hospital-d2, seed 102: -0.020).
  * The coordinator learns the sums only. The same sites adapting alone (same epochs, their own statistics, no weight
  * exchange) are the comparison, per site, with the common starting point (curve + AdaBN) reported beside them.
  * What is in-process here: the transport (the messages pass through `runSecAggRound`'s in-memory driver instead of
@@ -264,12 +263,14 @@ export async function adaptSites(
       log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'}${b.own === null ? '' : ` (entropy ${b.own.toFixed(4)} own / ${b.pooled!.toFixed(4)} pooled)`}`}`).join(', ')}`);
     }
     let dice = joint.map((j, i) => scoreSite(p, j.unet, i, finished[i]));
-    if (mode === 'federated' && share.keepAlone) {
-      // Each site also adapts alone (its own curve, statistics and rounds: local work only, no exchange) and keeps that
-      // result unless its label-free checks took the whole pooled package, so joint differs from alone only where they did.
+    const partial = joined.map((j, i) => j && !packaged[i]);
+    if (mode === 'federated' && share.keepAlone && partial.some((x) => x)) {
+      // A site that took the pooled curve but refused the pooled statistics holds half a package (the pooled curve
+      // brought nothing without the statistics on the tuning seeds, only noise). Each such site also adapts alone (its
+      // own curve, statistics and rounds: local work only, no exchange) and keeps that result instead.
       const alone = await adaptSites(cfg, p, 'alone', { onProgress: (): void => undefined });
-      log(`seed ${p.seed} federated: pooled package kept by ${d.targets.map((t, i) => `${t.id} ${packaged[i] ? 'yes' : `no (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`}`).join(', ')}`);
-      dice = dice.map((x, i) => (packaged[i] ? x : alone[i]));
+      log(`seed ${p.seed} federated: pooled curve without pooled statistics, alone result kept by ${d.targets.flatMap((t, i) => (partial[i] ? [`${t.id} (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`] : [])).join(', ')}`);
+      dice = dice.map((x, i) => (partial[i] ? alone[i] : x));
     }
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
     return dice;
