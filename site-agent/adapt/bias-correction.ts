@@ -23,6 +23,7 @@
  * coefficients, are what the input curve records (intensity-curve.ts, version 3).
  */
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { nelderMead } from './nelder-mead.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
@@ -79,10 +80,7 @@ export const DEFAULT_BIAS_CORRECTION: BiasCorrection = {
 /** The full settings for `opts` (defaults filled in), validated. */
 export function resolveBiasCorrection(opts: BiasCorrectionOptions = {}): BiasCorrection {
   const r = BiasCorrectionSchema.safeParse({ ...DEFAULT_BIAS_CORRECTION, ...opts });
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new AdaptError('BAD_OPTION', `biasCorrection.${issue.path.join('.')}: ${issue.message}`);
-  }
+  if (!r.success) throw new AdaptError('BAD_OPTION', describeFirstIssue(r.error, { prefix: 'biasCorrection.', root: '' }));
   return r.data;
 }
 
