@@ -5,7 +5,8 @@ import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { MultiTargetError } from './multi-target-config.ts';
 import { inClipRange } from './multi-target-pooled.ts';
-import { multiTargetSchema, runMultiTarget } from './multi-target.ts';
+import { runMultiTarget } from './multi-target.ts';
+import { expectSecureSumsArePlainSums, smokeScenario } from './multi-target-fixture.ts';
 
 beforeAll(async () => {
   await initEngine();
@@ -63,23 +64,14 @@ describe('warm start from the pooled curve', () => {
 describe('keepAlone: half a pooled package falls back to adapting alone', () => {
   it('a site that took the pooled curve but refused the pooled statistics ends with exactly its alone result; no extra secure sum', async () => {
     // Arrange: every site takes the pooled curve (tolerance 100) and refuses pooled statistics at any entropy rise.
-    const cfg = multiTargetSchema.parse({
-      kind: 'sfda-multi-target',
+    const cfg = smokeScenario({
       name: 'keep-alone smoke',
-      seeds: [1],
-      data: {
-        anatomy: 'phantom',
-        size: 24,
-        numClasses: 3,
-        slicesPerCase: 4,
-        sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
-        targets: [
-          { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
-          { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
-          { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
-        ],
-      },
-      model: { baseChannels: 8, depth: 1 },
+      sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
+      targets: [
+        { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
+        { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
+        { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
+      ],
       federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
       adapt: {
         rounds: 1,
@@ -87,19 +79,20 @@ describe('keepAlone: half a pooled package falls back to adapting alone', () => 
         options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } },
         share: { inputCurve: true, bnMoments: true, keepAlone: true, tolerance: 100, entropyTolerance: 0 },
       },
-      secureAggregation: { maxExamples: 64, maxPixels: 65536, clip: 8 },
     });
     const lines: string[] = [];
+    const sums: { inputs: Float32Array[]; sum: Float32Array }[] = [];
     // Act
-    const r = await runMultiTarget(cfg, { onProgress: (m) => lines.push(m) });
-    // Assert: the log names each site's choice; a site without the package reports its alone Dice exactly.
+    const r = await runMultiTarget(cfg, { onProgress: (m) => lines.push(m), onSiteInputs: (_p, _r, inputs, sum) => sums.push({ inputs, sum }) });
+    // Assert: a site with the pooled curve and its own statistics reports its alone Dice exactly.
     const curve = lines.find((m) => m.includes('pooled curve (')) ?? '';
     const bn = lines.find((m) => m.includes('pooled BN statistics kept by')) ?? '';
-    r.sites.forEach((s) => {
-      const partial = curve.includes(`${s.id} yes`) && bn.includes(`${s.id} no`);
-      if (partial) expect(s.federated[0]).toBe(s.alone[0]);
-    });
+    const partial = r.sites.filter((s) => curve.includes(`${s.id} yes`) && bn.includes(`${s.id} no`));
+    expect(partial.length).toBeGreaterThan(0);
+    for (const s of partial) expect(s.federated[0]).toBe(s.alone[0]);
+    expect(lines.some((m) => m.includes('alone result kept by'))).toBe(true);
     // Curve: 1 restart sum + 2 restarts x (2 steps + 1 score); weights: 1 round; BN moments: 1. Adapting alone adds none.
     expect(r.secureRounds).toBe(1 + 2 * 3 + 1 + 1);
+    expectSecureSumsArePlainSums(sums, true);
   }, 300_000);
 });
