@@ -27,6 +27,14 @@
  * away from the pooled source priors by more than 0.01 on adaptations that lifted Dice from 0 to 0.85 (mricron
  * inversion) and by 0.17 on reorder / gamma, so as a default it gave back the gains it should protect.
  * The tolerances are round numbers chosen before the suite was measured, not tuned on it.
+ *
+ * Opt-in (`latentTolerance`, code `FEATURES_UNTYPICAL_OF_CLASS`): reject when the latent-feature distance to the source
+ * Gaussian of the predicted class (label-free-scores.ts `latent`, latent-typicality.ts; Lee et al. NeurIPS 2018, eq. 2)
+ * rose by more than that fraction, averaged over predicted classes. Off by default because it does not separate on
+ * the tuning seeds (session 8, 101-103, the five tuning families, both datasets, 240 rows; /work/team/notes/harm.md):
+ * helpful adaptations move the features away from the source class Gaussians as often as harmful ones (AdaBN
+ * re-normalises every layer), so a tolerance of 1.0 (+100%) rejected 2 of 4 harmful rows (-0.016 Dice each) and 16
+ * of 212 helpful ones, 0.1 rejected 92 helpful ones, and the user-path harm (0.425 -> 0.383) rose by only +13%.
  */
 import type { LabelFreeScores } from './label-free-scores.ts';
 import { classMean, formatTypicality } from './latent-typicality.ts';
