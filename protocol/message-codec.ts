@@ -4,6 +4,7 @@
  * (its `data`), so tensor bytes never go through JSON. Validated on encode (send) and on decode (receive).
  */
 import { concatBytes, fromUtf8, utf8 } from './bytes.ts';
+import { describeFirstIssue } from './common/index.ts';
 import { ProtocolError } from './errors.ts';
 import { PROTOCOL_VERSION, sessionMessageSchema, type SessionMessage } from './messages.ts';
 
@@ -13,8 +14,7 @@ function validate(raw: unknown, direction: 'send' | 'receive'): SessionMessage {
   }
   const r = sessionMessageSchema.safeParse(raw);
   if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid';
+    const where = describeFirstIssue(r.error, { root: '' });
     throw new ProtocolError('malformed', `${direction === 'send' ? 'refusing to send' : 'received'} invalid message (${where})`);
   }
   return r.data;

@@ -24,5 +24,6 @@ export {
   readConfigFile,
 } from './config.ts';
 export { Rng } from './rng.ts';
+export { describeFirstIssue, type IssueFormat } from './zod-issue.ts';
 export { bytesEqual, concatBytes, decodeBase64Strict, decodeUtf8Strict, isBytes, lengthPrefixed, toBase64, toHex, utf8 } from './bytes.ts';
 export { removeLeftoverTempFiles, writeFileAtomic, type AtomicWriteOptions } from './atomic-write.ts';

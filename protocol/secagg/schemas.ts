@@ -5,6 +5,7 @@
  * typed arrays (the wire codec turns socket.io Buffers into Uint8Array/Uint32Array views).
  */
 import { z } from 'zod';
+import { describeFirstIssue } from '../common/index.ts';
 import { SecAggError } from './errors.ts';
 import type { SecAggInstruction, SecAggReply } from './messages.ts';
 
@@ -105,21 +106,16 @@ export const secAggInstructionSchema = z.discriminatedUnion('type', [
 ]);
 export const secAggReplySchema = z.discriminatedUnion('type', [advertiseRes, sharesRes, maskedRes, survivorsRes, unmaskRes]);
 
-function describe(e: z.ZodError): string {
-  const first = e.issues[0];
-  return first ? `${first.path.join('.') || '(root)'}: ${first.message}` : 'invalid message';
-}
-
 /** Validates an untrusted coordinator -> site message. */
 export function parseSecAggInstruction(input: unknown): SecAggInstruction {
   const r = secAggInstructionSchema.safeParse(input);
-  if (!r.success) throw new SecAggError('malformed-message', `bad secagg instruction: ${describe(r.error)}`);
+  if (!r.success) throw new SecAggError('malformed-message', `bad secagg instruction: ${describeFirstIssue(r.error, { none: 'invalid message' })}`);
   return r.data as SecAggInstruction;
 }
 
 /** Validates an untrusted site -> coordinator message. */
 export function parseSecAggReply(input: unknown): SecAggReply {
   const r = secAggReplySchema.safeParse(input);
-  if (!r.success) throw new SecAggError('malformed-message', `bad secagg reply: ${describe(r.error)}`);
+  if (!r.success) throw new SecAggError('malformed-message', `bad secagg reply: ${describeFirstIssue(r.error, { none: 'invalid message' })}`);
   return r.data as SecAggReply;
 }

@@ -3,6 +3,7 @@
  * mistyped or misplaced option is refused with a typed error naming it instead of being silently ignored.
  */
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 
@@ -123,9 +124,6 @@ export class MultiTargetError extends Error {
 
 export function parseMultiTargetConfig(raw: unknown, where = 'multi-target config'): MultiTargetConfig {
   const r = multiTargetSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new MultiTargetError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
+  if (!r.success) throw new MultiTargetError(`${where}: ${describeFirstIssue(r.error)}`);
   return r.data;
 }

@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import nacl from 'tweetnacl';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxSafeScaleBits, quantizationErrorBound, type SecAggReply } from '../../protocol/secagg/index.ts';
+import type { SecAggReply } from '../../protocol/secagg/index.ts';
 import {
   adamState,
   adamStep,
@@ -20,7 +20,8 @@ import {
 import { makeNestedBoxes, TOY_CONFIG, TOY_SIZE } from '../../site-agent/adapt/toy-shift-fixture.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
-import { multiTargetSchema, parseMultiTargetConfig, runMultiTarget } from './multi-target.ts';
+import { parseMultiTargetConfig, runMultiTarget } from './multi-target.ts';
+import { expectMaskedWordsUniform, expectNoPlainVectorSeen, expectSecureSumsArePlainSums, maskedWords, SMOKE_CLIP, smokeScenario } from './multi-target-fixture.ts';
 import type { SecureRoundConfig } from './multi-target-round.ts';
 import { securePooledCurve } from './multi-target-pooled.ts';
 
@@ -36,7 +37,7 @@ const secureConfig = (k: number): SecureRoundConfig => ({
   dim: 8,
   maxExamples: 64,
   maxPixels: 65536,
-  clip: 8,
+  clip: SMOKE_CLIP,
   identities: Array.from({ length: k }, () => nacl.sign.keyPair()),
 });
 
@@ -133,21 +134,11 @@ describe('pooled input curve', () => {
     // 1 restart sum + 3 restarts x (3 gradient steps + 1 scoring) secure sums.
     expect(r.secureRounds).toBe(1 + 3 * 4);
     expect(sums).toHaveLength(r.secureRounds);
-    const quant = { clip: 8, scaleBits: maxSafeScaleBits(8, 3) };
-    const bound = quantizationErrorBound(quant, 3) + 1e-6;
-    for (const { inputs, sum } of sums) {
-      for (let j = 0; j < sum.length; j++) {
-        const plain = inputs.reduce((a, v) => a + v[j], 0);
-        expect(Math.abs(sum[j] - plain)).toBeLessThanOrEqual(bound + Math.abs(plain) * 2 ** -23);
-      }
-    }
+    expectSecureSumsArePlainSums(sums, false);
     // The coordinator's messages: no site's plain vector among them, masked words spread over the ring.
-    const masked = seen.flatMap((m) => (m.type === 'secagg/masked-vector' ? Array.from(m.masked) : []));
     expect(seen.filter((m) => m.type === 'secagg/masked-vector')).toHaveLength(3 * r.secureRounds);
-    const high = masked.filter((w) => w >= 2 ** 31).length / masked.length;
-    expect(Math.abs(high - 0.5)).toBeLessThan(5 * Math.sqrt(0.25 / masked.length));
-    const text = JSON.stringify(seen, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Uint32Array) : v));
-    for (const { inputs } of sums) for (const v of inputs) expect(text.includes(Array.from(v.slice(0, 3)).join(','))).toBe(false);
+    expectMaskedWordsUniform(maskedWords(seen));
+    expectNoPlainVectorSeen(seen, sums.flatMap((x) => x.inputs), 3);
     // The rule at tolerance 0: a site takes the pooled curve exactly when its own objective is not higher under it.
     r.joined.forEach((j, i) => expect(j).toBe(r.pooled[i] <= r.own[i]));
     r.curves.forEach((curve, i) => {
@@ -182,26 +173,16 @@ describe('pooled input curve', () => {
 
 describe('the pooled mode end to end', () => {
   it('curve, BN moments and weights: every secure sum equals the plain sum, the coordinator sees masked vectors only', async () => {
-    const cfg = multiTargetSchema.parse({
-      kind: 'sfda-multi-target',
+    const cfg = smokeScenario({
       name: 'pooled smoke',
-      seeds: [1],
-      data: {
-        anatomy: 'phantom',
-        size: 24,
-        numClasses: 3,
-        slicesPerCase: 4,
-        sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
-        targets: [
-          { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
-          { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
-          { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
-        ],
-      },
-      model: { baseChannels: 8, depth: 1 },
+      sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
+      targets: [
+        { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
+        { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
+        { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
+      ],
       federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
       adapt: { rounds: 1, batchSize: 4, options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } }, share: { inputCurve: true, bnMoments: true } },
-      secureAggregation: { maxExamples: 64, maxPixels: 65536, clip: 8 },
     });
     const seen: SecAggReply[] = [];
     const sums: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
@@ -209,16 +190,10 @@ describe('the pooled mode end to end', () => {
     // Curve: 1 restart sum + 2 restarts x (2 steps + 1 score); weights: 1 round; BN moments: 1.
     expect(r.secureRounds).toBe(1 + 2 * 3 + 1 + 1);
     expect(sums).toHaveLength(r.secureRounds);
-    const bound = quantizationErrorBound({ clip: 8, scaleBits: maxSafeScaleBits(8, 3) }, 3) + 1e-6;
-    for (const { inputs, sum } of sums) {
-      for (let j = 0; j < sum.length; j++) {
-        const plain = inputs.reduce((a, v) => a + Math.max(-8, Math.min(8, v[j])), 0);
-        expect(Math.abs(sum[j] - plain)).toBeLessThanOrEqual(bound + Math.abs(plain) * 2 ** -23);
-      }
-    }
+    expectSecureSumsArePlainSums(sums, true);
     expect(seen.filter((m) => m.type === 'secagg/masked-vector')).toHaveLength(3 * r.secureRounds);
-    const text = JSON.stringify(seen, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Uint32Array) : v));
-    for (const { inputs } of sums.filter((x) => x.purpose === 'statistics')) for (const v of inputs) if (v.some((x) => x !== 0)) expect(text.includes(Array.from(v.slice(0, 3)).join(','))).toBe(false);
+    const statistics = sums.filter((x) => x.purpose === 'statistics').flatMap((x) => x.inputs);
+    expectNoPlainVectorSeen(seen, statistics.filter((v) => v.some((x) => x !== 0)), 3);
     for (const s of r.sites) for (const v of [...s.alone, ...s.federated]) expect(Number.isFinite(v)).toBe(true);
   }, 300_000);
 });

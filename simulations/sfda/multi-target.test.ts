@@ -1,33 +1,24 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { maxSafeScaleBits, quantizationErrorBound, type SecAggReply } from '../../protocol/secagg/index.ts';
+import type { SecAggReply } from '../../protocol/secagg/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { readFile } from 'node:fs/promises';
 import { formatMultiTarget, MultiTargetError, multiTargetSchema, parseMultiTargetConfig, runMultiTarget, type MultiTargetConfig } from './multi-target.ts';
+import { expectMaskedWordsUniform, expectNoPlainVectorSeen, expectSecureSumsArePlainSums, maskedWords, smokeScenario } from './multi-target-fixture.ts';
 
 beforeAll(async () => {
   await initEngine();
 });
 
-const config: MultiTargetConfig = multiTargetSchema.parse({
-  kind: 'sfda-multi-target',
+const config: MultiTargetConfig = smokeScenario({
   name: 'smoke',
-  seeds: [1],
-  data: {
-    anatomy: 'phantom',
-    size: 24,
-    numClasses: 3,
-    slicesPerCase: 4,
-    sourceSites: [{ shift: 'scanner-a', numCases: 3 }, { shift: 'scanner-b', numCases: 3 }],
-    targets: [
-      { id: 'site-c', shift: 'scanner-c', adaptCases: 2, testCases: 2 },
-      { id: 'site-ct', shift: 'mr-to-ct', adaptCases: 2, testCases: 2 },
-      { id: 'site-lf', shift: 'low-field', adaptCases: 2, testCases: 2 },
-    ],
-  },
-  model: { baseChannels: 8, depth: 1 },
+  sourceSites: [{ shift: 'scanner-a', numCases: 3 }, { shift: 'scanner-b', numCases: 3 }],
+  targets: [
+    { id: 'site-c', shift: 'scanner-c', adaptCases: 2, testCases: 2 },
+    { id: 'site-ct', shift: 'mr-to-ct', adaptCases: 2, testCases: 2 },
+    { id: 'site-lf', shift: 'low-field', adaptCases: 2, testCases: 2 },
+  ],
   federated: { rounds: 4, localEpochs: 2, batchSize: 4, lr: 0.02 },
   adapt: { rounds: 2, batchSize: 4, options: { inputAdapter: { knots: 2, steps: 0, starts: ['identity', 'negation'], randomStarts: 0, selection: 'entropy-adabn' } } },
-  secureAggregation: { maxExamples: 64, maxPixels: 65536, clip: 8 },
 });
 
 describe('federated multi-target adaptation', () => {
@@ -70,28 +61,14 @@ describe('federated multi-target adaptation', () => {
     const perRound = statistics > 0 ? ['statistics', 'fit'] : ['fit'];
     expect(rounds.map((x) => x.purpose)).toEqual([...perRound, ...perRound]);
     for (const x of rounds.filter((x) => x.purpose === 'statistics')) expect(x.sum.length).toBe(statistics);
-    const quant = { clip: 8, scaleBits: maxSafeScaleBits(8, 3) };
-    for (const { inputs, sum } of rounds) {
-      const bound = quantizationErrorBound(quant, 3) + 1e-6;
-      for (let j = 0; j < sum.length; j++) {
-        const plain = inputs.reduce((a, v) => a + Math.max(-8, Math.min(8, v[j])), 0);
-        expect(Math.abs(sum[j] - plain)).toBeLessThanOrEqual(bound + Math.abs(plain) * 2 ** -23);
-      }
-    }
+    expectSecureSumsArePlainSums(rounds, true);
     // What reached the coordinator: masked words spread over the whole ring, unrelated to any site's vector.
-    const masked = seen.filter((x) => x.reply.type === 'secagg/masked-vector');
-    expect(masked).toHaveLength(perRound.length * 2 * 3);
-    // Uniform words have their top bit set with probability 1/2: the pooled fraction lies within 5 standard deviations
-    // of 1/2 (a fixed band per vector failed on the short statistics vectors by chance).
-    const words = masked.flatMap(({ reply }) => (reply.type === 'secagg/masked-vector' ? Array.from(reply.masked) : []));
+    const replies = seen.map((x) => x.reply);
+    expect(replies.filter((r) => r.type === 'secagg/masked-vector')).toHaveLength(perRound.length * 2 * 3);
+    const words = maskedWords(replies);
     expect(words.length).toBeGreaterThan(100);
-    const high = words.filter((w) => w >= 2 ** 31).length / words.length;
-    expect(Math.abs(high - 0.5)).toBeLessThan(5 * Math.sqrt(0.25 / words.length));
+    expectMaskedWordsUniform(words);
     // No plaintext statistics vector appears among the messages the coordinator received.
-    const statInputs = rounds.filter((x) => x.purpose === 'statistics').flatMap((x) => x.inputs);
-    for (const { reply } of seen) {
-      const text = JSON.stringify(reply, (_k, v) => (ArrayBuffer.isView(v) ? Array.from(v as Uint32Array) : v));
-      for (const v of statInputs) expect(text.includes(Array.from(v.slice(0, 4)).join(','))).toBe(false);
-    }
+    expectNoPlainVectorSeen(replies, rounds.filter((x) => x.purpose === 'statistics').flatMap((x) => x.inputs), 4);
   }, 600_000);
 });

@@ -4,6 +4,7 @@
  * (source-only, centralized source, few-label rows, target-supervised).
  */
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
@@ -125,9 +126,6 @@ export class SfdaSuiteError extends Error {
 
 export function parseSfdaSuiteConfig(raw: unknown, where = 'sfda suite config'): SfdaSuiteConfig {
   const r = sfdaSuiteSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new SfdaSuiteError(`${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
+  if (!r.success) throw new SfdaSuiteError(`${where}: ${describeFirstIssue(r.error)}`);
   return r.data;
 }

@@ -78,6 +78,15 @@ describe('Nelder-Mead', () => {
   });
 });
 
+/** correctGroup's output on five phantom groups, recorded before its split (see the test that reads it). */
+const PINNED = [
+  { hash: 'ef589bbf', entropyBefore: 3.497162477249602, entropyAfter: 2.7874230338700445, fieldRange: 2.370680266003769 },
+  { hash: 'fa3e944', entropyBefore: 3.445614939717828, entropyAfter: 3.0648639064282985, fieldRange: 1.663535860553043 },
+  { hash: 'be672f7a', entropyBefore: 3.543359901742651, entropyAfter: 2.701020797504073, fieldRange: 2.6725982133950845 },
+  { hash: '2b717ce7', entropyBefore: 2.6764783382307975, entropyAfter: 2.671840820455678, fieldRange: 1.0276081969697062 },
+  { hash: 'dac7458b', entropyBefore: 2.6565372563668603, entropyAfter: 2.6565372563668603, fieldRange: 1 },
+];
+
 describe('bias-field correction (entropy minimisation)', () => {
   const spec = resolveBiasCorrection();
 
@@ -171,6 +180,30 @@ describe('bias-field correction (entropy minimisation)', () => {
     expect(twice.target.images).not.toBe(once.target.images);
     expect(Array.from(twice.target.images)).toEqual(Array.from(r.target.images));
     expect(target.images).toBe(images);
+  });
+
+  it('gives the output recorded before correctGroup was split into sample / search / apply, bit for bit', () => {
+    // FNV-1a over the corrected voxels' float32 bits, and the returned numbers exactly: any change to the sample, the
+    // search or the application of the field shows here (recorded from the 94-line correctGroup of commit 49c2fc3).
+    const fnv = (v: Float32Array): string => {
+      let h = 2166136261;
+      for (const x of new Uint32Array(v.buffer, v.byteOffset, v.length)) h = Math.imul(h ^ x, 16777619) >>> 0;
+      return h.toString(16);
+    };
+    const runs = [
+      { s: 4, size: 24, strength: 1.0, seed: 5, opts: {} },
+      { s: 3, size: 20, strength: 0.8, seed: 6, opts: { scope: 'slice' as const, maxEvaluations: 400 } },
+      { s: 2, size: 24, strength: 1.2, seed: 7, opts: { degree: 3, evenTerms: true, restandardise: false, maxSamples: 300, maxEvaluations: 500 } },
+      { s: 1, size: 24, strength: 0, seed: 8, opts: { minEntropyDecrease: 0, maxEvaluations: 300 } },
+      { s: 2, size: 16, strength: 0, seed: 9, opts: {} },
+    ];
+    const got = runs.map(({ s, size, strength, seed, opts }) => {
+      const v = phantomCase(s, size).v;
+      degrade(v, s, size, strength, 0.02, seed);
+      const g = correctGroup(v, s, size, size, resolveBiasCorrection(opts));
+      return { hash: fnv(v), entropyBefore: g.entropyBefore, entropyAfter: g.entropyAfter, fieldRange: g.fieldRange };
+    });
+    expect(got).toEqual(PINNED);
   });
 
   it('refuses settings out of range', () => {

@@ -23,8 +23,9 @@
  * coefficients, are what the input curve records (intensity-curve.ts, version 3).
  */
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
-import { nelderMead } from './nelder-mead.ts';
+import { nelderMead, type NelderMeadResult } from './nelder-mead.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
 /** The correction's settings, stored with the input curve (every field that changes the output). */
@@ -79,10 +80,7 @@ export const DEFAULT_BIAS_CORRECTION: BiasCorrection = {
 /** The full settings for `opts` (defaults filled in), validated. */
 export function resolveBiasCorrection(opts: BiasCorrectionOptions = {}): BiasCorrection {
   const r = BiasCorrectionSchema.safeParse({ ...DEFAULT_BIAS_CORRECTION, ...opts });
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new AdaptError('BAD_OPTION', `biasCorrection.${issue.path.join('.')}: ${issue.message}`);
-  }
+  if (!r.success) throw new AdaptError('BAD_OPTION', describeFirstIssue(r.error, { prefix: 'biasCorrection.', root: '' }));
   return r.data;
 }
 
@@ -175,42 +173,60 @@ function histogramEntropy(u: Float64Array, bins: number, hist: Float64Array, smo
   return h;
 }
 
-/**
- * Corrects one group of `s` slices (h x w, stacked in `v`) in place; returns what it did.
- * `v` holds the group's voxels only, slice after slice, in their order in the case.
- */
-export function correctGroup(v: Float32Array, s: number, h: number, w: number, spec: BiasCorrection): GroupCorrection {
-  const px = h * w;
-  if (v.length !== s * px) throw new AdaptError('BAD_SHAPE', `bias correction: expected ${s * px} voxels, got ${v.length}`);
-  const [lo, hi] = quantiles(v, [0.005, 0.995]);
-  if (!(hi - lo > 1e-6)) return { slices: s, entropyBefore: 0, entropyAfter: 0, fieldRange: 1, skipped: 'constant' };
-  const span = hi - lo;
-  const exps = basisExponents(spec.degree, spec.scope === 'case' && s > 1, spec.evenTerms);
-  const k = exps.length;
-  // Strided sample of the foreground (the entropy's support), with its basis values.
+/** A group's voxel grid (s slices of h x w), its robust range (y = (v - lo) / span) and the exponents of its basis. */
+interface GroupGrid {
+  readonly s: number;
+  readonly h: number;
+  readonly w: number;
+  readonly lo: number;
+  readonly span: number;
+  readonly exps: readonly (readonly [number, number, number])[];
+}
+
+/** The foreground sample the entropy is measured on: y per voxel and its basis values (k per voxel, row after row). */
+interface FieldSample {
+  readonly ys: number[];
+  readonly phi: number[];
+  readonly k: number;
+}
+
+/** Normalised coordinates in [-1, 1] of voxel `i` (z: the slice's place in the group; 0 for a single slice). */
+function voxelCoord(g: GroupGrid, i: number): [number, number, number] {
+  const px = g.h * g.w;
+  const sl = Math.floor(i / px);
+  const r = Math.floor((i % px) / g.w);
+  const c = i % g.w;
+  return [(2 * (c + 0.5)) / g.w - 1, (2 * (r + 0.5)) / g.h - 1, g.s > 1 ? (2 * (sl + 0.5)) / g.s - 1 : 0];
+}
+
+/** The basis values φ_j at voxel `i`, written to out[at .. at + k). */
+function basisAt(g: GroupGrid, i: number, out: number[] | Float64Array, at: number): void {
+  const [x, y, zz] = voxelCoord(g, i);
+  for (let j = 0; j < g.exps.length; j++) out[at + j] = legendre(g.exps[j][0], x) * legendre(g.exps[j][1], y) * legendre(g.exps[j][2], zz);
+}
+
+/** Strided sample of the foreground (the entropy's support), with its basis values; undefined when it is too small. */
+function sampleForeground(v: Float32Array, g: GroupGrid, spec: BiasCorrection): FieldSample | undefined {
+  const k = g.exps.length;
   let fgCount = 0;
-  for (let i = 0; i < v.length; i++) if ((v[i] - lo) / span > spec.foreground) fgCount++;
-  if (fgCount < Math.max(64, 4 * k)) return { slices: s, entropyBefore: 0, entropyAfter: 0, fieldRange: 1, skipped: 'no-foreground' };
+  for (let i = 0; i < v.length; i++) if ((v[i] - g.lo) / g.span > spec.foreground) fgCount++;
+  if (fgCount < Math.max(64, 4 * k)) return undefined;
   const stride = Math.max(1, Math.ceil(fgCount / spec.maxSamples));
   const ys: number[] = [];
   const phi: number[] = [];
-  const coord = (i: number): [number, number, number] => {
-    const sl = Math.floor(i / px);
-    const r = Math.floor((i % px) / w);
-    const c = i % w;
-    return [(2 * (c + 0.5)) / w - 1, (2 * (r + 0.5)) / h - 1, s > 1 ? (2 * (sl + 0.5)) / s - 1 : 0];
-  };
-  const basisAt = (x: number, y: number, zz: number, out: number[] | Float64Array, at: number): void => {
-    for (let j = 0; j < k; j++) out[at + j] = legendre(exps[j][0], x) * legendre(exps[j][1], y) * legendre(exps[j][2], zz);
-  };
   for (let i = 0, seen = 0; i < v.length; i++) {
-    const y = (v[i] - lo) / span;
+    const y = (v[i] - g.lo) / g.span;
     if (!(y > spec.foreground)) continue;
     if (seen++ % stride !== 0) continue;
     ys.push(y);
-    const [cx, cy, cz] = coord(i);
-    basisAt(cx, cy, cz, phi, phi.length);
+    basisAt(g, i, phi, phi.length);
   }
+  return { ys, phi, k };
+}
+
+/** The entropy without a field, and the coefficients minimising it (two Nelder-Mead legs, within ±maxCoefficient). */
+function searchField(sample: FieldSample, spec: BiasCorrection): { entropyBefore: number; best: NelderMeadResult } {
+  const { ys, phi, k } = sample;
   const m = ys.length;
   const logY = Float64Array.from(ys, (y) => Math.log(y));
   const u = new Float64Array(m);
@@ -235,14 +251,16 @@ export function correctGroup(v: Float32Array, s: number, h: number, w: number, s
   // Two legs: a fresh simplex around the first leg's result escapes an early collapse of the first.
   const first = nelderMead(entropy, zero, { step: 0.2, maxEvaluations: Math.ceil(spec.maxEvaluations * 0.6), fTol: 1e-7, xTol: 1e-3 });
   const second = nelderMead(entropy, first.x, { step: 0.05, maxEvaluations: Math.max(1, spec.maxEvaluations - first.evaluations), fTol: 1e-7, xTol: 1e-3 });
-  const best = second.f <= first.f ? second : first;
-  // A field that does not lower the entropy clearly is no field (noise alone makes the search find a small one).
-  if (!(best.f < entropyBefore - spec.minEntropyDecrease)) return { slices: s, entropyBefore, entropyAfter: entropyBefore, fieldRange: 1 };
-  const c = best.x;
+  return { entropyBefore, best: second.f <= first.f ? second : first };
+}
+
+/** Divides the group by the field exp(Σ c_k φ_k) in place (mean-preserving scale, then restandardised); returns its range. */
+function applyField(v: Float32Array, g: GroupGrid, sample: FieldSample, c: readonly number[], spec: BiasCorrection): number {
+  const { ys, phi, k } = sample;
   // The mean-preserving scale (Likar et al., sec. II-C) on the sample, then applied to the whole group.
   let sumY = 0;
   let sumU = 0;
-  for (let i = 0; i < m; i++) {
+  for (let i = 0; i < ys.length; i++) {
     let l = 0;
     for (let j = 0; j < k; j++) l += c[j] * phi[i * k + j];
     sumY += ys[i];
@@ -259,19 +277,35 @@ export function correctGroup(v: Float32Array, s: number, h: number, w: number, s
   for (let i = 0; i < v.length; i++) var0 += (v[i] - mean0) ** 2;
   var0 /= v.length;
   for (let i = 0; i < v.length; i++) {
-    const [cx, cy, cz] = coord(i);
-    basisAt(cx, cy, cz, b, 0);
+    basisAt(g, i, b, 0);
     let l = 0;
     for (let j = 0; j < k; j++) l += c[j] * b[j];
-    const y = (v[i] - lo) / span;
+    const y = (v[i] - g.lo) / g.span;
     if (y > spec.foreground) {
       minL = Math.min(minL, l);
       maxL = Math.max(maxL, l);
     }
-    v[i] = lo + span * sc * y * Math.exp(-l);
+    v[i] = g.lo + g.span * sc * y * Math.exp(-l);
   }
   if (spec.restandardise) restandardise(v, mean0, Math.sqrt(var0));
-  return { slices: s, entropyBefore, entropyAfter: best.f, fieldRange: Math.exp(maxL - minL) };
+  return Math.exp(maxL - minL);
+}
+
+/**
+ * Corrects one group of `s` slices (h x w, stacked in `v`) in place; returns what it did.
+ * `v` holds the group's voxels only, slice after slice, in their order in the case.
+ */
+export function correctGroup(v: Float32Array, s: number, h: number, w: number, spec: BiasCorrection): GroupCorrection {
+  if (v.length !== s * h * w) throw new AdaptError('BAD_SHAPE', `bias correction: expected ${s * h * w} voxels, got ${v.length}`);
+  const [lo, hi] = quantiles(v, [0.005, 0.995]);
+  if (!(hi - lo > 1e-6)) return { slices: s, entropyBefore: 0, entropyAfter: 0, fieldRange: 1, skipped: 'constant' };
+  const grid: GroupGrid = { s, h, w, lo, span: hi - lo, exps: basisExponents(spec.degree, spec.scope === 'case' && s > 1, spec.evenTerms) };
+  const sample = sampleForeground(v, grid, spec);
+  if (sample === undefined) return { slices: s, entropyBefore: 0, entropyAfter: 0, fieldRange: 1, skipped: 'no-foreground' };
+  const { entropyBefore, best } = searchField(sample, spec);
+  // A field that does not lower the entropy clearly is no field (noise alone makes the search find a small one).
+  if (!(best.f < entropyBefore - spec.minEntropyDecrease)) return { slices: s, entropyBefore, entropyAfter: entropyBefore, fieldRange: 1 };
+  return { slices: s, entropyBefore, entropyAfter: best.f, fieldRange: applyField(v, grid, sample, best.x, spec) };
 }
 
 function restandardise(v: Float32Array, mean: number, std: number): void {

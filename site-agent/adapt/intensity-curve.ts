@@ -16,6 +16,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { AdaptError } from './adapt-error.ts';
 import { applyBiasCorrection, BiasCorrectionSchema, type BiasCorrection } from './bias-correction.ts';
 import { applyPrefilter, SpatialPrefilterSchema, type SpatialPrefilter } from './spatial-prefilter.ts';
@@ -59,10 +60,7 @@ export function makeCurve(knots: readonly number[], values: readonly number[], p
 
 export function parseCurve(raw: unknown, where = 'intensity curve'): IntensityCurve {
   const r = IntensityCurveSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new AdaptError('BAD_OPTION', `${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
+  if (!r.success) throw new AdaptError('BAD_OPTION', `${where}: ${describeFirstIssue(r.error)}`);
   return r.data;
 }
 

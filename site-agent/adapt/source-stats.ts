@@ -9,6 +9,7 @@
  */
 import { readFile, writeFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { batchNormTensorName, SOURCE_STATS_KIND, SOURCE_STATS_VERSION, SourceStatsSchema, type BnMoments, type SourceStats } from '../../protocol/contracts/index.ts';
 import type { SliceDataset } from '../data/index.ts';
 import type { UNet } from '../model/index.ts';
@@ -238,9 +239,6 @@ export function parseSourceStats(raw: unknown, where = 'source stats'): SourceSt
     throw new AdaptError('STATS_VERSION', `${where}: version ${String(version)} is not supported (expected ${SOURCE_STATS_VERSION})`);
   }
   const r = SourceStatsSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new AdaptError('STATS_FILE_INVALID', `${where}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
+  if (!r.success) throw new AdaptError('STATS_FILE_INVALID', `${where}: ${describeFirstIssue(r.error)}`);
   return r.data;
 }

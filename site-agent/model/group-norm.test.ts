@@ -1,30 +1,17 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { tensorRole } from '../../protocol/contracts/index.ts';
 import { BN_EPSILON } from './batch-norm.ts';
 import { groupNormApply, groupNormGroups } from './group-norm.ts';
 import { inferUNetConfig } from './infer-config.ts';
-import { createUNet, type UNet } from './unet.ts';
 import type { UNetConfig } from './unet-config.ts';
+import { unetPool } from './unet-pool-fixture.ts';
 
 const GN: UNetConfig = { inChannels: 1, numClasses: 3, baseChannels: 4, depth: 2, normalization: 'group' };
 
-let models: UNet[] = [];
-function make(config: UNetConfig = GN, seed = 1): UNet {
-  const m = createUNet(config, seed);
-  models.push(m);
-  return m;
-}
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
-afterEach(() => {
-  for (const m of models) m.dispose();
-  models = [];
-});
+const make = unetPool(GN, 1);
 
 describe('groupNormGroups', () => {
   it("is Opacus's min(32, C), or the largest divisor of C below 32 when 32 does not divide C", () => {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { sizeOfShape, type WeightSet } from '../../protocol/index.ts';
 import { ModelError } from './model-error.ts';
 import { createUNet, type UNet } from './unet.ts';
@@ -89,16 +90,10 @@ export async function readModelManifest(dir: string): Promise<ModelManifest> {
     );
   }
   const r = ManifestSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    throw new ModelError('MODEL_FILE_CORRUPT', `${path}: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
-  }
+  if (!r.success) throw new ModelError('MODEL_FILE_CORRUPT', `${path}: ${describeFirstIssue(r.error)}`);
   const m = r.data;
   const cfg = UNetConfigSchema.safeParse(m.config);
-  if (!cfg.success) {
-    const issue = cfg.error.issues[0];
-    throw new ModelError('MODEL_FILE_CORRUPT', `${path}: config.${issue.path.join('.')}: ${issue.message}`);
-  }
+  if (!cfg.success) throw new ModelError('MODEL_FILE_CORRUPT', `${path}: ${describeFirstIssue(cfg.error, { prefix: 'config.', root: '' })}`);
   let expected = 0;
   for (const t of m.tensors) {
     if (t.offset !== expected || t.byteLength !== sizeOfShape(t.shape) * 4) {

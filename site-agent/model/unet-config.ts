@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ModelError } from './model-error.ts';
 
 /**
@@ -38,11 +39,7 @@ export type UNetConfig = z.infer<typeof UNetConfigSchema>;
 /** Validates a config, throwing ModelError('INVALID_CONFIG') that names the offending field. */
 export function parseUNetConfig(raw: unknown): UNetConfig {
   const r = UNetConfigSchema.safeParse(raw);
-  if (!r.success) {
-    const issue = r.error.issues[0];
-    const where = issue.path.length > 0 ? issue.path.join('.') : '(root)';
-    throw new ModelError('INVALID_CONFIG', `invalid U-Net config at ${where}: ${issue.message}`);
-  }
+  if (!r.success) throw new ModelError('INVALID_CONFIG', `invalid U-Net config at ${describeFirstIssue(r.error)}`);
   return r.data;
 }
 

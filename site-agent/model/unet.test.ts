@@ -1,12 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
 import { BN_EPSILON, batchNormApply, channelMoments } from './batch-norm.ts';
 import { ModelError } from './model-error.ts';
-import { createUNet, type BatchNormStats, type UNet } from './unet.ts';
+import { createUNet, type BatchNormStats } from './unet.ts';
 import type { UNetConfig } from './unet-config.ts';
+import { unetPool } from './unet-pool-fixture.ts';
 
 const TINY: UNetConfig = { inChannels: 1, numClasses: 3, baseChannels: 4, depth: 2 };
 
@@ -29,12 +30,7 @@ const DEPTH2_NAMES = (() => {
   ];
 })();
 
-let models: UNet[] = [];
-function make(config: UNetConfig = TINY, seed = 1): UNet {
-  const m = createUNet(config, seed);
-  models.push(m);
-  return m;
-}
+const make = unetPool(TINY, 1);
 
 function expectModelError(f: () => unknown, code: string, text?: RegExp): void {
   let err: unknown;
@@ -47,14 +43,6 @@ function expectModelError(f: () => unknown, code: string, text?: RegExp): void {
   expect((err as ModelError).code).toBe(code);
   if (text) expect((err as ModelError).message).toMatch(text);
 }
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
-afterEach(() => {
-  for (const m of models) m.dispose();
-  models = [];
-});
 
 describe('createUNet: parameters', () => {
   it('names are stable, complete and in wire order', () => {

@@ -1,34 +1,21 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DpGradientAccumulator, poissonSample, seededNoiseSource } from '../../protocol/privacy/index.ts';
-import { createUNet, type UNet } from '../model/unet.ts';
 import type { UNetConfig } from '../model/unet-config.ts';
 import { makeBatch } from './batches.ts';
 import { trainLocalDpSgd, type DpSgdTrainConfig } from './dp-sgd.ts';
 import { segmentationLoss } from './losses.ts';
 import { makeSquaresDataset } from './squares-fixture.ts';
 import { TrainError } from './train-error.ts';
+import { unetPool } from '../model/unet-pool-fixture.ts';
 
 const GN: UNetConfig = { inChannels: 1, numClasses: 2, baseChannels: 4, depth: 1, normalization: 'group' };
 const DATA = makeSquaresDataset(6, 8, 5);
 const PLAN = { clip: 0.05, noiseMultiplier: 0.8, samplingRate: 0.5, stepsPerEpoch: 2, expectedBatchSize: 3 };
 
-let models: UNet[] = [];
-function make(config: UNetConfig = GN, seed = 2): UNet {
-  const m = createUNet(config, seed);
-  models.push(m);
-  return m;
-}
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
-afterEach(() => {
-  for (const m of models) m.dispose();
-  models = [];
-});
+const make = unetPool(GN, 2);
 
 describe('trainLocalDpSgd', () => {
   it('refuses the batch-norm U-Net (per-example gradients are undefined under batch norm)', async () => {

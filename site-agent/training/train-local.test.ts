@@ -1,25 +1,22 @@
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { WeightSet } from '../../protocol/named-tensor.ts';
-import { createUNet, type UNet } from '../model/unet.ts';
+import type { UNet } from '../model/unet.ts';
 import type { UNetConfig } from '../model/unet-config.ts';
 import { evaluateDice, predict, predictProbs } from '../evaluation/index.ts';
 import { makeSquaresDataset } from './squares-fixture.ts';
 import { TrainError } from './train-error.ts';
 import { trainLocal, type TrainConfig } from './train-local.ts';
+import { unetPool } from '../model/unet-pool-fixture.ts';
 
 const TINY: UNetConfig = { inChannels: 1, numClasses: 2, baseChannels: 4, depth: 2 };
 const DATA = makeSquaresDataset(8, 16, 3);
 const BASE: TrainConfig = { epochs: 1, batchSize: 2, optimizer: 'adam', lr: 0.01, loss: 'ce+dice', seed: 1 };
 
-let models: UNet[] = [];
-function make(seed = 1): UNet {
-  const m = createUNet(TINY, seed);
-  models.push(m);
-  return m;
-}
+const unets = unetPool(TINY, 1);
+const make = (seed = 1): UNet => unets(TINY, seed);
 
 function distance(a: WeightSet, b: WeightSet): number {
   let s = 0;
@@ -36,14 +33,6 @@ async function expectTrainError(p: Promise<unknown>, code: string, text: RegExp)
   expect((err as TrainError).code).toBe(code);
   expect((err as TrainError).message).toMatch(text);
 }
-
-beforeAll(async () => {
-  await tf.setBackend('cpu');
-});
-afterEach(() => {
-  for (const m of models) m.dispose();
-  models = [];
-});
 
 describe('trainLocal', () => {
   it('learns bright squares: loss falls and Dice > 0.8 within a few dozen steps', async () => {
