@@ -12,6 +12,7 @@ import {
   applyCurve,
   computeSourceStats,
   evaluateSegmentation,
+  formatTypicality,
   fitInputAdapter,
   poolSourceStats,
   requestedAdapter,
@@ -157,7 +158,7 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
   const base = { ...cfg.adapt.common, batchSize: cfg.adapt.batchSize, seed };
   const record = (row: string, run: CellRun): void => {
     put(row, run);
-    const lf = run.labelFree ? ` [label-free: entropy ${run.labelFree.entropy.toFixed(4)}, prior KL ${run.labelFree.priorKl.toFixed(4)}, consistency ${run.labelFree.consistency.toFixed(4)}]` : '';
+    const lf = run.labelFree ? ` [label-free: entropy ${run.labelFree.entropy.toFixed(4)}, prior KL ${run.labelFree.priorKl.toFixed(4)}, consistency ${run.labelFree.consistency.toFixed(4)}]${run.labelFree.latent ? ` [${formatTypicality(run.labelFree.latent, run.labelFree.proportions)}]` : ''}` : '';
     log(`${d.name} seed ${seed} ${f.name}: ${row} Dice ${run.dice.toFixed(3)} (${(run.wallMs / 1000).toFixed(1)} s)${lf}${run.notes.length ? ` | ${run.notes.join(' | ')}` : ''}`);
   };
   const onTarget = { images: target, stats: src.stats };

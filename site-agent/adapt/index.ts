@@ -77,5 +77,6 @@ export { adapt, adaptWithLabels, isAdaptMethod, requestedAdapter, ADAPT_METHODS,
 export { evaluateSegmentation, scorePredictions, type SegmentationEvaluation } from './evaluate.ts';
 export { registerAdaptCommands } from './adapt-command.ts';
 export { labelFreeScores, labelAgreement, type LabelFreeScores } from './label-free-scores.ts';
+export { classMean, formatTypicality, pixelMean, type LatentTypicality } from './latent-typicality.ts';
 export { fallbackNote, judgeAdaptation, SAFEGUARD_FALLBACK, SAFEGUARD_FALLBACK_NOTE, type SafeguardCode, type SafeguardOptions, type SafeguardVerdict } from './safeguard.ts';
 export { dpSourceStatsVectors, dpSourceStatsVectorsAsync, dpClassHistogramVectors, dpClassHistogramVectorsAsync } from './dp-source-stats.ts';

@@ -6,7 +6,9 @@
  *   with the scanner, so a collapse or a class swap shows as a large divergence (Bateson et al., MedIA 2022);
  * - `consistency`: mean over foreground classes of the Dice overlap between the predictions on the image and on a
  *   mildly perturbed copy (gamma, contrast, noise): a model that has found the target's structure is stable under
- *   small acquisition perturbations (the augmentation-consistency premise of mean-teacher methods).
+ *   small acquisition perturbations (the augmentation-consistency premise of mean-teacher methods);
+ * - `latent` (with a source package): per predicted class, how typical the features before the classifier are of that
+ *   class's source Gaussian (latent-typicality.ts; Lee et al. NeurIPS 2018), computed in the same forward pass.
  * None reads a label.
  */
 import * as tf from '@tensorflow/tfjs-core';
@@ -16,6 +18,7 @@ import { epochBatches, imageBatch, meanEntropy, predictLabels } from './batching
 import { applyCurve, type IntensityCurve } from './intensity-curve.ts';
 import { priorDivergence } from './restart-selection.ts';
 import { bnMeanVar, classPriors, type SourceStats } from './source-stats.ts';
+import { sourceClassGaussians, TypicalityAccumulator, type LatentTypicality } from './latent-typicality.ts';
 import { strongAugment } from './strong-augment.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 
@@ -32,6 +35,12 @@ export interface LabelFreeScores {
   readonly proportions?: number[];
   /** The source class priors (from the statistics package), when known. */
   readonly priors?: number[];
+  /**
+   * Latent-feature typicality per predicted class (latent-typicality.ts): mean squared Mahalanobis distance / d of the
+   * features under the source Gaussian of the predicted class, and the fraction beyond the chi-square 99% quantile.
+   * Absent without source statistics.
+   */
+  readonly latent?: LatentTypicality;
 }
 
 /** Mean foreground overlap 2|A∩B| / (|A|+|B|) between two label maps (classes absent from both are skipped). */
@@ -54,7 +63,7 @@ export function labelAgreement(a: Uint8Array, b: Uint8Array, numClasses: number)
   return n === 0 ? 1 : sum / n;
 }
 
-/** The three scores of `unet` (inference mode, its own BN statistics) on `target` seen through `curve`. */
+/** The scores of `unet` (inference mode, its own BN statistics) on `target` seen through `curve`. */
 export function labelFreeScores(unet: UNet, target: UnlabeledSlices, stats: SourceStats | null, curve?: IntensityCurve, seed = 0): LabelFreeScores {
   const seen = curve ? applyCurve(curve, target) : target;
   const k = unet.config.numClasses;
@@ -62,6 +71,7 @@ export function labelFreeScores(unet: UNet, target: UnlabeledSlices, stats: Sour
   const layers = stats ? unet.bnLayers : [];
   const m1 = layers.map(() => null as Float64Array | null);
   const m2 = layers.map(() => null as Float64Array | null);
+  const typical = stats ? new TypicalityAccumulator(sourceClassGaussians(stats), stats.latentDim) : null;
   for (const idx of epochBatches(seen.n, 8, null)) {
     const moments: { mean: Float32Array; variance: Float32Array }[] = [];
     const e = tf.tidy(() => {
@@ -70,6 +80,7 @@ export function labelFreeScores(unet: UNet, target: UnlabeledSlices, stats: Sour
         const b = r.batchStats.get(l)!;
         moments.push({ mean: b.mean.dataSync() as Float32Array, variance: b.variance.dataSync() as Float32Array });
       }
+      typical?.add(r.latent.dataSync(), tf.argMax(r.logits, -1).dataSync());
       return meanEntropy(r.logits);
     });
     entropy += (e.dataSync()[0] * idx.length) / seen.n;
@@ -101,6 +112,7 @@ export function labelFreeScores(unet: UNet, target: UnlabeledSlices, stats: Sour
     ...(bnKl ? { bnKl } : {}),
     proportions: Array.from(proportions),
     ...(priors ? { priors: Array.from(priors) } : {}),
+    ...(typical ? { latent: typical.result() } : {}),
   };
 }
 

@@ -27,8 +27,17 @@
  * away from the pooled source priors by more than 0.01 on adaptations that lifted Dice from 0 to 0.85 (mricron
  * inversion) and by 0.17 on reorder / gamma, so as a default it gave back the gains it should protect.
  * The tolerances are round numbers chosen before the suite was measured, not tuned on it.
+ *
+ * Opt-in (`latentTolerance`, code `FEATURES_UNTYPICAL_OF_CLASS`): reject when the latent-feature distance to the source
+ * Gaussian of the predicted class (label-free-scores.ts `latent`, latent-typicality.ts; Lee et al. NeurIPS 2018, eq. 2)
+ * rose by more than that fraction, averaged over predicted classes. Off by default because it does not separate on
+ * the tuning seeds (session 8, 101-103, the five tuning families, both datasets, 240 rows; /work/team/notes/harm.md):
+ * helpful adaptations move the features away from the source class Gaussians as often as harmful ones (AdaBN
+ * re-normalises every layer), so a tolerance of 1.0 (+100%) rejected 2 of 4 harmful rows (-0.016 Dice each) and 16
+ * of 212 helpful ones, 0.1 rejected 92 helpful ones, and the user-path harm (0.425 -> 0.383) rose by only +13%.
  */
 import type { LabelFreeScores } from './label-free-scores.ts';
+import { classMean, formatTypicality } from './latent-typicality.ts';
 
 export interface SafeguardOptions {
   /** Allowed rise of the mean source-BN-statistics distance (nats). Default 0.1. */
@@ -41,10 +50,15 @@ export interface SafeguardOptions {
   readonly priorKlTolerance?: number;
   /** Also reject when the prior KL rose by more than `priorKlTolerance`. Default false (see the file comment). */
   readonly rejectOnPriorKl?: boolean;
+  /**
+   * Allowed relative rise of the latent-feature distance to the source class Gaussians (label-free-scores.ts `latent`,
+   * mean over predicted classes of the mean d²/d; latent-typicality.ts). Default Infinity: off (see the file comment).
+   */
+  readonly latentTolerance?: number;
 }
 
 /** Why an adaptation was rejected: a closed set, carried in the verdict, the report's note and the log record. */
-export type SafeguardCode = 'FEATURES_FARTHER_FROM_SOURCE' | 'CLASS_VANISHED' | 'LESS_CERTAIN_AND_LESS_STABLE' | 'FARTHER_FROM_PRIORS';
+export type SafeguardCode = 'FEATURES_FARTHER_FROM_SOURCE' | 'CLASS_VANISHED' | 'LESS_CERTAIN_AND_LESS_STABLE' | 'FARTHER_FROM_PRIORS' | 'FEATURES_UNTYPICAL_OF_CLASS';
 
 /** The log record code of a fallback (`getLogger().warn({ code: SAFEGUARD_FALLBACK, ... })`). */
 export const SAFEGUARD_FALLBACK = 'ADAPT_SAFEGUARD_FALLBACK';
@@ -81,6 +95,12 @@ export function judgeAdaptation(before: LabelFreeScores, after: LabelFreeScores,
     const shares = gone.map((c) => `class ${c}: prior ${priors[c].toFixed(3)}, predicted ${before.proportions![c].toFixed(3)} -> ${after.proportions![c].toFixed(4)}`);
     return { keep: false, code: 'CLASS_VANISHED', reason: `a class vanished from the predictions (${shares.join('; ')})`, before, after };
   }
+  // Absent latent scores (no source statistics, or no class with a Gaussian) give NaN: never rejects.
+  const latBefore = classMean(before.latent?.meanDistance);
+  const latAfter = classMean(after.latent?.meanDistance);
+  if (latAfter > latBefore * (1 + (opts.latentTolerance ?? Infinity))) {
+    return { keep: false, code: 'FEATURES_UNTYPICAL_OF_CLASS', reason: `the features became less typical of their predicted source classes (latent distance ${latBefore.toFixed(3)} -> ${latAfter.toFixed(3)})`, before, after };
+  }
   // A NaN prior KL (no source statistics) never rejects and never vouches; the entropy/consistency test still applies.
   if (opts.rejectOnPriorKl && after.priorKl > before.priorKl + klTol) {
     return { keep: false, code: 'FARTHER_FROM_PRIORS', reason: `class proportions moved away from the source priors (${kl})`, before, after };
@@ -89,7 +109,8 @@ export function judgeAdaptation(before: LabelFreeScores, after: LabelFreeScores,
   const lessCertain = after.entropy > before.entropy * (1 + entTol) + 1e-6;
   const lessStable = after.consistency < before.consistency - conTol;
   if (!closerToPriors && lessCertain && lessStable) return { keep: false, code: 'LESS_CERTAIN_AND_LESS_STABLE', reason: `less certain and less stable (${ent}, ${con}; ${kl})`, before, after };
-  return { keep: true, reason: `${kl}, ${ent}, ${con}`, before, after };
+  const lat = before.latent && after.latent ? `, ${formatTypicality(before.latent, before.proportions)} -> ${formatTypicality(after.latent, after.proportions).slice('latent: '.length)}` : '';
+  return { keep: true, reason: `${kl}, ${ent}, ${con}${lat}`, before, after };
 }
 
 /** Mean over BN layers of `bnKl` (NaN when absent: then the test never rejects). */
