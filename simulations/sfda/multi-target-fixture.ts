@@ -36,6 +36,26 @@ export function smokeScenario(s: SmokeScenario): MultiTargetConfig {
   });
 }
 
+type ShareInput = NonNullable<NonNullable<ScenarioInput['adapt']>['share']>;
+
+/**
+ * The pooled-mode smoke scenario: three sites on three different shifts (low-field, a custom noisy/blurred one, CT-like),
+ * ratio-entropy behind a 4-knot input adapter with 2 steps, one adaptation round; `share` chooses what is pooled.
+ */
+export function pooledSmokeScenario(name: string, share: ShareInput): MultiTargetConfig {
+  return smokeScenario({
+    name,
+    sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
+    targets: [
+      { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
+      { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
+      { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
+    ],
+    federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
+    adapt: { rounds: 1, batchSize: 4, options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } }, share },
+  });
+}
+
 /**
  * Every secure sum equals the plain sum of the sites' vectors up to the quantization error of 3 sites at clip 8.
  * `clipInputs`: compare with the sum of the inputs clipped to ±8 (what the masked path sums when inputs may exceed it).

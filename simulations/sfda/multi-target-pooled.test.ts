@@ -21,7 +21,7 @@ import { makeNestedBoxes, TOY_CONFIG, TOY_SIZE } from '../../site-agent/adapt/to
 import { initEngine } from '../../site-agent/engine/index.ts';
 import { createUNet } from '../../site-agent/model/index.ts';
 import { parseMultiTargetConfig, runMultiTarget } from './multi-target.ts';
-import { expectMaskedWordsUniform, expectNoPlainVectorSeen, expectSecureSumsArePlainSums, maskedWords, SMOKE_CLIP, smokeScenario } from './multi-target-fixture.ts';
+import { expectMaskedWordsUniform, expectNoPlainVectorSeen, expectSecureSumsArePlainSums, maskedWords, pooledSmokeScenario, SMOKE_CLIP } from './multi-target-fixture.ts';
 import type { SecureRoundConfig } from './multi-target-round.ts';
 import { securePooledCurve } from './multi-target-pooled.ts';
 
@@ -173,17 +173,7 @@ describe('pooled input curve', () => {
 
 describe('the pooled mode end to end', () => {
   it('curve, BN moments and weights: every secure sum equals the plain sum, the coordinator sees masked vectors only', async () => {
-    const cfg = smokeScenario({
-      name: 'pooled smoke',
-      sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
-      targets: [
-        { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
-        { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
-        { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
-      ],
-      federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
-      adapt: { rounds: 1, batchSize: 4, options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } }, share: { inputCurve: true, bnMoments: true } },
-    });
+    const cfg = pooledSmokeScenario('pooled smoke', { inputCurve: true, bnMoments: true });
     const seen: SecAggReply[] = [];
     const sums: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
     const r = await runMultiTarget(cfg, { onCoordinatorReceive: (m) => seen.push(m), onSiteInputs: (purpose, _r, inputs, sum) => sums.push({ purpose, inputs, sum }) });

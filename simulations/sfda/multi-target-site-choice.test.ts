@@ -6,7 +6,7 @@ import { createUNet } from '../../site-agent/model/index.ts';
 import { MultiTargetError } from './multi-target-config.ts';
 import { inClipRange } from './multi-target-pooled.ts';
 import { runMultiTarget } from './multi-target.ts';
-import { expectSecureSumsArePlainSums, smokeScenario } from './multi-target-fixture.ts';
+import { expectSecureSumsArePlainSums, pooledSmokeScenario } from './multi-target-fixture.ts';
 
 beforeAll(async () => {
   await initEngine();
@@ -64,22 +64,7 @@ describe('warm start from the pooled curve', () => {
 describe('keepAlone: half a pooled package falls back to adapting alone', () => {
   it('a site that took the pooled curve but refused the pooled statistics ends with exactly its alone result; no extra secure sum', async () => {
     // Arrange: every site takes the pooled curve (tolerance 100) and refuses pooled statistics at any entropy rise.
-    const cfg = smokeScenario({
-      name: 'keep-alone smoke',
-      sourceSites: [{ shift: 'scanner-a', numCases: 3 }],
-      targets: [
-        { id: 'site-1', shift: 'low-field', adaptCases: 1, testCases: 1 },
-        { id: 'site-2', shift: { noise: { sigma: 0.12 }, blur: { sigma: 0.8 }, resolution: { factor: 2.2 } }, adaptCases: 1, testCases: 1 },
-        { id: 'site-3', shift: 'mr-to-ct', adaptCases: 1, testCases: 1 },
-      ],
-      federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02 },
-      adapt: {
-        rounds: 1,
-        batchSize: 4,
-        options: { method: 'ratio-entropy', inputAdapter: { knots: 4, steps: 2, starts: ['identity', 'negation'], randomStarts: 0 } },
-        share: { inputCurve: true, bnMoments: true, keepAlone: true, tolerance: 100, entropyTolerance: 0 },
-      },
-    });
+    const cfg = pooledSmokeScenario('keep-alone smoke', { inputCurve: true, bnMoments: true, keepAlone: true, tolerance: 100, entropyTolerance: 0 });
     const lines: string[] = [];
     const sums: { inputs: Float32Array[]; sum: Float32Array }[] = [];
     // Act

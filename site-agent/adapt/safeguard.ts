@@ -23,7 +23,7 @@
  * near 0), and any real adaptation raises its entropy.
  *
  * A rise of the prior KL alone (code `FARTHER_FROM_PRIORS`) rejects only when asked (`rejectOnPriorKl`): on the suite's
- * tuning seeds (101-103, session 6, /work/team/notes/guard.md) the predicted proportions of a 4-volume target moved
+ * tuning seeds (101-103; BENCHMARKS.md, session 6) the predicted proportions of a 4-volume target moved
  * away from the pooled source priors by more than 0.01 on adaptations that lifted Dice from 0 to 0.85 (mricron
  * inversion) and by 0.17 on reorder / gamma, so as a default it gave back the gains it should protect.
  * The tolerances are round numbers chosen before the suite was measured, not tuned on it.
@@ -31,7 +31,7 @@
  * Opt-in (`latentTolerance`, code `FEATURES_UNTYPICAL_OF_CLASS`): reject when the latent-feature distance to the source
  * Gaussian of the predicted class (label-free-scores.ts `latent`, latent-typicality.ts; Lee et al. NeurIPS 2018, eq. 2)
  * rose by more than that fraction, averaged over predicted classes. Off by default because it does not separate on
- * the tuning seeds (session 8, 101-103, the five tuning families, both datasets, 240 rows; /work/team/notes/harm.md):
+ * the tuning seeds (session 8, 101-103, the five tuning families, both datasets, 240 rows; BENCHMARKS.md, "Session 8"):
  * helpful adaptations move the features away from the source class Gaussians as often as harmful ones (AdaBN
  * re-normalises every layer), so a tolerance of 1.0 (+100%) rejected 2 of 4 harmful rows (-0.016 Dice each) and 16
  * of 212 helpful ones, 0.1 rejected 92 helpful ones, and the user-path harm (0.425 -> 0.383) rose by only +13%.
