@@ -37,6 +37,7 @@ export { adaptOsuda, hbsLoss, type OsudaOptions } from './osuda.ts';
 export { adaptGmmSwd, fitSourceGmm, apportion, type SourceGmm, type GmmFitOptions, type GmmSwdOptions, selectTrainable, targetSwd } from './gmm-swd.ts';
 export { agreeWithMemory, classBalancedPseudoLabels, classBalancedSelection, type PseudoLabels } from './pseudo-labels.ts';
 export { predictedProportions, priorDivergence, RESTART_SELECTIONS, type RestartSelection } from './restart-selection.ts';
+export { bandKnots, bandPermutations, intensityBands, permutationValues } from './band-permutation.ts';
 export {
   fitInputAdapter,
   negateFirstConv,
