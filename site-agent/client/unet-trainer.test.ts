@@ -10,8 +10,9 @@ beforeAll(async () => {
   await tf.setBackend('cpu');
 });
 
-function trainer(): UNetTrainer {
+function trainer(augment?: ConstructorParameters<typeof UNetTrainer>[0]['augment']): UNetTrainer {
   return new UNetTrainer({
+    ...(augment ? { augment } : {}),
     train: makeNestedBoxes(12, TOY_SIZE, 1),
     val: makeNestedBoxes(6, TOY_SIZE, 2),
     batchSize: 4,
@@ -42,5 +43,26 @@ describe('UNetTrainer', () => {
     expect(Array.from(v['hist/pixels'], (x) => Math.round(x * 1e4))).toEqual(counts);
     expect(Array.from(v['hist/sites'])).toEqual([1]);
     await expect(t.statistics(global, { name: 'no-such-statistic' })).rejects.toBeInstanceOf(ModelError);
+  });
+
+  it('augment: each fit trains on the hook copy for that round; statistics keep the plain split', async () => {
+    const rounds: number[] = [];
+    const negated = trainer((train, round) => {
+      rounds.push(round);
+      return { ...train, images: train.images.map((v) => -v) };
+    });
+    const plain = trainer();
+    const global = createUNet(TOY_CONFIG, 9).getWeights();
+    const req = { round: 3, localEpochs: 1, lr: 0.01 };
+    const a = await negated.fit(global, req);
+    const b = await plain.fit(global, req);
+    expect(rounds).toEqual([3]);
+    const conv = (w: typeof a.weights) => Array.from(w.find((t) => t.name.includes('conv'))?.data ?? []);
+    expect(conv(a.weights)).not.toEqual(conv(b.weights));
+    const sa = await negated.statistics(global, { name: 'source-stats' });
+    const sb = await plain.statistics(global, { name: 'source-stats' });
+    expect(Object.keys(sa)).toEqual(Object.keys(sb));
+    for (const k of Object.keys(sa)) expect(Array.from(sa[k])).toEqual(Array.from(sb[k]));
+    expect(rounds).toEqual([3]);
   });
 });

@@ -40,6 +40,13 @@ export interface UNetTrainerOptions {
    * accounting rides along the fit metrics (DP_SGD_METRIC) and so reaches the site's audit log.
    */
   readonly dpSgd?: DpSgdSession;
+  /**
+   * Source-side domain randomisation: each fit trains on `augment(train, round)`, a fresh augmented copy of the
+   * training split (labels unchanged), so the federated model sees many scanners' contrasts without any image
+   * leaving a site. Statistics rounds (source-stats, class histogram) and evaluation keep the plain split: the
+   * source statistics package must describe the real source domain.
+   */
+  readonly augment?: (train: SliceDataset, round: number) => SliceDataset;
 }
 
 export interface FitRequest {
@@ -143,12 +150,14 @@ export class UNetTrainer {
     };
     let result: TrainResult;
     let privacy: Record<string, number> = {};
+    // An augmented copy is still one example per training slice, so DP-SGD's privacy unit is unchanged.
+    const train = this.opts.augment ? this.opts.augment(this.opts.train, req.round) : this.opts.train;
     if (this.opts.dpSgd) {
-      const r = await this.opts.dpSgd.train(this.unet, this.opts.train, common);
+      const r = await this.opts.dpSgd.train(this.unet, train, common);
       result = r;
       privacy = r.metrics;
     } else {
-      result = await trainLocal(this.unet, this.opts.train, { ...common, batchSize: this.opts.batchSize, seed: this.opts.seed * 1000 + req.round });
+      result = await trainLocal(this.unet, train, { ...common, batchSize: this.opts.batchSize, seed: this.opts.seed * 1000 + req.round });
     }
     this.hasLocalBatchNorm = true;
     let weights: NamedTensor[] = this.unet.getWeights();
