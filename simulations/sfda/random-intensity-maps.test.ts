@@ -3,6 +3,8 @@ import { Rng } from '../../protocol/common/index.ts';
 import { generateSiteData } from '../phantoms/index.ts';
 import { augmentDataset, IntensityAugmentSchema } from './intensity-augment.ts';
 import { biasFieldSlice, GinSchema, ginSlice, smoothRandomField } from './random-intensity-maps.ts';
+import { parseSfdaSuiteConfig } from './suite-config.ts';
+import suiteFile from '../scenarios/sfda-suite.json' with { type: 'json' };
 
 const ds = generateSiteData({ seed: 3, numCases: 1, slicesPerCase: 2, size: 16, numClasses: 3, shift: 'scanner-a' });
 const ramp = (): Float32Array => Float32Array.from({ length: 64 }, (_, i) => i / 63);
@@ -95,5 +97,15 @@ describe('domain randomisation: GIN, IPA and a random bias field', () => {
     biasFieldSlice(flat, 8, 8, o, new Rng(9));
     ginSlice(flat, 8, 8, GinSchema.parse({ prob: 1 }), new Rng(9));
     expect(flat.every((v) => v === Math.fround(0.3))).toBe(true);
+  });
+
+  it('the suite takes federated.augment (off when absent: the cache key of an unaugmented model is unchanged)', () => {
+    const plain = parseSfdaSuiteConfig(suiteFile);
+    expect('augment' in plain.federated).toBe(false);
+    expect(JSON.stringify(plain.federated)).toBe(JSON.stringify(suiteFile.federated));
+    const withAug = parseSfdaSuiteConfig({ ...suiteFile, federated: { ...suiteFile.federated, augment: { prob: 0, gin: { ipaProb: 1 } } } });
+    expect(withAug.federated.augment?.gin?.ipaProb).toBe(1);
+    expect(withAug.federated.augment?.biasField).toBeUndefined();
+    expect(() => parseSfdaSuiteConfig({ ...suiteFile, federated: { ...suiteFile.federated, augment: { gin: { kernelSizes: [5] } } } })).toThrow();
   });
 });
