@@ -64,6 +64,8 @@ export const sfdaSuiteSchema = z
          * Source-side intensity augmentation / domain randomisation (intensity-augment.ts): every round each source site
          * trains on a fresh augmented copy of its slices, and the centralized reference on a fresh augmented copy of the
          * pooled slices every `localEpochs` passes. Off when absent (the source models, and their cache keys, as before).
+         * Off in sfda-suite.json: on tuning seeds 101-103 (session 9, notes/s9/dr.md) every variant tried (nnU-Net set
+         * p 0.5 / 0.25, pointwise GIN, GIN + IPA + bias) cost the phantom source model 4-15 in-domain Dice points.
          */
         augment: IntensityAugmentSchema.optional(),
       })
