@@ -34,6 +34,11 @@ const datasetSchema = z
     adaptCases: z.number().int().min(1).max(100),
     testCases: z.number().int().min(1).max(100),
     families: z.array(familySchema).min(1).max(32),
+    /**
+     * This consortium's source augmentation recipe: overrides `federated.augment` for this dataset's source models
+     * (same meaning, same cache key as `federated.augment` with these options).
+     */
+    sourceAugment: IntensityAugmentSchema.optional(),
   })
   .strict();
 
@@ -68,6 +73,16 @@ export const sfdaSuiteSchema = z
          * p 0.5 / 0.25, pointwise GIN, GIN + IPA + bias) cost the phantom source model 4-15 in-domain Dice points.
          */
         augment: IntensityAugmentSchema.optional(),
+        /**
+         * How the consortium decides whether to use `augment`: 'always', or 'validation' = train the federated model
+         * both ways and keep the augmented one only if its mean Dice on held-out SOURCE validation cases
+         * (`sourceTestCases` fresh cases per source site, distinct from the in-domain test cases) is not lower —
+         * the choice a consortium can make from its own data, before any target hospital exists. The centralized
+         * reference follows the federation's choice. Absent = 'always' (cache keys as before).
+         */
+        augmentSelection: z.enum(['always', 'validation']).optional(),
+        /** Source validation cases per source site for `augmentSelection: 'validation'` (default `sourceTestCases`). */
+        augmentValidationCases: z.number().int().min(1).max(50).optional(),
       })
       .strict(),
     /** Pooled training on all source slices, as many passes as the federation made (rounds x local epochs) unless given. */

@@ -105,25 +105,57 @@ interface SourceModels {
   readonly score: SourceScore;
 }
 
-async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number, unet: UNet, filters: SuiteFilters, log: (m: string) => void): Promise<SourceModels> {
-  const sources = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
-  const tests = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 60 + i, s.shift, d.sourceTestCases, `src${i}-test`)));
-  const key = JSON.stringify({ d: { ...d, families: undefined }, model: cfg.model, fed: cfg.federated, seed });
+/** A federated training recipe (the `federated` block, with the dataset's `sourceAugment` folded in). */
+type FederatedRecipe = SfdaSuiteConfig['federated'];
+
+async function trainFederatedCached(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<string> {
+  const key = JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined }, model: cfg.model, fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
   const cached = filters.sourceCache ? await filters.sourceCache.load(`fed-${key}`) : null;
   if (cached) unet.setWeights(cached);
   else {
-    // `cfg.federated.augment` (when set) reaches the federation here; `sources` stay plain (the statistics below).
+    // `fed.augment` (when set) reaches the federation here; `sources` stay plain (the statistics are computed on them).
     const t0 = performance.now();
-    await trainFederatedSource(unet, sources, { ...cfg.federated, seed, onRound: (r, l) => log(`${d.name} seed ${seed}: federated round ${r}/${cfg.federated.rounds} loss ${l.toFixed(4)}`) });
-    log(`${d.name} seed ${seed}: federated source trained in ${((performance.now() - t0) / 1000).toFixed(1)} s${cfg.federated.augment ? ' (augmented)' : ''}`);
+    await trainFederatedSource(unet, sources, { ...fed, seed, onRound: (r, l) => log(`${d.name} seed ${seed}: federated round ${r}/${fed.rounds} loss ${l.toFixed(4)}`) });
+    log(`${d.name} seed ${seed}: federated source trained in ${((performance.now() - t0) / 1000).toFixed(1)} s${fed.augment ? ' (augmented)' : ''}`);
     await filters.sourceCache?.store(`fed-${key}`, unet.getWeights());
   }
+  return key;
+}
+
+/** Mean Dice of `u` over scored source sets. */
+const meanSourceDice = (u: UNet, sets: readonly SliceDataset[]): number => sets.reduce((a, t) => a + scoredSet(t).score(u).dice, 0) / sets.length;
+
+/**
+ * The federated recipe the consortium keeps: with `augmentSelection: 'validation'` the augmented model only when
+ * its Dice on held-out source validation cases is not lower than the plain model's (the source sites can measure
+ * this before any target exists); otherwise the configured one. `unet` ends holding the kept model.
+ */
+async function chooseFederatedRecipe(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<{ fed: FederatedRecipe; key: string }> {
+  const fed: FederatedRecipe = d.sourceAugment ? { ...cfg.federated, augment: d.sourceAugment } : cfg.federated;
+  if (fed.augment === undefined || fed.augmentSelection !== 'validation') return { fed, key: await trainFederatedCached(cfg, fed, d, seed, unet, sources, filters, log) };
+  const val = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 80 + i, s.shift, fed.augmentValidationCases ?? d.sourceTestCases, `src${i}-val`)));
+  const plain: FederatedRecipe = { ...fed, augment: undefined };
+  const plainKey = await trainFederatedCached(cfg, plain, d, seed, unet, sources, filters, log);
+  const plainWeights = unet.getWeights();
+  const plainDice = meanSourceDice(unet, val);
+  const augKey = await trainFederatedCached(cfg, fed, d, seed, unet, sources, filters, log);
+  const augDice = meanSourceDice(unet, val);
+  const keep = augDice >= plainDice;
+  log(`${d.name} seed ${seed}: source recipe ${keep ? 'augmented' : 'plain'} (source validation Dice augmented ${augDice.toFixed(3)} vs plain ${plainDice.toFixed(3)})`);
+  if (keep) return { fed, key: augKey };
+  unet.setWeights(plainWeights);
+  return { fed: plain, key: plainKey };
+}
+
+async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number, unet: UNet, filters: SuiteFilters, log: (m: string) => void): Promise<SourceModels> {
+  const sources = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + i, s.shift, s.numCases, `src${i}`)));
+  const tests = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 60 + i, s.shift, d.sourceTestCases, `src${i}-test`)));
+  const { fed, key } = await chooseFederatedRecipe(cfg, d, seed, unet, sources, filters, log);
   const federated = unet.getWeights();
   // The source statistics describe the real source domain (the target-side adapter matches them): the plain slices,
   // never the augmented copies the models were trained on.
   const stats = poolSourceStats(sources.map((s) => computeSourceStats(unet, s)));
-  const inDomain = (u: UNet): number => tests.reduce((a, t) => a + scoredSet(t).score(u).dice, 0) / tests.length;
-  const fedScore = inDomain(unet);
+  const fedScore = meanSourceDice(unet, tests);
   let centralized: WeightSet | null = null;
   let centScore = NaN;
   if (runsReference(filters, 'centralized-source')) {
@@ -133,12 +165,12 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
       if (cachedC) central.setWeights(cachedC);
       else {
         const t0 = performance.now();
-        await trainCentralized(cfg, central, concatSites(sources), seed);
+        await trainCentralized({ ...cfg, federated: fed }, central, concatSites(sources), seed);
         log(`${d.name} seed ${seed}: centralized source trained in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         await filters.sourceCache?.store(`central-${key}`, central.getWeights());
       }
       centralized = central.getWeights();
-      centScore = inDomain(central);
+      centScore = meanSourceDice(central, tests);
     } finally {
       central.dispose();
     }

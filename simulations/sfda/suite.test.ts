@@ -115,4 +115,39 @@ describe('sfda shift suite', () => {
     expect(inv.sourceOnly).toBeLessThan(0.2);
     expect(inv.best!.dice).toBeGreaterThan(inv.sourceOnly + 0.4);
   }, 600_000);
+
+  it('augmentSelection validation: trains both recipes, keeps the one the source validation cases favour, reuses the plain cache key', async () => {
+    const store = new Map<string, unknown>();
+    const sourceCache = {
+      load: async (k: string) => (store.get(k) ?? null) as never,
+      store: async (k: string, w: unknown) => void store.set(k, w),
+    };
+    const lines: string[] = [];
+    const fed = { ...tiny.federated, rounds: 2, localEpochs: 1 };
+    const cfg = parseSfdaSuiteConfig({ ...tiny, federated: { ...fed, augment: { prob: 1 }, augmentSelection: 'validation' } });
+    await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => lines.push(m));
+    expect([...store.keys()].filter((k) => k.startsWith('fed-'))).toHaveLength(2);
+    const choice = lines.map((l) => /source recipe (augmented|plain) \(source validation Dice augmented ([\d.]+) vs plain ([\d.]+)\)/.exec(l)).find((m) => m !== null);
+    expect(choice).toBeDefined();
+    expect(choice![1]).toBe(Number(choice![2]) >= Number(choice![3]) ? 'augmented' : 'plain');
+    // The plain recipe's key is the key of a suite without augmentation: its model comes from the cache, untrained.
+    const again: string[] = [];
+    await runSfdaSuite(parseSfdaSuiteConfig({ ...tiny, federated: fed }), { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => again.push(m));
+    expect(again.filter((l) => l.includes('federated source trained'))).toEqual([]);
+    expect(lines.filter((l) => l.includes('federated source trained'))).toHaveLength(2);
+  }, 300_000);
+
+  it('datasets[].sourceAugment is federated.augment for that dataset (the same model and cache key)', async () => {
+    const store = new Map<string, unknown>();
+    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
+    const run = async (raw: unknown): Promise<string[]> => {
+      const lines: string[] = [];
+      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => lines.push(m));
+      return lines.filter((l) => l.includes('federated source trained'));
+    };
+    expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 } } })).toEqual([expect.stringContaining('(augmented)')]);
+    expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceAugment: { prob: 1 } }] })).toEqual([]);
+    expect(await run({ ...tiny, federated: fed })).toEqual([expect.not.stringContaining('(augmented)')]);
+  }, 300_000);
 });
