@@ -259,18 +259,20 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
     }, onTarget));
   }
   const fewLabel = runsReference(filters, 'few-label') ? cfg.fewLabel.cases : [];
-  if (fewLabel.length === 0 && !runsReference(filters, 'target-supervised')) return;
-  const supData = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');
-  for (const k of fewLabel) {
-    const labelled = firstCases(supData, k);
-    const opts = withFit({ ...base, ...cfg.fewLabel.options } as AdaptOptions);
-    record(fewLabelRow(k), await runCell(unet, test, seed, src.federated, async () => {
-      const r = adaptWithLabels(unet, target, labelled, src.stats, opts);
-      return { curve: r.inputCurve, notes: r.notes };
-    }));
-  }
-  if (runsReference(filters, 'target-supervised')) {
-    record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => ({ notes: [await trainTargetSupervised(cfg, unet, supData, seed)] })));
+  // The labelled references need the labelled target cases; the centralized one does not (it runs either way).
+  if (fewLabel.length > 0 || runsReference(filters, 'target-supervised')) {
+    const supData = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');
+    for (const k of fewLabel) {
+      const labelled = firstCases(supData, k);
+      const opts = withFit({ ...base, ...cfg.fewLabel.options } as AdaptOptions);
+      record(fewLabelRow(k), await runCell(unet, test, seed, src.federated, async () => {
+        const r = adaptWithLabels(unet, target, labelled, src.stats, opts);
+        return { curve: r.inputCurve, notes: r.notes };
+      }));
+    }
+    if (runsReference(filters, 'target-supervised')) {
+      record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => ({ notes: [await trainTargetSupervised(cfg, unet, supData, seed)] })));
+    }
   }
   if (src.centralized) record(CENTRALIZED_SOURCE, await runCell(unet, test, seed, src.centralized, async () => ({ notes: [] })));
 }

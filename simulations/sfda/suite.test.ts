@@ -150,4 +150,12 @@ describe('sfda shift suite', () => {
     expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceAugment: { prob: 1 } }] })).toEqual([]);
     expect(await run({ ...tiny, federated: fed })).toEqual([expect.not.stringContaining('(augmented)')]);
   }, 300_000);
+
+  it('runs the centralized reference alone when asked (no labelled reference needed)', async () => {
+    const cfg = parseSfdaSuiteConfig({ ...tiny, federated: { ...tiny.federated, rounds: 1, localEpochs: 1 } });
+    const d = (await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: ['centralized-source'] })).datasets[0];
+    expect(d.rows).toEqual(['source-only', 'centralized-source']);
+    expect(d.cells['centralized-source'].inversion).toHaveLength(1);
+    expect(Number.isFinite(d.cells['centralized-source'].inversion[0].dice)).toBe(true);
+  }, 120_000);
 });
