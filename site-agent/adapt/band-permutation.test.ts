@@ -116,6 +116,7 @@ describe('band-permutation starts in the input adapter', () => {
     expect(unet.getWeights()).toEqual(sourceWeights);
     expect(agree.candidates.map((c) => c.score)).toEqual(guard.candidates.map((c) => c.score));
     expect(agree.note).toMatch(/restart agreement \(2 re-fits, sigma 0.3, 5 steps\) pick [0-9.]+, \[0,2,1\] [0-9.]+/);
+    expect(agree.note).toMatch(/; most stable \[0,2,1\]: entropy after AdaBN [0-9.]+ <= [0-9.]+$/);
     expect(agree.candidates[agree.chosen].permutation).toEqual([0, 2, 1]);
     expect(meanDice(unet, applyCurve(agree.curve, target), reordered.labels, 3)).toBeGreaterThan(0.85);
   });

@@ -62,7 +62,8 @@ export interface BandPermutationOptions {
   /**
    * How the pick is made among the adapter's pick and the refined orders. 'guard' (default): the best refined order by
    * objective replaces the pick past the objective + entropy guard above. 'restart-agreement': the candidate whose
-   * segmentation of the target comes back most often when its curve is perturbed and re-fitted (restart-agreement.ts).
+   * segmentation of the target comes back most often when its curve is perturbed and re-fitted (restart-agreement.ts)
+   * replaces the pick when its mean target entropy after AdaBN is not higher than the pick's (no objective condition).
    */
   readonly selection?: 'guard' | 'restart-agreement';
   /** Settings of the 'restart-agreement' selection (ignored by 'guard'). */
@@ -300,9 +301,18 @@ export function guardedBandPermutation(
     const pool = [pick.curve, ...candidates.map((c) => c.curve)];
     const scores = pool.map((curve) => restartAgreement(unet, target, t, o, curve, p.agreement, rng).agreement);
     const top = scores.reduce((b, x, i) => (x > scores[b] ? i : b), 0);
-    if (top > 0) chosen = pick.count + top - 1;
     const names = ['pick', ...candidates.map((c) => `[${c.permutation.join(',')}]`)];
     verdict = `restart agreement (${p.agreement.restarts} re-fits, sigma ${p.agreement.sigma}, ${p.agreement.steps} steps) ${scores.map((x, i) => `${names[i]} ${x.toFixed(3)}`).join(', ')}`;
+    if (top > 0) {
+      // Stability alone also rewards a consistently wrong segmentation (a stable class swap: mricron inversion 102
+      // took an order with Dice 0.002 at agreement 0.857 > the negation's 0.707, tuning seeds, session 9), so the most
+      // stable order must also pass the band search's entropy guard against the pick.
+      const hPick = scoreEntropyAfterAdaBn(unet, target, pick.curve, o.batchSize);
+      const hTop = scoreEntropyAfterAdaBn(unet, target, pool[top], o.batchSize);
+      const take = hTop <= hPick;
+      verdict += `; most stable ${names[top]}: entropy after AdaBN ${hTop.toFixed(4)} ${take ? '<=' : '>'} ${hPick.toFixed(4)}`;
+      if (take) chosen = pick.count + top - 1;
+    }
   } else if (best.score >= pick.objective) verdict = `objective ${best.score.toFixed(4)} not below the pick's ${pick.objective.toFixed(4)}`;
   else {
     const hPick = scoreEntropyAfterAdaBn(unet, target, pick.curve, o.batchSize);
