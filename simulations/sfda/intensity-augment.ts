@@ -4,11 +4,24 @@
  * brightness/contrast, Gaussian blur and Gaussian noise (the nnU-Net style set, Isensee et al., Nat. Methods 2021,
  * suppl. "data augmentation") — and deliberately NOT contrast inversion: the source must not know the target's shift.
  * Labels are unchanged (intensity-only transforms keep the geometry).
+ *
+ * Optional domain randomisation on top (off unless asked for; with it off the output is bit for bit the old one):
+ * - `gin`: Global Intensity Non-linear augmentation (Ouyang et al., "Causality-inspired single-source domain
+ *   generalization for medical image segmentation", IEEE TMI 2022, sec. III-A): a shallow random conv net with fresh
+ *   N(0,1) weights per slice maps the slice to a new "contrast", which may be non-monotone (tissue orders can swap,
+ *   as between MR sequences) — a prior on *every* intensity map rather than on one the target is known to have;
+ * - `gin.ipaProb`: the same paper's interventional pseudo-correlation augmentation (sec. III-B): two GIN outputs
+ *   blended by a random smooth mask, i.e. a spatially varying intensity map;
+ * - `biasField`: a random smooth multiplicative field (coil sensitivity), x' = lo + (x - lo) exp(s b(r)).
+ * Every draw comes from the `Rng` passed in (deterministic per seed); nothing here looks at the labels.
  */
 import { z } from 'zod';
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
 import { gaussianBlur2d } from '../phantoms/index.ts';
+import { BiasFieldAugmentSchema, biasFieldSlice, GinSchema, ginSlice } from './random-intensity-maps.ts';
+
+export { BiasFieldAugmentSchema, GinSchema, type BiasFieldAugmentOptions, type GinOptions } from './random-intensity-maps.ts';
 
 export const IntensityAugmentSchema = z
   .object({
@@ -24,6 +37,10 @@ export const IntensityAugmentSchema = z
     blurMax: z.number().min(0).max(4).default(1),
     /** Noise sigma uniform in [0, noiseMax]. */
     noiseMax: z.number().min(0).max(1).default(0.05),
+    /** GIN (+ IPA) random-network intensity maps, applied before the transforms above; off when absent. */
+    gin: GinSchema.optional(),
+    /** A random smooth multiplicative bias field, applied after GIN and before the transforms above; off when absent. */
+    biasField: BiasFieldAugmentSchema.optional(),
   })
   .strict();
 
@@ -32,6 +49,9 @@ export type IntensityAugmentOptions = z.infer<typeof IntensityAugmentSchema>;
 /** Augments one h x w slice in place. */
 export function augmentSlice(img: Float32Array, h: number, w: number, o: IntensityAugmentOptions, rng: Rng): void {
   const n = h * w;
+  // The new transforms draw nothing from `rng` when they are off, so the set below is bit for bit the old one.
+  if (o.gin !== undefined && rng.next() < o.gin.prob) ginSlice(img, h, w, o.gin, rng);
+  if (o.biasField !== undefined && rng.next() < o.biasField.prob && o.biasField.strengthMax > 0) biasFieldSlice(img, h, w, o.biasField, rng);
   if (rng.next() < o.prob && o.gammaMax > 1) {
     let lo = Infinity;
     let hi = -Infinity;

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+import { IntensityAugmentSchema } from './intensity-augment.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
 
@@ -59,6 +60,14 @@ export const sfdaSuiteSchema = z
         localEpochs: z.number().int().min(1).max(50),
         batchSize: z.number().int().min(1).max(64),
         lr: z.number().positive(),
+        /**
+         * Source-side intensity augmentation / domain randomisation (intensity-augment.ts): every round each source site
+         * trains on a fresh augmented copy of its slices, and the centralized reference on a fresh augmented copy of the
+         * pooled slices every `localEpochs` passes. Off when absent (the source models, and their cache keys, as before).
+         * Off in sfda-suite.json: on tuning seeds 101-103 (session 9, notes/s9/dr.md) every variant tried (nnU-Net set
+         * p 0.5 / 0.25, pointwise GIN, GIN + IPA + bias) cost the phantom source model 4-15 in-domain Dice points.
+         */
+        augment: IntensityAugmentSchema.optional(),
       })
       .strict(),
     /** Pooled training on all source slices, as many passes as the federation made (rounds x local epochs) unless given. */

@@ -31,6 +31,7 @@ import { trainLocal } from '../../site-agent/training/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
+import { augmentDataset } from './intensity-augment.ts';
 import { SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 
 export interface CellRun {
@@ -111,10 +112,15 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
   const cached = filters.sourceCache ? await filters.sourceCache.load(`fed-${key}`) : null;
   if (cached) unet.setWeights(cached);
   else {
+    // `cfg.federated.augment` (when set) reaches the federation here; `sources` stay plain (the statistics below).
+    const t0 = performance.now();
     await trainFederatedSource(unet, sources, { ...cfg.federated, seed, onRound: (r, l) => log(`${d.name} seed ${seed}: federated round ${r}/${cfg.federated.rounds} loss ${l.toFixed(4)}`) });
+    log(`${d.name} seed ${seed}: federated source trained in ${((performance.now() - t0) / 1000).toFixed(1)} s${cfg.federated.augment ? ' (augmented)' : ''}`);
     await filters.sourceCache?.store(`fed-${key}`, unet.getWeights());
   }
   const federated = unet.getWeights();
+  // The source statistics describe the real source domain (the target-side adapter matches them): the plain slices,
+  // never the augmented copies the models were trained on.
   const stats = poolSourceStats(sources.map((s) => computeSourceStats(unet, s)));
   const inDomain = (u: UNet): number => tests.reduce((a, t) => a + scoredSet(t).score(u).dice, 0) / tests.length;
   const fedScore = inDomain(unet);
@@ -126,8 +132,9 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
       const cachedC = filters.sourceCache ? await filters.sourceCache.load(`central-${key}`) : null;
       if (cachedC) central.setWeights(cachedC);
       else {
-        const epochs = cfg.centralized.epochs ?? cfg.federated.rounds * cfg.federated.localEpochs;
-        await trainLocal(central, concatSites(sources), { epochs, batchSize: cfg.federated.batchSize, optimizer: 'adam', lr: cfg.centralized.lr ?? cfg.federated.lr, loss: 'ce+dice', seed });
+        const t0 = performance.now();
+        await trainCentralized(cfg, central, concatSites(sources), seed);
+        log(`${d.name} seed ${seed}: centralized source trained in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
         await filters.sourceCache?.store(`central-${key}`, central.getWeights());
       }
       centralized = central.getWeights();
@@ -138,6 +145,27 @@ async function trainSources(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number,
   }
   log(`${d.name} seed ${seed}: in-domain source Dice federated ${fedScore.toFixed(3)}, centralized ${centScore.toFixed(3)}`);
   return { federated, centralized, stats, score: { seed, federated: fedScore, centralized: centScore } };
+}
+
+/**
+ * The pooled reference: as many passes as the federation made unless `centralized.epochs` says otherwise. With
+ * `federated.augment` it sees the same augmentation: a fresh augmented copy of the pooled slices every `localEpochs`
+ * passes (a fresh Adam each time, as every federated round starts one), so federated vs centralized stays a comparison
+ * of the training scheme alone. Without it, one run over the plain slices (as before, bit for bit).
+ */
+async function trainCentralized(cfg: SfdaSuiteConfig, central: UNet, pooled: SliceDataset, seed: number): Promise<void> {
+  const epochs = cfg.centralized.epochs ?? cfg.federated.rounds * cfg.federated.localEpochs;
+  const train = { batchSize: cfg.federated.batchSize, optimizer: 'adam' as const, lr: cfg.centralized.lr ?? cfg.federated.lr, loss: 'ce+dice' as const };
+  const augment = cfg.federated.augment;
+  if (augment === undefined) {
+    await trainLocal(central, pooled, { ...train, epochs, seed });
+    return;
+  }
+  const chunk = cfg.federated.localEpochs;
+  for (let c = 0, done = 0; done < epochs; c++, done += chunk) {
+    const data = augmentDataset(pooled, augment, seed * 7919 + c * 31 + 104729);
+    await trainLocal(central, data, { ...train, epochs: Math.min(chunk, epochs - done), seed: seed * 1000 + c * 17 });
+  }
 }
 
 /** A row's work; `labelFree`: the final model's label-free scores when the row already has them (the safeguard's). */
