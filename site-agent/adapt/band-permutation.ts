@@ -64,6 +64,12 @@ export interface BandPermutationOptions {
    * objective replaces the pick past the objective + entropy guard above. 'restart-agreement': the candidate whose
    * segmentation of the target comes back most often when its curve is perturbed and re-fitted (restart-agreement.ts)
    * replaces the pick when its mean target entropy after AdaBN is not higher than the pick's (no objective condition).
+   * Opt-in. Tuning seeds 101-103 (session 9), adapter + AdaBN, against 'guard' on the same candidates:
+   * - mricron reorder 0.542 -> 0.601 (the best of the candidates on every seed);
+   * - mricron low-field 0.757 -> 0.777;
+   * - mricron gamma 101 -0.037 and phantom bias 101 -0.031 (the most stable order also had lower entropy);
+   * - the other published cells unchanged.
+   * Cost: about +35-40 s per mricron suite fit (5 candidates x 3 re-fits x 40 steps).
    */
   readonly selection?: 'guard' | 'restart-agreement';
   /** Settings of the 'restart-agreement' selection (ignored by 'guard'). */
