@@ -96,7 +96,7 @@ export const inputAdapterOptionsSchema = z
       .union([
         z.literal(false),
         z
-          .object({ bands: z.number().int().min(2).max(8).optional(), maxPermutations: positiveInt.optional(), refine: positiveInt.optional(), steps: z.number().int().min(0).optional(), bandQuantiles: z.tuple([fraction, fraction]).optional(), bins: positiveInt.optional() })
+          .object({ bands: z.number().int().min(2).max(8).optional(), maxPermutations: positiveInt.optional(), refine: positiveInt.optional(), steps: z.number().int().min(0).optional(), bandQuantiles: z.tuple([fraction, fraction]).optional(), bins: positiveInt.optional(), selection: z.enum(['guard', 'restart-agreement']).optional(), agreement: z.object({ restarts: positiveInt.optional(), sigma: z.number().positive().optional(), steps: positiveInt.optional() }).strict().optional() })
           .strict(),
       ])
       .optional(),

@@ -5,6 +5,9 @@ import type { UNet } from '../model/index.ts';
 import { bandKnots, bandPermutations, intensityBands, permutationValues } from './band-permutation.ts';
 import { applyCurve, evalCurve, fitInputAdapter, POLARITY_CHECK, toUnlabeled, type SourceStats } from './index.ts';
 import { makeNestedBoxes, meanDice, toySourceSetup, TOY_SIZE } from './toy-shift-fixture.ts';
+import { sourceTargets, disposeTargets } from './adapter-objective.ts';
+import { identityCurve, makeCurve } from './intensity-curve.ts';
+import { labelsAfterAdaBn, resolveRestartAgreement, restartAgreement } from './restart-agreement.ts';
 
 describe('intensity bands (multi-level Otsu)', () => {
   it('splits a noisy three-level image at the gaps between the levels', () => {
@@ -99,9 +102,54 @@ describe('band-permutation starts in the input adapter', () => {
     expect(fitInputAdapter(unet, target, stats, POLARITY_CHECK).candidates.map((c) => c.search)).toEqual(['narrow', 'narrow']);
   });
 
+  it("selection 'restart-agreement' scores the same candidates, takes the swap that segments, and says why", () => {
+    // Arrange: the ring / core swap of the first test.
+    const t = makeNestedBoxes(16, TOY_SIZE, 7);
+    const reordered = { ...t, images: t.images.map((v) => (v < 0.25 ? v : v < 0.75 ? v + 0.5 : v - 0.5)) };
+    const target = toUnlabeled(reordered);
+    const base = { seed: 2, steps: 10, randomStarts: 0 };
+    unet.setWeights(sourceWeights);
+    // Act
+    const guard = fitInputAdapter(unet, target, stats, { ...base, bandPermutations: { bands: 3, refine: 2 } });
+    const agree = fitInputAdapter(unet, target, stats, { ...base, bandPermutations: { bands: 3, refine: 2, selection: 'restart-agreement', agreement: { restarts: 2, steps: 5 } } });
+    // Assert: the selection changes the pick only, never the candidates; the model is untouched.
+    expect(unet.getWeights()).toEqual(sourceWeights);
+    expect(agree.candidates.map((c) => c.score)).toEqual(guard.candidates.map((c) => c.score));
+    expect(agree.note).toMatch(/restart agreement \(2 re-fits, sigma 0.3, 5 steps\) pick [0-9.]+, \[0,2,1\] [0-9.]+/);
+    expect(agree.note).toMatch(/; most stable \[0,2,1\]: entropy after AdaBN [0-9.]+ <= [0-9.]+$/);
+    expect(agree.candidates[agree.chosen].permutation).toEqual([0, 2, 1]);
+    expect(meanDice(unet, applyCurve(agree.curve, target), reordered.labels, 3)).toBeGreaterThan(0.85);
+  });
+
+  it('restart agreement: 1 for a curve that re-fits onto itself, lower for a constant curve whose re-fits scatter; deterministic', () => {
+    const ds = makeNestedBoxes(8, TOY_SIZE, 7);
+    const target = toUnlabeled(ds);
+    unet.setWeights(sourceWeights);
+    const tg = sourceTargets(unet, stats, 0, 1000);
+    const o = { steps: 5, lr: 0.05, randomStarts: 0, screen: 0, batchSize: 8, entropyWeight: 0, priorWeight: 0 };
+    try {
+      const identity = identityCurve([0, 0.5, 1]);
+      // A vanishing perturbation and one tiny step: every re-fit segments exactly as the identity does.
+      expect(restartAgreement(unet, target, tg, { ...o, lr: 1e-6 }, identity, { restarts: 2, sigma: 1e-6, steps: 1 }, new Rng(1)).agreement).toBe(1);
+      // A flat curve (everything one grey level) has no structure to come back to: its re-fits from large
+      // perturbations land on different segmentations.
+      const flat = makeCurve([0, 0.5, 1], [0.5, 0.5, 0.5]);
+      const a = restartAgreement(unet, target, tg, o, flat, { restarts: 3, sigma: 1, steps: 5 }, new Rng(1));
+      const b = restartAgreement(unet, target, tg, o, flat, { restarts: 3, sigma: 1, steps: 5 }, new Rng(1));
+      expect(a).toEqual(b);
+      expect(a.agreement).toBeLessThan(0.9);
+      expect(unet.getWeights()).toEqual(sourceWeights);
+      expect(labelsAfterAdaBn(unet, target, identity, 8)).toHaveLength(ds.labels.length);
+      expect(unet.getWeights()).toEqual(sourceWeights);
+    } finally {
+      disposeTargets(tg);
+    }
+  });
+
   it('refuses bad options with typed errors', () => {
     const target = toUnlabeled(makeNestedBoxes(4, TOY_SIZE, 7));
-    for (const bad of [{ bands: 1 }, { bands: 9 }, { refine: 0 }, { maxPermutations: 0 }, { bandQuantiles: [0.9, 0.1] }]) {
+    for (const bad of [{ restarts: 0 }, { sigma: 0 }, { steps: 0 }]) expect(() => resolveRestartAgreement(bad, 40)).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
+    for (const bad of [{ bands: 1 }, { bands: 9 }, { refine: 0 }, { maxPermutations: 0 }, { bandQuantiles: [0.9, 0.1] }, { selection: 'entropy' }, { agreement: { restarts: 0 } }]) {
       expect(() => fitInputAdapter(unet, target, stats, { steps: 0, bandPermutations: bad as never })).toThrow(expect.objectContaining({ code: 'BAD_OPTION' }));
     }
   });

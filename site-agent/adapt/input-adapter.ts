@@ -22,7 +22,10 @@
  * `bandPermutations` (opt-in) adds a discrete search over the order of the target's intensity bands (M bands by
  * multi-level Otsu thresholding, every band order a start, screened by L, the best refined), for contrast reorderings
  * that no start above reaches by gradient steps; its pick replaces the narrow pick only when L is lower AND the mean
- * target entropy after AdaBN is not higher (the wide search's guard); see band-permutation.ts.
+ * target entropy after AdaBN is not higher (the wide search's guard); see band-permutation.ts. With
+ * `bandPermutations.selection: 'restart-agreement'` the pick among the narrow pick and the refined orders is instead
+ * the candidate whose segmentation of the target comes back most often when its curve is perturbed and re-fitted
+ * (restart-agreement.ts): a criterion of stability, not of typicality of the source.
  *
  * `wideSearch` adds a second, wider random search (many screened random curves, refined) and a guarded choice between
  * its best curve and the narrow search's pick; see `WideSearchOptions`.
