@@ -10,6 +10,7 @@ import { STRATEGY_NAMES } from '../coordinator/strategies/create-strategy.ts';
 import { differentialPrivacyConfigSchema } from '../coordinator/strategies/dp-config.ts';
 import { dpSgdConfigSchema, statisticsDpConfigSchema } from '../protocol/privacy/index.ts';
 import { ScannerShiftOrPresetSchema } from './phantoms/index.ts';
+import { IntensityAugmentSchema } from '../site-agent/training/intensity-augment.ts';
 
 export const siteSpecSchema = z
   .object({
@@ -129,6 +130,12 @@ export const federatedScenarioSchema = z.object({
      * 'group'. `seed` makes the sampling and noise reproducible (simulations only: a known seed leaves no privacy).
      */
     dpSgd: dpSgdConfigSchema.optional(),
+    /**
+     * Source-side intensity augmentation (site-agent/training/intensity-augment.ts): every round each site trains
+     * on a fresh augmented copy of its training split (`{}` = the nnU-Net-style set at p 0.5; `gin`, `biasField`
+     * add domain randomisation). Statistics rounds and evaluation see the plain split. Off when absent.
+     */
+    augment: IntensityAugmentSchema.optional(),
   }).strict(),
   /**
    * The statistics rounds after the last round (source-stats.json, class-histogram.json): `differentialPrivacy` has

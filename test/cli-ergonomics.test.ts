@@ -65,6 +65,17 @@ describe('fedsfda command line ergonomics (outside the repository)', () => {
     expect(audit.stderr).toContain('missing.jsonl');
   });
 
+  it('`fedsfda site --augment` refuses a bad option by name before anything starts', async () => {
+    const req = ['site', '--url', 'https://127.0.0.1:1', '--identity', 'i.json', '--coordinator-key', 'k', '--site-id', 's', '--data', 'd'];
+    const bad = await fedsfda(...req, '--augment', '{"prob":2}');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--augment prob: Too big');
+    const notJson = await fedsfda(...req, '--augment', 'gin');
+    expect(notJson.stderr).toContain('--augment takes a JSON object of augmentation options, got "gin"');
+    const unknown = await fedsfda(...req, '--augment', '{"gni":{}}');
+    expect(unknown.stderr).toMatch(/--augment options: Unrecognized key.*gni/);
+  });
+
   it('a failed command logs one line with timestamp, level and typed code, then the plain message, and exits 1', async () => {
     const r = await fedsfda('enroll', 'list', '--dir', join(cwd, 'nowhere'));
     expect(r.code).toBe(1);

@@ -76,6 +76,19 @@ describe('scenario files are strict', () => {
     for (const i of e.issues) expect(i.line).toBeGreaterThan(0);
   });
 
+  it('training.augment: accepted with defaults, a misspelt key or an out-of-range value refused at its path', async () => {
+    const s = await defaultScenario();
+    s.training.augment = { gin: {} };
+    const file = join(dir, 'augment.json');
+    await writeFile(file, JSON.stringify(s));
+    const { raw, text } = await loadScenarioFile(file);
+    expect(parseFederatedScenario(file, raw, text).training.augment).toMatchObject({ prob: 0.5, gin: { prob: expect.any(Number) } });
+    s.training.augment = { prob: 0.5, gamaMax: 2, noiseMax: 7 };
+    const e = await scenarioError('augment-bad.json', JSON.stringify(s, null, 2));
+    expect(e.message).toContain('training.augment.gamaMax: unknown key (did you mean "gammaMax"?)');
+    expect(e.message).toMatch(/training\.augment\.noiseMax/);
+  });
+
   it('an unknown shift preset lists the presets and suggests the closest', async () => {
     const s = await defaultScenario();
     s.sites[0].shift = 'scaner-a';

@@ -12,7 +12,7 @@ import { loadIdentity } from '../../protocol/index.ts';
 import { cryptoNoiseSource, DP_SGD_METRIC, planDpSgd, seededNoiseSource } from '../../protocol/privacy/index.ts';
 import { runSite, type SiteProgress } from '../../site-agent/client/index.ts';
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { DpSgdSession } from '../../site-agent/training/index.ts';
+import { DpSgdSession, roundAugmenter } from '../../site-agent/training/index.ts';
 import { asLocalTrainer, UNetTrainer } from '../../site-agent/client/index.ts';
 import { classHistogram } from '../partition/index.ts';
 import { loadScenarioFile, parseFederatedScenario, type FederatedScenario } from '../scenario.ts';
@@ -103,6 +103,7 @@ async function runOneSite(job: SimulationJob, scenario: FederatedScenario, siteI
     loss: scenario.training.loss,
     seed: scenario.seed * 31 + site.index,
     ...(dpSgd ? { dpSgd } : {}),
+    ...(scenario.training.augment ? { augment: roundAugmenter(scenario.training.augment, scenario.seed * 31 + site.index) } : {}),
   });
   const result = await runSite({
     url: process.env.FEDSFDA_COORDINATOR_URL ?? '',

@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { ConfigError, validateConfig } from '../../protocol/common/index.ts';
 import { commonAdaptOptionsSchema, methodAdaptOptionsSchema } from './adapt-options-schema.ts';
-import { IntensityAugmentSchema } from './intensity-augment.ts';
+import { IntensityAugmentSchema } from '../../site-agent/training/index.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
 

@@ -9,7 +9,7 @@ import { createStrategy, type FitResult, type StrategySpec } from '../../coordin
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import type { UNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/training/index.ts';
-import { augmentDataset, type IntensityAugmentOptions } from './intensity-augment.ts';
+import { augmentDataset, type IntensityAugmentOptions } from '../../site-agent/training/index.ts';
 
 export interface FederatedSourceConfig {
   readonly rounds: number;

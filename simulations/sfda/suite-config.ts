@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
-import { IntensityAugmentSchema } from './intensity-augment.ts';
+import { IntensityAugmentSchema } from '../../site-agent/training/index.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
 

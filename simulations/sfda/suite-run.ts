@@ -31,7 +31,7 @@ import { trainLocal } from '../../site-agent/training/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
-import { augmentDataset } from './intensity-augment.ts';
+import { augmentDataset } from '../../site-agent/training/index.ts';
 import { SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 
 export interface CellRun {

@@ -18,7 +18,7 @@ import { createUNet } from '../../site-agent/model/index.ts';
 import { parseSfdaBenchmarkConfig } from './benchmark-config.ts';
 import { trainFederatedSource } from './federated-source.ts';
 import { benchmarkSite } from './run-benchmark.ts';
-import { IntensityAugmentSchema } from './intensity-augment.ts';
+import { IntensityAugmentSchema } from '../../site-agent/training/index.ts';
 
 const arg = (k: string): string | undefined => {
   const i = process.argv.indexOf(k);

@@ -11,11 +11,12 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import { Enrollment, loadIdentity, parsePublicKey } from '../../protocol/index.ts';
 import { DEFAULT_GIVE_UP_AFTER_MS, DEFAULT_MAX_ATTEMPTS, runSite } from '../client/index.ts';
-import { getLogger } from '../../protocol/common/index.ts';
+import { describeFirstIssue, getLogger } from '../../protocol/common/index.ts';
 import { loadSiteDataset } from '../data/dataset/index.ts';
 import { initEngine } from '../engine/index.ts';
 import { asLocalTrainer, UNetTrainer } from '../client/index.ts';
 import { splitByCase } from '../data/index.ts';
+import { IntensityAugmentSchema, roundAugmenter, type IntensityAugmentOptions } from '../training/index.ts';
 import { AuditLog, formatAudit, summarizeAudit } from './audit-log.ts';
 
 function int(name: string, min: number, max: number) {
@@ -30,6 +31,24 @@ function fraction(v: string): number {
   const n = Number(v);
   if (!(n > 0 && n < 1)) throw new InvalidArgumentError('must be a number in (0, 1)');
   return n;
+}
+
+/**
+ * `--augment` alone: the nnU-Net-style set at p 0.5; `--augment '{"gin":{}}'`: the options of
+ * site-agent/training/intensity-augment.ts as JSON (unknown fields and out-of-range values are refused by name).
+ */
+function augmentOption(v: string | true): IntensityAugmentOptions {
+  let raw: unknown = {};
+  if (v !== true) {
+    try {
+      raw = JSON.parse(v);
+    } catch {
+      throw new InvalidArgumentError(`--augment takes a JSON object of augmentation options, got ${JSON.stringify(v)}`);
+    }
+  }
+  const parsed = IntensityAugmentSchema.safeParse(raw);
+  if (!parsed.success) throw new InvalidArgumentError(`--augment ${describeFirstIssue(parsed.error, { root: 'options' })}`);
+  return parsed.data;
 }
 
 /** The coordinator key may be given as base64 or as a file holding it (or an identity/public JSON with `publicKey`). */
@@ -92,6 +111,7 @@ interface SiteOptions {
   optimizer: 'sgd' | 'adam';
   loss: 'ce' | 'dice' | 'ce+dice';
   seed: number;
+  augment?: IntensityAugmentOptions | true;
   skipBad?: boolean;
   token?: string;
   audit: string;
@@ -125,6 +145,7 @@ export function registerSiteCommands(program: Command): void {
     .addOption(new Option('--optimizer <name>', 'local optimizer').choices(['sgd', 'adam']).default('adam'))
     .addOption(new Option('--loss <name>', 'training loss').choices(['ce', 'dice', 'ce+dice']).default('ce+dice'))
     .option('--seed <n>', 'seed for shuffling and the empty-slice choice', int('seed', 0, 2 ** 31 - 1), 0)
+    .addOption(new Option('--augment [json]', 'train every round on a fresh augmented copy of the local data (domain randomisation; statistics and validation stay plain): alone the nnU-Net-style set, or a JSON object of options, e.g. \'{"prob":0.5,"gin":{}}\'').argParser(augmentOption))
     .option('--skip-bad', 'skip unusable files (listed) instead of refusing to start')
     .option('--token <token>', 'one-time enrollment token (first connection of a site not yet on the allow-list)')
     .option('--audit <file>', 'append-only audit log of what was sent', 'fedsfda-audit.jsonl')
@@ -150,7 +171,8 @@ export function registerSiteCommands(program: Command): void {
       const coordinatorKey = await readCoordinatorKey(o.coordinatorKey);
       const audit = new AuditLog(resolve(o.audit));
       audit.write({ type: 'session', siteId: o.siteId, coordinatorUrl: o.url, coordinatorKey });
-      const trainer = new UNetTrainer({ train, val, batchSize: o.batch, optimizer: o.optimizer, loss: o.loss, seed: o.seed });
+      const augment = o.augment === true ? augmentOption(true) : o.augment;
+      const trainer = new UNetTrainer({ train, val, batchSize: o.batch, optimizer: o.optimizer, loss: o.loss, seed: o.seed, ...(augment ? { augment: roundAugmenter(augment, o.seed) } : {}) });
       const result = await runSite({
         url: o.url,
         identity: await loadIdentity(o.identity),

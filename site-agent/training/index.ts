@@ -17,3 +17,5 @@ export { DpSgdSession } from './dp-sgd-session.ts';
 export { profileTrainStep, type ProfileOptions, type ProfileResult, type KernelUse } from './profile-train-step.ts';
 export { makeSquaresDataset } from './squares-fixture.ts';
 export { yieldToEventLoop, runSteps, runStepsYielding } from './yield-steps.ts';
+export { augmentDataset, augmentSlice, roundAugmenter, IntensityAugmentSchema, type IntensityAugmentOptions } from './intensity-augment.ts';
+export { BiasFieldAugmentSchema, GinSchema, type BiasFieldAugmentOptions, type GinOptions } from './random-intensity-maps.ts';

@@ -1,10 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../protocol/common/index.ts';
-import { generateSiteData } from '../phantoms/index.ts';
+import { generateSiteData } from '../../simulations/phantoms/index.ts';
 import { augmentDataset, IntensityAugmentSchema } from './intensity-augment.ts';
 import { biasFieldSlice, GinSchema, ginSlice, smoothRandomField } from './random-intensity-maps.ts';
-import { parseSfdaSuiteConfig } from './suite-config.ts';
-import suiteFile from '../scenarios/sfda-suite.json' with { type: 'json' };
+import { parseSfdaSuiteConfig } from '../../simulations/sfda/suite-config.ts';
+import suiteFile from '../../simulations/scenarios/sfda-suite.json' with { type: 'json' };
 
 const ds = generateSiteData({ seed: 3, numCases: 1, slicesPerCase: 2, size: 16, numClasses: 3, shift: 'scanner-a' });
 const ramp = (): Float32Array => Float32Array.from({ length: 64 }, (_, i) => i / 63);

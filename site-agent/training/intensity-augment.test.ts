@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Rng } from '../../protocol/common/index.ts';
-import { generateSiteData } from '../phantoms/index.ts';
-import { augmentDataset, augmentSlice, IntensityAugmentSchema } from './intensity-augment.ts';
+import { generateSiteData } from '../../simulations/phantoms/index.ts';
+import { augmentDataset, augmentSlice, IntensityAugmentSchema, roundAugmenter } from './intensity-augment.ts';
 
 describe('source intensity augmentation', () => {
   const ds = generateSiteData({ seed: 3, numCases: 1, slicesPerCase: 2, size: 16, numClasses: 3, shift: 'scanner-a' });
@@ -34,5 +34,26 @@ describe('source intensity augmentation', () => {
     augmentSlice(img, 4, 4, IntensityAugmentSchema.parse({ prob: 0 }), new Rng(2));
     expect([...img]).toEqual(Array.from({ length: 16 }, (_, i) => i));
     expect(IntensityAugmentSchema.safeParse({ contrast: 2 }).success).toBe(false);
+  });
+
+  it('augments each channel of a multi-channel slice on its own, and the per-round augmenter is seeded by round', () => {
+    const px = 16 * 16;
+    const two = { ...ds, channels: 2, images: new Float32Array(ds.n * px * 2) };
+    // Channel 0 is the phantom, channel 1 its negative: interleaved NHWC.
+    for (let s = 0; s < ds.n; s++) for (let i = 0; i < px; i++) {
+      two.images[(s * px + i) * 2] = ds.images[s * px + i];
+      two.images[(s * px + i) * 2 + 1] = -ds.images[s * px + i];
+    }
+    const o = IntensityAugmentSchema.parse({ prob: 1 });
+    const a = augmentDataset(two, o, 5);
+    const ch = (d: typeof a, c: number) => Array.from({ length: ds.n * px }, (_, k) => d.images[k * 2 + c]);
+    expect(ch(a, 0)).not.toEqual(ch(two, 0));
+    expect(ch(a, 1)).not.toEqual(ch(two, 1));
+    // Independent draws: channel 1 is no longer the negative of channel 0.
+    expect(ch(a, 1)).not.toEqual(ch(a, 0).map((v) => -v));
+    expect(a.images.every(Number.isFinite)).toBe(true);
+    const perRound = roundAugmenter(o, 9);
+    expect(perRound(ds, 2).images).toEqual(augmentDataset(ds, o, 9 * 7919 + 2 * 31).images);
+    expect(perRound(ds, 2).images).not.toEqual(perRound(ds, 3).images);
   });
 });

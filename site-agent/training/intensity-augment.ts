@@ -1,5 +1,5 @@
 /**
- * Source-side intensity augmentation for the SFDA benchmark: every FedAvg round each source site trains on a freshly
+ * Source-side intensity augmentation (domain randomisation) for federated training: every round a site trains on a freshly
  * augmented copy of its slices. Standard, target-agnostic intensity perturbations only — random gamma,
  * brightness/contrast, Gaussian blur and Gaussian noise (the nnU-Net style set, Isensee et al., Nat. Methods 2021,
  * suppl. "data augmentation") — and deliberately NOT contrast inversion: the source must not know the target's shift.
@@ -16,9 +16,8 @@
  * Every draw comes from the `Rng` passed in (deterministic per seed); nothing here looks at the labels.
  */
 import { z } from 'zod';
-import type { SliceDataset } from '../../site-agent/data/index.ts';
+import { gaussianBlur2d, type SliceDataset } from '../data/index.ts';
 import { Rng } from '../../protocol/common/index.ts';
-import { gaussianBlur2d } from '../phantoms/index.ts';
 import { BiasFieldAugmentSchema, biasFieldSlice, GinSchema, ginSlice } from './random-intensity-maps.ts';
 
 export { BiasFieldAugmentSchema, GinSchema, type BiasFieldAugmentOptions, type GinOptions } from './random-intensity-maps.ts';
@@ -82,12 +81,35 @@ export function augmentSlice(img: Float32Array, h: number, w: number, o: Intensi
   }
 }
 
-/** A copy of `ds` whose images are independently augmented per slice (labels and metadata shared). */
+/**
+ * A copy of `ds` whose images are independently augmented per slice and, for multi-channel images (NHWC), per
+ * channel (each MR sequence gets its own random contrast); labels and metadata are shared.
+ */
 export function augmentDataset(ds: SliceDataset, o: IntensityAugmentOptions, seed: number): SliceDataset {
-  if (ds.channels !== 1) throw new RangeError(`augmentDataset: expected 1-channel images, got ${ds.channels}`);
   const rng = new Rng(seed);
   const images = new Float32Array(ds.images);
   const px = ds.height * ds.width;
-  for (let s = 0; s < ds.n; s++) augmentSlice(images.subarray(s * px, (s + 1) * px), ds.height, ds.width, o, rng);
+  const c = ds.channels;
+  if (c === 1) {
+    for (let s = 0; s < ds.n; s++) augmentSlice(images.subarray(s * px, (s + 1) * px), ds.height, ds.width, o, rng);
+    return { ...ds, images };
+  }
+  const plane = new Float32Array(px);
+  for (let s = 0; s < ds.n; s++) {
+    const base = s * px * c;
+    for (let ch = 0; ch < c; ch++) {
+      for (let i = 0; i < px; i++) plane[i] = images[base + i * c + ch];
+      augmentSlice(plane, ds.height, ds.width, o, rng);
+      for (let i = 0; i < px; i++) images[base + i * c + ch] = plane[i];
+    }
+  }
   return { ...ds, images };
+}
+
+/**
+ * The per-round augmenter a site's trainer uses (UNetTrainer's `augment`): round r trains on a fresh copy drawn
+ * from seed `seed * 7919 + r * 31`, so runs repeat and rounds differ.
+ */
+export function roundAugmenter(o: IntensityAugmentOptions, seed: number): (ds: SliceDataset, round: number) => SliceDataset {
+  return (ds, round) => augmentDataset(ds, o, seed * 7919 + round * 31);
 }
