@@ -36,7 +36,11 @@ const datasetSchema = z
     families: z.array(familySchema).min(1).max(32),
     /**
      * This consortium's source augmentation recipe: overrides `federated.augment` for this dataset's source models
-     * (same meaning, same cache key as `federated.augment` with these options).
+     * (same meaning, same cache key as `federated.augment` with these options). sfda-suite.json sets `{}` (the
+     * nnU-Net-style set, p 0.5) for mricron only, chosen on tuning seeds 101-103 (session 9, BENCHMARKS.md): mricron's
+     * in-domain source Dice rose (0.748 -> 0.780) and every published family's best source-free row rose or held (mean
+     * gap closed 65% -> 87%); on phantoms every recipe tried cost 4-17 in-domain points, which a consortium sees on
+     * its own validation data before any target exists, so the phantom consortium trains plain.
      */
     sourceAugment: IntensityAugmentSchema.optional(),
   })
@@ -69,8 +73,9 @@ export const sfdaSuiteSchema = z
          * Source-side intensity augmentation / domain randomisation (intensity-augment.ts): every round each source site
          * trains on a fresh augmented copy of its slices, and the centralized reference on a fresh augmented copy of the
          * pooled slices every `localEpochs` passes. Off when absent (the source models, and their cache keys, as before).
-         * Off in sfda-suite.json: on tuning seeds 101-103 (session 9, notes/s9/dr.md) every variant tried (nnU-Net set
-         * p 0.5 / 0.25, pointwise GIN, GIN + IPA + bias) cost the phantom source model 4-15 in-domain Dice points.
+         * Off for every dataset in sfda-suite.json (mricron sets its own `sourceAugment`): on tuning seeds 101-103
+         * (session 9) every variant tried (nnU-Net set p 0.5 / 0.25, pointwise GIN, GIN + IPA + bias) cost the phantom
+         * source model 4-17 in-domain Dice points.
          */
         augment: IntensityAugmentSchema.optional(),
         /**
