@@ -57,12 +57,16 @@ describe('band-permutation starts in the input adapter', () => {
 
   afterAll(() => unet?.dispose());
 
+  /** The toy target whose ring (0.5 at the source) and core (1.0) swap levels, and its labels. */
+  const ringCoreSwapped = () => {
+    const t = makeNestedBoxes(16, TOY_SIZE, 7);
+    return { target: toUnlabeled({ ...t, images: t.images.map((v) => (v < 0.25 ? v : v < 0.75 ? v + 0.5 : v - 0.5)) }), labels: t.labels };
+  };
+
   it('recovers a swapped band order that the identity / negation starts miss, label-free, and says so', () => {
     // Arrange: the ring (0.5 at the source) and the core (1.0) swap levels; identity + negation starts only, no random
     // curves, so that only the band search can find the reordering.
-    const t = makeNestedBoxes(16, TOY_SIZE, 7);
-    const reordered = { ...t, images: t.images.map((v) => (v < 0.25 ? v : v < 0.75 ? v + 0.5 : v - 0.5)) };
-    const target = toUnlabeled(reordered);
+    const { target, labels } = ringCoreSwapped();
     const base = { seed: 2, steps: 10, randomStarts: 0 };
     unet.setWeights(sourceWeights);
     // Act
@@ -74,7 +78,7 @@ describe('band-permutation starts in the input adapter', () => {
     expect(fit.candidates[2]).toMatchObject({ start: 'band-permutation', search: 'bands', permutation: [0, 2, 1] });
     expect(fit.chosen).toBe(2);
     expect(fit.note).toMatch(/; band permutations \(M=3, .*\): took \[0,2,1\], objective [0-9.]+ < [0-9.]+, entropy after AdaBN/);
-    const dice = (curve: typeof fit.curve): number => meanDice(unet, applyCurve(curve, target), reordered.labels, 3);
+    const dice = (curve: typeof fit.curve): number => meanDice(unet, applyCurve(curve, target), labels, 3);
     expect(dice(fit.curve)).toBeGreaterThan(0.85);
     expect(dice(fit.curve)).toBeGreaterThan(dice(without.curve) + 0.2);
   });
@@ -104,9 +108,7 @@ describe('band-permutation starts in the input adapter', () => {
 
   it("selection 'restart-agreement' scores the same candidates, takes the swap that segments, and says why", () => {
     // Arrange: the ring / core swap of the first test.
-    const t = makeNestedBoxes(16, TOY_SIZE, 7);
-    const reordered = { ...t, images: t.images.map((v) => (v < 0.25 ? v : v < 0.75 ? v + 0.5 : v - 0.5)) };
-    const target = toUnlabeled(reordered);
+    const { target, labels } = ringCoreSwapped();
     const base = { seed: 2, steps: 10, randomStarts: 0 };
     unet.setWeights(sourceWeights);
     // Act
@@ -118,7 +120,7 @@ describe('band-permutation starts in the input adapter', () => {
     expect(agree.note).toMatch(/restart agreement \(2 re-fits, sigma 0.3, 5 steps\) pick [0-9.]+, \[0,2,1\] [0-9.]+/);
     expect(agree.note).toMatch(/; most stable \[0,2,1\]: entropy after AdaBN [0-9.]+ <= [0-9.]+$/);
     expect(agree.candidates[agree.chosen].permutation).toEqual([0, 2, 1]);
-    expect(meanDice(unet, applyCurve(agree.curve, target), reordered.labels, 3)).toBeGreaterThan(0.85);
+    expect(meanDice(unet, applyCurve(agree.curve, target), labels, 3)).toBeGreaterThan(0.85);
   });
 
   it('restart agreement: 1 for a curve that re-fits onto itself, lower for a constant curve whose re-fits scatter; deterministic', () => {
