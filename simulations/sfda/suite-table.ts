@@ -26,8 +26,13 @@ export interface FamilySummary {
   readonly heldOut: boolean;
   readonly sourceOnly: number;
   readonly supervised: number;
-  /** The source-free row with the highest mean Dice, and its share of the gap. */
+  /**
+   * The source-free row with the highest mean Dice, and its share of the gap (NaN when there is no gap: the
+   * supervised reference is not above source-only by more than `noise`, see `noGap`).
+   */
   readonly best: { row: string; dice: number; gapClosed: number } | null;
+  /** Source-only is within `noise` of the target-supervised reference or above it: a share of the gap means nothing. */
+  readonly noGap: boolean;
   /** Source-free rows whose mean ends below source-only by more than `noise`. */
   readonly belowSourceOnly: string[];
   /** Rows (other than the supervised one) whose mean beats the supervised reference. */
@@ -45,6 +50,7 @@ export function summarizeFamilies(r: DatasetResult, noise = 0.01): FamilySummary
     const col = column(r, name);
     const so = col.get(SOURCE_ONLY)?.mean ?? NaN;
     const sup = col.get(TARGET_SUPERVISED)?.mean ?? NaN;
+    const noGap = sup - so <= noise;
     let best: FamilySummary['best'] = null;
     const below: string[] = [];
     const above: string[] = [];
@@ -52,9 +58,9 @@ export function summarizeFamilies(r: DatasetResult, noise = 0.01): FamilySummary
       if (row !== TARGET_SUPERVISED && s.mean > sup) above.push(row);
       if (isReference(row)) continue;
       if (s.mean < so - noise) below.push(row);
-      if (best === null || s.mean > best.dice) best = { row, dice: s.mean, gapClosed: (s.mean - so) / (sup - so) };
+      if (best === null || s.mean > best.dice) best = { row, dice: s.mean, gapClosed: noGap ? NaN : (s.mean - so) / (sup - so) };
     }
-    return { family: name, heldOut, sourceOnly: so, supervised: sup, best, belowSourceOnly: below, aboveSupervised: above };
+    return { family: name, heldOut, sourceOnly: so, supervised: sup, best, noGap, belowSourceOnly: below, aboveSupervised: above };
   });
 }
 
@@ -70,7 +76,8 @@ function table(r: DatasetResult, families: string[], title: string): string[] {
   }
   const sums = summarizeFamilies(r).filter((s) => families.includes(s.family));
   lines.push(`${'best source-free'.padEnd(w)}${sums.map((s) => (s.best ? s.best.row.slice(0, cw - 1) : 'n/a').padEnd(cw)).join('')}`);
-  lines.push(`${'gap closed'.padEnd(w)}${sums.map((s) => (s.best && Number.isFinite(s.best.gapClosed) ? `${(100 * s.best.gapClosed).toFixed(0)}%` : 'n/a').padEnd(cw)).join('')}`);
+  const gapText = (s: FamilySummary): string => (s.noGap && Number.isFinite(s.supervised) ? 'no gap' : s.best && Number.isFinite(s.best.gapClosed) ? `${(100 * s.best.gapClosed).toFixed(0)}%` : 'n/a');
+  lines.push(`${'gap closed'.padEnd(w)}${sums.map((s) => gapText(s).padEnd(cw)).join('')}`);
   return lines;
 }
 
@@ -99,6 +106,7 @@ export function formatSuiteDataset(r: DatasetResult, seeds: readonly number[]): 
   lines.push(`${r.name}: safeguard fallbacks to the unadapted model per row: ${fb.length === 0 ? 'none' : fb.map(([row, c]) => `${row} ${c.fallbacks}/${c.cells}`).join(', ')}`);
   for (const s of summarizeFamilies(r)) {
     const issues: string[] = [];
+    if (s.noGap && Number.isFinite(s.supervised)) issues.push(`no gap: source-only ${s.sourceOnly.toFixed(3)} vs target-supervised ${s.supervised.toFixed(3)}`);
     if (s.belowSourceOnly.length) issues.push(`below source-only: ${s.belowSourceOnly.join(', ')}`);
     if (s.aboveSupervised.length) issues.push(`above target-supervised: ${s.aboveSupervised.join(', ')}`);
     if (issues.length) lines.push(`${r.name} ${s.family}: ${issues.join('; ')}`);
