@@ -27,11 +27,10 @@ import {
 } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
-import { trainLocal } from '../../site-agent/training/index.ts';
+import { augmentDataset, trainLocal } from '../../site-agent/training/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
 import { trainFederatedSource } from './federated-source.ts';
-import { augmentDataset } from '../../site-agent/training/index.ts';
 import { SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 
 export interface CellRun {
