@@ -277,6 +277,14 @@ function prefix(a: Float64Array): Float64Array {
   return p;
 }
 
+/** The band search's entropy guard: `other` may replace the pick only if the target's entropy after AdaBN is not higher. */
+function entropyGuard(unet: UNet, target: UnlabeledSlices, o: Resolved, pick: IntensityCurve, other: IntensityCurve): { take: boolean; text: string } {
+  const hPick = scoreEntropyAfterAdaBn(unet, target, pick, o.batchSize);
+  const hOther = scoreEntropyAfterAdaBn(unet, target, other, o.batchSize);
+  const take = hOther <= hPick;
+  return { take, text: `entropy after AdaBN ${hOther.toFixed(4)} ${take ? '<=' : '>'} ${hPick.toFixed(4)}` };
+}
+
 /**
  * The search and its guard on top of the adapter's pick `candidates[chosen]` (whose `score` is its objective when
  * `pickObjective` is null, else `pickObjective` is). Returns the refined permutation candidates, the new pick's index
@@ -313,19 +321,15 @@ export function guardedBandPermutation(
       // Stability alone also rewards a consistently wrong segmentation (a stable class swap: mricron inversion 102
       // took an order with Dice 0.002 at agreement 0.857 > the negation's 0.707, tuning seeds, session 9), so the most
       // stable order must also pass the band search's entropy guard against the pick.
-      const hPick = scoreEntropyAfterAdaBn(unet, target, pick.curve, o.batchSize);
-      const hTop = scoreEntropyAfterAdaBn(unet, target, pool[top], o.batchSize);
-      const take = hTop <= hPick;
-      verdict += `; most stable ${names[top]}: entropy after AdaBN ${hTop.toFixed(4)} ${take ? '<=' : '>'} ${hPick.toFixed(4)}`;
-      if (take) chosen = pick.count + top - 1;
+      const guard = entropyGuard(unet, target, o, pick.curve, pool[top]);
+      verdict += `; most stable ${names[top]}: ${guard.text}`;
+      if (guard.take) chosen = pick.count + top - 1;
     }
   } else if (best.score >= pick.objective) verdict = `objective ${best.score.toFixed(4)} not below the pick's ${pick.objective.toFixed(4)}`;
   else {
-    const hPick = scoreEntropyAfterAdaBn(unet, target, pick.curve, o.batchSize);
-    const hBest = scoreEntropyAfterAdaBn(unet, target, best.curve, o.batchSize);
-    const take = hBest <= hPick;
-    verdict = `objective ${best.score.toFixed(4)} < ${pick.objective.toFixed(4)}, entropy after AdaBN ${hBest.toFixed(4)} ${take ? '<=' : '>'} ${hPick.toFixed(4)}`;
-    if (take) chosen = pick.count;
+    const guard = entropyGuard(unet, target, o, pick.curve, best.curve);
+    verdict = `objective ${best.score.toFixed(4)} < ${pick.objective.toFixed(4)}, ${guard.text}`;
+    if (guard.take) chosen = pick.count;
   }
   const levels = bands.means.map((m) => m.toFixed(2)).join(' < ');
   const tried = refined.map((c) => `[${c.permutation.join(',')}] ${c.screened.toFixed(4)} -> ${c.score.toFixed(4)}`).join(', ');
