@@ -10,6 +10,7 @@
  * random-permutation starts alone can miss an order a label-free band start finds (session 8: mricron reorder 101).
  * Tuning seeds only (it refuses 1-3), source models from the tuning cache of run-suite.ts:
  *   npx tsx simulations/sfda/oracle-curve.ts --datasets phantom --families reorder --seeds 101,102,103 --cache DIR
+ * `--supervised no` skips the target-supervised reference (it does not depend on the source model: suite logs have it).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { readFile } from 'node:fs/promises';
@@ -20,7 +21,7 @@ import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { diskSourceCache } from './run-suite.ts';
 import { parseSfdaSuiteConfig } from './suite-config.ts';
-import { trainTargetSupervised } from './suite-run.ts';
+import { configuredRecipe, federatedCacheKey, trainTargetSupervised } from './suite-run.ts';
 
 function dice(unet: UNet, ds: SliceDataset, curve?: IntensityCurve): number {
   const images = toUnlabeled(ds);
@@ -73,8 +74,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     for (const f of d.families.filter((x) => (arg('--families') ?? 'reorder').split(',').includes(x.name))) {
       for (const seed of seeds) {
         const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
-        const key = JSON.stringify({ d: { ...d, families: undefined }, model: cfg.model, fed: cfg.federated, seed });
-        const w = await cache.load(`fed-${key}`);
+        // The configured recipe's model (mricron's is trained with its `sourceAugment` since session 9).
+        const w = await cache.load(`fed-${federatedCacheKey(cfg, configuredRecipe(cfg, d), d, seed)}`);
         if (w === null) throw new Error(`no cached source model for ${d.name} seed ${seed} (run run-suite.ts with --cache first)`);
         unet.setWeights(w);
         const test = await benchmarkSiteData(d, seed * 100 + 51, f.shift, d.testCases, 'tgt-test');
@@ -105,6 +106,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
           const orders = [Array.from({ length: d.numClasses }, (_, j) => j), ...bandPermutations(d.numClasses, Infinity, rng)];
           const best = bestOf(knots, orders.map((o) => permutationValues(knots, band, o)), Number(bandSteps));
           parts.push(`oracle band-order curve K=${knots.length} (${orders.length} orders): ${best.raw.toFixed(3)} (after AdaBN ${best.adabn.toFixed(3)})`);
+        }
+        if (arg('--supervised') === 'no') {
+          console.log(`${d.name} seed ${seed} ${f.name}: ${parts.join(', ')}`);
+          unet.dispose();
+          continue;
         }
         unet.setWeights(w);
         const sup = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');

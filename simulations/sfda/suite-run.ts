@@ -105,10 +105,23 @@ interface SourceModels {
 }
 
 /** A federated training recipe (the `federated` block, with the dataset's `sourceAugment` folded in). */
-type FederatedRecipe = SfdaSuiteConfig['federated'];
+export type FederatedRecipe = SfdaSuiteConfig['federated'];
+
+/**
+ * The source-model cache key of a federated recipe (`fed-${key}` / `central-${key}` in `SuiteFilters.sourceCache`):
+ * the one home of that contract, also read by oracle-curve.ts. `configuredRecipe` gives the recipe the suite trains by default.
+ */
+export function federatedCacheKey(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number): string {
+  return JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined }, model: cfg.model, fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
+}
+
+/** The federated recipe as configured: the `federated` block with the dataset's `sourceAugment` folded in. */
+export function configuredRecipe(cfg: SfdaSuiteConfig, d: SuiteDataset): FederatedRecipe {
+  return d.sourceAugment ? { ...cfg.federated, augment: d.sourceAugment } : cfg.federated;
+}
 
 async function trainFederatedCached(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<string> {
-  const key = JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined }, model: cfg.model, fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
+  const key = federatedCacheKey(cfg, fed, d, seed);
   const cached = filters.sourceCache ? await filters.sourceCache.load(`fed-${key}`) : null;
   if (cached) unet.setWeights(cached);
   else {
@@ -130,7 +143,7 @@ const meanSourceDice = (u: UNet, sets: readonly SliceDataset[]): number => sets.
  * this before any target exists); otherwise the configured one. `unet` ends holding the kept model.
  */
 async function chooseFederatedRecipe(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<{ fed: FederatedRecipe; key: string }> {
-  const fed: FederatedRecipe = d.sourceAugment ? { ...cfg.federated, augment: d.sourceAugment } : cfg.federated;
+  const fed = configuredRecipe(cfg, d);
   if (fed.augment === undefined || fed.augmentSelection !== 'validation') return { fed, key: await trainFederatedCached(cfg, fed, d, seed, unet, sources, filters, log) };
   const val = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 80 + i, s.shift, fed.augmentValidationCases ?? d.sourceTestCases, `src${i}-val`)));
   const plain: FederatedRecipe = { ...fed, augment: undefined };
