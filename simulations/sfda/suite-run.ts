@@ -112,7 +112,8 @@ export type FederatedRecipe = SfdaSuiteConfig['federated'];
  * the one home of that contract, also read by oracle-curve.ts. `configuredRecipe` gives the recipe the suite trains by default.
  */
 export function federatedCacheKey(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number): string {
-  return JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined }, model: cfg.model, fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
+  // Only what the source model depends on: not the target families, not the target-supervised reference's training.
+  return JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, targetSupervised: undefined }, model: cfg.model, fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
 }
 
 /** The federated recipe as configured: the `federated` block with the dataset's `sourceAugment` folded in. */
