@@ -100,7 +100,9 @@ export const multiTargetSchema = z
             refine: z.number().int().min(0).max(200).default(0),
             /**
              * A site that took the pooled curve (within `tolerance`) but refused the pooled statistics (beyond
-             * `entropyTolerance`) keeps the result of adapting alone instead of its half-pooled one.
+             * `entropyTolerance`) keeps the result of adapting alone instead of its half-pooled one. Without
+             * `inputCurve` (every site on its own curve) and with `bnMoments`: a site that refuses the pooled statistics
+             * keeps its alone result (FedBN-averaged weights included), i.e. each site chooses whole package or alone.
              */
             keepAlone: z.boolean().default(false),
             /**

@@ -267,9 +267,12 @@ export async function adaptSites(
     if (mode === 'federated' && share.keepAlone && partial.some((x) => x)) {
       // A site that took the pooled curve but refused the pooled statistics holds half a package (the pooled curve
       // brought nothing without the statistics on the tuning seeds, only noise). Each such site also adapts alone (its
-      // own curve, statistics and rounds: local work only, no exchange) and keeps that result instead.
+      // own curve, statistics and rounds: local work only, no exchange) and keeps that result instead. Without a pooled
+      // curve every site "took" its own, so a site that refuses the pooled statistics keeps its alone result: the
+      // site's choice is between the whole federated package and adapting alone (sfda-multi-target-mricron.json).
       const alone = await adaptSites(cfg, p, 'alone', { onProgress: (): void => undefined });
-      log(`seed ${p.seed} federated: pooled curve without pooled statistics, alone result kept by ${d.targets.flatMap((t, i) => (partial[i] ? [`${t.id} (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`] : [])).join(', ')}`);
+      const what = share.inputCurve ? 'pooled curve without pooled statistics' : 'pooled statistics refused';
+      log(`seed ${p.seed} federated: ${what}, alone result kept by ${d.targets.flatMap((t, i) => (partial[i] ? [`${t.id} (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`] : [])).join(', ')}`);
       dice = dice.map((x, i) => (partial[i] ? alone[i] : x));
     }
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
