@@ -103,6 +103,7 @@ describe('pooled BN moments with the sites\' own statistics as the start', () =>
     expectMaskedWordsUniform(maskedWords(seen));
     expectNoPlainVectorSeen(seen, sums.filter((x) => x.purpose === 'statistics').flatMap((x) => x.inputs), 3);
     const bn = lines.find((m) => m.includes('pooled BN statistics kept by')) ?? '';
+    expect(bn).not.toBe('');
     for (const s of r.sites) if (bn.includes(`${s.id} no`)) expect(s.federated[0]).toBe(s.alone[0]);
   }, 300_000);
 });

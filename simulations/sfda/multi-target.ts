@@ -330,9 +330,10 @@ export function formatMultiTarget(r: MultiTargetResult): string {
     return `${mean >= 0 ? '' : '-'}${Math.abs(mean).toFixed(3)} ± ${std.toFixed(3)}`;
   };
   const cols = ['source-only', 'curve + AdaBN', 'adapting alone', 'federated', 'federated - alone'];
+  const width = Math.max(12, ...r.sites.map((s) => s.id.length + 2));
   const row = (name: string, v: Pick<SiteOutcome, 'sourceOnly' | 'curveAdaBn' | 'alone' | 'federated'>): string =>
-    name.padEnd(12) + [v.sourceOnly, v.curveAdaBn, v.alone, v.federated, v.federated.map((x, k) => x - v.alone[k])].map((x) => m(x).padEnd(19)).join('');
-  const lines = ['site'.padEnd(12) + cols.map((c) => c.padEnd(19)).join('')];
+    name.padEnd(width) + [v.sourceOnly, v.curveAdaBn, v.alone, v.federated, v.federated.map((x, k) => x - v.alone[k])].map((x) => m(x).padEnd(19)).join('');
+  const lines = ['site'.padEnd(width) + cols.map((c) => c.padEnd(19)).join('')];
   for (const s of r.sites) lines.push(row(s.id, s));
   const meanOver = (key: 'alone' | 'federated' | 'sourceOnly' | 'curveAdaBn'): number[] => r.seeds.map((_, k) => r.sites.reduce((a, s) => a + s[key][k], 0) / r.sites.length);
   lines.push(row('mean', { sourceOnly: meanOver('sourceOnly'), curveAdaBn: meanOver('curveAdaBn'), alone: meanOver('alone'), federated: meanOver('federated') }));
