@@ -19,6 +19,21 @@ const familySchema = z
   })
   .strict();
 
+/** The U-Net's width (channels of the first level, doubled per level) and depth (down-sampling levels). */
+const modelSchema = z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict();
+
+/**
+ * Which federated rounds train on augmented copies (federated-source.ts `AugmentSchedule`): every round, rounds >=
+ * `from`, every 2nd round, or every round on the plain slices plus an augmented copy ('mixed'). The centralized
+ * reference follows it chunk by chunk (its c-th chunk of `localEpochs` passes stands for round c + 1).
+ */
+const augmentScheduleSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('every') }).strict(),
+  z.object({ kind: z.literal('from-round'), from: z.number().int().min(1).max(200) }).strict(),
+  z.object({ kind: z.literal('alternate') }).strict(),
+  z.object({ kind: z.literal('mixed') }).strict(),
+]);
+
 const datasetSchema = z
   .object({
     name: z.string().regex(/^[a-z0-9][a-z0-9-]{0,39}$/),
@@ -43,6 +58,13 @@ const datasetSchema = z
      * its own validation data before any target exists, so the phantom consortium trains plain.
      */
     sourceAugment: IntensityAugmentSchema.optional(),
+    /**
+     * This dataset's U-Net (overrides the suite's `model`): its federated source model, centralized reference and
+     * from-scratch target-supervised reference all use it. Absent = the suite's `model` (cache keys as before).
+     */
+    model: modelSchema.optional(),
+    /** This consortium's `federated.augmentSchedule` (with `sourceAugment`); absent = the suite's (cache keys as before). */
+    sourceAugmentSchedule: augmentScheduleSchema.optional(),
   })
   .strict();
 
@@ -62,7 +84,7 @@ export const sfdaSuiteSchema = z
     /** Reported seeds (settings were chosen on other, tuning seeds). */
     seeds: z.array(z.number().int()).min(1).max(20),
     datasets: z.array(datasetSchema).min(1).max(4),
-    model: z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict(),
+    model: modelSchema,
     federated: z
       .object({
         rounds: z.number().int().min(1).max(200),
@@ -86,6 +108,8 @@ export const sfdaSuiteSchema = z
          * reference follows the federation's choice. Absent = 'always' (cache keys as before).
          */
         augmentSelection: z.enum(['always', 'validation']).optional(),
+        /** Which rounds use `augment`; absent = every round (cache keys as before). */
+        augmentSchedule: augmentScheduleSchema.optional(),
         /** Source validation cases per source site for `augmentSelection: 'validation'` (default `sourceTestCases`). */
         augmentValidationCases: z.number().int().min(1).max(50).optional(),
       })
