@@ -65,6 +65,11 @@ const datasetSchema = z
     model: modelSchema.optional(),
     /** This consortium's `federated.augmentSchedule` (with `sourceAugment`); absent = the suite's (cache keys as before). */
     sourceAugmentSchedule: augmentScheduleSchema.optional(),
+    /**
+     * This consortium's federated training length (overrides `federated.rounds` / `localEpochs` for its source models;
+     * the centralized reference follows, as it always makes as many passes as the federation). Absent = the suite's.
+     */
+    sourceTraining: z.object({ rounds: z.number().int().min(1).max(200).optional(), localEpochs: z.number().int().min(1).max(50).optional() }).strict().optional(),
   })
   .strict();
 

@@ -108,7 +108,7 @@ interface SourceModels {
 type FederatedRecipe = SfdaSuiteConfig['federated'];
 
 async function trainFederatedCached(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<string> {
-  const key = JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, sourceAugmentSchedule: undefined, model: undefined }, model: datasetModel(cfg, d), fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
+  const key = JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, sourceAugmentSchedule: undefined, sourceTraining: undefined, model: undefined }, model: datasetModel(cfg, d), fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
   const cached = filters.sourceCache ? await filters.sourceCache.load(`fed-${key}`) : null;
   if (cached) unet.setWeights(cached);
   else {
@@ -133,7 +133,8 @@ const meanSourceDice = (u: UNet, sets: readonly SliceDataset[]): number => sets.
  * this before any target exists); otherwise the configured one. `unet` ends holding the kept model.
  */
 async function chooseFederatedRecipe(cfg: SfdaSuiteConfig, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<{ fed: FederatedRecipe; key: string }> {
-  const withAugment: FederatedRecipe = d.sourceAugment ? { ...cfg.federated, augment: d.sourceAugment } : cfg.federated;
+  const base: FederatedRecipe = d.sourceTraining ? { ...cfg.federated, ...d.sourceTraining } : cfg.federated;
+  const withAugment: FederatedRecipe = d.sourceAugment ? { ...base, augment: d.sourceAugment } : base;
   const fed: FederatedRecipe = d.sourceAugmentSchedule ? { ...withAugment, augmentSchedule: d.sourceAugmentSchedule } : withAugment;
   if (fed.augment === undefined || fed.augmentSelection !== 'validation') return { fed, key: await trainFederatedCached(cfg, fed, d, seed, unet, sources, filters, log) };
   const val = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 80 + i, s.shift, fed.augmentValidationCases ?? d.sourceTestCases, `src${i}-val`)));

@@ -186,6 +186,23 @@ describe('sfda shift suite', () => {
     expect(() => parseSfdaSuiteConfig({ ...tiny, federated: { ...fed, augmentSchedule: { kind: 'later' } } })).toThrow(SfdaSuiteError);
   }, 300_000);
 
+  it("datasets[].sourceTraining sets that consortium's rounds / local epochs (the centralized reference follows); absent, the suite's", async () => {
+    const store = new Map<string, unknown>();
+    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const run = async (raw: unknown): Promise<string[]> => {
+      const lines: string[] = [];
+      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => lines.push(m));
+      return lines.filter((l) => l.includes('federated round'));
+    };
+    const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
+    expect(await run({ ...tiny, federated: { ...fed, rounds: 3 } })).toHaveLength(3);
+    // The same recipe named per dataset is the same model (cached, no rounds run); the suite's own is another.
+    expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceTraining: { rounds: 3 } }] })).toEqual([]);
+    expect(await run({ ...tiny, federated: fed })).toHaveLength(1);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], sourceTraining: { rounds: 0 } }] })).toThrow(SfdaSuiteError);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], sourceTraining: { lr: 0.1 } }] })).toThrow(SfdaSuiteError);
+  }, 300_000);
+
   it('runs the centralized reference alone when asked (no labelled reference needed)', async () => {
     const cfg = parseSfdaSuiteConfig({ ...tiny, federated: { ...tiny.federated, rounds: 1, localEpochs: 1 } });
     const d = (await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: ['centralized-source'] })).datasets[0];
