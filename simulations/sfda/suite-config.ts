@@ -61,6 +61,9 @@ const datasetSchema = z
     /**
      * This dataset's U-Net (overrides the suite's `model`): its federated source model, centralized reference and
      * from-scratch target-supervised reference all use it. Absent = the suite's `model` (cache keys as before).
+     * Not set in sfda-suite.json. Session 10 (tuning seeds 101-103): phantoms with 16 channels and the nnU-Net set
+     * (p 0.5) keep the in-domain Dice (0.887 vs plain 0.890) and raise every published best row (mean gap 52% -> 59%),
+     * but every phantom cell then runs on the wider net (+50% CPU on the phantom half, ~+7 min per suite).
      */
     model: modelSchema.optional(),
     /** This consortium's `federated.augmentSchedule` (with `sourceAugment`); absent = the suite's (cache keys as before). */
