@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
+import { IntensityAugmentSchema } from '../../site-agent/training/index.ts';
 import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-options-schema.ts';
 
 /** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
@@ -43,7 +44,20 @@ export const multiTargetSchema = z
       })
       .strict(),
     model: z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict(),
-    federated: z.object({ rounds: z.number().int().min(1), localEpochs: z.number().int().min(1), batchSize: z.number().int().min(1), lr: z.number().positive() }).strict(),
+    federated: z
+      .object({
+        rounds: z.number().int().min(1),
+        localEpochs: z.number().int().min(1),
+        batchSize: z.number().int().min(1),
+        lr: z.number().positive(),
+        /**
+         * Source-side intensity augmentation (intensity-augment.ts; a fresh augmented copy of every source site per
+         * round), as the suite's `datasets[].sourceAugment`; off when absent. The source statistics stay those of the
+         * plain slices.
+         */
+        augment: IntensityAugmentSchema.optional(),
+      })
+      .strict(),
     adapt: z
       .object({
         /** Rounds = local mean-teacher epochs. */
@@ -86,7 +100,9 @@ export const multiTargetSchema = z
             refine: z.number().int().min(0).max(200).default(0),
             /**
              * A site that took the pooled curve (within `tolerance`) but refused the pooled statistics (beyond
-             * `entropyTolerance`) keeps the result of adapting alone instead of its half-pooled one.
+             * `entropyTolerance`) keeps the result of adapting alone instead of its half-pooled one. Without
+             * `inputCurve` (every site on its own curve) and with `bnMoments`: a site that refuses the pooled statistics
+             * keeps its alone result (FedBN-averaged weights included), i.e. each site chooses whole package or alone.
              */
             keepAlone: z.boolean().default(false),
             /**
@@ -94,9 +110,10 @@ export const multiTargetSchema = z
              * (relative); null: a site that took the pooled curve takes the pooled statistics. Default 0.1, chosen on
              * tuning seeds 101-103: without the check the heterogeneous scenario's low-field site took statistics pooled
              * with scanner-c/d and lost 0.2 Dice on seed 102 (entropy +13%); at 0.05 (safeguard.ts's default) low-field
-             * same-model sites refused pooled statistics that raised Dice (entropy +6-10%).
+             * same-model sites refused pooled statistics that raised Dice (entropy +6-10%). Negative: the pooled
+             * statistics must lower the site's entropy by at least that much (relative), e.g. -0.05 = by 5%.
              */
-            entropyTolerance: z.number().min(0).nullable().default(0.1),
+            entropyTolerance: z.number().gt(-1).nullable().default(0.1),
           })
           .strict()
           .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, refine: 0, keepAlone: false, entropyTolerance: 0.1 }),

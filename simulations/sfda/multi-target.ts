@@ -267,9 +267,12 @@ export async function adaptSites(
     if (mode === 'federated' && share.keepAlone && partial.some((x) => x)) {
       // A site that took the pooled curve but refused the pooled statistics holds half a package (the pooled curve
       // brought nothing without the statistics on the tuning seeds, only noise). Each such site also adapts alone (its
-      // own curve, statistics and rounds: local work only, no exchange) and keeps that result instead.
+      // own curve, statistics and rounds: local work only, no exchange) and keeps that result instead. Without a pooled
+      // curve every site "took" its own, so a site that refuses the pooled statistics keeps its alone result: the
+      // site's choice is between the whole federated package and adapting alone (sfda-multi-target-mricron.json).
       const alone = await adaptSites(cfg, p, 'alone', { onProgress: (): void => undefined });
-      log(`seed ${p.seed} federated: pooled curve without pooled statistics, alone result kept by ${d.targets.flatMap((t, i) => (partial[i] ? [`${t.id} (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`] : [])).join(', ')}`);
+      const what = share.inputCurve ? 'pooled curve without pooled statistics' : 'pooled statistics refused';
+      log(`seed ${p.seed} federated: ${what}, alone result kept by ${d.targets.flatMap((t, i) => (partial[i] ? [`${t.id} (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`] : [])).join(', ')}`);
       dice = dice.map((x, i) => (partial[i] ? alone[i] : x));
     }
     log(`seed ${p.seed} ${mode}: Dice per site ${dice.map((x) => x.toFixed(3)).join(' / ')}`);
@@ -327,9 +330,10 @@ export function formatMultiTarget(r: MultiTargetResult): string {
     return `${mean >= 0 ? '' : '-'}${Math.abs(mean).toFixed(3)} ± ${std.toFixed(3)}`;
   };
   const cols = ['source-only', 'curve + AdaBN', 'adapting alone', 'federated', 'federated - alone'];
+  const width = Math.max(12, ...r.sites.map((s) => s.id.length + 2));
   const row = (name: string, v: Pick<SiteOutcome, 'sourceOnly' | 'curveAdaBn' | 'alone' | 'federated'>): string =>
-    name.padEnd(12) + [v.sourceOnly, v.curveAdaBn, v.alone, v.federated, v.federated.map((x, k) => x - v.alone[k])].map((x) => m(x).padEnd(19)).join('');
-  const lines = ['site'.padEnd(12) + cols.map((c) => c.padEnd(19)).join('')];
+    name.padEnd(width) + [v.sourceOnly, v.curveAdaBn, v.alone, v.federated, v.federated.map((x, k) => x - v.alone[k])].map((x) => m(x).padEnd(19)).join('');
+  const lines = ['site'.padEnd(width) + cols.map((c) => c.padEnd(19)).join('')];
   for (const s of r.sites) lines.push(row(s.id, s));
   const meanOver = (key: 'alone' | 'federated' | 'sourceOnly' | 'curveAdaBn'): number[] => r.seeds.map((_, k) => r.sites.reduce((a, s) => a + s[key][k], 0) / r.sites.length);
   lines.push(row('mean', { sourceOnly: meanOver('sourceOnly'), curveAdaBn: meanOver('curveAdaBn'), alone: meanOver('alone'), federated: meanOver('federated') }));

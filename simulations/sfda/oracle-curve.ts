@@ -109,7 +109,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         unet.setWeights(w);
         const sup = await benchmarkSiteData(d, seed * 100 + 52, f.shift, cfg.targetSupervised.numCases, 'tgt-sup');
         // The suite's own reference (suite-run.ts), not a copy of its settings.
-        await trainTargetSupervised(cfg, unet, sup, seed);
+        await trainTargetSupervised(cfg, d, unet, sup, seed);
         parts.push(`target-supervised ${dice(unet, test).toFixed(3)}`);
         console.log(`${d.name} seed ${seed} ${f.name}: ${parts.join(', ')}`);
         unet.dispose();

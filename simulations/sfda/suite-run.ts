@@ -31,7 +31,7 @@ import { trainLocal } from '../../site-agent/training/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
 import { roundData, trainFederatedSource } from './federated-source.ts';
-import { SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
+import { SfdaSuiteError, targetSupervisedOf, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 
 export interface CellRun {
   readonly seed: number;
@@ -108,7 +108,7 @@ interface SourceModels {
 type FederatedRecipe = SfdaSuiteConfig['federated'];
 
 async function trainFederatedCached(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<string> {
-  const key = JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, sourceAugmentSchedule: undefined, sourceTraining: undefined, model: undefined }, model: datasetModel(cfg, d), fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
+  const key = JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, sourceAugmentSchedule: undefined, sourceTraining: undefined, model: undefined, targetSupervised: undefined }, model: datasetModel(cfg, d), fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
   const cached = filters.sourceCache ? await filters.sourceCache.load(`fed-${key}`) : null;
   if (cached) unet.setWeights(cached);
   else {
@@ -275,19 +275,19 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
       }));
     }
     if (runsReference(filters, 'target-supervised')) {
-      record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => ({ notes: [await trainTargetSupervised(cfg, unet, supData, seed)] })));
+      record(TARGET_SUPERVISED, await runCell(unet, test, seed, src.federated, async () => ({ notes: [await trainTargetSupervised(cfg, d, unet, supData, seed)] })));
     }
   }
   if (src.centralized) record(CENTRALIZED_SOURCE, await runCell(unet, test, seed, src.centralized, async () => ({ notes: [] })));
 }
 
 /**
- * The upper bound: the network (the federated source model, or a fresh one with `init: 'scratch'`) trained on the
+ * The upper bound (this dataset's settings, `targetSupervisedOf`): the network (the federated source model, or a fresh one with `init: 'scratch'`) trained on the
  * labelled target slices; with `decay` the last epochs run at a lower rate (a step decay, fresh Adam moments).
  * Returns the row's note.
  */
-export async function trainTargetSupervised(cfg: SfdaSuiteConfig, unet: UNet, data: SliceDataset, seed: number): Promise<string> {
-  const t = cfg.targetSupervised;
+export async function trainTargetSupervised(cfg: SfdaSuiteConfig, d: SuiteDataset, unet: UNet, data: SliceDataset, seed: number): Promise<string> {
+  const t = targetSupervisedOf(cfg, d);
   if (t.init === 'scratch') {
     const fresh = createUNet(unet.config, seed);
     unet.setWeights(fresh.getWeights());

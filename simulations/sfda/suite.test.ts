@@ -57,6 +57,10 @@ describe('sfda shift suite', () => {
       { ...tiny, targetSupervised: { ...tiny.targetSupervised, init: 'pretrained' } },
       { ...tiny, targetSupervised: { ...tiny.targetSupervised, decay: { epochs: 4, lr: 0.001 } } },
       { ...tiny, datasets: [{ ...tiny.datasets[0], families: [tiny.datasets[0].families[0], tiny.datasets[0].families[0]] }] },
+      // A dataset's own reference training: not its own labelled cases (shared with the few-label rows), and its decay
+      // must fit the merged epochs (4 from the suite).
+      { ...tiny, datasets: [{ ...tiny.datasets[0], targetSupervised: { numCases: 2 } }] },
+      { ...tiny, datasets: [{ ...tiny.datasets[0], targetSupervised: { decay: { epochs: 4, lr: 0.001 } } }] },
     ];
     for (const b of bad) expect(() => parseSfdaSuiteConfig(b)).toThrow(SfdaSuiteError);
   });
@@ -73,13 +77,15 @@ describe('sfda shift suite', () => {
     await expect(runSfdaSuite(cfg, { families: ['gamma'] })).rejects.toThrow(SfdaSuiteError);
   });
 
-  it('runs the supervised reference alone, from scratch with a step decay, when asked', async () => {
+  it('runs the supervised reference alone, from scratch with a step decay, when asked (the dataset\'s own settings over the suite\'s)', async () => {
     const cfg = parseSfdaSuiteConfig({
       ...tiny,
+      datasets: [{ ...tiny.datasets[0], targetSupervised: { init: 'scratch', epochs: 2, decay: { epochs: 1, lr: 0.001 } } }],
       federated: { ...tiny.federated, rounds: 1, localEpochs: 1 },
-      targetSupervised: { numCases: 2, epochs: 2, lr: 0.01, init: 'scratch', decay: { epochs: 1, lr: 0.001 } },
+      targetSupervised: { numCases: 2, epochs: 5, lr: 0.01 },
       fewLabel: { cases: [1] },
     });
+    expect(cfg.targetSupervised.init).toBe('source');
     const r = await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: ['target-supervised'] });
     const d = r.datasets[0];
     expect(d.rows).toEqual(['source-only', 'target-supervised']);

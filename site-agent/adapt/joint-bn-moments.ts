@@ -120,11 +120,12 @@ export function meanTargetEntropy(unet: UNet, target: UnlabeledSlices, batchSize
  * A site's label-free check of pooled BN statistics against its own: with the model as it is (its own statistics set)
  * and the pooled sums, it keeps the pooled statistics unless its mean prediction entropy on its target rose by more than
  * `entropyTolerance` (relative; TENT's premise that lower entropy goes with lower error, Wang et al., ICLR 2021, sec. 3;
- * 0.05 is the safeguard's default, safeguard.ts, not tuned here). Returns both entropies and the choice; the model ends
- * with the chosen statistics.
+ * 0.05 is the safeguard's default, safeguard.ts, not tuned here). A negative tolerance asks for a gain instead: the
+ * pooled statistics are kept only when they LOWER the entropy by at least |entropyTolerance| (relative). Returns both
+ * entropies and the choice; the model ends with the chosen statistics.
  */
 export function choosePooledBn(unet: UNet, target: UnlabeledSlices, pooled: BnMomentSums, entropyTolerance: number, batchSize = 8): { own: number; pooled: number; keep: boolean } {
-  if (!(entropyTolerance >= 0)) throw new AdaptError('BAD_OPTION', `entropyTolerance must be >= 0, got ${entropyTolerance}`);
+  if (!(entropyTolerance > -1)) throw new AdaptError('BAD_OPTION', `entropyTolerance must be > -1, got ${entropyTolerance}`);
   const before = unet.getWeights().filter((t) => t.name.endsWith('.mean') || t.name.endsWith('.var'));
   const own = meanTargetEntropy(unet, target, batchSize);
   setBnFromMomentSums(unet, pooled);
