@@ -16,6 +16,7 @@ describe('federated source-model cache key', () => {
     expect(fed.augment).toEqual(d.sourceAugment);
     expect(federatedCacheKey(cfg, fed, { ...d, families: [], targetSupervised: undefined }, 101)).toBe(key);
     expect(federatedCacheKey(cfg, { ...fed, augment: undefined }, d, 101)).not.toBe(key);
+    expect(federatedCacheKey(cfg, fed, { ...d, model: { ...cfg.model, baseChannels: 16 } }, 101)).not.toBe(key);
     expect(federatedCacheKey(cfg, fed, d, 102)).not.toBe(key);
   });
 });

@@ -10,6 +10,38 @@ import type { SliceDataset } from '../../site-agent/data/index.ts';
 import type { UNet } from '../../site-agent/model/index.ts';
 import { trainLocal } from '../../site-agent/training/index.ts';
 import { augmentDataset, type IntensityAugmentOptions } from '../../site-agent/training/index.ts';
+import { concatSites } from './benchmark-site.ts';
+
+/**
+ * Which rounds train on augmented copies (with `augment` set): `every` round (the default); only rounds >= `from`
+ * (`from-round`: the model first fits the plain source, then is made robust); every 2nd round (`alternate`: even
+ * rounds augmented); or `mixed`: every round on the plain slices AND a fresh augmented copy (twice the steps).
+ */
+export type AugmentSchedule = { readonly kind: 'every' } | { readonly kind: 'from-round'; readonly from: number } | { readonly kind: 'alternate' } | { readonly kind: 'mixed' };
+
+/** What round `round` (1-based) trains on under `schedule`. */
+export function augmentInRound(schedule: AugmentSchedule | undefined, round: number): 'plain' | 'augmented' | 'plain+augmented' {
+  const s = schedule ?? { kind: 'every' };
+  switch (s.kind) {
+    case 'every':
+      return 'augmented';
+    case 'from-round':
+      return round >= s.from ? 'augmented' : 'plain';
+    case 'alternate':
+      return round % 2 === 0 ? 'augmented' : 'plain';
+    case 'mixed':
+      return 'plain+augmented';
+  }
+}
+
+/** A round's training data: the plain slices, a fresh augmented copy (seeded by `seed`), or both. */
+export function roundData(data: SliceDataset, augment: IntensityAugmentOptions | undefined, schedule: AugmentSchedule | undefined, round: number, seed: number): SliceDataset {
+  if (augment === undefined) return data;
+  const what = augmentInRound(schedule, round);
+  if (what === 'plain') return data;
+  const aug = augmentDataset(data, augment, seed);
+  return what === 'augmented' ? aug : concatSites([data, aug]);
+}
 
 export interface FederatedSourceConfig {
   readonly rounds: number;
@@ -21,6 +53,8 @@ export interface FederatedSourceConfig {
   readonly strategy?: StrategySpec;
   /** Source-side intensity augmentation (a fresh augmented copy of every site per round); off when absent. */
   readonly augment?: IntensityAugmentOptions;
+  /** Which rounds use `augment` (default every round). */
+  readonly augmentSchedule?: AugmentSchedule;
   readonly onRound?: (round: number, meanLoss: number) => void;
 }
 
@@ -47,7 +81,7 @@ export async function trainFederatedSource(unet: UNet, sites: readonly SliceData
     for (const ins of strategy.configureFit(r, infos, global)) {
       const s = infos.findIndex((i) => i.siteId === ins.siteId);
       unet.setWeights(global);
-      const data = cfg.augment ? augmentDataset(sites[s], cfg.augment, cfg.seed * 7919 + (r - 1) * 31 + s) : sites[s];
+      const data = roundData(sites[s], cfg.augment, cfg.augmentSchedule, r, cfg.seed * 7919 + (r - 1) * 31 + s);
       const res = await trainLocal(unet, data, {
         epochs: Math.max(1, ins.config.localEpochs),
         batchSize: cfg.batchSize,

@@ -10,7 +10,7 @@ export {
   type BenchmarkHooks,
 } from './run-benchmark.ts';
 export { parseSfdaBenchmarkConfig, sfdaBenchmarkSchema, SfdaBenchmarkError, type SfdaBenchmarkConfig } from './benchmark-config.ts';
-export { trainFederatedSource, FederatedSourceError, type FederatedSourceConfig } from './federated-source.ts';
+export { augmentInRound, roundData, trainFederatedSource, FederatedSourceError, type AugmentSchedule, type FederatedSourceConfig } from './federated-source.ts';
 export { augmentDataset, augmentSlice, IntensityAugmentSchema, type IntensityAugmentOptions } from '../../site-agent/training/index.ts';
 export { parseSfdaSuiteConfig, sfdaSuiteSchema, SfdaSuiteError, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 export { runSuiteDataset, suiteRows, checkSuiteFilters, SUITE_REFERENCES, SOURCE_ONLY, TARGET_SUPERVISED, CENTRALIZED_SOURCE, fewLabelRow, type CellRun, type DatasetResult, type SourceScore, type SuiteFilters, type SuiteReference } from './suite-run.ts';

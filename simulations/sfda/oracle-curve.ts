@@ -21,7 +21,7 @@ import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { diskSourceCache } from './run-suite.ts';
 import { parseSfdaSuiteConfig } from './suite-config.ts';
-import { configuredRecipe, federatedCacheKey, trainTargetSupervised } from './suite-run.ts';
+import { configuredRecipe, datasetModel, federatedCacheKey, trainTargetSupervised } from './suite-run.ts';
 
 function dice(unet: UNet, ds: SliceDataset, curve?: IntensityCurve): number {
   const images = toUnlabeled(ds);
@@ -73,7 +73,8 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   for (const d of cfg.datasets.filter((x) => (arg('--datasets') ?? 'phantom').split(',').includes(x.name))) {
     for (const f of d.families.filter((x) => (arg('--families') ?? 'reorder').split(',').includes(x.name))) {
       for (const seed of seeds) {
-        const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
+        const model = datasetModel(cfg, d);
+        const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: model.baseChannels, depth: model.depth }, seed);
         // The configured recipe's model (mricron's is trained with its `sourceAugment` since session 9).
         const w = await cache.load(`fed-${federatedCacheKey(cfg, configuredRecipe(cfg, d), d, seed)}`);
         if (w === null) throw new Error(`no cached source model for ${d.name} seed ${seed} (run run-suite.ts with --cache first)`);

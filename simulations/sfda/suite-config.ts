@@ -19,6 +19,21 @@ const familySchema = z
   })
   .strict();
 
+/** The U-Net's width (channels of the first level, doubled per level) and depth (down-sampling levels). */
+const modelSchema = z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict();
+
+/**
+ * Which federated rounds train on augmented copies (federated-source.ts `AugmentSchedule`): every round, rounds >=
+ * `from`, every 2nd round, or every round on the plain slices plus an augmented copy ('mixed'). The centralized
+ * reference follows it chunk by chunk (its c-th chunk of `localEpochs` passes stands for round c + 1).
+ */
+const augmentScheduleSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('every') }).strict(),
+  z.object({ kind: z.literal('from-round'), from: z.number().int().min(1).max(200) }).strict(),
+  z.object({ kind: z.literal('alternate') }).strict(),
+  z.object({ kind: z.literal('mixed') }).strict(),
+]);
+
 /** The target-supervised reference's training (see `targetSupervised` below). */
 const targetSupervisedTraining = {
   epochs: z.number().int().min(1).max(500),
@@ -58,6 +73,21 @@ const datasetSchema = z
      */
     sourceAugment: IntensityAugmentSchema.optional(),
     /**
+     * This dataset's U-Net (overrides the suite's `model`): its federated source model, centralized reference and
+     * from-scratch target-supervised reference all use it. Absent = the suite's `model` (cache keys as before).
+     * Not set in sfda-suite.json. Session 10 (tuning seeds 101-103): phantoms with 16 channels and the nnU-Net set
+     * (p 0.5) keep the in-domain Dice (0.887 vs plain 0.890) and raise every published best row (mean gap 52% -> 59%),
+     * but every phantom cell then runs on the wider net (+50% CPU on the phantom half, ~+7 min per suite).
+     */
+    model: modelSchema.optional(),
+    /** This consortium's `federated.augmentSchedule` (with `sourceAugment`); absent = the suite's (cache keys as before). */
+    sourceAugmentSchedule: augmentScheduleSchema.optional(),
+    /**
+     * This consortium's federated training length (overrides `federated.rounds` / `localEpochs` for its source models;
+     * the centralized reference follows, as it always makes as many passes as the federation). Absent = the suite's.
+     */
+    sourceTraining: z.object({ rounds: z.number().int().min(1).max(200).optional(), localEpochs: z.number().int().min(1).max(50).optional() }).strict().optional(),
+    /**
      * This dataset's target-supervised reference training, merged over the suite's `targetSupervised` (the labelled
      * cases stay the suite's `numCases`, shared with the few-label rows). sfda-suite.json fine-tunes the augmented
      * mricron source model (`init: 'source'`) and trains the phantom reference from scratch: on tuning seeds 101-103
@@ -84,7 +114,7 @@ export const sfdaSuiteSchema = z
     /** Reported seeds (settings were chosen on other, tuning seeds). */
     seeds: z.array(z.number().int()).min(1).max(20),
     datasets: z.array(datasetSchema).min(1).max(4),
-    model: z.object({ baseChannels: z.number().int().min(2).max(64), depth: z.number().int().min(1).max(4) }).strict(),
+    model: modelSchema,
     federated: z
       .object({
         rounds: z.number().int().min(1).max(200),
@@ -108,6 +138,8 @@ export const sfdaSuiteSchema = z
          * reference follows the federation's choice. Absent = 'always' (cache keys as before).
          */
         augmentSelection: z.enum(['always', 'validation']).optional(),
+        /** Which rounds use `augment`; absent = every round (cache keys as before). */
+        augmentSchedule: augmentScheduleSchema.optional(),
         /** Source validation cases per source site for `augmentSelection: 'validation'` (default `sourceTestCases`). */
         augmentValidationCases: z.number().int().min(1).max(50).optional(),
       })

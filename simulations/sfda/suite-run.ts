@@ -27,10 +27,10 @@ import {
 } from '../../site-agent/adapt/index.ts';
 import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
-import { augmentDataset, trainLocal } from '../../site-agent/training/index.ts';
+import { trainLocal } from '../../site-agent/training/index.ts';
 import type { WeightSet } from '../../protocol/index.ts';
 import { benchmarkSiteData, concatSites, firstCases } from './benchmark-site.ts';
-import { trainFederatedSource } from './federated-source.ts';
+import { roundData, trainFederatedSource } from './federated-source.ts';
 import { SfdaSuiteError, targetSupervisedOf, type SfdaSuiteConfig, type SuiteDataset, type SuiteFamily } from './suite-config.ts';
 
 export interface CellRun {
@@ -108,17 +108,18 @@ interface SourceModels {
 export type FederatedRecipe = SfdaSuiteConfig['federated'];
 
 /**
- * The source-model cache key of a federated recipe (`fed-${key}` / `central-${key}` in `SuiteFilters.sourceCache`):
- * the one home of that contract, also read by oracle-curve.ts. `configuredRecipe` gives the recipe the suite trains by default.
+ * The source-model cache key of a federated recipe (`fed-${key}` / `central-${key}` in `SuiteFilters.sourceCache`): the
+ * one home of that contract (oracle-curve.ts reads the suite's models through it).
  */
 export function federatedCacheKey(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number): string {
-  // Only what the source model depends on: not the target families, not the target-supervised reference's training.
-  return JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, targetSupervised: undefined }, model: cfg.model, fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
+  return JSON.stringify({ d: { ...d, families: undefined, sourceAugment: undefined, sourceAugmentSchedule: undefined, sourceTraining: undefined, model: undefined, targetSupervised: undefined }, model: datasetModel(cfg, d), fed: { ...fed, augmentSelection: undefined, augmentValidationCases: undefined }, seed });
 }
 
-/** The federated recipe as configured: the `federated` block with the dataset's `sourceAugment` folded in. */
+/** The federated recipe a dataset's consortium trains as configured (its `sourceTraining`, `sourceAugment`, `sourceAugmentSchedule` folded in). */
 export function configuredRecipe(cfg: SfdaSuiteConfig, d: SuiteDataset): FederatedRecipe {
-  return d.sourceAugment ? { ...cfg.federated, augment: d.sourceAugment } : cfg.federated;
+  const base: FederatedRecipe = d.sourceTraining ? { ...cfg.federated, ...d.sourceTraining } : cfg.federated;
+  const withAugment: FederatedRecipe = d.sourceAugment ? { ...base, augment: d.sourceAugment } : base;
+  return d.sourceAugmentSchedule ? { ...withAugment, augmentSchedule: d.sourceAugmentSchedule } : withAugment;
 }
 
 async function trainFederatedCached(cfg: SfdaSuiteConfig, fed: FederatedRecipe, d: SuiteDataset, seed: number, unet: UNet, sources: readonly SliceDataset[], filters: SuiteFilters, log: (m: string) => void): Promise<string> {
@@ -135,6 +136,9 @@ async function trainFederatedCached(cfg: SfdaSuiteConfig, fed: FederatedRecipe, 
   return key;
 }
 
+/** The dataset's U-Net: its own `model`, else the suite's (every model of the dataset uses it). */
+export const datasetModel = (cfg: SfdaSuiteConfig, d: SuiteDataset): SfdaSuiteConfig['model'] => d.model ?? cfg.model;
+
 /** Mean Dice of `u` over scored source sets. */
 const meanSourceDice = (u: UNet, sets: readonly SliceDataset[]): number => sets.reduce((a, t) => a + scoredSet(t).score(u).dice, 0) / sets.length;
 
@@ -147,7 +151,7 @@ async function chooseFederatedRecipe(cfg: SfdaSuiteConfig, d: SuiteDataset, seed
   const fed = configuredRecipe(cfg, d);
   if (fed.augment === undefined || fed.augmentSelection !== 'validation') return { fed, key: await trainFederatedCached(cfg, fed, d, seed, unet, sources, filters, log) };
   const val = await Promise.all(d.sourceSites.map((s, i) => benchmarkSiteData(d, seed * 100 + 80 + i, s.shift, fed.augmentValidationCases ?? d.sourceTestCases, `src${i}-val`)));
-  const plain: FederatedRecipe = { ...fed, augment: undefined };
+  const plain: FederatedRecipe = { ...fed, augment: undefined, augmentSchedule: undefined };
   const plainKey = await trainFederatedCached(cfg, plain, d, seed, unet, sources, filters, log);
   const plainWeights = unet.getWeights();
   const plainDice = meanSourceDice(unet, val);
@@ -208,7 +212,7 @@ async function trainCentralized(cfg: SfdaSuiteConfig, central: UNet, pooled: Sli
   }
   const chunk = cfg.federated.localEpochs;
   for (let c = 0, done = 0; done < epochs; c++, done += chunk) {
-    const data = augmentDataset(pooled, augment, seed * 7919 + c * 31 + 104729);
+    const data = roundData(pooled, augment, cfg.federated.augmentSchedule, c + 1, seed * 7919 + c * 31 + 104729);
     await trainLocal(central, data, { ...train, epochs: Math.min(chunk, epochs - done), seed: seed * 1000 + c * 17 });
   }
 }
@@ -340,7 +344,8 @@ export async function runSuiteDataset(cfg: SfdaSuiteConfig, d: SuiteDataset, fil
   const cells: DatasetResult['cells'] = Object.fromEntries(rows.map((r) => [r, Object.fromEntries(families.map((f) => [f.name, [] as CellRun[]]))]));
   const source: SourceScore[] = [];
   for (const seed of cfg.seeds) {
-    const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: cfg.model.baseChannels, depth: cfg.model.depth }, seed);
+    const model = datasetModel(cfg, d);
+    const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: model.baseChannels, depth: model.depth }, seed);
     try {
       const src = await trainSources(cfg, d, seed, unet, filters, log);
       source.push(src.score);

@@ -157,6 +157,58 @@ describe('sfda shift suite', () => {
     expect(await run({ ...tiny, federated: fed })).toEqual([expect.not.stringContaining('(augmented)')]);
   }, 300_000);
 
+  it("datasets[].model sets that dataset's U-Net (federated, centralized and scratch-supervised alike); the suite's model as before", async () => {
+    const store = new Map<string, unknown>();
+    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
+    const run = async (raw: unknown): Promise<string[]> => {
+      const lines: string[] = [];
+      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: ['centralized-source', 'target-supervised'], sourceCache }, (m) => lines.push(m));
+      return lines.filter((l) => l.includes('federated source trained'));
+    };
+    expect(await run({ ...tiny, federated: fed })).toHaveLength(1);
+    // Naming the suite's own model is the same model and cache key; a wider one is a new model.
+    expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], model: tiny.model }] })).toEqual([]);
+    expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], model: { baseChannels: 12, depth: 1 } }] })).toHaveLength(1);
+    const firstConvOut = [...store.entries()].filter(([k]) => k.startsWith('fed-') || k.startsWith('central-')).map(([, w]) => (w as { shape: number[] }[])[0].shape.at(-1));
+    expect(firstConvOut.sort((a, b) => a! - b!)).toEqual([8, 8, 12, 12]);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], model: { baseChannels: 1, depth: 1 } }] })).toThrow(SfdaSuiteError);
+  }, 300_000);
+
+  it('an augmentation schedule (suite-wide or per dataset) is its own recipe and cache key; absent, the keys are unchanged', async () => {
+    const store = new Map<string, unknown>();
+    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const fed = { ...tiny.federated, rounds: 2, localEpochs: 1 };
+    const run = async (raw: unknown): Promise<string[]> => {
+      const lines: string[] = [];
+      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: ['centralized-source'], sourceCache }, (m) => lines.push(m));
+      return lines.filter((l) => l.includes('source trained'));
+    };
+    expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 } } })).toHaveLength(2);
+    expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 }, augmentSchedule: { kind: 'mixed' } } })).toHaveLength(2);
+    expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceAugment: { prob: 1 }, sourceAugmentSchedule: { kind: 'mixed' } }] })).toEqual([]);
+    expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 }, augmentSchedule: { kind: 'every' } } })).toHaveLength(2);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, federated: { ...fed, augmentSchedule: { kind: 'from-round', from: 0 } } })).toThrow(SfdaSuiteError);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, federated: { ...fed, augmentSchedule: { kind: 'later' } } })).toThrow(SfdaSuiteError);
+  }, 300_000);
+
+  it("datasets[].sourceTraining sets that consortium's rounds / local epochs (the centralized reference follows); absent, the suite's", async () => {
+    const store = new Map<string, unknown>();
+    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const run = async (raw: unknown): Promise<string[]> => {
+      const lines: string[] = [];
+      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => lines.push(m));
+      return lines.filter((l) => l.includes('federated round'));
+    };
+    const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
+    expect(await run({ ...tiny, federated: { ...fed, rounds: 3 } })).toHaveLength(3);
+    // The same recipe named per dataset is the same model (cached, no rounds run); the suite's own is another.
+    expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceTraining: { rounds: 3 } }] })).toEqual([]);
+    expect(await run({ ...tiny, federated: fed })).toHaveLength(1);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], sourceTraining: { rounds: 0 } }] })).toThrow(SfdaSuiteError);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], sourceTraining: { lr: 0.1 } }] })).toThrow(SfdaSuiteError);
+  }, 300_000);
+
   it('runs the centralized reference alone when asked (no labelled reference needed)', async () => {
     const cfg = parseSfdaSuiteConfig({ ...tiny, federated: { ...tiny.federated, rounds: 1, localEpochs: 1 } });
     const d = (await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: ['centralized-source'] })).datasets[0];
