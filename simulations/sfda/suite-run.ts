@@ -295,9 +295,9 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
 }
 
 /**
- * The upper bound (this dataset's settings, `targetSupervisedOf`): the network (the federated source model, or a fresh one with `init: 'scratch'`) trained on the
- * labelled target slices; with `decay` the last epochs run at a lower rate (a step decay, fresh Adam moments).
- * Returns the row's note.
+ * The upper bound, with this dataset's settings (`targetSupervisedOf`): the network (the federated source model, or a
+ * fresh one with `init: 'scratch'`) trained on the labelled target slices; with `decay` the last epochs run at a lower
+ * rate (a step decay, fresh Adam moments). Returns the row's note.
  */
 export async function trainTargetSupervised(cfg: SfdaSuiteConfig, d: SuiteDataset, unet: UNet, data: SliceDataset, seed: number): Promise<string> {
   const t = targetSupervisedOf(cfg, d);
