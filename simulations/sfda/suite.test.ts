@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../../site-agent/engine/index.ts';
-import { formatSuite, parseSfdaSuiteConfig, runSfdaSuite, SfdaSuiteError, suiteFilterArgs, summarizeFamilies } from './index.ts';
+import { formatSuite, parseSfdaSuiteConfig, runSfdaSuite, SfdaSuiteError, suiteFilterArgs, summarizeFamilies, type SuiteReference } from './index.ts';
 
 beforeAll(async () => {
   await initEngine();
@@ -43,6 +43,21 @@ const tiny = {
     ],
   },
 };
+
+/**
+ * The tiny suite against one in-memory source cache: `run(raw)` runs family inversion of config `raw` with the given
+ * references and returns its log lines that contain `marker` (how many models or rounds were trained, not loaded).
+ */
+function cachedTinySuite(references: SuiteReference[], marker: string): { store: Map<string, unknown>; run: (raw: unknown) => Promise<string[]> } {
+  const store = new Map<string, unknown>();
+  const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+  const run = async (raw: unknown): Promise<string[]> => {
+    const lines: string[] = [];
+    await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references, sourceCache }, (m) => lines.push(m));
+    return lines.filter((l) => l.includes(marker));
+  };
+  return { store, run };
+}
 
 describe('sfda shift suite', () => {
   it('the shipped suite validates; duplicates, unknown methods and too many few-label cases are refused', async () => {
@@ -144,28 +159,16 @@ describe('sfda shift suite', () => {
   }, 300_000);
 
   it('datasets[].sourceAugment is federated.augment for that dataset (the same model and cache key)', async () => {
-    const store = new Map<string, unknown>();
-    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const { run } = cachedTinySuite([], 'federated source trained');
     const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
-    const run = async (raw: unknown): Promise<string[]> => {
-      const lines: string[] = [];
-      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => lines.push(m));
-      return lines.filter((l) => l.includes('federated source trained'));
-    };
     expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 } } })).toEqual([expect.stringContaining('(augmented)')]);
     expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceAugment: { prob: 1 } }] })).toEqual([]);
     expect(await run({ ...tiny, federated: fed })).toEqual([expect.not.stringContaining('(augmented)')]);
   }, 300_000);
 
   it("datasets[].model sets that dataset's U-Net (federated, centralized and scratch-supervised alike); the suite's model as before", async () => {
-    const store = new Map<string, unknown>();
-    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const { store, run } = cachedTinySuite(['centralized-source', 'target-supervised'], 'federated source trained');
     const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
-    const run = async (raw: unknown): Promise<string[]> => {
-      const lines: string[] = [];
-      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: ['centralized-source', 'target-supervised'], sourceCache }, (m) => lines.push(m));
-      return lines.filter((l) => l.includes('federated source trained'));
-    };
     expect(await run({ ...tiny, federated: fed })).toHaveLength(1);
     // Naming the suite's own model is the same model and cache key; a wider one is a new model.
     expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], model: tiny.model }] })).toEqual([]);
@@ -176,14 +179,8 @@ describe('sfda shift suite', () => {
   }, 300_000);
 
   it('an augmentation schedule (suite-wide or per dataset) is its own recipe and cache key; absent, the keys are unchanged', async () => {
-    const store = new Map<string, unknown>();
-    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
+    const { run } = cachedTinySuite(['centralized-source'], 'source trained');
     const fed = { ...tiny.federated, rounds: 2, localEpochs: 1 };
-    const run = async (raw: unknown): Promise<string[]> => {
-      const lines: string[] = [];
-      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: ['centralized-source'], sourceCache }, (m) => lines.push(m));
-      return lines.filter((l) => l.includes('source trained'));
-    };
     expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 } } })).toHaveLength(2);
     expect(await run({ ...tiny, federated: { ...fed, augment: { prob: 1 }, augmentSchedule: { kind: 'mixed' } } })).toHaveLength(2);
     expect(await run({ ...tiny, federated: fed, datasets: [{ ...tiny.datasets[0], sourceAugment: { prob: 1 }, sourceAugmentSchedule: { kind: 'mixed' } }] })).toEqual([]);
@@ -193,13 +190,7 @@ describe('sfda shift suite', () => {
   }, 300_000);
 
   it("datasets[].sourceTraining sets that consortium's rounds / local epochs (the centralized reference follows); absent, the suite's", async () => {
-    const store = new Map<string, unknown>();
-    const sourceCache = { load: async (k: string) => (store.get(k) ?? null) as never, store: async (k: string, w: unknown) => void store.set(k, w) };
-    const run = async (raw: unknown): Promise<string[]> => {
-      const lines: string[] = [];
-      await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: [], references: [], sourceCache }, (m) => lines.push(m));
-      return lines.filter((l) => l.includes('federated round'));
-    };
+    const { run } = cachedTinySuite([], 'federated round');
     const fed = { ...tiny.federated, rounds: 1, localEpochs: 1 };
     expect(await run({ ...tiny, federated: { ...fed, rounds: 3 } })).toHaveLength(3);
     // The same recipe named per dataset is the same model (cached, no rounds run); the suite's own is another.
