@@ -20,7 +20,7 @@ import type { SliceDataset } from '../../site-agent/data/index.ts';
 import { createUNet, type UNet } from '../../site-agent/model/index.ts';
 import { benchmarkSiteData } from './benchmark-site.ts';
 import { diskSourceCache } from './run-suite.ts';
-import { parseSfdaSuiteConfig } from './suite-config.ts';
+import { parseSfdaSuiteConfig, SfdaSuiteError } from './suite-config.ts';
 import { configuredRecipe, datasetModel, federatedCacheKey, trainTargetSupervised } from './suite-run.ts';
 
 function dice(unet: UNet, ds: SliceDataset, curve?: IntensityCurve): number {
@@ -63,7 +63,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     return i >= 0 ? process.argv[i + 1] : undefined;
   };
   const seeds = (arg('--seeds') ?? '101,102,103').split(',').map(Number);
-  if (seeds.some((s) => s >= 1 && s <= 3)) throw new Error('oracle-curve: seeds 1-3 are the reported seeds; use tuning seeds');
+  if (seeds.some((s) => s >= 1 && s <= 3)) throw new SfdaSuiteError('oracle-curve: seeds 1-3 are the reported seeds; use tuning seeds');
   const { initEngine } = await import('../../site-agent/engine/index.ts');
   await initEngine();
   const cfg = parseSfdaSuiteConfig(JSON.parse(await readFile(arg('--config') ?? 'simulations/scenarios/sfda-suite.json', 'utf8')));
@@ -77,7 +77,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
         const unet = createUNet({ inChannels: 1, numClasses: d.numClasses, baseChannels: model.baseChannels, depth: model.depth }, seed);
         // The configured recipe's model (mricron's is trained with its `sourceAugment` since session 9).
         const w = await cache.load(`fed-${federatedCacheKey(cfg, configuredRecipe(cfg, d), d, seed)}`);
-        if (w === null) throw new Error(`no cached source model for ${d.name} seed ${seed} (run run-suite.ts with --cache first)`);
+        if (w === null) throw new SfdaSuiteError(`no cached source model for ${d.name} seed ${seed} (run run-suite.ts with --cache first)`);
         unet.setWeights(w);
         const test = await benchmarkSiteData(d, seed * 100 + 51, f.shift, d.testCases, 'tgt-test');
         const parts = [`source-only ${dice(unet, test).toFixed(3)}`];
