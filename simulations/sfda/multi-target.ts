@@ -201,7 +201,9 @@ function secureConfig(cfg: MultiTargetConfig): SecureRoundConfig {
 
 /**
  * Adapts every target site alone or jointly; returns the adapted models' test Dice per site. `onJoint` sees every
- * site's choice of the pooled curve (with `share.inputCurve`) and the objectives it chose by.
+ * site's choice of the pooled curve (with `share.inputCurve`) and the objectives it chose by. `aloneDice`: this seed's
+ * alone results when the caller already has them (a federated run with `share.keepAlone` reuses them instead of adapting
+ * every site alone again; the alone mode is deterministic per seed).
  */
 export async function adaptSites(
   cfg: MultiTargetConfig,
@@ -209,6 +211,7 @@ export async function adaptSites(
   mode: AdaptMode,
   hooks: MultiTargetHooks,
   onJoint?: (joined: boolean[], own: number[], pooled: number[]) => void,
+  aloneDice?: readonly number[],
 ): Promise<number[]> {
   const d = cfg.data;
   const log = hooks.onProgress ?? ((): void => undefined);
@@ -270,7 +273,7 @@ export async function adaptSites(
       // own curve, statistics and rounds: local work only, no exchange) and keeps that result instead. Without a pooled
       // curve every site "took" its own, so a site that refuses the pooled statistics keeps its alone result: the
       // site's choice is between the whole federated package and adapting alone (sfda-multi-target-mricron.json).
-      const alone = await adaptSites(cfg, p, 'alone', { onProgress: (): void => undefined });
+      const alone = aloneDice ?? (await adaptSites(cfg, p, 'alone', { onProgress: (): void => undefined }));
       const what = share.inputCurve ? 'pooled curve without pooled statistics' : 'pooled statistics refused';
       log(`seed ${p.seed} federated: ${what}, alone result kept by ${d.targets.flatMap((t, i) => (partial[i] ? [`${t.id} (alone ${alone[i].toFixed(3)} instead of ${dice[i].toFixed(3)})`] : [])).join(', ')}`);
       dice = dice.map((x, i) => (partial[i] ? alone[i] : x));
@@ -295,7 +298,7 @@ async function runSeed(cfg: MultiTargetConfig, seed: number, hooks: MultiTargetH
   const out: Record<AdaptMode, number[]> = { alone: [], federated: [] };
   for (const mode of ['alone', 'federated'] as const) {
     const t0 = performance.now();
-    out[mode] = await adaptSites(cfg, p, mode, hooks);
+    out[mode] = await adaptSites(cfg, p, mode, hooks, undefined, mode === 'federated' ? out.alone : undefined);
     phases[mode] += performance.now() - t0;
   }
   return cfg.data.targets.map((t, i) => ({ id: t.id, sourceOnly: p.sourceOnly[i], curveAdaBn: p.curveAdaBn[i], alone: out.alone[i], federated: out.federated[i] }));
