@@ -114,14 +114,23 @@ export const multiTargetSchema = z
              * statistics must lower the site's entropy by at least that much (relative), e.g. -0.05 = by 5%.
              */
             entropyTolerance: z.number().gt(-1).nullable().default(0.1),
+            /**
+             * With `bnMoments`: the weight α of the site's own target in the statistics it checks and takes, the
+             * moments of α · own + (1 - α) · pooled (joint-bn-moments.ts `mixBnMomentSums`; a shrinkage of one case's
+             * statistics towards the federation's). 0 (default): the pooled statistics as they are; 1 would be its own.
+             */
+            bnOwnWeight: z.number().min(0).lt(1).default(0),
           })
           .strict()
-          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, refine: 0, keepAlone: false, entropyTolerance: 0.1 }),
+          .default({ prototypes: true, classRatio: true, weights: true, localPrefixes: [], personal: 0, inputCurve: false, bnMoments: false, tolerance: 2, refine: 0, keepAlone: false, entropyTolerance: 0.1, bnOwnWeight: 0 }),
       })
       .strict()
       .superRefine((a, ctx) => {
         // The pooled fit averages the sites' restarts start by start; band-order starts depend on each site's own
         // intensity bands (band-permutation.ts), so start i would mean a different curve at every site.
+        if (a.share.bnOwnWeight > 0 && !a.share.bnMoments) {
+          ctx.addIssue({ code: 'custom', path: ['share', 'bnOwnWeight'], message: 'share.bnOwnWeight mixes pooled BN moments: it needs share.bnMoments' });
+        }
         const bands = a.options.inputAdapter?.bandPermutations;
         if (a.share.inputCurve && bands !== undefined && bands !== false) {
           ctx.addIssue({ code: 'custom', path: ['options', 'inputAdapter', 'bandPermutations'], message: 'share.inputCurve pools the restarts start by start, and band-order starts differ from site to site: turn one of them off' });

@@ -41,6 +41,10 @@ describe('the real-anatomy scenario', () => {
     expect(cfg.adapt.share).toMatchObject({ inputCurve: false, bnMoments: true });
     expect(() => parseMultiTargetConfig({ ...raw, federated: { ...raw.federated, augment: { gammaMaxx: 2 } } })).toThrow(MultiTargetError);
     expect(() => parseMultiTargetConfig({ ...raw, adapt: { ...raw.adapt, share: { ...raw.adapt.share, entropyTolerance: -1 } } })).toThrow(MultiTargetError);
+    const share = (extra: Record<string, unknown>) => ({ ...raw, adapt: { ...raw.adapt, share: { ...raw.adapt.share, ...extra } } });
+    for (const bad of [{ bnOwnWeight: 1 }, { bnOwnWeight: -0.1 }, { bnOwnWeight: 0.5, bnMoments: false }]) {
+      expect(() => parseMultiTargetConfig(share(bad))).toThrow(/bnOwnWeight/);
+    }
   });
 });
 

@@ -19,6 +19,7 @@ import {
   jointCurveOptions,
   preferPooled,
   choosePooledBn,
+  mixBnMomentSums,
   setBnFromMomentSums,
   targetBnMomentSums,
   type InputAdapterOptions,
@@ -133,6 +134,7 @@ export async function securePooledBn(
   round: number,
   hooks: SecureRoundHooks,
   entropyTolerance: number | null,
+  ownWeight = 0,
 ): Promise<({ own: number | null; pooled: number | null; keep: boolean } | null)[]> {
   const scale = 1 / c.maxExamples;
   const sums = joint.map((j) => targetBnMomentSums(j.unet, j.seen, j.opts.batchSize));
@@ -146,14 +148,16 @@ export async function securePooledBn(
   hooks.onSiteInputs?.('statistics', round, vectors, sum);
   if (!joined.some((x) => x)) return joint.map(() => null);
   const pooled = bnMomentsFromVectors(unpackVectors(sum, packed[0].layout), [...sums[0].layers.keys()], scale);
-  // Each joined site takes the pooled statistics, or, with an entropy tolerance, checks them first (its model holds its
+  // Each joined site takes the pooled statistics (with `ownWeight` > 0: the mixture of its own target and the pooled
+  // one, computed at the site from its own sums), or, with an entropy tolerance, checks them first (its model holds its
   // own statistics after finish()): entropy under pooled vs own.
   return joint.map((j, i) => {
     if (!joined[i]) return null;
+    const mine = ownWeight > 0 ? mixBnMomentSums(sums[i], pooled, ownWeight) : pooled;
     if (entropyTolerance === null) {
-      setBnFromMomentSums(j.unet, pooled);
+      setBnFromMomentSums(j.unet, mine);
       return { own: null, pooled: null, keep: true };
     }
-    return choosePooledBn(j.unet, j.seen, pooled, entropyTolerance, j.opts.batchSize);
+    return choosePooledBn(j.unet, j.seen, mine, entropyTolerance, j.opts.batchSize);
   });
 }

@@ -261,7 +261,7 @@ export async function adaptSites(
     // Which sites took the whole pooled package: the pooled curve and (with bnMoments) the pooled statistics.
     let packaged = joined;
     if (mode === 'federated' && share.bnMoments) {
-      const bn = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks, share.entropyTolerance);
+      const bn = await securePooledBn(secure, joint, joined, cfg.adapt.rounds + 1, hooks, share.entropyTolerance, share.bnOwnWeight);
       packaged = bn.map((b) => b !== null && b.keep);
       log(`seed ${p.seed} federated: pooled BN statistics kept by ${bn.map((b, i) => `${d.targets[i].id} ${b === null ? '- (own curve)' : `${b.keep ? 'yes' : 'no'}${b.own === null ? '' : ` (entropy ${b.own.toFixed(4)} own / ${b.pooled!.toFixed(4)} pooled)`}`}`).join(', ')}`);
     }

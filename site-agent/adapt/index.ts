@@ -68,7 +68,7 @@ export {
 export { teacherPass, prototypeSums, addPrototypeSums, denoise, type DplOptions, type PrototypeSums, type TeacherPass, type DenoisedLabels } from './denoised-pseudo-labels.ts';
 export { adaptMeanTeacher, MeanTeacherSession, classWeights, frequencyWeights, keptClassCounts, type MeanTeacherOptions, type ClassBalance } from './mean-teacher.ts';
 export { JointTargetSite, fitJointAdapter, jointStatisticsVectors, classMassVectors, jointStatisticsFromVectors, JOINT_ADAPT_REQUEST, type JointSiteOptions, type JointMethod, type PooledStatistics } from './joint-target-site.ts';
-export { choosePooledBn, meanTargetEntropy, targetBnMomentSums, bnMomentVectors, bnMomentsFromVectors, addBnMomentSums, setBnFromMomentSums, type BnMomentSums } from './joint-bn-moments.ts';
+export { choosePooledBn, meanTargetEntropy, targetBnMomentSums, bnMomentVectors, bnMomentsFromVectors, addBnMomentSums, mixBnMomentSums, setBnFromMomentSums, type BnMomentSums } from './joint-bn-moments.ts';
 export { JointCurveSite, jointCurveOptions, adamState, adamStep, preferPooled, type JointCurveOptions, type AdamState } from './joint-input-curve.ts';
 export { RatioEntropySession, normalisedPrior, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
 export { adaptRatioEntropy, ratioDivergence, type RatioEntropyOptions } from './ratio-entropy.ts';

@@ -90,6 +90,28 @@ export function addBnMomentSums(list: readonly BnMomentSums[]): BnMomentSums {
   return { n: list.reduce((a, s) => a + s.n, 0), layers };
 }
 
+/**
+ * The moments of the mixture α · P_own + (1 - α) · P_pooled of the site's own target and the federation's pooled one:
+ * per channel E[x] and E[x²] are the same convex combination of the two distributions' raw moments (so the mixture's
+ * variance also counts the spread between the two means), returned as sums over N = 1. α = 1 is the site's own AdaBN,
+ * α = 0 the pooled one. Between them it is a shrinkage of one 8-slice case's noisy statistics towards the federation's,
+ * the target-target counterpart of α-BN's source/target mix (You, Li, Zhao, "Test-time batch statistics calibration
+ * for covariate shift", arXiv 2110.04065, 2021: μ = α μ_s + (1 - α) μ_t, likewise σ²), taken here on raw moments so
+ * that the variance is the mixture's. `own` and `pooled` must hold the same layers and channels.
+ */
+export function mixBnMomentSums(own: BnMomentSums, pooled: BnMomentSums, ownWeight: number): BnMomentSums {
+  if (!(ownWeight >= 0 && ownWeight <= 1)) throw new AdaptError('BAD_OPTION', `ownWeight must be in [0, 1], got ${ownWeight}`);
+  if (!(own.n > 0 && pooled.n > 0)) throw new AdaptError('BAD_SHAPE', `BN moment sums: no slices (own N = ${own.n}, pooled N = ${pooled.n})`);
+  const layers = new Map<string, { sum: Float64Array; sumSq: Float64Array }>();
+  for (const [l, p] of pooled.layers) {
+    const o = own.layers.get(l);
+    if (o === undefined || o.sum.length !== p.sum.length) throw new AdaptError('BAD_SHAPE', `BN moment sums: layer "${l}" differs between own and pooled`);
+    const mix = (a: Float64Array, b: Float64Array): Float64Array => Float64Array.from(a, (v, k) => (ownWeight * v) / own.n + ((1 - ownWeight) * b[k]) / pooled.n);
+    layers.set(l, { sum: mix(o.sum, p.sum), sumSq: mix(o.sumSq, p.sumSq) });
+  }
+  return { n: 1, layers };
+}
+
 /** Sets every BN layer's running statistics to the pooled moments μ = S1/N, σ² = max(0, S2/N - μ²). */
 export function setBnFromMomentSums(unet: UNet, s: BnMomentSums): void {
   const stats = new Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>();
