@@ -11,13 +11,20 @@ import { inputAdapterOptionsSchema, meanTeacherOptionsSchema } from './adapt-opt
 /** The joint site's options, strict (a mistyped or misplaced option is refused instead of silently ignored). */
 const jointSiteOptionsSchema = meanTeacherOptionsSchema
   .extend({
-    method: z.enum(['mean-teacher', 'ratio-entropy']).optional(),
+    /** The local method; 'adabn' trains nothing (the sites share their BN moments only, with `share.bnMoments`). */
+    method: z.enum(['mean-teacher', 'ratio-entropy', 'adabn']).optional(),
     ratioEntropy: z.object({ lr: z.number().positive().optional(), priorWeight: z.number().min(0).optional() }).strict().optional(),
     classPrior: z.enum(['source', 'pooled']).optional(),
     inputAdapter: inputAdapterOptionsSchema.optional(),
   })
   .strict()
   .superRefine((o, ctx) => {
+    if (o.method === 'adabn') {
+      for (const k of ['lr', 'epochs', 'ema', 'passes', 'dropout', 'uncertainty', 'confidence', 'prototypeFilter', 'classBalance', 'augment', 'supervisedWeight', 'ratioEntropy', 'classPrior'] as const) {
+        if (o[k] !== undefined) ctx.addIssue({ code: 'custom', path: [k], message: `"${k}" is an option of a trained method; adabn trains nothing` });
+      }
+      return;
+    }
     // The mean teacher's own options mean nothing to ratio-entropy (its learning rate is ratioEntropy.lr).
     if (o.method !== 'ratio-entropy') return;
     for (const k of ['lr', 'epochs', 'ema', 'passes', 'dropout', 'uncertainty', 'confidence', 'prototypeFilter', 'classBalance', 'augment', 'supervisedWeight'] as const) {
@@ -60,7 +67,7 @@ export const multiTargetSchema = z
       .strict(),
     adapt: z
       .object({
-        /** Rounds = local mean-teacher epochs. */
+        /** Rounds = local epochs of the method (none with adabn: its rounds do nothing). */
         rounds: z.number().int().min(1).max(100),
         batchSize: z.number().int().min(1).max(64),
         options: jointSiteOptionsSchema.default({}),
@@ -128,7 +135,10 @@ export const multiTargetSchema = z
       .superRefine((a, ctx) => {
         // The pooled fit averages the sites' restarts start by start; band-order starts depend on each site's own
         // intensity bands (band-permutation.ts), so start i would mean a different curve at every site.
-        if (a.share.bnOwnWeight > 0 && !a.share.bnMoments) {
+        if (a.options.method === 'adabn' && a.share.weights) {
+          ctx.addIssue({ code: 'custom', path: ['share', 'weights'], message: 'adabn trains nothing, so there are no weights to average: set share.weights to false' });
+        }
+                if (a.share.bnOwnWeight > 0 && !a.share.bnMoments) {
           ctx.addIssue({ code: 'custom', path: ['share', 'bnOwnWeight'], message: 'share.bnOwnWeight mixes pooled BN moments: it needs share.bnMoments' });
         }
         const bands = a.options.inputAdapter?.bandPermutations;

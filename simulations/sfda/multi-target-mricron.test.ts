@@ -45,6 +45,10 @@ describe('the real-anatomy scenario', () => {
     for (const bad of [{ bnOwnWeight: 1 }, { bnOwnWeight: -0.1 }, { bnOwnWeight: 0.5, bnMoments: false }]) {
       expect(() => parseMultiTargetConfig(share(bad))).toThrow(/bnOwnWeight/);
     }
+    const adabn = (options: Record<string, unknown>, weights: boolean) => ({ ...raw, adapt: { ...raw.adapt, options, share: { ...raw.adapt.share, weights } } });
+    expect(parseMultiTargetConfig(adabn({ method: 'adabn' }, false)).adapt.options.method).toBe('adabn');
+    expect(() => parseMultiTargetConfig(adabn({ method: 'adabn' }, true))).toThrow(/weights/);
+    expect(() => parseMultiTargetConfig(adabn({ method: 'adabn', ratioEntropy: { lr: 1e-4 } }, false))).toThrow(/ratioEntropy/);
   });
 });
 

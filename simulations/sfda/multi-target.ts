@@ -289,6 +289,7 @@ export async function adaptSites(
 export function sharesStatistics(cfg: MultiTargetConfig): boolean {
   const o: JointSiteOptions = cfg.adapt.options;
   const share = cfg.adapt.share;
+  if (o.method === 'adabn') return false;
   if ((o.method ?? 'mean-teacher') === 'ratio-entropy') return share.classRatio && o.classPrior === 'pooled';
   return share.prototypes || share.classRatio;
 }

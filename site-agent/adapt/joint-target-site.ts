@@ -11,6 +11,8 @@
  * - `ratio-entropy` (ratio-entropy-session.ts, Bateson et al. MedIA 2022 eq. 3): its predicted class mass Σ_i p_ic;
  *   summed over sites, the federation's class-ratio estimate, usable as the prior τ (`classPrior: 'pooled'`) instead
  *   of the source package's class frequencies (`'source'`, the default and what a site alone uses).
+ * - `adabn` (adabn-session.ts): the site's own target BN statistics, no training and no statistics sum; what it shares
+ *   is its BN moments after the rounds (`adapt.share.bnMoments` in multi-target.ts).
  * Sites multiply the statistics by a public `scale` (1 / a public bound on target pixels per site) so that they fit
  * the secure-aggregation clipping range; the coordinator sees the unmasked sum only.
  */
@@ -24,11 +26,12 @@ import { classWeights, frequencyWeights, keptClassCounts, MeanTeacherSession, ty
 import { normalisedPrior, RatioEntropySession, type RatioEntropySessionOptions } from './ratio-entropy-session.ts';
 import { classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
+import { AdaBnSession } from './adabn-session.ts';
 
 /** The statistics request name of a joint-adaptation round (`LocalTrainer.statistics`). */
 export const JOINT_ADAPT_REQUEST = 'joint-target-adaptation';
 
-export type JointMethod = 'mean-teacher' | 'ratio-entropy';
+export type JointMethod = 'mean-teacher' | 'ratio-entropy' | 'adabn';
 
 export interface JointSiteOptions extends MeanTeacherOptions {
   /** The local method. Default 'mean-teacher'. */
@@ -103,7 +106,7 @@ export function fitJointAdapter(unet: UNet, target: UnlabeledSlices, stats: Sour
 
 export class JointTargetSite {
   readonly method: JointMethod;
-  readonly session: MeanTeacherSession | RatioEntropySession;
+  readonly session: MeanTeacherSession | RatioEntropySession | AdaBnSession;
   /** The site's input curve (fitted here, or given: the same fit serves several runs on the same source model). */
   readonly curve: IntensityCurve | null;
   /** What the model sees (the target through the site's curve). */
@@ -123,7 +126,7 @@ export class JointTargetSite {
   ) {
     this.share = opts.share ?? 'pooled';
     this.method = opts.method ?? 'mean-teacher';
-    if (this.method !== 'mean-teacher' && this.method !== 'ratio-entropy') throw new AdaptError('BAD_OPTION', `method must be mean-teacher or ratio-entropy, got ${String(this.method)}`);
+    if (this.method !== 'mean-teacher' && this.method !== 'ratio-entropy' && this.method !== 'adabn') throw new AdaptError('BAD_OPTION', `method must be mean-teacher, ratio-entropy or adabn, got ${String(this.method)}`);
     const k = unet.config.numClasses;
     this.sourcePrior = stats ? normalisedPrior(classPriors(stats), k) : null;
     if (this.method === 'ratio-entropy' && this.sourcePrior === null && (opts.classPrior ?? 'source') === 'source') {
@@ -134,7 +137,9 @@ export class JointTargetSite {
     this.session =
       this.method === 'mean-teacher'
         ? new MeanTeacherSession(unet, this.seen, opts)
-        : new RatioEntropySession(unet, this.seen, { ...(opts.ratioEntropy ?? {}), batchSize: opts.batchSize, seed: opts.seed });
+        : this.method === 'adabn'
+          ? new AdaBnSession(unet, this.seen, opts.batchSize)
+          : new RatioEntropySession(unet, this.seen, { ...(opts.ratioEntropy ?? {}), batchSize: opts.batchSize, seed: opts.seed });
   }
 
   get numExamples(): number {
@@ -146,9 +151,10 @@ export class JointTargetSite {
     return this.session instanceof MeanTeacherSession ? this.session.teacher : this.unet;
   }
 
-  /** Step 1 of a round: this site's contribution to the statistics sum. */
+  /** Step 1 of a round: this site's contribution to the statistics sum (nothing for adabn). */
   statistics(scale: number): Record<string, Float32Array> {
     const s = this.session;
+    if (s instanceof AdaBnSession) return {};
     if (s instanceof RatioEntropySession) {
       this.mass = s.classMass();
       return classMassVectors(this.mass, scale);
@@ -161,11 +167,12 @@ export class JointTargetSite {
 
   /**
    * Step 2: one local epoch with the pooled (or, adapting alone, the local) statistics. Parts of `pooled` may be null
-   * (that part local): an ablation of what the sharing brings.
+   * (that part local): an ablation of what the sharing brings. Nothing for adabn.
    */
   train(pooled: PooledStatistics | null, totalSteps: number): void {
     const usePooled = this.share === 'pooled' && pooled !== null;
     const s = this.session;
+    if (s instanceof AdaBnSession) return;
     if (s instanceof RatioEntropySession) {
       if (this.mass === null) throw new AdaptError('BAD_OPTION', 'train() before statistics() in this round');
       const k = this.unet.config.numClasses;
