@@ -49,6 +49,8 @@ describe('the real-anatomy scenario', () => {
     expect(parseMultiTargetConfig(adabn({ method: 'adabn' }, false)).adapt.options.method).toBe('adabn');
     expect(() => parseMultiTargetConfig(adabn({ method: 'adabn' }, true))).toThrow(/weights/);
     expect(() => parseMultiTargetConfig(adabn({ method: 'adabn', ratioEntropy: { lr: 1e-4 } }, false))).toThrow(/ratioEntropy/);
+    expect(() => parseMultiTargetConfig(adabn({ method: 'adabn', sourceBnWeight: 1 }, false))).toThrow(/sourceBnWeight/);
+    expect(() => parseMultiTargetConfig(adabn({ method: 'ratio-entropy', sourceBnWeight: 0.2 }, true))).toThrow(/sourceBnWeight/);
   });
 });
 

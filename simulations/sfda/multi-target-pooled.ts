@@ -149,11 +149,11 @@ export async function securePooledBn(
   if (!joined.some((x) => x)) return joint.map(() => null);
   const pooled = bnMomentsFromVectors(unpackVectors(sum, packed[0].layout), [...sums[0].layers.keys()], scale);
   // Each joined site takes the pooled statistics (with `ownWeight` > 0: the mixture of its own target and the pooled
-  // one, computed at the site from its own sums), or, with an entropy tolerance, checks them first (its model holds its
+  // one, computed at the site from its own sums; then as its method uses target statistics: `calibrateBn`), or, with an entropy tolerance, checks them first (its model holds its
   // own statistics after finish()): entropy under pooled vs own.
   return joint.map((j, i) => {
     if (!joined[i]) return null;
-    const mine = ownWeight > 0 ? mixBnMomentSums(sums[i], pooled, ownWeight) : pooled;
+    const mine = j.calibrateBn(ownWeight > 0 ? mixBnMomentSums(sums[i], pooled, ownWeight) : pooled);
     if (entropyTolerance === null) {
       setBnFromMomentSums(j.unet, mine);
       return { own: null, pooled: null, keep: true };

@@ -112,6 +112,18 @@ export function mixBnMomentSums(own: BnMomentSums, pooled: BnMomentSums, ownWeig
   return { n: 1, layers };
 }
 
+/** The model's running BN statistics as moment sums over N = 1 (S1 = μ, S2 = σ² + μ²), e.g. the source model's. */
+export function runningBnMoments(unet: UNet): BnMomentSums {
+  const layers = new Map<string, { sum: Float64Array; sumSq: Float64Array }>();
+  for (const l of unet.bnLayers) {
+    const mean = unet.bnStats.get(`${l}.mean`)?.dataSync();
+    const variance = unet.bnStats.get(`${l}.var`)?.dataSync();
+    if (mean === undefined || variance === undefined) throw new AdaptError('BAD_SHAPE', `BN layer "${l}" has no running statistics`);
+    layers.set(l, { sum: Float64Array.from(mean), sumSq: Float64Array.from(variance, (v, k) => v + mean[k] * mean[k]) });
+  }
+  return { n: 1, layers };
+}
+
 /** Sets every BN layer's running statistics to the pooled moments μ = S1/N, σ² = max(0, S2/N - μ²). */
 export function setBnFromMomentSums(unet: UNet, s: BnMomentSums): void {
   const stats = new Map<string, { mean: tf.Tensor1D; variance: tf.Tensor1D }>();

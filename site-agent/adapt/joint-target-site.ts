@@ -27,6 +27,7 @@ import { normalisedPrior, RatioEntropySession, type RatioEntropySessionOptions }
 import { classPriors, type SourceStats } from './source-stats.ts';
 import type { UnlabeledSlices } from './unlabeled-slices.ts';
 import { AdaBnSession } from './adabn-session.ts';
+import type { BnMomentSums } from './joint-bn-moments.ts';
 
 /** The statistics request name of a joint-adaptation round (`LocalTrainer.statistics`). */
 export const JOINT_ADAPT_REQUEST = 'joint-target-adaptation';
@@ -40,6 +41,8 @@ export interface JointSiteOptions extends MeanTeacherOptions {
   readonly ratioEntropy?: Omit<RatioEntropySessionOptions, 'batchSize' | 'seed'>;
   /** ratio-entropy's prior τ: 'source' class frequencies (default) or the 'pooled' target estimate of the round. */
   readonly classPrior?: 'source' | 'pooled';
+  /** adabn only: α_s of α-BN, the weight of the source statistics in the site's (adabn-session.ts). Default 0. */
+  readonly sourceBnWeight?: number;
   /** The site's input adapter; off when absent. */
   readonly inputAdapter?: InputAdapterOptions;
   /** 'pooled' (default): the statistics from the secure sum; 'local': the site's own (adapting alone). */
@@ -138,7 +141,7 @@ export class JointTargetSite {
       this.method === 'mean-teacher'
         ? new MeanTeacherSession(unet, this.seen, opts)
         : this.method === 'adabn'
-          ? new AdaBnSession(unet, this.seen, opts.batchSize)
+          ? new AdaBnSession(unet, this.seen, opts.batchSize, opts.sourceBnWeight ?? 0)
           : new RatioEntropySession(unet, this.seen, { ...(opts.ratioEntropy ?? {}), batchSize: opts.batchSize, seed: opts.seed });
   }
 
@@ -208,6 +211,11 @@ export class JointTargetSite {
         return mine ? { ...t, data: Float32Array.from(t.data, (g, i) => personal * mine[i] + (1 - personal) * g) } : t;
       });
     this.unet.setWeights(shared, { partial: true });
+  }
+
+  /** Target BN moments as the site's method uses them (adabn with `sourceBnWeight`: mixed with the source's). */
+  calibrateBn(target: BnMomentSums): BnMomentSums {
+    return this.session instanceof AdaBnSession ? this.session.calibrate(target) : target;
   }
 
   /** Makes `unet` the adapted model (target BN statistics); returns the curve its inputs need, or null. */
