@@ -15,7 +15,7 @@ beforeAll(async () => {
 const site = (seed: number, gain: number, offset: number, n = 8): UnlabeledSlices => toUnlabeled(makeNestedBoxes(n, TOY_SIZE, seed, gain, offset));
 
 /** Own AdaBN statistics + ratio-entropy at every site, pooled BN moments and FedBN weights (the mricron scenario's sharing). */
-const bnSmoke = (augment: boolean, entropyTolerance = -0.05) =>
+const bnSmoke = (augment: boolean, entropyTolerance = -0.05, adapt?: Parameters<typeof smokeScenario>[0]['adapt']) =>
   smokeScenario({
     name: 'pooled BN smoke',
     sourceSites: [{ shift: 'scanner-a', numCases: 2 }],
@@ -25,7 +25,7 @@ const bnSmoke = (augment: boolean, entropyTolerance = -0.05) =>
       { id: 'site-3', shift: { gamma: 0.5, noise: { sigma: 0.03 } }, adaptCases: 1, testCases: 1 },
     ],
     federated: { rounds: 2, localEpochs: 1, batchSize: 4, lr: 0.02, ...(augment ? { augment: {} } : {}) },
-    adapt: { rounds: 1, batchSize: 4, options: { method: 'ratio-entropy' }, share: { bnMoments: true, keepAlone: true, entropyTolerance } },
+    adapt: adapt ?? { rounds: 1, batchSize: 4, options: { method: 'ratio-entropy' }, share: { bnMoments: true, keepAlone: true, entropyTolerance } },
   });
 
 describe('the real-anatomy scenario', () => {
@@ -115,5 +115,22 @@ describe('pooled BN moments with the sites\' own statistics as the start', () =>
     const bn = lines.find((m) => m.includes('pooled BN statistics kept by')) ?? '';
     expect(bn).not.toBe('');
     for (const s of r.sites) if (bn.includes(`${s.id} no`)) expect(s.federated[0]).toBe(s.alone[0]);
+  }, 300_000);
+
+  it('with the adabn method and a mixed pooled candidate the only secure sum is the BN moments, equal to the plain sum, seen masked', async () => {
+    // Arrange: the mricron scenario's sharing (own AdaBN, pooled moments mixed with the own, the entropy check).
+    const seen: SecAggReply[] = [];
+    const sums: { purpose: string; inputs: Float32Array[]; sum: Float32Array }[] = [];
+    const cfg = bnSmoke(false, 0, { rounds: 1, batchSize: 4, options: { method: 'adabn' }, share: { weights: false, bnMoments: true, keepAlone: true, entropyTolerance: 0, bnOwnWeight: 0.25 } });
+    // Act
+    const r = await runMultiTarget(cfg, { onCoordinatorReceive: (m) => seen.push(m), onSiteInputs: (purpose, _r, inputs, sum) => sums.push({ purpose, inputs, sum }) });
+    // Assert
+    expect(r.secureRounds).toBe(1);
+    expect(sums.map((s) => s.purpose)).toEqual(['statistics']);
+    expectSecureSumsArePlainSums(sums, true);
+    expect(seen.filter((m) => m.type === 'secagg/masked-vector')).toHaveLength(3);
+    expectMaskedWordsUniform(maskedWords(seen));
+    expectNoPlainVectorSeen(seen, sums.flatMap((x) => x.inputs), 3);
+    for (const s of r.sites) expect(s.federated[0]).toBeGreaterThan(0);
   }, 300_000);
 });
