@@ -9,14 +9,16 @@
  *      round (protocol/secagg, the coordinator's own server workflow and the sites' own sessions, with signed keys,
  *      pairwise and self masks and Shamir-shared seeds);
  *   2. each site trains one local epoch (mean teacher with denoised pseudo-labels, or Bateson's class-ratio-prior
- *      entropy), using the pooled statistics;
+ *      entropy), using the pooled statistics (`method: 'adabn'` trains nothing: the site keeps its own target BN
+ *      statistics, and with `share.bnMoments` that is all the sites pool; sfda-multi-target-mricron.json);
  *   3. the models' shared weights are summed by a second SecAgg+ round (fit contributions weighted by target slices,
  *      exactly the coordinator's secure fit: protocol/secagg/fit-contribution.ts) and turned into the next global
  *      weights by the coordinator's FedBN strategy (BN, and optionally `share.localPrefixes`, stay at the site).
  * With `adapt.share.inputCurve` / `bnMoments` (sites with the same kind of scanner; multi-target-pooled.ts), the
  * federated mode first fits the input curve on all sites' slices (FedSGD through secure sums, the curve in each site's
  * own quantile space) and, after the rounds, pools the target BN moments (AdaBN over the union of the slices); each
- * site takes the pooled curve, and then the pooled statistics, only when its own label-free check accepts it (its
+ * site takes the pooled curve, and then the pooled statistics (with `share.bnOwnWeight` α: the moments of the mixture
+ * α · own + (1 - α) · pooled), only when its own label-free check accepts it (its
  * input-adapter objective under the pooled curve at most (1 + tolerance) times under its own curve; its mean
  * prediction entropy under the pooled statistics at most (1 + entropyTolerance) times under its own), so that a
  * different scanner keeps its own curve and statistics. With `share.keepAlone`, a site that took the pooled curve but
