@@ -145,7 +145,7 @@ export const multiTargetSchema = z
         if (a.options.method === 'adabn' && a.share.weights) {
           ctx.addIssue({ code: 'custom', path: ['share', 'weights'], message: 'adabn trains nothing, so there are no weights to average: set share.weights to false' });
         }
-                if (a.share.bnOwnWeight > 0 && !a.share.bnMoments) {
+        if (a.share.bnOwnWeight > 0 && !a.share.bnMoments) {
           ctx.addIssue({ code: 'custom', path: ['share', 'bnOwnWeight'], message: 'share.bnOwnWeight mixes pooled BN moments: it needs share.bnMoments' });
         }
         const bands = a.options.inputAdapter?.bandPermutations;
