@@ -140,14 +140,14 @@ export const multiTargetSchema = z
       })
       .strict()
       .superRefine((a, ctx) => {
-        // The pooled fit averages the sites' restarts start by start; band-order starts depend on each site's own
-        // intensity bands (band-permutation.ts), so start i would mean a different curve at every site.
         if (a.options.method === 'adabn' && a.share.weights) {
           ctx.addIssue({ code: 'custom', path: ['share', 'weights'], message: 'adabn trains nothing, so there are no weights to average: set share.weights to false' });
         }
         if (a.share.bnOwnWeight > 0 && !a.share.bnMoments) {
           ctx.addIssue({ code: 'custom', path: ['share', 'bnOwnWeight'], message: 'share.bnOwnWeight mixes pooled BN moments: it needs share.bnMoments' });
         }
+        // The pooled fit averages the sites' restarts start by start; band-order starts depend on each site's own
+        // intensity bands (band-permutation.ts), so start i would mean a different curve at every site.
         const bands = a.options.inputAdapter?.bandPermutations;
         if (a.share.inputCurve && bands !== undefined && bands !== false) {
           ctx.addIssue({ code: 'custom', path: ['options', 'inputAdapter', 'bandPermutations'], message: 'share.inputCurve pools the restarts start by start, and band-order starts differ from site to site: turn one of them off' });
