@@ -36,7 +36,7 @@ describe('the real-anatomy scenario', () => {
     const cfg = parseMultiTargetConfig(raw);
     // Assert
     expect(cfg.data.anatomy).toBe('mricron');
-    expect(cfg.seeds).toEqual([1, 2, 3]);
+    expect(cfg.seeds).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9]);
     expect(cfg.federated.augment).toMatchObject({ prob: 0.5 });
     expect(cfg.adapt.share).toMatchObject({ inputCurve: false, bnMoments: true });
     expect(() => parseMultiTargetConfig({ ...raw, federated: { ...raw.federated, augment: { gammaMaxx: 2 } } })).toThrow(MultiTargetError);
