@@ -217,6 +217,30 @@ d('fedsfda-native kernels match the pure-JS cpu backend (tolerance 1e-4 * (1 + m
     });
   });
 
+  it('softmax is the cpu kernel to the bit (random logits over several scales, NaN, infinities, ties)', async () => {
+    const special = [NaN, -0, 0, 1e-30, Infinity, -Infinity, 88, -104, 3, 3];
+    const run = async (backend: string, x: Float32Array, shape: number[]): Promise<Float32Array> => {
+      await tf.setBackend(backend);
+      const t = tf.tensor(x, shape);
+      const y = tf.softmax(t);
+      const out = y.dataSync() as Float32Array;
+      tf.dispose([t, y]);
+      return out;
+    };
+    const cases: [Float32Array, number[]][] = [
+      [tf.tidy(() => tf.randomNormal([8, 48, 48, 4], 0, 6, 'float32', 93).dataSync() as Float32Array), [8, 48, 48, 4]],
+      [tf.tidy(() => tf.randomUniform([7, 13], -200, 200, 'float32', 94).dataSync() as Float32Array), [7, 13]],
+      [Float32Array.from(special.flatMap((a) => special.map((b) => [a, b, 1]).flat())), [special.length ** 2, 3]],
+      [Float32Array.from([2.5]), [1]],
+    ];
+    for (const [x, shape] of cases) {
+      const ref = await run('cpu', x, shape);
+      const got = await run(NATIVE_BACKEND, x, shape);
+      expect(Buffer.from(got.buffer).equals(Buffer.from(ref.buffer))).toBe(true);
+    }
+    expect(tf.getKernel(tf.Softmax, NATIVE_BACKEND)?.kernelFunc).not.toBe(tf.getKernel(tf.Softmax, 'cpu')?.kernelFunc);
+  });
+
   it('bad arguments to the addon throw a RangeError instead of crashing', () => {
     const addon = registerNativeBackend();
     const params = Int32Array.from([1, 4, 4, 1, 4, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1]);
