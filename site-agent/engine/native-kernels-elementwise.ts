@@ -177,6 +177,18 @@ export function nativeElementwiseKernelFuncs(addon: NativeAddon): Record<string,
     return backend.makeTensorInfo(x.shape, 'float32', out);
   };
 
+  // Floor (tf.dropout's keep mask, floor(u + keepProb)): Math.floor as the cpu kernel, in a monomorphic loop (the
+  // cpu kernel's generic unary template took 2 ms a call on a [8,48,48,8] latent).
+  const floor: KernelFunc = (args: Args) => {
+    const backend = args.backend as MathBackendCPU;
+    const { x } = args.inputs as { x: tf.TensorInfo };
+    const xv = f32(backend, x);
+    if (!xv) return cpuKernel(tf.Floor)(args);
+    const out = new Float32Array(xv.length);
+    for (let i = 0; i < xv.length; i++) out[i] = Math.floor(xv[i]);
+    return backend.makeTensorInfo(x.shape, 'float32', out);
+  };
+
   // Softmax over the last axis: the cpu kernel's arithmetic to the bit (max, x - max rounded to float32, Math.exp
   // rounded to float32, a float64 running sum rounded to float32, the quotient rounded to float32), in one loop per
   // row instead of the cpu kernel's generic broadcast sub/div, which walk index arithmetic per element (18 ms a call
@@ -247,6 +259,7 @@ export function nativeElementwiseKernelFuncs(addon: NativeAddon): Record<string,
     [tf.Square]: square,
     [tf.Exp]: exp,
     [tf.Softmax]: softmax,
+    [tf.Floor]: floor,
     [tf.FusedBatchNorm]: batchNorm,
     [tf.Sum]: reduce(tf.Sum, false),
     [tf.Mean]: reduce(tf.Mean, true),

@@ -241,6 +241,21 @@ d('fedsfda-native kernels match the pure-JS cpu backend (tolerance 1e-4 * (1 + m
     expect(tf.getKernel(tf.Softmax, NATIVE_BACKEND)?.kernelFunc).not.toBe(tf.getKernel(tf.Softmax, 'cpu')?.kernelFunc);
   });
 
+  it('floor is the cpu kernel to the bit (dropout masks, NaN, +-0, infinities, halves)', async () => {
+    const special = [NaN, -0, 0, -0.5, 0.5, 1.5, -1.5, 1e30, -1e-30, Infinity, -Infinity];
+    const x = Float32Array.from([...special, ...(tf.tidy(() => tf.randomUniform([1000], -3, 3, 'float32', 95).dataSync()) as Float32Array)]);
+    const run = async (backend: string): Promise<Float32Array> => {
+      await tf.setBackend(backend);
+      const t = tf.tensor(x);
+      const y = tf.floor(t);
+      const out = y.dataSync() as Float32Array;
+      tf.dispose([t, y]);
+      return out;
+    };
+    const ref = await run('cpu');
+    expect(Buffer.from((await run(NATIVE_BACKEND)).buffer).equals(Buffer.from(ref.buffer))).toBe(true);
+  });
+
   it('bad arguments to the addon throw a RangeError instead of crashing', () => {
     const addon = registerNativeBackend();
     const params = Int32Array.from([1, 4, 4, 1, 4, 4, 1, 3, 3, 1, 1, 1, 1, 1, 1]);
