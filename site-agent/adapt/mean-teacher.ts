@@ -156,21 +156,24 @@ export class MeanTeacherSession {
     const k = this.student.config.numClasses;
     const vars = [...this.student.trainable.values()];
     const t = this.target;
+    const px = this.px;
+    const { labels, mask } = d;
     for (const idx of epochBatches(t.n, bs, this.rng)) {
-      const npx = idx.length * this.px;
+      const npx = idx.length * px;
       const img = new Float32Array(npx);
       const lab = new Int32Array(npx);
       const wpx = new Float32Array(npx);
       let wsum = 0;
-      idx.forEach((s, i) => {
-        img.set(t.images.subarray(s * this.px, (s + 1) * this.px), i * this.px);
-        for (let q = 0; q < this.px; q++) {
-          const g = s * this.px + q;
-          lab[i * this.px + q] = d.labels[g];
-          wpx[i * this.px + q] = d.mask[g] * weights[d.labels[g]];
-          wsum += wpx[i * this.px + q];
+      for (let i = 0; i < idx.length; i++) {
+        const from = idx[i] * px;
+        const to = i * px;
+        img.set(t.images.subarray(from, from + px), to);
+        lab.set(labels.subarray(from, from + px), to);
+        for (let q = 0; q < px; q++) {
+          wpx[to + q] = mask[from + q] * weights[labels[from + q]];
+          wsum += wpx[to + q];
         }
-      });
+      }
       const view = this.opts.augment === false ? img : strongAugment(img, idx.length, t.height, t.width, this.rng, this.opts.augment ?? {});
       const sup = this.labelled ? this.labelledBatch(bs) : null;
       const x = tf.tensor4d(view, [idx.length, t.height, t.width, 1]);
@@ -213,7 +216,7 @@ export class MeanTeacherSession {
     const lab = new Int32Array(idx.length * this.px);
     idx.forEach((s, i) => {
       img.set(l.images.subarray(s * this.px, (s + 1) * this.px), i * this.px);
-      for (let q = 0; q < this.px; q++) lab[i * this.px + q] = l.labels[s * this.px + q];
+      lab.set(l.labels.subarray(s * this.px, (s + 1) * this.px), i * this.px);
     });
     return { x: tf.tensor4d(img, [idx.length, l.height, l.width, 1]), y: tf.tensor3d(lab, [idx.length, l.height, l.width], 'int32') };
   }
