@@ -143,13 +143,17 @@ export function adaptOsuda(unet: UNet, target: UnlabeledSlices, sourceStats: Sou
         const pseudo = new Int32Array(n);
         let selected = 0;
         idx.forEach((s, i) => {
-          const cur = Uint8Array.from(pr.subarray(i * px, (i + 1) * px));
+          const at = i * px;
+          const cur = new Uint8Array(pr.subarray(at, at + px));
           const past = memory.get(s) ?? [];
           if (past.length >= o.memoryLength) {
             for (let q = 0; q < px; q++) {
-              if (pm[i * px + q] > o.tau && past.every((m) => m[q] === cur[q])) {
-                mask[i * px + q] = 1;
-                pseudo[i * px + q] = cur[q];
+              if (!(pm[at + q] > o.tau)) continue;
+              let agree = true;
+              for (let m = 0; m < past.length && agree; m++) agree = past[m][q] === cur[q];
+              if (agree) {
+                mask[at + q] = 1;
+                pseudo[at + q] = cur[q];
                 selected++;
               }
             }
