@@ -241,13 +241,17 @@ d('fedsfda-native kernels match the pure-JS cpu backend (tolerance 1e-4 * (1 + m
     expect(tf.getKernel(tf.Softmax, NATIVE_BACKEND)?.kernelFunc).not.toBe(tf.getKernel(tf.Softmax, 'cpu')?.kernelFunc);
   });
 
-  it('floor is the cpu kernel to the bit (dropout masks, NaN, +-0, infinities, halves)', async () => {
-    const special = [NaN, -0, 0, -0.5, 0.5, 1.5, -1.5, 1e30, -1e-30, Infinity, -Infinity];
+  it.each([
+    ['floor', (t: tf.Tensor) => tf.floor(t)],
+    ['sqrt', (t: tf.Tensor) => tf.sqrt(t)],
+    ['log', (t: tf.Tensor) => tf.log(t)],
+  ] as const)('%s is the cpu kernel to the bit (NaN, +-0, infinities, halves, negatives, random values)', async (_name, op) => {
+    const special = [NaN, -0, 0, -0.5, 0.5, 1.5, -1.5, 1e30, 1e-30, -1e-30, Infinity, -Infinity];
     const x = Float32Array.from([...special, ...(tf.tidy(() => tf.randomUniform([1000], -3, 3, 'float32', 95).dataSync()) as Float32Array)]);
     const run = async (backend: string): Promise<Float32Array> => {
       await tf.setBackend(backend);
       const t = tf.tensor(x);
-      const y = tf.floor(t);
+      const y = op(t);
       const out = y.dataSync() as Float32Array;
       tf.dispose([t, y]);
       return out;
