@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { describeFirstIssue } from '../../protocol/common/index.ts';
 import { ScannerShiftOrPresetSchema } from '../phantoms/index.ts';
 import { IntensityAugmentSchema } from '../../site-agent/training/index.ts';
+import { inputAdapterOptionsSchema } from './adapt-options-schema.ts';
 
 const siteSchema = z.object({ shift: ScannerShiftOrPresetSchema, numCases: z.number().int().min(1).max(200) }).strict();
 
@@ -95,6 +96,16 @@ const datasetSchema = z
      * 0.863 fine-tuned vs 0.842 from scratch, phantom 0.854 vs 0.860; 20 epochs instead of 10 added nothing.
      */
     targetSupervised: z.object(targetSupervisedTraining).partial().strict().optional(),
+    /**
+     * This dataset's input-adapter settings, merged under every row's own `inputAdapter` options (a row's option wins)
+     * and under the few-label mode's; rows without an input adapter (or with `inputPolarities`) are unchanged. Absent:
+     * the adapter's defaults. sfda-suite.json turns on the band-order starts for mricron
+     * (`{ "bandPermutations": {} }`, whose guard also refuses an order under which a class vanishes): on new tuning
+     * seeds 104-109 mricron reorder rose 0.401 -> 0.502 (adapter + AdaBN; 5 of 6 seeds up, none down), and on seeds
+     * 101-103 every mild-shift cell kept the narrow pick (BENCHMARKS.md session 11). Phantoms keep the default: there a
+     * band order lost 0.044 on low-field 102 and did nothing on reorder (session 7).
+     */
+    inputAdapter: inputAdapterOptionsSchema.optional(),
   })
   .strict();
 

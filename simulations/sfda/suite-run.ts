@@ -244,8 +244,10 @@ async function runFamily(cfg: SfdaSuiteConfig, d: SuiteDataset, f: SuiteFamily, 
   // Rows with the same input-adapter options share one fit (it only reads the frozen source model and the target).
   const fits = new Map<string, InputAdapterResult>();
   const withFit = (o: AdaptOptions): AdaptOptions => {
-    const a = requestedAdapter(o);
-    if (a === null) return o;
+    const asked = requestedAdapter(o);
+    if (asked === null) return o;
+    // The dataset's adapter settings under the row's own (not under the polarity check, which is a fixed setting).
+    const a = d.inputAdapter !== undefined && o.inputAdapter !== undefined ? { ...d.inputAdapter, ...asked } : asked;
     const key = JSON.stringify({ a, seed: o.seed, batchSize: o.batchSize });
     let fit = fits.get(key);
     if (fit === undefined) {

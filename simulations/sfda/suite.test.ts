@@ -200,6 +200,22 @@ describe('sfda shift suite', () => {
     expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], sourceTraining: { lr: 0.1 } }] })).toThrow(SfdaSuiteError);
   }, 300_000);
 
+  it("datasets[].inputAdapter goes under every adapter row's own options (the row's win); polarity and adapter-free rows are unchanged", async () => {
+    // Arrange: the dataset asks for 4 knots and 2 steps; adapter+tent asks for 3 steps and 1 random start itself.
+    const raw = { ...tiny, federated: { ...tiny.federated, rounds: 1, localEpochs: 1 }, datasets: [{ ...tiny.datasets[0], inputAdapter: { knots: 4, steps: 2 } }] };
+    const lines: string[] = [];
+    // Act
+    await runSfdaSuite(parseSfdaSuiteConfig(raw), { families: ['inversion'], rows: ['adabn', 'polarity+adabn', 'adapter+tent'], references: [] }, (m) => lines.push(m));
+    // Assert: one fit with the merged options, and the polarity check's fixed setting as before.
+    const fits = lines.filter((l) => l.includes(' fitted in ')).map((l) => /input adapter (\{.*\}) fitted in/.exec(l)![1]);
+    expect(fits).toHaveLength(2);
+    expect(fits.map((f) => JSON.parse(f))).toContainEqual({ knots: 4, steps: 3, randomStarts: 1 });
+    expect(fits.map((f) => JSON.parse(f))).toContainEqual(expect.objectContaining({ knots: 2, steps: 0, starts: ['identity', 'negation'] }));
+    expect(lines.find((l) => l.includes(': adapter+tent Dice'))).toMatch(/input adapter \(K=4, 3 steps\)/);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], inputAdapter: { knots: 'many' } }] })).toThrow(SfdaSuiteError);
+    expect(() => parseSfdaSuiteConfig({ ...tiny, datasets: [{ ...tiny.datasets[0], inputAdapter: { knotz: 4 } }] })).toThrow(/knotz/);
+  }, 300_000);
+
   it('runs the centralized reference alone when asked (no labelled reference needed)', async () => {
     const cfg = parseSfdaSuiteConfig({ ...tiny, federated: { ...tiny.federated, rounds: 1, localEpochs: 1 } });
     const d = (await runSfdaSuite(cfg, { families: ['inversion'], rows: [], references: ['centralized-source'] })).datasets[0];

@@ -93,20 +93,35 @@ export function scoreObjective(unet: UNet, target: UnlabeledSlices, basis: Float
 
 /** Mean target entropy after AdaBN on the curve's output (the polarity check's criterion); restores the weights. */
 export function scoreEntropyAfterAdaBn(unet: UNet, target: UnlabeledSlices, curve: IntensityCurve, batchSize: number): number {
+  return scoreAfterAdaBn(unet, target, curve, batchSize).entropy;
+}
+
+/**
+ * Mean target entropy and predicted class proportions (argmax over the target pixels) after AdaBN on the curve's
+ * output, from one forward pass per batch; restores the weights.
+ */
+export function scoreAfterAdaBn(unet: UNet, target: UnlabeledSlices, curve: IntensityCurve, batchSize: number): { entropy: number; proportions: number[] } {
   const initial = unet.getWeights();
   const seen = applyCurve(curve, target);
   adaptAdaBN(unet, seen, { batchSize });
+  const counts = new Float64Array(unet.config.numClasses);
   let sum = 0;
   for (const idx of epochBatches(seen.n, batchSize, null)) {
     const px = seen.height * seen.width;
     const data = new Float32Array(idx.length * px);
     idx.forEach((s, i) => data.set(seen.images.subarray(s * px, (s + 1) * px), i * px));
-    const e = tf.tidy(() => meanEntropy(unet.forward(tf.tensor4d(data, [idx.length, seen.height, seen.width, 1]), { bn: 'running', collectStats: false }).logits));
+    const [e, labels] = tf.tidy(() => {
+      const logits = unet.forward(tf.tensor4d(data, [idx.length, seen.height, seen.width, 1]), { bn: 'running', collectStats: false }).logits;
+      return [meanEntropy(logits), tf.argMax(logits, -1)];
+    });
     sum += e.dataSync()[0] * idx.length;
+    for (const c of labels.dataSync()) counts[c]++;
     e.dispose();
+    labels.dispose();
   }
   unet.setWeights(initial);
-  return sum / seen.n;
+  const total = counts.reduce((a, b) => a + b, 0);
+  return { entropy: sum / seen.n, proportions: Array.from(counts, (c) => c / total) };
 }
 
 export function argMin(c: readonly { score: number }[]): number {

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initEngine } from '../engine/index.ts';
 import { createUNet, type UNet } from '../model/index.ts';
 import { labelFreeScores, type LabelFreeScores } from './label-free-scores.ts';
-import { judgeAdaptation } from './safeguard.ts';
+import { classesVanished, judgeAdaptation } from './safeguard.ts';
 import { computeSourceStats } from './source-stats.ts';
 import { makeNestedBoxes, TOY_SIZE } from './toy-shift-fixture.ts';
 import { toUnlabeled } from './unlabeled-slices.ts';
@@ -51,5 +51,19 @@ describe('labelFreeScores: latent typicality', () => {
     const shifted = labelFreeScores(unet, toUnlabeled(makeNestedBoxes(16, TOY_SIZE, 1, 3, 2)), stats);
     const mean = (s: LabelFreeScores) => s.latent!.meanDistance.filter(Number.isFinite).reduce((a, b) => a + b, 0);
     expect(mean(shifted)).toBeGreaterThan(mean(own) * 2);
+  });
+});
+
+describe('classesVanished (the CLASS_VANISHED rule, also the band search guard)', () => {
+  it('names a class with prior >= 1% that falls below a tenth of its prior share, only if it was above it before', () => {
+    // Arrange: class 3 (prior 0.038) predicted 0.022 -> 0.001 (mricron inversion 102's band order); class 2 was already gone.
+    const priors = [0.6, 0.3, 0.062, 0.038];
+    const before = [0.6, 0.31, 0.001, 0.022];
+    const after = [0.62, 0.31, 0.0005, 0.001];
+    // Act / Assert
+    expect(classesVanished(priors, before, after)).toEqual([3]);
+    expect(classesVanished(priors, before, before)).toEqual([]);
+    // A class below 1% prior never counts.
+    expect(classesVanished([0.995, 0.005], [0.99, 0.01], [1, 0])).toEqual([]);
   });
 });

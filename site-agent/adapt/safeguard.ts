@@ -123,9 +123,14 @@ export function meanBnKl(s: LabelFreeScores): number {
 export function vanishedClasses(before: LabelFreeScores, after: LabelFreeScores): number[] {
   const priors = after.priors ?? before.priors;
   if (!priors || !before.proportions || !after.proportions) return [];
+  return classesVanished(priors, before.proportions, after.proportions);
+}
+
+/** The classes with source prior >= 1% predicted in at least a tenth of their prior share `before` and less `after`. */
+export function classesVanished(priors: readonly number[], before: readonly number[], after: readonly number[]): number[] {
   const out: number[] = [];
   priors.forEach((p, c) => {
-    if (p >= 0.01 && before.proportions![c] >= p / 10 && after.proportions![c] < p / 10) out.push(c);
+    if (p >= 0.01 && before[c] >= p / 10 && after[c] < p / 10) out.push(c);
   });
   return out;
 }
