@@ -278,7 +278,6 @@ function prefix(a: Float64Array): Float64Array {
   return p;
 }
 
-/** The band search's entropy guard: `other` may replace the pick only if the target's entropy after AdaBN is not higher. */
 /**
  * The band search's guard: `other` replaces the pick only when its mean target entropy after AdaBN is not higher AND no
  * class that the anatomy has (source prior >= 1%) vanishes under it that the pick predicts (below a tenth of its prior
