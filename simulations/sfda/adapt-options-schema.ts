@@ -110,7 +110,7 @@ export const inputAdapterOptionsSchema = z
   .strict();
 /** The stage before any method: the label-free input adapter (or its legacy spelling, the polarity check). */
 const safeguardOptionsSchema = z
-  .object({ priorKlTolerance: z.number().nonnegative().optional(), entropyTolerance: z.number().nonnegative().optional(), consistencyTolerance: z.number().nonnegative().optional(), rejectOnPriorKl: z.boolean().optional(), latentTolerance: z.number().nonnegative().optional() })
+  .object({ priorKlTolerance: z.number().nonnegative().optional(), entropyTolerance: z.number().nonnegative().optional(), consistencyTolerance: z.number().nonnegative().optional(), rejectOnPriorKl: z.boolean().optional(), latentTolerance: z.number().nonnegative().optional(), vanishedBnKlRatio: z.number().nonnegative().optional() })
   .strict();
 const stageShape = {
   inputAdapter: inputAdapterOptionsSchema.optional(),

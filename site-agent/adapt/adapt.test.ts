@@ -207,6 +207,15 @@ describe('do-no-harm safeguard', () => {
     const bn = (bnKl: number[]) => ({ ...s(0.1, 0.01, 0.9), bnKl });
     expect(judgeAdaptation(bn([0.05, 0.15]), { ...bn([0.2, 0.25]), entropy: 0.05 }).code).toBe('FEATURES_FARTHER_FROM_SOURCE');
     expect(judgeAdaptation(bn([0.05, 0.15]), bn([0.1, 0.15])).keep).toBe(true);
+    // A class vanished, but the features came back to the source statistics (mricron inversion 108: 0.0466 -> 0.005):
+    // the unadapted model was out of its regime and its class shares are no evidence; kept, and the note says so.
+    const gone = (bnKl: number[], proportions: number[]) => ({ ...s(0.1, 0.01, 0.9, proportions), bnKl });
+    const back = judgeAdaptation(gone([0.04, 0.05], [0.72, 0.2, 0.08]), gone([0.005, 0.005], [0.795, 0.2, 0.005]));
+    expect(back.keep).toBe(true);
+    expect(back.reason).toContain('class 2 no longer predicted, not judged');
+    // Only about half as far: not enough (the default ratio is 1/4), and a ratio of 0 keeps the rule always on.
+    expect(judgeAdaptation(gone([0.04, 0.05], [0.72, 0.2, 0.08]), gone([0.02, 0.02], [0.795, 0.2, 0.005])).code).toBe('CLASS_VANISHED');
+    expect(judgeAdaptation(gone([0.04, 0.05], [0.72, 0.2, 0.08]), gone([0.005, 0.005], [0.795, 0.2, 0.005]), { vanishedBnKlRatio: 0 }).code).toBe('CLASS_VANISHED');
     // Already absent before (< a tenth of its prior): not the adaptation's doing.
     expect(judgeAdaptation(s(0.1, 0.01, 0.9, [0.795, 0.2, 0.005]), s(0.05, 0.2, 0.95, [0.797, 0.2, 0.003])).keep).toBe(true);
   });

@@ -13,6 +13,14 @@
  * of its prior share after adaptation but was not before: the anatomy's classes do not disappear with the scanner
  * (the weakest form of the class-ratio prior, Bateson et al., MedIA 2022); this is the collapse entropy minimisation
  * is known for (TENT with a large step; Wang et al., ICLR 2021, sec. 4 discuss its failure under large rates).
+ * Not when the adaptation brought the target's features to a fraction (`vanishedBnKlRatio`, default 1/4) of the
+ * unadapted model's distance to the source BN statistics: then the unadapted model was out of the regime its layers were
+ * trained for, and its class shares are no evidence that the class is in these images (a collapse by entropy
+ * minimisation does not bring the features closer to the source's; FSM, Yang et al. MedIA 2022, sec. 3.1). Found on
+ * mricron inversion, tuning seed 108 (session 12): the unadapted model predicted class 3 (prior 0.037) in 1.7% of
+ * the pixels, every adapted row in at most 0.1%, with the mean BN KL 0.0466 -> 0.005; the rule threw away Dice 0.854
+ * (adapter + AdaBN; polarity + AdaBN 0.862) for the unadapted model's 0.013 (the target's slices do not show class 3:
+ * Dice 0.854 with the class unpredicted).
  * Rejected (code `LESS_CERTAIN_AND_LESS_STABLE`) when the predictions got less certain (mean entropy up by more than
  * `entropyTolerance`, relative; TENT's premise that lower entropy goes with lower error, Wang et al. ICLR 2021, sec. 3)
  * AND less stable under a mild acquisition perturbation (consistency down by more than `consistencyTolerance`; the
@@ -42,6 +50,11 @@ import { classMean, formatTypicality } from './latent-typicality.ts';
 export interface SafeguardOptions {
   /** Allowed rise of the mean source-BN-statistics distance (nats). Default 0.1. */
   readonly bnKlTolerance?: number;
+  /**
+   * `CLASS_VANISHED` does not apply when the adapted model's mean source-BN-statistics distance is at most this fraction
+   * of the unadapted model's (see the file comment). Default 0.25; 0 keeps the rule always on.
+   */
+  readonly vanishedBnKlRatio?: number;
   /** Allowed relative rise of the mean prediction entropy. Default 0.05. */
   readonly entropyTolerance?: number;
   /** Allowed drop of the perturbation consistency (Dice overlap, 0-1). Default 0.02. */
@@ -90,10 +103,12 @@ export function judgeAdaptation(before: LabelFreeScores, after: LabelFreeScores,
     return { keep: false, code: 'FEATURES_FARTHER_FROM_SOURCE', reason: `the target's features moved away from the source BN statistics (mean KL ${bnBefore.toFixed(4)} -> ${bnAfter.toFixed(4)} nats)`, before, after };
   }
   const gone = vanishedClasses(before, after);
-  if (gone.length > 0) {
+  const backInRegime = bnAfter <= bnBefore * (opts.vanishedBnKlRatio ?? 0.25);
+  const bnText = `mean BN KL ${bnBefore.toFixed(4)} -> ${bnAfter.toFixed(4)}`;
+  if (gone.length > 0 && !backInRegime) {
     const priors = (after.priors ?? before.priors)!;
     const shares = gone.map((c) => `class ${c}: prior ${priors[c].toFixed(3)}, predicted ${before.proportions![c].toFixed(3)} -> ${after.proportions![c].toFixed(4)}`);
-    return { keep: false, code: 'CLASS_VANISHED', reason: `a class vanished from the predictions (${shares.join('; ')})`, before, after };
+    return { keep: false, code: 'CLASS_VANISHED', reason: `a class vanished from the predictions (${shares.join('; ')}; ${bnText})`, before, after };
   }
   // Absent latent scores (no source statistics, or no class with a Gaussian) give NaN: never rejects.
   const latBefore = classMean(before.latent?.meanDistance);
@@ -110,7 +125,8 @@ export function judgeAdaptation(before: LabelFreeScores, after: LabelFreeScores,
   const lessStable = after.consistency < before.consistency - conTol;
   if (!closerToPriors && lessCertain && lessStable) return { keep: false, code: 'LESS_CERTAIN_AND_LESS_STABLE', reason: `less certain and less stable (${ent}, ${con}; ${kl})`, before, after };
   const lat = before.latent && after.latent ? `, ${formatTypicality(before.latent, before.proportions)} -> ${formatTypicality(after.latent, after.proportions).slice('latent: '.length)}` : '';
-  return { keep: true, reason: `${kl}, ${ent}, ${con}${lat}`, before, after };
+  const vanished = gone.length > 0 ? `; class ${gone.join(', ')} no longer predicted, not judged: the features came back to the source statistics (${bnText})` : '';
+  return { keep: true, reason: `${kl}, ${ent}, ${con}${lat}${vanished}`, before, after };
 }
 
 /** Mean over BN layers of `bnKl` (NaN when absent: then the test never rejects). */
