@@ -52,7 +52,8 @@ export interface SafeguardOptions {
   readonly bnKlTolerance?: number;
   /**
    * `CLASS_VANISHED` does not apply when the adapted model's mean source-BN-statistics distance is at most this fraction
-   * of the unadapted model's (see the file comment). Default 0.25; 0 keeps the rule always on.
+   * of the unadapted model's (see the file comment). Default 0.25; 0 keeps the rule always on, and so does a missing
+   * distance (no source statistics: NaN).
    */
   readonly vanishedBnKlRatio?: number;
   /** Allowed relative rise of the mean prediction entropy. Default 0.05. */
@@ -99,12 +100,12 @@ export function judgeAdaptation(before: LabelFreeScores, after: LabelFreeScores,
   const con = `consistency ${before.consistency.toFixed(3)} -> ${after.consistency.toFixed(3)}`;
   const bnBefore = meanBnKl(before);
   const bnAfter = meanBnKl(after);
+  const bnText = `mean BN KL ${bnBefore.toFixed(4)} -> ${bnAfter.toFixed(4)} nats`;
   if (bnAfter > bnBefore + (opts.bnKlTolerance ?? 0.1)) {
-    return { keep: false, code: 'FEATURES_FARTHER_FROM_SOURCE', reason: `the target's features moved away from the source BN statistics (mean KL ${bnBefore.toFixed(4)} -> ${bnAfter.toFixed(4)} nats)`, before, after };
+    return { keep: false, code: 'FEATURES_FARTHER_FROM_SOURCE', reason: `the target's features moved away from the source BN statistics (${bnText})`, before, after };
   }
   const gone = vanishedClasses(before, after);
   const backInRegime = bnAfter <= bnBefore * (opts.vanishedBnKlRatio ?? 0.25);
-  const bnText = `mean BN KL ${bnBefore.toFixed(4)} -> ${bnAfter.toFixed(4)}`;
   if (gone.length > 0 && !backInRegime) {
     const priors = (after.priors ?? before.priors)!;
     const shares = gone.map((c) => `class ${c}: prior ${priors[c].toFixed(3)}, predicted ${before.proportions![c].toFixed(3)} -> ${after.proportions![c].toFixed(4)}`);
